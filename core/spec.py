@@ -1,0 +1,37 @@
+"""What a model expects as input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Input size and normalisation of a model.
+
+    Attributes:
+        size: (height, width) of the tensor the model takes.
+        channels: 1 (grey) or 3 (RGB).
+        mean: Per-channel mean subtracted after scaling to [0, 1].
+        std: Per-channel standard deviation divided by.
+        resize: Shorter side before the centre crop; defaults to ``size`` (no crop margin).
+    """
+
+    size: tuple[int, int] = (224, 224)
+    channels: int = 3
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    resize: int | None = None
+
+    def to_dict(self) -> dict:
+        """Plain-data form for JSON."""
+        return {
+            "size": list(self.size),
+            "channels": self.channels,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "resize": self.resize,
+        }

@@ -1,0 +1,5 @@
+"""HookScope entry point."""
+
+
+def main(argv=None):
+    return 0
