@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from typing import Any
 
 import torch
 
 from core.errors import HookScopeError
 
-Target = Union[None, int, str, Callable[[torch.Tensor], torch.Tensor]]
+Target = int | str | Callable[[torch.Tensor], torch.Tensor] | None
 
 
 def logits_of(output: Any) -> torch.Tensor:

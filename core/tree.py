@@ -1,0 +1,139 @@
+"""The module tree as plain data, with output shapes and call counts from one dry run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from core.hooks import flatten_parts
+from core.spec import InputSpec
+
+
+@dataclass
+class ModuleNode:
+    """One module of the tree.
+
+    Attributes:
+        name: Qualified name (``""`` for the root).
+        type: Class name.
+        own_params: Parameters held directly by this module.
+        total_params: Parameters of this module and all below it.
+        trainable: True when any of its parameters (recursively) requires grad.
+        out_shapes: Output part name → shape from the dry run; empty if it never ran.
+        calls: How many times the module ran in one forward.
+        children: Direct submodules.
+    """
+
+    name: str
+    type: str
+    own_params: int
+    total_params: int
+    trainable: bool
+    out_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    calls: int = 0
+    children: list[ModuleNode] = field(default_factory=list)
+
+    @property
+    def out_shape(self) -> tuple[int, ...] | None:
+        """Shape of the main (first) output part, or None."""
+        return next(iter(self.out_shapes.values()), None)
+
+    @property
+    def short_name(self) -> str:
+        return self.name.rsplit(".", 1)[-1] if self.name else "(model)"
+
+    def walk(self):
+        """Yield this node and every node below it, depth first."""
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no children)."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            "out_shape": list(self.out_shape) if self.out_shape is not None else None,
+            "params": self.total_params,
+            "own_params": self.own_params,
+            "trainable": self.trainable,
+            "calls": self.calls,
+        }
+
+
+@dataclass
+class ModuleTree:
+    """The tree plus what the dry run said."""
+
+    root: ModuleNode
+    error: str | None = None
+
+    def nodes(self) -> list[ModuleNode]:
+        return list(self.root.walk())
+
+    def find(self, name: str) -> ModuleNode | None:
+        return next((n for n in self.root.walk() if n.name == name), None)
+
+
+def build_tree(
+    model: nn.Module, spec: InputSpec | None = None, example: torch.Tensor | None = None
+) -> ModuleTree:
+    """Describe ``model`` as a tree, running one no-grad forward to learn shapes and calls.
+
+    Args:
+        model: The model; its training mode is restored afterwards.
+        spec: Used to make a zero input when ``example`` is None.
+        example: An input tensor for the dry run.
+    """
+    nodes: dict[str, ModuleNode] = {}
+    for name, module in model.named_modules():
+        own = sum(p.numel() for p in module.parameters(recurse=False))
+        total = sum(p.numel() for p in module.parameters())
+        trainable = any(p.requires_grad for p in module.parameters())
+        nodes[name] = ModuleNode(name, type(module).__name__, own, total, trainable)
+        if name:
+            parent = name.rsplit(".", 1)[0] if "." in name else ""
+            nodes[parent].children.append(nodes[name])
+    error = _dry_run(model, nodes, spec, example)
+    return ModuleTree(nodes[""], error)
+
+
+def _dry_run(model, nodes, spec, example) -> str | None:
+    if isinstance(model, torch.jit.ScriptModule):
+        return "TorchScript models do not run Python hooks, so shapes and call counts are unknown."
+    if example is None:
+        spec = spec or InputSpec()
+        try:
+            device = next(model.parameters()).device
+        except StopIteration:
+            device = torch.device("cpu")
+        example = torch.zeros(1, spec.channels, *spec.size, device=device)
+    modes = {m: m.training for m in model.modules()}
+    handles = []
+
+    def hook_for(name):
+        def hook(module, args, output):
+            node = nodes[name]
+            node.calls += 1
+            if node.calls == 1:
+                node.out_shapes = {k: tuple(t.shape) for k, t in flatten_parts(output)}
+
+        return hook
+
+    try:
+        for name, module in model.named_modules():
+            handles.append(module.register_forward_hook(hook_for(name)))
+        model.eval()
+        with torch.no_grad():
+            model(example)
+        return None
+    except Exception as exc:  # a user model may fail on a dummy input; the tree is still useful
+        first = (str(exc).splitlines() or [""])[0][:160]
+        return f"The dry run on a zero input failed ({type(exc).__name__}: {first})); no shapes."
+    finally:
+        for h in handles:
+            h.remove()
+        for m, mode in modes.items():
+            m.train(mode)
