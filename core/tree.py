@@ -131,7 +131,7 @@ def _dry_run(model, nodes, spec, example) -> str | None:
         return None
     except Exception as exc:  # a user model may fail on a dummy input; the tree is still useful
         first = (str(exc).splitlines() or [""])[0][:160]
-        return f"The dry run on a zero input failed ({type(exc).__name__}: {first})); no shapes."
+        return f"The dry run on a zero input failed ({type(exc).__name__}: {first}), no shapes."
     finally:
         for h in handles:
             h.remove()
