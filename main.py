@@ -139,6 +139,9 @@ def cmd_probe(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI, or open the GUI when no subcommand is given."""
+    from core.runtime import tune_allocator
+
+    tune_allocator()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -1,0 +1,34 @@
+"""Process-wide settings that make repeated probes fast."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def tune_allocator() -> bool:
+    """Let glibc keep freed activation memory for the next run instead of unmapping it.
+
+    Recording layers keeps every activation alive until the run ends, so each forward needs
+    fresh memory; with glibc's defaults that memory is mapped and zero-filled by the kernel
+    every time (about 1.7x a bare resnet50 forward here). Serving big blocks from the heap and
+    never trimming it makes the second and later runs reuse warm pages. RSS then stays at its
+    peak instead of shrinking between runs. Only acts on Linux with glibc.
+
+    Returns:
+        True when the settings were applied.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False  # musl or another libc without mallopt
+    ok = mallopt(_M_MMAP_THRESHOLD, 1 << 30) == 1
+    return mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1 and ok
