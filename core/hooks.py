@@ -89,7 +89,8 @@ class Record:
 
 def resolve_modules(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Module]:
     """Map qualified names to submodules; one clear sentence for a name that is not there."""
-    if isinstance(model, torch.jit.ScriptModule):
+    names = list(names)
+    if names and isinstance(model, torch.jit.ScriptModule):
         raise HookScopeError(
             "This is a TorchScript model, and TorchScript does not run Python hooks on its "
             "submodules; load the Python model (a .py factory or torchvision spec) to hook layers."

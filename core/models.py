@@ -292,7 +292,7 @@ def _unpickle_trusted(path: Path):
 
 def _is_pickled_object(path: Path, exc: Exception) -> bool:
     """True when the safe loader refused real Python objects (not garbage bytes)."""
-    if "Unsupported global" in str(exc):
+    if "unsupported global" in str(exc).lower():
         return True
     with open(path, "rb") as fh:
         return fh.read(1) == b"\x80"  # a bare pickle stream starts with PROTO
