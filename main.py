@@ -31,6 +31,22 @@ def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
 
 
+def _gui_args(p: argparse.ArgumentParser) -> None:
+    """Top-level options: what the window opens with (no subcommand)."""
+    g = p.add_argument_group("app (no subcommand)")
+    g.add_argument("--model", help="model to open (default: the built-in demo)")
+    g.add_argument("--weights", help="state_dict file applied to the model")
+    g.add_argument("--trust-pickle", action="store_true", help="allow a pickled full model")
+    g.add_argument("--image", help="image to open (default: a bundled sample)")
+    g.add_argument("--layers", type=_layers, help="comma-separated module names to hook")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    g.add_argument(
+        "--screenshot",
+        metavar="PNG",
+        help="save a screenshot of the window after the first run, then exit",
+    )
+
+
 def _layers(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
@@ -38,6 +54,7 @@ def _layers(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface; with no subcommand the GUI opens."""
     parser = _Parser(prog="hookscope", description=__doc__)
+    _gui_args(parser)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     p = sub.add_parser("inspect", help="print the module tree")
@@ -145,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        from gui.app import run  # lazily: subcommands never load Qt
+
+        return run(args)
     try:
         return args.func(args)
     except HookScopeError as exc:

@@ -50,3 +50,147 @@ class Reporter:
 def quiet() -> Reporter:
     """Return a fresh reporter that reports nowhere."""
     return Reporter()
+
+
+# -- jobs the GUI runs in its worker (added by the GUI; plain functions, no Qt) -------------
+def load_job(reporter: Reporter, spec: str, weights=None, trust_pickle=False, device="cpu"):
+    """Load a model and describe its tree (the dry run) off the UI thread.
+
+    Returns:
+        ``(LoadedModel, ModuleTree)``.
+    """
+    from core.models import load_model
+    from core.tree import build_tree
+
+    reporter.progress(0, 2, f"Loading {spec}…")
+    lm = load_model(spec, weights, trust_pickle=trust_pickle, device=device)
+    reporter.progress(1, 2, "Reading the module tree…")
+    tree = build_tree(lm.model, lm.input_spec)
+    reporter.progress(2, 2, "Model loaded")
+    return lm, tree
+
+
+def probe_job(
+    reporter: Reporter,
+    loaded,
+    image,
+    layers,
+    target=None,
+    cam_method: str | None = None,
+    cam_layers=(),
+    *,
+    spec=None,
+    k: int = 5,
+):
+    """Preprocess, probe (forward + backward), compute CAMs, and convert to a Snapshot.
+
+    Args:
+        reporter: Progress and cancel; cancel is also checked before every module's forward.
+        loaded: The :class:`~core.models.LoadedModel`.
+        image: A PIL image.
+        layers: Layer names to hook.
+        target: None (top-1), class index or name.
+        cam_method: A key of ``core.cam.CAM_METHODS``, or None for no CAM.
+        cam_layers: Layers to compute CAM maps for.
+        spec: Input spec overriding ``loaded.input_spec`` (edited size / normalisation).
+        k: Top-k size.
+
+    Returns:
+        A :class:`~core.snapshot.Snapshot`.
+    """
+    import time
+
+    from core.errors import HookScopeError
+    from core.images import to_tensor
+    from core.probe import run_probe
+    from core.snapshot import make_snapshot
+
+    start = time.perf_counter()
+    spec = spec or loaded.input_spec
+    cam_layers = list(cam_layers or ()) if cam_method else []
+    steps = 3 if cam_layers else 2
+    reporter.progress(0, steps, "Forward and backward…")
+    x = to_tensor(image, spec)
+    try:
+        result = run_probe(
+            loaded.model,
+            x,
+            list(layers),
+            target,
+            class_names=loaded.class_names,
+            k=k,
+            edits=[_cancel_checks(loaded.model, reporter)],
+        )
+    except HookScopeError:
+        if reporter.cancelled:  # the probe wraps our Cancelled in a forward-failed error
+            raise Cancelled("The run was cancelled.") from None
+        raise
+    cams, notes = {}, []
+    if cam_layers:
+        reporter.progress(1, steps, f"{cam_method} for {', '.join(cam_layers)}…")
+        cams, note = _cams(reporter, loaded, x, cam_layers, cam_method, result.target)
+        notes += [note] if note else []
+    reporter.progress(steps - 1, steps, "Preparing the views…")
+    snap = make_snapshot(
+        result,
+        x,
+        spec,
+        model_name=loaded.name,
+        cams=cams,
+        cam_method=cam_method,
+        seconds=time.perf_counter() - start,
+        notes=tuple(notes),
+    )
+    reporter.progress(steps, steps, "Done")
+    return snap
+
+
+def _cams(reporter: Reporter, loaded, x, layers, method, target):
+    """CAM maps, or ``({}, note)`` when core.cam is missing or the method fails."""
+    import inspect
+
+    from core.errors import HookScopeError
+
+    try:
+        from core.cam import compute_cam
+    except ImportError:
+        return {}, "CAM is not available in this build."
+    kwargs = {"method": method, "target": target, "class_names": loaded.class_names}
+    params = inspect.signature(compute_cam).parameters
+    if "reporter" in params:
+        kwargs["reporter"] = reporter
+    kwargs = {k: v for k, v in kwargs.items() if k in params or k == "method"}
+    try:
+        return compute_cam(loaded.model, x, list(layers), **kwargs), None
+    except Cancelled:
+        raise
+    except HookScopeError as exc:
+        reporter.check()
+        return {}, str(exc)
+
+
+class _cancel_checks:
+    """Context manager: check for cancel before every module's forward, so a stop is quick.
+
+    Handles are removed on exit, also after errors and cancel.
+    """
+
+    def __init__(self, model, reporter: Reporter):
+        self.model, self.reporter, self.handles = model, reporter, []
+
+    def __enter__(self):
+        def check(module, args):
+            self.reporter.check()
+
+        try:
+            for m in self.model.modules():
+                self.handles.append(m.register_forward_pre_hook(check))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        while self.handles:
+            self.handles.pop().remove()
+        return False

@@ -1,0 +1,207 @@
+"""Snapshot: one probe's results as frozen numpy data, ready for a view that never sees tensors.
+
+Built in the worker thread from a :class:`~core.probe.ProbeResult` (and CAM maps), so the GUI
+only draws arrays and never runs torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from core.images import to_display
+from core.probe import ProbeResult, tensor_stats
+from core.spec import InputSpec
+from core.tree import ModuleTree
+
+
+@dataclass(frozen=True)
+class LayerCall:
+    """One call of one hooked layer, first sample only.
+
+    Attributes:
+        layer: Qualified module name.
+        call: 0-based call index (a module may run several times per forward).
+        part: Name of the main output part (``""`` for a plain tensor).
+        shapes: Output part name → full shape (batch included).
+        activation: Main output without the batch dim, float32: (C, h, w) for feature maps,
+            (K,) for vectors, other ranks kept as they are.
+        gradient: Gradient wrt that output, same shape, or None.
+        stats: ``{"activation": {...}, "gradient": {...} or None}`` from ``tensor_stats``.
+    """
+
+    layer: str
+    call: int
+    part: str
+    shapes: dict[str, tuple[int, ...]]
+    activation: np.ndarray
+    gradient: np.ndarray | None
+    stats: dict[str, dict[str, float] | None]
+
+    @property
+    def is_map(self) -> bool:
+        """True for a (C, h, w) feature map."""
+        return self.activation.ndim == 3
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the docks show after one run.
+
+    Attributes:
+        model_name: Display name of the model.
+        topk: ``(class_index, class_name or None, prob)``, best first.
+        target: Explained class index (None for a callable target).
+        target_name: Its name, if known.
+        probs: Class probabilities of the first sample, (K,) float32.
+        layers: Layer name → its calls, in the order the layers were asked for.
+        param_grad_norms: Layer → L2 norm of its parameter gradient (None if frozen).
+        input_image: The model input as the model saw it, uint8 (H, W, 3).
+        input_grad: Gradient of the target score wrt the input (C, H, W), or None.
+        cams: CAM layer → map (H, W) float32 in [0, 1] at the input size.
+        cam_method: Name of the CAM method used (None when no CAM ran).
+        input_spec: The input spec used for preprocessing.
+        seconds: Wall time of the whole job (probe + CAM + conversion).
+        probe_seconds: Wall time of forward + backward only.
+        notes: Things the user should know.
+    """
+
+    model_name: str
+    topk: list[tuple[int, str | None, float]]
+    target: int | None
+    target_name: str | None
+    probs: np.ndarray
+    layers: dict[str, list[LayerCall]]
+    param_grad_norms: dict[str, float | None]
+    input_image: np.ndarray
+    input_grad: np.ndarray | None
+    cams: dict[str, np.ndarray] = field(default_factory=dict)
+    cam_method: str | None = None
+    input_spec: InputSpec = field(default_factory=InputSpec)
+    seconds: float = 0.0
+    probe_seconds: float = 0.0
+    notes: tuple[str, ...] = ()
+
+    def call(self, layer: str, call: int = 0) -> LayerCall | None:
+        """The given call of ``layer``, or None when it was not recorded."""
+        calls = self.layers.get(layer) or []
+        return calls[call] if 0 <= call < len(calls) else None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Flat name → array dict of the raw data (for an NPZ export)."""
+        out: dict[str, np.ndarray] = {
+            "probs": self.probs,
+            "input_image": self.input_image,
+        }
+        if self.input_grad is not None:
+            out["input_grad"] = self.input_grad
+        for layer, calls in self.layers.items():
+            for c in calls:
+                key = f"{layer}/call{c.call}"
+                out[f"{key}/activation"] = c.activation
+                if c.gradient is not None:
+                    out[f"{key}/gradient"] = c.gradient
+        for layer, cam in self.cams.items():
+            out[f"{layer}/cam"] = cam
+        return out
+
+
+def _sample(t: torch.Tensor | None) -> np.ndarray | None:
+    """First sample of a batched tensor as float32 numpy (scalars and 1-D kept whole)."""
+    if t is None:
+        return None
+    t = t.detach().float().cpu()
+    if t.dim() >= 2:
+        t = t[0]
+    return np.ascontiguousarray(t.numpy(), dtype=np.float32)
+
+
+def layer_calls(result: ProbeResult) -> dict[str, list[LayerCall]]:
+    """Convert the probe's records to :class:`LayerCall` lists."""
+    out: dict[str, list[LayerCall]] = {}
+    for name, recs in result.records.items():
+        calls = []
+        for rec in recs:
+            part = next(iter(rec.outputs), "")
+            main = rec.outputs.get(part)
+            grad = rec.grads.get(part)
+            act = _sample(main) if main is not None else np.zeros((0,), np.float32)
+            calls.append(
+                LayerCall(
+                    layer=name,
+                    call=rec.call,
+                    part=part,
+                    shapes={k: tuple(v.shape) for k, v in rec.outputs.items()},
+                    activation=act,
+                    gradient=_sample(grad),
+                    stats={
+                        "activation": tensor_stats(main) if main is not None else None,
+                        "gradient": tensor_stats(grad) if grad is not None else None,
+                    },
+                )
+            )
+        out[name] = calls
+    return out
+
+
+def make_snapshot(
+    result: ProbeResult,
+    x: torch.Tensor,
+    spec: InputSpec,
+    *,
+    model_name: str = "",
+    cams: dict[str, np.ndarray] | None = None,
+    cam_method: str | None = None,
+    seconds: float | None = None,
+    notes: tuple[str, ...] = (),
+) -> Snapshot:
+    """Turn a probe result (and optional CAM maps) into a :class:`Snapshot`."""
+    return Snapshot(
+        model_name=model_name,
+        topk=list(result.topk),
+        target=result.target,
+        target_name=result.target_name,
+        probs=result.probs[0].detach().float().cpu().numpy().astype(np.float32),
+        layers=layer_calls(result),
+        param_grad_norms=dict(result.param_grad_norms),
+        input_image=to_display(x, spec),
+        input_grad=_sample(result.input_grad),
+        cams={k: np.asarray(v, dtype=np.float32) for k, v in (cams or {}).items()},
+        cam_method=cam_method if cams else None,
+        input_spec=spec,
+        seconds=result.seconds if seconds is None else seconds,
+        probe_seconds=result.seconds,
+        notes=tuple(result.notes) + tuple(notes),
+    )
+
+
+def default_layers(tree: ModuleTree, limit: int = 3) -> list[str]:
+    """A sensible first pick of layers to hook: the last feature-map blocks and the head.
+
+    Looks at the model's top-level children: the last two whose output is a feature map
+    (N, C, H, W), and the last one whose output is a vector.
+    """
+    kids = [n for n in tree.root.children if n.out_shape is not None]
+    if not kids:  # dry run failed: fall back to any named leaf
+        leaves = [n.name for n in tree.nodes() if n.name and not n.children]
+        return leaves[-limit:]
+    maps = [
+        n.name
+        for n in kids
+        if len(n.out_shape) == 4 and n.out_shape[2] * n.out_shape[3] > 1 and n.calls
+    ]
+    vecs = [n.name for n in kids if len(n.out_shape) == 2 and n.calls]
+    picked = maps[-2:] + vecs[-1:]
+    return picked[-limit:] if picked else [kids[-1].name]
+
+
+def cam_layer_default(tree: ModuleTree, layers: list[str]) -> list[str]:
+    """The last of ``layers`` with a feature-map output (CAM needs one), or none."""
+    for name in reversed(layers):
+        node = tree.find(name)
+        shape = node.out_shape if node is not None else None
+        if shape is not None and len(shape) == 4 and shape[2] * shape[3] > 1:
+            return [name]
+    return []

@@ -1,0 +1,187 @@
+"""BaseDock: a QDockWidget with a header row, Save figure… and Copy to clipboard.
+
+Subclasses set ``TITLE`` and ``OBJECT_NAME``, build their widgets into ``self.body`` (a
+QVBoxLayout), may add controls to ``self.header`` (left of the Save / Copy buttons), listen to
+``self.state`` and override :meth:`figure_panels` to return what a saved figure shows.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.qtutil import qimage_to_rgb, rgb_to_qimage
+
+Panel = tuple[str, np.ndarray]
+"""(title, uint8 RGB array (H, W, 3))."""
+
+
+class BaseDock(QDockWidget):
+    """Common dock plumbing.
+
+    Attributes:
+        state: The :class:`~gui.state.AppState`.
+        header: QHBoxLayout for the dock's own controls (buttons to its right).
+        body: QVBoxLayout for the dock's content.
+        save_action, copy_action: The dock's figure actions.
+    """
+
+    TITLE = "Dock"
+    OBJECT_NAME = "dock"
+
+    def __init__(self, state, parent: QWidget | None = None):
+        super().__init__(self.TITLE, parent)
+        self.setObjectName(self.OBJECT_NAME)
+        self.state = state
+        self.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        root = QWidget(self)
+        outer = QVBoxLayout(root)
+        outer.setContentsMargins(4, 2, 4, 4)
+        outer.setSpacing(3)
+        self.header = QHBoxLayout()
+        self.header.setSpacing(4)
+        outer.addLayout(self.header)
+        self.body = QVBoxLayout()
+        self.body.setSpacing(3)
+        outer.addLayout(self.body, 1)
+        self.setWidget(root)
+
+        self.save_action = QAction("Save…", self)
+        self.save_action.setToolTip(f"Save the {self.TITLE} figure as PNG or SVG")
+        self.save_action.triggered.connect(lambda: self.save_figure())
+        self.copy_action = QAction("Copy", self)
+        self.copy_action.setToolTip(f"Copy the {self.TITLE} figure to the clipboard")
+        self.copy_action.setShortcut(QKeySequence.StandardKey.Copy)
+        self.copy_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.copy_action.triggered.connect(self.copy_to_clipboard)
+        self.addAction(self.copy_action)
+        self._header_tail = QHBoxLayout()
+        self._header_tail.setSpacing(2)
+        for action in (self.save_action, self.copy_action):
+            btn = QToolButton(root)
+            btn.setDefaultAction(action)
+            btn.setAutoRaise(True)
+            self._header_tail.addWidget(btn)
+        self.header.addStretch(1)
+        self.header.addLayout(self._header_tail)
+
+    def add_header_widget(self, widget: QWidget) -> None:
+        """Put a control in the header, left of the Save / Copy buttons."""
+        self.header.insertWidget(self.header.count() - 2, widget)
+
+    # -- figures ----------------------------------------------------------------------------
+    def figure_panels(self) -> list[Panel]:
+        """The dock's current figure as panels; the default grabs the content widget."""
+        pix = self.widget().grab()
+        return [(self.TITLE, qimage_to_rgb(pix.toImage()))]
+
+    def figure_name(self) -> str:
+        """File stem for saved figures."""
+        return self.OBJECT_NAME.replace("Dock", "").replace(" ", "_").lower() or "figure"
+
+    def save_figure(self, path: str | Path | None = None) -> Path | None:
+        """Save :meth:`figure_panels` as PNG or SVG (asks for a path when none is given)."""
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self,
+                f"Save {self.TITLE} figure",
+                f"{self.figure_name()}.png",
+                "PNG image (*.png);;SVG image (*.svg)",
+            )
+            if not path:
+                return None
+        path = Path(path)
+        if path.suffix.lower() not in (".png", ".svg"):
+            path = path.with_suffix(".png")
+        try:
+            save_panels(self.figure_panels(), path, title=self.TITLE)
+        except OSError as exc:
+            self.state.errorRaised.emit(f"Could not save {path.name}: {exc.strerror or exc}.")
+            return None
+        self.state.statusMessage.emit(f"Saved {path}")
+        return path
+
+    def copy_to_clipboard(self) -> None:
+        """Copy the figure as an image."""
+        panels = self.figure_panels()
+        if not panels:
+            return
+        QGuiApplication.clipboard().setImage(rgb_to_qimage(compose(panels)))
+        self.state.statusMessage.emit(f"{self.TITLE} figure copied to the clipboard.")
+
+
+def save_panels(panels: list[Panel], path: Path, title: str = "") -> None:
+    """Save panels via ``gui.figures`` when it offers a saver, else as one composed image."""
+    saver = _figures_saver()
+    if saver is not None:
+        saver(panels, path, title=title)
+        return
+    img = compose(panels)
+    if path.suffix.lower() == ".svg":
+        path.write_text(_svg_with_png(img), encoding="utf-8")
+    else:
+        Image.fromarray(img).save(path)
+
+
+def _figures_saver():
+    try:
+        from gui import figures
+    except ImportError:
+        return None
+    return getattr(figures, "save_panels", None)
+
+
+def compose(panels: list[Panel], pad: int = 8, label_h: int = 18) -> np.ndarray:
+    """Panels side by side on white with their titles above (uint8 RGB)."""
+    if not panels:
+        return np.full((10, 10, 3), 255, np.uint8)
+    arrays = [_rgb(a) for _, a in panels]
+    h = max(a.shape[0] for a in arrays) + label_h + 2 * pad
+    w = sum(a.shape[1] for a in arrays) + pad * (len(arrays) + 1)
+    canvas = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(canvas)
+    x = pad
+    for (title, _), a in zip(panels, arrays):
+        draw.text((x, pad), title, fill=(20, 20, 20))
+        canvas.paste(Image.fromarray(a), (x, pad + label_h))
+        x += a.shape[1] + pad
+    return np.asarray(canvas)
+
+
+def _rgb(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype != np.uint8:
+        a = np.clip(a, 0, 255).astype(np.uint8)
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    return a[:, :, :3]
+
+
+def _svg_with_png(img: np.ndarray) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "PNG")
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    h, w = img.shape[:2]
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+        f'viewBox="0 0 {w} {h}"><image width="{w}" height="{h}" '
+        f'href="data:image/png;base64,{data}"/></svg>\n'
+    )

@@ -1,0 +1,288 @@
+"""Image dock: pick the input (file, drop, paste, bundled sample) and see what the model sees."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from PIL import Image
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QGuiApplication, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.spec import InputSpec
+from gui.docks.base import BaseDock
+from gui.qtutil import pil_to_rgb, qimage_to_rgb, rgb_to_pixmap
+
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "resources" / "samples"
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp *.tif *.tiff);;All files (*)"
+
+
+def sample_paths() -> list[Path]:
+    """Bundled sample images (masks excluded), sorted by name."""
+    if not SAMPLES_DIR.is_dir():
+        return []
+    return sorted(p for p in SAMPLES_DIR.glob("*.png") if not p.stem.endswith("_mask"))
+
+
+class ImageView(QLabel):
+    """A label that shows a pixmap scaled to fit, keeping its aspect ratio."""
+
+    def __init__(self, caption: str, parent=None):
+        super().__init__(parent)
+        self._pix: QPixmap | None = None
+        self.caption = caption
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(96, 96)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setStyleSheet("QLabel { background: #20242a; color: #b0b4ba; }")
+        self.setText(caption)
+
+    def set_pixmap(self, pix: QPixmap | None) -> None:
+        self._pix = pix
+        self._rescale()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        self._rescale()
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(180, 180)
+
+    def _rescale(self) -> None:
+        if self._pix is None or self._pix.isNull():
+            self.setPixmap(QPixmap())
+            self.setText(self.caption)
+            return
+        # Nearest-neighbour when enlarging small model inputs keeps pixels honest.
+        mode = (
+            Qt.TransformationMode.FastTransformation
+            if self._pix.width() < self.width() / 2
+            else Qt.TransformationMode.SmoothTransformation
+        )
+        self.setPixmap(self._pix.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio, mode))
+
+
+class ImageDock(BaseDock):
+    """Open / drop / paste / pick a sample; original and model input side by side."""
+
+    TITLE = "Image"
+    OBJECT_NAME = "ImageDock"
+
+    def __init__(self, state, parent=None):
+        super().__init__(state, parent)
+        self.setAcceptDrops(True)
+
+        self.samples = QComboBox(self)
+        self.samples.setToolTip("Bundled sample images")
+        self.samples.setMinimumContentsLength(12)
+        self.samples.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self._fill_samples()
+        self.samples.activated.connect(self._on_sample)
+        self.add_header_widget(self.samples)
+        for text, tip, slot in (
+            ("Open…", "Open an image file (Ctrl+I)", self.open_dialog),
+            ("Paste", "Use the image on the clipboard", self.paste),
+        ):
+            btn = QToolButton(self)
+            btn.setText(text)
+            btn.setToolTip(tip)
+            btn.clicked.connect(slot)
+            self.add_header_widget(btn)
+
+        views = QHBoxLayout()
+        self.original = ImageView("Original\n(drop an image here)", self)
+        self.model_input = ImageView("Model input", self)
+        for caption, view in (("Original", self.original), ("Model input", self.model_input)):
+            col = QVBoxLayout()
+            col.setSpacing(1)
+            title = QLabel(caption, self)
+            title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            col.addWidget(title)
+            col.addWidget(view, 1)
+            views.addLayout(col, 1)
+        self.body.addLayout(views, 1)
+
+        self.info = QLabel(self)
+        self.info.setWordWrap(True)
+        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.body.addWidget(self.info)
+
+        form_box = QWidget(self)
+        form = QFormLayout(form_box)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        size_row = QHBoxLayout()
+        self.height_box, self.width_box = QSpinBox(self), QSpinBox(self)
+        for box in (self.height_box, self.width_box):
+            box.setRange(8, 2048)
+        size_row.addWidget(self.height_box)
+        size_row.addWidget(QLabel("×", self))
+        size_row.addWidget(self.width_box)
+        size_row.addStretch(1)
+        form.addRow("Size (H × W)", size_row)
+        self.mean_edit, self.std_edit = QLineEdit(self), QLineEdit(self)
+        self.mean_edit.setToolTip("Per-channel mean subtracted after scaling to [0, 1]")
+        self.std_edit.setToolTip("Per-channel standard deviation divided by")
+        form.addRow("Mean", self.mean_edit)
+        form.addRow("Std", self.std_edit)
+        buttons = QHBoxLayout()
+        self.apply_button = QPushButton("Apply", self)
+        self.apply_button.setToolTip("Use this size and normalisation, and rerun")
+        self.apply_button.clicked.connect(self.apply_spec)
+        self.reset_button = QPushButton("Model default", self)
+        self.reset_button.clicked.connect(self.reset_spec)
+        buttons.addStretch(1)
+        buttons.addWidget(self.reset_button)
+        buttons.addWidget(self.apply_button)
+        form.addRow(buttons)
+        for edit in (self.mean_edit, self.std_edit):
+            edit.returnPressed.connect(self.apply_spec)
+        self.body.addWidget(form_box)
+
+        state.imageChanged.connect(self._on_image)
+        state.specChanged.connect(self._on_spec)
+        state.modelChanged.connect(self._on_spec)
+        state.resultChanged.connect(self._on_result)
+        self._on_image()
+        self._on_spec()
+
+    # -- input sources ------------------------------------------------------------------------
+    def _fill_samples(self) -> None:
+        self.samples.clear()
+        self.samples.addItem("Samples…", None)
+        for p in sample_paths():
+            self.samples.addItem(p.stem.replace("_", " "), str(p))
+        self.samples.setEnabled(self.samples.count() > 1)
+
+    def _on_sample(self, i: int) -> None:
+        path = self.samples.itemData(i)
+        if path:
+            self.state.load_image(path)
+
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", IMAGE_FILTER)
+        if path:
+            self.state.load_image(path)
+
+    def paste(self) -> bool:
+        """Use the clipboard's image (or an image file path copied as text / URL)."""
+        clip = QGuiApplication.clipboard()
+        mime = clip.mimeData()
+        if mime is not None and mime.hasUrls():
+            local = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
+            if local:
+                return self.state.load_image(local[0])
+        img: QImage = clip.image()
+        if img.isNull():
+            self.state.errorRaised.emit(
+                "The clipboard holds no image; copy an image or an image file first."
+            )
+            return False
+        self.state.set_image(Image.fromarray(qimage_to_rgb(img)), None)
+        return True
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        mime = event.mimeData()
+        local = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
+        if local:
+            self.state.load_image(local[0])
+        elif mime.hasImage():
+            self.state.set_image(Image.fromarray(qimage_to_rgb(QImage(mime.imageData()))), None)
+        event.acceptProposedAction()
+
+    # -- input spec ---------------------------------------------------------------------------
+    def _on_spec(self) -> None:
+        spec: InputSpec | None = self.state.input_spec
+        enabled = spec is not None
+        for w in (self.height_box, self.width_box, self.mean_edit, self.std_edit):
+            w.setEnabled(enabled)
+        if spec is None:
+            return
+        self.height_box.setValue(spec.size[0])
+        self.width_box.setValue(spec.size[1])
+        self.mean_edit.setText(", ".join(f"{v:g}" for v in spec.mean))
+        self.std_edit.setText(", ".join(f"{v:g}" for v in spec.std))
+        self._update_info()
+
+    def apply_spec(self) -> bool:
+        """Parse the edited size / normalisation and hand it to the state."""
+        spec = self.state.input_spec
+        if spec is None:
+            return False
+        try:
+            mean = _floats(self.mean_edit.text(), spec.channels, "mean")
+            std = _floats(self.std_edit.text(), spec.channels, "std")
+        except ValueError as exc:
+            self.state.errorRaised.emit(str(exc))
+            return False
+        if any(s <= 0 for s in std):
+            self.state.errorRaised.emit("Every std value must be above zero.")
+            return False
+        size = (self.height_box.value(), self.width_box.value())
+        resize = spec.resize if size == tuple(spec.size) else None
+        self.state.set_input_spec(replace(spec, size=size, mean=mean, std=std, resize=resize))
+        return True
+
+    def reset_spec(self) -> None:
+        if self.state.loaded is not None:
+            self.state.set_input_spec(self.state.loaded.input_spec)
+
+    # -- views --------------------------------------------------------------------------------
+    def _on_image(self) -> None:
+        img = self.state.image
+        self.original.set_pixmap(rgb_to_pixmap(pil_to_rgb(img)) if img is not None else None)
+        self._update_info()
+
+    def _on_result(self, snap) -> None:
+        self.model_input.set_pixmap(rgb_to_pixmap(snap.input_image))
+
+    def _update_info(self) -> None:
+        img, spec = self.state.image, self.state.input_spec
+        bits = []
+        if img is not None:
+            name = Path(self.state.image_path).name if self.state.image_path else "pasted image"
+            bits.append(f"{name}: {img.width}×{img.height}")
+        if spec is not None:
+            how = f"resize {spec.resize}, crop" if spec.resize else "resize + centre crop"
+            bits.append(f"model input {spec.size[0]}×{spec.size[1]} ({how})")
+        self.info.setText(" → ".join(bits))
+
+    def figure_panels(self):
+        panels = []
+        if self.state.image is not None:
+            panels.append(("Original", pil_to_rgb(self.state.image)))
+        if self.state.snapshot is not None:
+            panels.append(("Model input", self.state.snapshot.input_image))
+        return panels
+
+
+def _floats(text: str, n: int, what: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(v) for v in text.replace(";", ",").split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"The {what} must be numbers separated by commas.") from None
+    if len(vals) == 1:
+        vals = vals * n
+    if len(vals) != n:
+        raise ValueError(f"The {what} needs {n} value(s), one per channel; got {len(vals)}.")
+    return vals

@@ -1,0 +1,114 @@
+"""Model tree dock: the module tree with a check box per module to hook it."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSortFilterProxyModel, Qt
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QToolButton,
+    QTreeView,
+)
+
+from gui.docks.base import BaseDock
+from gui.tree_model import FILTER_ROLE, NAME_ROLE, ModuleTreeModel
+
+
+class ModelTreeDock(BaseDock):
+    """Tick modules to hook them; click one to show it in the analysis docks."""
+
+    TITLE = "Model"
+    OBJECT_NAME = "ModelTreeDock"
+
+    def __init__(self, state, parent=None):
+        super().__init__(state, parent)
+        self.model = ModuleTreeModel(state, self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setRecursiveFilteringEnabled(True)
+        self.proxy.setAutoAcceptChildRows(False)
+        self.proxy.setFilterRole(FILTER_ROLE)
+        self.proxy.setFilterKeyColumn(0)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+        self.filter_edit = QLineEdit(self)
+        self.filter_edit.setPlaceholderText("Filter modules by name or type…")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.textChanged.connect(self._on_filter)
+        self.add_header_widget(self.filter_edit)
+        self.header.setStretch(0, 1)
+
+        self.tick_button = QToolButton(self)
+        self.tick_button.setText("Tick…")
+        self.tick_button.setToolTip("Tick every module of a type, or untick all")
+        self.tick_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.tick_menu = QMenu(self)
+        self.tick_menu.aboutToShow.connect(self._fill_tick_menu)
+        self.tick_button.setMenu(self.tick_menu)
+        self.add_header_widget(self.tick_button)
+
+        self.view = QTreeView(self)
+        self.view.setModel(self.proxy)
+        self.view.setUniformRowHeights(True)
+        self.view.setAlternatingRowColors(True)
+        self.view.setSelectionBehavior(QTreeView.SelectionBehavior.SelectRows)
+        head = self.view.header()
+        head.setStretchLastSection(False)
+        # Names set the width (deep trees scroll sideways) rather than being elided to "…".
+        for col in range(self.model.columnCount()):
+            head.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.view.clicked.connect(self._on_clicked)
+        self.body.addWidget(self.view, 1)
+
+        self.summary = QLabel(self)
+        self.summary.setWordWrap(True)
+        self.body.addWidget(self.summary)
+
+        state.modelChanged.connect(self._on_model)
+        state.layersChanged.connect(self._update_summary)
+        self._on_model()
+
+    def _on_model(self) -> None:
+        if self.state.tree is None:
+            self.summary.setText("No model loaded.")
+            return
+        # Show the top two levels; deeper blocks open on demand.
+        self.view.expand(self.proxy.index(0, 0))
+        self._update_summary()
+
+    def _update_summary(self, *_) -> None:
+        tree, lm = self.state.tree, self.state.loaded
+        if tree is None or lm is None:
+            return
+        text = (
+            f"<b>{lm.name}</b> · {self.model.node_count()} modules · "
+            f"{tree.root.total_params:,} parameters · {len(self.state.layers)} hooked"
+        )
+        if tree.error:
+            text += f"<br><i>{tree.error}</i>"
+        self.summary.setText(text)
+
+    def _on_filter(self, text: str) -> None:
+        self.proxy.setFilterFixedString(text.strip())
+        if text.strip():
+            self.view.expandAll()
+
+    def _on_clicked(self, index) -> None:
+        name = index.data(NAME_ROLE)
+        if name is not None:
+            self.state.select(name, 0)
+
+    def _fill_tick_menu(self) -> None:
+        self.tick_menu.clear()
+        for type_name, count in self.model.types()[:25]:
+            action = self.tick_menu.addAction(f"Tick all {type_name} ({count})")
+            action.triggered.connect(lambda _=False, t=type_name: self.tick_type(t))
+        self.tick_menu.addSeparator()
+        self.tick_menu.addAction("Untick all", lambda: self.state.set_layers([]))
+
+    def tick_type(self, type_name: str) -> None:
+        """Tick every module of ``type_name`` (one rerun)."""
+        names = self.model.names_of_type(type_name)
+        self.state.set_layers([*self.state.layers, *names])

@@ -1,0 +1,497 @@
+"""The main window: docks, menus, status bar, and the saved layout."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDockWidget,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QToolButton,
+    QWidget,
+)
+
+from gui.docks.base import BaseDock, save_panels
+from gui.docks.image import IMAGE_FILTER, ImageDock
+from gui.docks.layer_stats import LayerStatsDock
+from gui.docks.model_tree import ModelTreeDock
+from gui.docks.predictions import PredictionsDock
+
+ANALYSIS_DOCKS = (
+    ("gui.docks.activations", "ActivationsDock"),
+    ("gui.docks.gradients", "GradientsDock"),
+    ("gui.docks.cam", "CamDock"),
+    ("gui.docks.attribution", "AttributionDock"),
+)
+"""Centre docks, tabbed, in this order; each is used when its module exists."""
+
+LAYOUT_VERSION = 1
+RECENT_MAX = 8
+MODEL_EXAMPLES = ("demo", "demo:clean", "torchvision:resnet18", "torchvision:resnet50")
+
+
+def analysis_dock_classes() -> list[type[BaseDock]]:
+    """The analysis dock classes that are present in this build."""
+    found = []
+    for module, name in ANALYSIS_DOCKS:
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return found
+
+
+def settings() -> QSettings:
+    """The app's QSettings (organisation / application names come from QApplication)."""
+    return QSettings()
+
+
+class MainWindow(QMainWindow):
+    """HookScope's window. Docks talk only to ``state``.
+
+    Args:
+        state: The :class:`~gui.state.AppState`.
+        restore: Restore geometry and dock layout from QSettings.
+    """
+
+    def __init__(self, state, *, restore: bool = True):
+        super().__init__()
+        self.state = state
+        self.setWindowTitle("HookScope")
+        self.setDockOptions(
+            QMainWindow.DockOption.AnimatedDocks
+            | QMainWindow.DockOption.AllowTabbedDocks
+            | QMainWindow.DockOption.AllowNestedDocks
+        )
+        self.setDocumentMode(True)
+        self.tree_dock = ModelTreeDock(state, self)
+        self.image_dock = ImageDock(state, self)
+        self.predictions_dock = PredictionsDock(state, self)
+        self.analysis_docks: list[BaseDock] = [cls(state, self) for cls in analysis_dock_classes()]
+        self.stats_dock = LayerStatsDock(state, self)
+        self.docks: list[BaseDock] = [
+            self.tree_dock,
+            *self.analysis_docks,
+            self.stats_dock,
+            self.image_dock,
+            self.predictions_dock,
+        ]
+        self._current_dock: BaseDock | None = None
+        self._default_layout()
+        self._default_state = self.saveState(LAYOUT_VERSION)
+        self._make_status_bar()
+        self._make_menus()
+        self._connect_state()
+        self.resize(1440, 900)
+        if restore:
+            self.restore_layout()
+        QApplication.instance().focusChanged.connect(self._on_focus)
+
+    # -- layout -------------------------------------------------------------------------------
+    def _default_layout(self) -> None:
+        """Model tree left, analysis docks tabbed in the centre, Image over Predictions right."""
+        for dock in self.docks:
+            dock.setVisible(True)
+            dock.setFloating(False)
+        centre = [*self.analysis_docks, self.stats_dock]
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.tree_dock)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, centre[0])
+        self.splitDockWidget(centre[0], self.image_dock, Qt.Orientation.Horizontal)
+        self.splitDockWidget(self.image_dock, self.predictions_dock, Qt.Orientation.Vertical)
+        for dock in centre[1:]:
+            self.tabifyDockWidget(centre[0], dock)
+        centre[0].raise_()
+        self.resizeDocks(
+            [self.tree_dock, centre[0], self.image_dock],
+            [330, 740, 370],
+            Qt.Orientation.Horizontal,
+        )
+        self.resizeDocks(
+            [self.image_dock, self.predictions_dock], [520, 330], Qt.Orientation.Vertical
+        )
+
+    def reset_layout(self) -> None:
+        """Put every dock back where it starts."""
+        if not self.restoreState(self._default_state, LAYOUT_VERSION):
+            self._default_layout()
+        for dock in self.docks:
+            dock.setVisible(True)
+
+    def save_layout(self) -> None:
+        s = settings()
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState(LAYOUT_VERSION))
+
+    def restore_layout(self) -> bool:
+        """Restore geometry and dock placement from QSettings; False when none was saved."""
+        s = settings()
+        geometry, state = s.value("window/geometry"), s.value("window/state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            return self.restoreState(state, LAYOUT_VERSION)
+        return False
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.save_layout()
+        self.state.cancel()
+        self.state.worker.wait(5000)
+        super().closeEvent(event)
+
+    # -- status bar ---------------------------------------------------------------------------
+    def _make_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.model_label = QLabel("No model", self)
+        self.device_label = QLabel("", self)
+        self.time_label = QLabel("", self)
+        self.progress_bar = QProgressBar(self)
+        self.progress_bar.setMaximumWidth(180)
+        self.progress_bar.setTextVisible(False)
+        self.progress_bar.setVisible(False)
+        self.cancel_button = QToolButton(self)
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.setToolTip("Cancel the running job (Esc)")
+        self.cancel_button.clicked.connect(self.state.cancel)
+        self.cancel_button.setVisible(False)
+        for w in (self.model_label, self.device_label, self.time_label):
+            bar.addPermanentWidget(w)
+        bar.addPermanentWidget(self.progress_bar)
+        bar.addPermanentWidget(self.cancel_button)
+
+    def show_message(self, text: str, msecs: int = 8000) -> None:
+        self.statusBar().showMessage(text, msecs)
+
+    def _on_busy(self, busy: bool) -> None:
+        self.progress_bar.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        self.cancel_action.setEnabled(busy)
+        if busy:
+            self.progress_bar.setRange(0, 0)
+
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        if total > 0:
+            self.progress_bar.setRange(0, total)
+            self.progress_bar.setValue(done)
+        if message:
+            self.statusBar().showMessage(message, 4000)
+
+    def _on_model(self) -> None:
+        lm = self.state.loaded
+        if lm is None:
+            return
+        self.model_label.setText(f"Model: {lm.name}")
+        self.device_label.setText(f"Device: {lm.device}")
+        self.setWindowTitle(f"HookScope — {lm.name}")
+        args = self.state.model_args
+        if args.get("spec"):
+            self._push_recent("recent/models", json.dumps(args))
+
+    def _on_result(self, snap) -> None:
+        total = self.state.last_run_seconds or snap.seconds
+        self.time_label.setText(
+            f"Last run: {total * 1000:.0f} ms (probe {snap.probe_seconds * 1000:.0f} ms)"
+        )
+        for note in snap.notes:
+            self.show_message(note, 12000)
+
+    def _on_error(self, message: str) -> None:
+        self.show_message(message, 15000)
+
+    def _on_load_failed(self, message: str) -> None:
+        # A failed open is worth a dialog: the user asked for that file and did not get it.
+        QMessageBox.warning(self, "HookScope", message)
+
+    # -- menus --------------------------------------------------------------------------------
+    def _make_menus(self) -> None:
+        mb = self.menuBar()
+        file_menu = mb.addMenu("&File")
+        self.open_model_action = self._action(
+            file_menu, "Open &model…", self.open_model_dialog, QKeySequence("Ctrl+O")
+        )
+        self.open_image_action = self._action(
+            file_menu, "Open &image…", self.open_image_dialog, QKeySequence("Ctrl+I")
+        )
+        self.recent_models_menu = file_menu.addMenu("Recent models")
+        self.recent_models_menu.aboutToShow.connect(self._fill_recent_models)
+        self.recent_images_menu = file_menu.addMenu("Recent images")
+        self.recent_images_menu.aboutToShow.connect(self._fill_recent_images)
+        file_menu.addSeparator()
+        self.export_action = self._action(
+            file_menu, "&Export figure…", self.export_figure, QKeySequence("Ctrl+S")
+        )
+        self.export_all_action = self._action(
+            file_menu, "Export &all…", self.export_all_dialog, QKeySequence("Ctrl+Shift+S")
+        )
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence("Ctrl+Q"))
+
+        view = mb.addMenu("&View")
+        for dock in self.docks:
+            view.addAction(dock.toggleViewAction())
+        view.addSeparator()
+        self._action(view, "&Reset layout", self.reset_layout)
+
+        run = mb.addMenu("&Run")
+        self.run_action = self._action(run, "&Run", self.state.run, QKeySequence("Ctrl+R"))
+        self.cancel_action = self._action(run, "&Cancel", self.state.cancel, QKeySequence("Esc"))
+        self.cancel_action.setEnabled(False)
+        self.auto_run_action = QAction("&Auto-run", self, checkable=True)
+        self.auto_run_action.setChecked(self.state.auto_run)
+        self.auto_run_action.setToolTip("Rerun whenever the image, layers or target change")
+        self.auto_run_action.toggled.connect(self.state.set_auto_run)
+        run.addAction(self.auto_run_action)
+
+        help_menu = mb.addMenu("&Help")
+        self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts)
+        self._action(help_menu, "&About HookScope", self.show_about)
+
+    def _action(self, menu, text, slot, shortcut=None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.triggered.connect(lambda *_: slot())
+        menu.addAction(action)
+        self.addAction(action)
+        return action
+
+    def _connect_state(self) -> None:
+        st = self.state
+        st.busyChanged.connect(self._on_busy)
+        st.progress.connect(self._on_progress)
+        st.modelChanged.connect(self._on_model)
+        st.resultChanged.connect(self._on_result)
+        st.errorRaised.connect(self._on_error)
+        st.loadFailed.connect(self._on_load_failed)
+        st.statusMessage.connect(self.show_message)
+        st.imageChanged.connect(self._on_image)
+        st.autoRunChanged.connect(self.auto_run_action.setChecked)
+
+    def _on_image(self) -> None:
+        if self.state.image_path:
+            self._push_recent("recent/images", str(Path(self.state.image_path).resolve()))
+
+    # -- file actions -------------------------------------------------------------------------
+    def open_model_dialog(self) -> None:
+        dialog = OpenModelDialog(self, self.state.model_args)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.state.load_model(**dialog.values())
+
+    def open_image_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", IMAGE_FILTER)
+        if path:
+            self.state.load_image(path)
+
+    def _push_recent(self, key: str, value: str) -> None:
+        s = settings()
+        items = [v for v in (s.value(key) or []) if v != value]
+        s.setValue(key, [value, *items][:RECENT_MAX])
+
+    def _recent(self, key: str) -> list[str]:
+        value = settings().value(key) or []
+        return [value] if isinstance(value, str) else list(value)
+
+    def _fill_recent_models(self) -> None:
+        menu = self.recent_models_menu
+        menu.clear()
+        for text in self._recent("recent/models"):
+            try:
+                args = json.loads(text)
+            except ValueError:
+                continue
+            label = args.get("spec", "?") + (
+                f"  ({args['weights']})" if args.get("weights") else ""
+            )
+            menu.addAction(label, lambda a=args: self.state.load_model(**a))
+        menu.setEnabled(bool(menu.actions()))
+
+    def _fill_recent_images(self) -> None:
+        menu = self.recent_images_menu
+        menu.clear()
+        for path in self._recent("recent/images"):
+            menu.addAction(path, lambda p=path: self.state.load_image(p))
+        menu.setEnabled(bool(menu.actions()))
+
+    # -- export -------------------------------------------------------------------------------
+    def _on_focus(self, _old, new) -> None:
+        w = new
+        while w is not None:
+            if isinstance(w, BaseDock):
+                self._current_dock = w
+                return
+            w = w.parentWidget()
+
+    def current_dock(self) -> BaseDock:
+        """The dock the user last worked in (the first analysis dock otherwise)."""
+        dock = self._current_dock
+        if dock is not None and dock.isVisible():
+            return dock
+        return self.analysis_docks[0] if self.analysis_docks else self.stats_dock
+
+    def export_figure(self) -> None:
+        self.current_dock().save_figure()
+
+    def export_all_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export all figures and data to…")
+        if folder:
+            self.export_all(folder)
+
+    def export_all(self, folder: str | Path) -> list[Path]:
+        """Every visible dock's figure as PNG, the raw arrays as NPZ, the settings as JSON."""
+        folder = Path(folder)
+        written: list[Path] = []
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for dock in self.docks:
+                if not dock.isVisible():
+                    continue
+                panels = dock.figure_panels()
+                if panels:
+                    path = folder / f"{dock.figure_name()}.png"
+                    save_panels(panels, path, title=dock.TITLE)
+                    written.append(path)
+            snap = self.state.snapshot
+            if snap is not None:
+                path = folder / "arrays.npz"
+                np.savez_compressed(path, **snap.arrays())
+                written.append(path)
+            path = folder / "settings.json"
+            path.write_text(json.dumps(self.settings_dict(), indent=1), encoding="utf-8")
+            written.append(path)
+        except OSError as exc:
+            self.state.errorRaised.emit(f"Could not export to {folder}: {exc.strerror or exc}.")
+            return written
+        self.show_message(f"Exported {len(written)} files to {folder}")
+        return written
+
+    def settings_dict(self) -> dict:
+        """The choices behind the current figures, as plain data."""
+        st, snap = self.state, self.state.snapshot
+        return {
+            "model": st.model_args,
+            "model_name": st.loaded.name if st.loaded else None,
+            "image": st.image_path,
+            "input_spec": st.input_spec.to_dict() if st.input_spec else None,
+            "layers": st.layers,
+            "target": snap.target if snap else st.target,
+            "target_name": snap.target_name if snap else None,
+            "cam_method": st.cam_method,
+            "cam_layers": st.cam_layers,
+            "colormap": st.colormap,
+            "alpha": st.alpha,
+            "topk": [list(t) for t in snap.topk] if snap else None,
+        }
+
+    # -- help ---------------------------------------------------------------------------------
+    def shortcuts_text(self) -> str:
+        rows = []
+        for action in self.actions():
+            if not action.shortcut().isEmpty():
+                key = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+                rows.append(
+                    f"<tr><td><b>{key}</b></td><td>{action.text().replace('&', '')}</td></tr>"
+                )
+        return "<table cellspacing=6>" + "".join(rows) + "</table>"
+
+    def show_shortcuts(self) -> None:
+        QMessageBox.information(self, "Keyboard shortcuts", self.shortcuts_text())
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About HookScope",
+            "<b>HookScope</b><br>Look inside PyTorch models: tick layers to hook, run one "
+            "forward and backward pass, and see activations, gradients and CAM overlays.",
+        )
+
+
+class OpenModelDialog(QDialog):
+    """Spec, weights file, trust-pickle and device."""
+
+    def __init__(self, parent: QWidget | None, current: dict | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Open model")
+        current = current or {}
+        form = QFormLayout(self)
+        self.spec = QComboBox(self)
+        self.spec.setEditable(True)
+        self.spec.addItems(MODEL_EXAMPLES)
+        self.spec.setCurrentText(current.get("spec") or "demo")
+        self.spec.setMinimumWidth(360)
+        self.spec.setToolTip("demo, torchvision:NAME[:WEIGHTS], file.py:factory or model.pt")
+        spec_row = QHBoxLayout()
+        spec_row.addWidget(self.spec, 1)
+        browse_model = QPushButton("File…", self)
+        browse_model.clicked.connect(self._browse_model)
+        spec_row.addWidget(browse_model)
+        form.addRow("Model", spec_row)
+        self.weights = QLineEdit(current.get("weights") or "", self)
+        self.weights.setPlaceholderText("optional state_dict file (.pt / .pth)")
+        weights_row = QHBoxLayout()
+        weights_row.addWidget(self.weights, 1)
+        browse = QPushButton("Browse…", self)
+        browse.clicked.connect(self._browse_weights)
+        weights_row.addWidget(browse)
+        form.addRow("Weights", weights_row)
+        self.trust = QCheckBox("Trust pickle (unpickling runs code from the file)", self)
+        self.trust.setChecked(bool(current.get("trust_pickle")))
+        form.addRow("", self.trust)
+        self.device = QComboBox(self)
+        self.device.addItems(["auto", "cpu", "cuda", "mps"])
+        self.device.setCurrentText(current.get("device") or "auto")
+        if self.device.currentText() not in ("auto", "cpu", "cuda", "mps"):
+            self.device.setCurrentText("cpu")
+        form.addRow("Device", self.device)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def _browse_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Model file", "", "Models (*.pt *.pth *.py);;All files (*)"
+        )
+        if path:
+            self.spec.setCurrentText(path + (":build" if path.endswith(".py") else ""))
+
+    def _browse_weights(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Weights file", "", "Weights (*.pt *.pth *.bin);;All files (*)"
+        )
+        if path:
+            self.weights.setText(path)
+
+    def values(self) -> dict:
+        return {
+            "spec": self.spec.currentText().strip(),
+            "weights": self.weights.text().strip() or None,
+            "trust_pickle": self.trust.isChecked(),
+            "device": self.device.currentText(),
+        }
+
+
+def dock_area_map(window: QMainWindow) -> dict[str, tuple[int, bool]]:
+    """objectName → (dock area as int, visible) for every dock (for layout checks)."""
+    return {
+        d.objectName(): (int(window.dockWidgetArea(d).value), d.isVisible())
+        for d in window.findChildren(QDockWidget)
+    }

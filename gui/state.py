@@ -1,0 +1,345 @@
+"""AppState: the one object holding what the user chose and what the last run produced.
+
+Docks read it and listen to its signals; they change it through its setters. A dock never
+calls another dock. Model loads and runs go through the :class:`~gui.worker.Worker`, so the
+UI thread never runs torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from core import jobs
+from core.errors import HookScopeError
+from core.images import load_image
+from core.snapshot import Snapshot, cam_layer_default, default_layers
+from core.spec import InputSpec
+from gui.worker import Worker
+
+DEFAULT_CAM_METHOD = "gradcam"
+
+
+class AppState(QObject):
+    """Model, image, choices and the last result, with change signals.
+
+    Signals:
+        modelChanged(): ``loaded`` / ``tree`` replaced (layers and target reset too).
+        imageChanged(): ``image`` / ``image_path`` replaced.
+        specChanged(): the input spec (size / normalisation) was edited.
+        layersChanged(list): the ticked layers.
+        targetChanged(object): class index or None (top-1).
+        selectionChanged(str, int): selected layer and call.
+        camChanged(): CAM method or layers changed.
+        displayChanged(): colour map or overlay alpha changed (redraw, no rerun).
+        autoRunChanged(bool)
+        resultChanged(object): a new :class:`~core.snapshot.Snapshot`.
+        runFailed(str): a run failed with this sentence (also sent to errorRaised).
+        busyChanged(bool), progress(done, total, message)
+        errorRaised(str): one-sentence user error (shown in the status bar).
+        loadFailed(str): opening a model or image failed (also sent to errorRaised).
+        statusMessage(str): a short information message for the status bar.
+    """
+
+    modelChanged = Signal()
+    imageChanged = Signal()
+    specChanged = Signal()
+    layersChanged = Signal(list)
+    targetChanged = Signal(object)
+    selectionChanged = Signal(str, int)
+    camChanged = Signal()
+    displayChanged = Signal()
+    autoRunChanged = Signal(bool)
+    resultChanged = Signal(object)
+    runFailed = Signal(str)
+    runCancelled = Signal()
+    busyChanged = Signal(bool)
+    progress = Signal(int, int, str)
+    errorRaised = Signal(str)
+    loadFailed = Signal(str)
+    statusMessage = Signal(str)
+
+    def __init__(self, worker: Worker | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.worker = worker or Worker(self)
+        self.worker.busyChanged.connect(self.busyChanged)
+        self.worker.progress.connect(self.progress)
+        self.worker.cancelled.connect(self._on_cancelled)
+        self.loaded = None  # core.models.LoadedModel
+        self.tree = None  # core.tree.ModuleTree
+        self.model_args: dict = {}
+        self.device = "cpu"
+        self.image = None  # PIL RGB
+        self.image_path: str | None = None
+        self.input_spec: InputSpec | None = None
+        self.layers: list[str] = []
+        self.target: int | None = None
+        self.selected_layer: str | None = None
+        self.selected_call = 0
+        self.cam_method: str | None = DEFAULT_CAM_METHOD
+        self.cam_layers: list[str] = []
+        self.colormap = "viridis"
+        self.alpha = 0.5
+        self.auto_run = True
+        self.topk = 5
+        self.snapshot: Snapshot | None = None
+        self.last_run_seconds: float | None = None
+        self._run_id: int | None = None
+        self._run_started = 0.0
+
+    # -- model / image ------------------------------------------------------------------------
+    def load_model(
+        self,
+        spec: str,
+        weights: str | None = None,
+        trust_pickle: bool = False,
+        device: str | None = None,
+        *,
+        layers: list[str] | None = None,
+        on_done=None,
+        on_error=None,
+        quiet: bool = False,
+    ) -> int:
+        """Load a model in the worker; on success it replaces the current one and reruns.
+
+        A failed load keeps the current model and emits ``errorRaised`` and ``loadFailed``
+        (only ``on_error`` when ``quiet``, e.g. for a start-up fallback).
+        """
+        device = device or self.device
+        args = {"spec": spec, "weights": weights, "trust_pickle": trust_pickle, "device": device}
+
+        def done(result):
+            lm, tree = result
+            self._set_model(lm, tree, args, layers)
+            if on_done is not None:
+                on_done()
+
+        def failed(message):
+            if not quiet:
+                self.errorRaised.emit(message)
+                self.loadFailed.emit(message)
+            if on_error is not None:
+                on_error(message)
+
+        self.statusMessage.emit(f"Loading {spec}…")
+        return self.worker.submit(
+            jobs.load_job,
+            spec,
+            weights,
+            trust_pickle,
+            device,
+            kind="load",
+            on_result=done,
+            on_error=failed,
+        )
+
+    def _set_model(self, lm, tree, args: dict, layers: list[str] | None) -> None:
+        self.loaded, self.tree, self.model_args = lm, tree, args
+        self.device = str(lm.device)
+        self.input_spec = lm.input_spec
+        names = {n.name for n in tree.nodes()}
+        picked = [n for n in (layers or []) if n in names] or default_layers(tree)
+        self.layers = picked
+        self.cam_layers = cam_layer_default(tree, picked)
+        self.target = None
+        self.selected_layer = picked[0] if picked else None
+        self.selected_call = 0
+        self.snapshot = None
+        self.modelChanged.emit()
+        self.specChanged.emit()
+        self.layersChanged.emit(list(self.layers))
+        self.targetChanged.emit(None)
+        self.selectionChanged.emit(self.selected_layer or "", 0)
+        self.camChanged.emit()
+        if tree.error:
+            self.statusMessage.emit(tree.error)
+        self._maybe_run()
+
+    def load_image(self, path: str | Path) -> bool:
+        """Open an image file; a bad file emits ``errorRaised`` and keeps the current image."""
+        try:
+            img = load_image(path)
+        except HookScopeError as exc:
+            self.errorRaised.emit(str(exc))
+            self.loadFailed.emit(str(exc))
+            return False
+        self.set_image(img, str(path))
+        return True
+
+    def set_image(self, img, path: str | None = None) -> None:
+        """Use a PIL image (e.g. pasted from the clipboard) as the input."""
+        self.image, self.image_path = img, path
+        self.imageChanged.emit()
+        self._maybe_run()
+
+    def set_input_spec(self, spec: InputSpec) -> None:
+        """Use an edited size / normalisation for preprocessing."""
+        if spec == self.input_spec:
+            return
+        if spec.channels != (self.input_spec.channels if self.input_spec else spec.channels):
+            self.errorRaised.emit("The channel count is fixed by the model's first layer.")
+            return
+        self.input_spec = spec
+        self.specChanged.emit()
+        self._maybe_run()
+
+    def set_input_size(self, h: int, w: int) -> None:
+        """Change only the input size."""
+        if self.input_spec is not None:
+            self.set_input_spec(replace(self.input_spec, size=(int(h), int(w)), resize=None))
+
+    # -- choices ------------------------------------------------------------------------------
+    def set_layers(self, layers: list[str]) -> None:
+        """Replace the ticked layers (order kept, duplicates dropped)."""
+        layers = list(dict.fromkeys(layers))
+        if layers == self.layers:
+            return
+        self.layers = layers
+        self.layersChanged.emit(list(layers))
+        if self.tree is not None and not any(c in layers for c in self.cam_layers):
+            self.cam_layers = cam_layer_default(self.tree, layers)
+            self.camChanged.emit()
+        if self.selected_layer not in layers and layers:
+            self.select(layers[-1], 0)
+        self._maybe_run()
+
+    def set_layer_ticked(self, name: str, ticked: bool) -> None:
+        """Tick or untick one layer."""
+        if ticked and name not in self.layers:
+            self.set_layers([*self.layers, name])
+        elif not ticked and name in self.layers:
+            self.set_layers([n for n in self.layers if n != name])
+
+    def set_target(self, target: int | None) -> None:
+        """Explain class ``target`` (None = the top-1 class)."""
+        if target == self.target:
+            return
+        self.target = target
+        self.targetChanged.emit(target)
+        self._maybe_run()
+
+    def set_target_text(self, text: str) -> bool:
+        """Set the target from a class name or index typed by the user.
+
+        A bad name emits ``errorRaised`` and keeps the previous target.
+        """
+        text = text.strip()
+        if not text:
+            self.set_target(None)
+            return True
+        names = (self.loaded.class_names if self.loaded else None) or []
+        n_classes = len(self.snapshot.probs) if self.snapshot is not None else len(names)
+        if text.lstrip("-").isdigit():
+            index = int(text)
+            if n_classes and not 0 <= index < n_classes:
+                self.errorRaised.emit(
+                    f"Target class {index} is out of range: the model has {n_classes} classes "
+                    f"(0 to {n_classes - 1})."
+                )
+                return False
+            self.set_target(index)
+            return True
+        lower = [n.lower() for n in names]
+        if text.lower() not in lower:
+            hint = f" (e.g. {', '.join(names[:4])})" if names else ""
+            self.errorRaised.emit(
+                f"Unknown class name '{text}': use a class index or one of the model's "
+                f"class names{hint}."
+            )
+            return False
+        self.set_target(lower.index(text.lower()))
+        return True
+
+    def select(self, layer: str, call: int = 0) -> None:
+        """Select the layer (and call) the analysis docks show."""
+        if (layer, call) == (self.selected_layer, self.selected_call):
+            return
+        self.selected_layer, self.selected_call = layer, call
+        self.selectionChanged.emit(layer, call)
+
+    def set_cam(self, method: str | None = None, layers: list[str] | None = None) -> None:
+        """Change the CAM method and/or the CAM layers, then rerun."""
+        changed = False
+        if method is not None and method != self.cam_method:
+            self.cam_method, changed = method, True
+        if layers is not None and list(layers) != self.cam_layers:
+            self.cam_layers, changed = list(layers), True
+        if changed:
+            self.camChanged.emit()
+            self._maybe_run()
+
+    def set_display(self, colormap: str | None = None, alpha: float | None = None) -> None:
+        """Change the colour map or overlay alpha (a redraw, no rerun)."""
+        if colormap is not None:
+            self.colormap = colormap
+        if alpha is not None:
+            self.alpha = float(alpha)
+        self.displayChanged.emit()
+
+    def set_auto_run(self, on: bool) -> None:
+        if on != self.auto_run:
+            self.auto_run = on
+            self.autoRunChanged.emit(on)
+            self._maybe_run()
+
+    # -- running ------------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        """True when there is a model and an image to run on."""
+        return self.loaded is not None and self.image is not None
+
+    @property
+    def busy(self) -> bool:
+        return self.worker.busy
+
+    def run(self) -> int | None:
+        """Run the probe on the current choices (cancels a run in progress)."""
+        if not self.ready:
+            return None
+        import time
+
+        loaded = self.loaded
+        self._run_started = time.perf_counter()
+        self._run_id = self.worker.submit(
+            jobs.probe_job,
+            loaded,
+            self.image,
+            list(self.layers),
+            self.target,
+            self.cam_method,
+            list(self.cam_layers),
+            spec=self.input_spec,
+            k=self.topk,
+            kind="probe",
+            on_result=lambda snap: self._on_result(loaded, snap),
+            on_error=self._on_run_error,
+        )
+        return self._run_id
+
+    def cancel(self) -> None:
+        """Cancel the running job and anything queued."""
+        self.worker.cancel()
+
+    def _maybe_run(self) -> None:
+        if self.auto_run:
+            self.run()
+
+    def _on_result(self, loaded, snap: Snapshot) -> None:
+        if loaded is not self.loaded:  # the model changed while this ran: stale
+            return
+        import time
+
+        self.last_run_seconds = time.perf_counter() - self._run_started
+        self.snapshot = snap
+        self.resultChanged.emit(snap)
+
+    def _on_run_error(self, message: str) -> None:
+        self.runFailed.emit(message)
+        self.errorRaised.emit(message)
+
+    def _on_cancelled(self, job_id: int, kind: str) -> None:
+        if kind == "probe" and job_id == self._run_id:
+            self.runCancelled.emit()
+            self.statusMessage.emit("Run cancelled.")

@@ -1,0 +1,183 @@
+"""One job runner: plain core functions ``fn(reporter, ...)`` in a worker thread.
+
+The UI thread never runs torch. Jobs run one at a time on a single pool thread so two jobs
+never touch the same model at once. A new job of the same kind cancels the running one and
+waits behind it; only the latest pending job of each kind is kept.
+"""
+
+from __future__ import annotations
+
+import itertools
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+from core.errors import HookScopeError
+from core.jobs import Cancelled, Reporter
+
+
+@dataclass
+class Job:
+    """A queued or running job."""
+
+    id: int
+    kind: str
+    fn: Callable[..., Any]
+    args: tuple
+    kwargs: dict
+    on_result: Callable[[Any], None] | None = None
+    on_error: Callable[[str], None] | None = None
+    reporter: Reporter = field(default_factory=Reporter)
+
+
+class _Bridge(QObject):
+    """Signals emitted from the pool thread; delivered queued to the UI thread."""
+
+    done = Signal(int, str, object)  # job id, status ("ok"|"error"|"cancelled"), payload
+    progress = Signal(int, int, int, str)  # job id, done, total, message
+
+
+class _Task(QRunnable):
+    def __init__(self, job: Job, bridge: _Bridge):
+        super().__init__()
+        self.job, self.bridge = job, bridge
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        job = self.job
+        try:
+            result = job.fn(job.reporter, *job.args, **job.kwargs)
+            # A job that finished right after cancel still counts as cancelled.
+            status, payload = ("cancelled", None) if job.reporter.cancelled else ("ok", result)
+        except Cancelled:
+            status, payload = "cancelled", None
+        except HookScopeError as exc:
+            status, payload = "error", str(exc)
+        except Exception as exc:  # a bug, not a user error: still one sentence, app lives on
+            traceback.print_exc()
+            status, payload = "error", f"Unexpected {type(exc).__name__}: {exc}."
+        self.bridge.done.emit(job.id, status, payload)
+
+
+class Worker(QObject):
+    """Runs jobs off the UI thread, one at a time.
+
+    Signals:
+        started(id, kind): A job began running.
+        finished(id, kind, result): A job returned ``result``.
+        failed(id, kind, message): A job raised; ``message`` is one sentence.
+        cancelled(id, kind): A job was cancelled (running or dropped from the queue).
+        progress(done, total, message): Progress of the running job.
+        busyChanged(bool): True while a job runs or waits.
+    """
+
+    started = Signal(int, str)
+    finished = Signal(int, str, object)
+    failed = Signal(int, str, str)
+    cancelled = Signal(int, str)
+    progress = Signal(int, int, str)
+    busyChanged = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._bridge = _Bridge()
+        self._bridge.done.connect(self._on_done)
+        self._bridge.progress.connect(self._on_progress)
+        self._ids = itertools.count(1)
+        self._running: Job | None = None
+        self._pending: dict[str, Job] = {}  # kind -> latest job, in arrival order
+
+    # -- API --------------------------------------------------------------------------------
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        *args,
+        kind: str = "job",
+        on_result: Callable[[Any], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        **kwargs,
+    ) -> int:
+        """Queue ``fn(reporter, *args, **kwargs)``; return the job id.
+
+        A running job of the same ``kind`` is cancelled and a pending one replaced.
+        ``on_result`` / ``on_error`` are called in the UI thread.
+        """
+        job = Job(next(self._ids), kind, fn, args, kwargs, on_result, on_error)
+        reporter_for(job, self._bridge)
+        old = self._pending.pop(kind, None)
+        if old is not None:
+            self.cancelled.emit(old.id, old.kind)
+        if self._running is not None and self._running.kind == kind:
+            self._running.reporter.cancel()
+        was_busy = self.busy
+        self._pending[kind] = job
+        self._start_next()
+        if not was_busy:
+            self.busyChanged.emit(True)
+        return job.id
+
+    def cancel(self) -> None:
+        """Cancel the running job and drop every pending one."""
+        pending, self._pending = list(self._pending.values()), {}
+        for job in pending:
+            self.cancelled.emit(job.id, job.kind)
+        if self._running is not None:
+            self._running.reporter.cancel()
+        elif pending:
+            self.busyChanged.emit(False)
+
+    @property
+    def busy(self) -> bool:
+        return self._running is not None or bool(self._pending)
+
+    @property
+    def running_kind(self) -> str | None:
+        return self._running.kind if self._running is not None else None
+
+    def wait(self, msecs: int = -1) -> bool:
+        """Block until the pool is idle (tests and shutdown only)."""
+        return self._pool.waitForDone(msecs)
+
+    # -- internals --------------------------------------------------------------------------
+    def _start_next(self) -> None:
+        if self._running is not None or not self._pending:
+            return
+        kind = next(iter(self._pending))
+        job = self._pending.pop(kind)
+        self._running = job
+        self.started.emit(job.id, job.kind)
+        self._pool.start(_Task(job, self._bridge))
+
+    @Slot(int, str, object)
+    def _on_done(self, job_id: int, status: str, payload: object) -> None:
+        job, self._running = self._running, None
+        if job is None or job.id != job_id:  # cannot happen with one thread; be safe
+            return
+        if status == "ok":
+            self.finished.emit(job.id, job.kind, payload)
+            if job.on_result is not None:
+                job.on_result(payload)
+        elif status == "error":
+            self.failed.emit(job.id, job.kind, str(payload))
+            if job.on_error is not None:
+                job.on_error(str(payload))
+        else:
+            self.cancelled.emit(job.id, job.kind)
+        self._start_next()
+        if not self.busy:
+            self.busyChanged.emit(False)
+
+    @Slot(int, int, int, str)
+    def _on_progress(self, job_id: int, done: int, total: int, message: str) -> None:
+        if self._running is not None and self._running.id == job_id:
+            self.progress.emit(done, total, message)
+
+
+def reporter_for(job: Job, bridge: _Bridge) -> None:
+    """Give ``job`` a reporter whose progress travels to the UI thread by signal."""
+    job.reporter = Reporter(lambda d, t, m: bridge.progress.emit(job.id, d, t, m))
