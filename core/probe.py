@@ -14,6 +14,9 @@ from core.errors import HookScopeError
 from core.hooks import HookSession, Record
 from core.targets import Target, class_name, logits_of, resolve_target, target_scores
 
+DEFAULT_MAX_BYTES = 1 << 30
+"""Records beyond 1 GiB are dropped (with a note) so a big model cannot exhaust memory."""
+
 
 @dataclass(frozen=True)
 class ProbeResult:
@@ -74,7 +77,7 @@ def run_probe(
     class_names: Sequence[str] | None = None,
     k: int = 5,
     grads: bool = True,
-    max_bytes: int | None = None,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
     dtype: torch.dtype | None = None,
     edits: Sequence = (),
 ) -> ProbeResult:
@@ -92,7 +95,7 @@ def run_probe(
         class_names: For names in top-k and string targets.
         k: How many classes to list.
         grads: False for a forward-only probe.
-        max_bytes: Cap on recorded bytes (see :class:`HookSession`).
+        max_bytes: Cap on recorded bytes (see :class:`HookSession`); None for no cap.
         dtype: Storage dtype for records (e.g. ``torch.float16``).
         edits: Context managers entered around the pass (e.g. interventions).
     """
@@ -114,6 +117,12 @@ def run_probe(
             if grads:
                 input_grad, norms = _backward(session, output, resolved, x, notes)
     seconds = time.perf_counter() - start
+    silent = [name for name, recs in session.records.items() if not recs]
+    if silent:
+        notes.append(
+            f"Layer(s) {', '.join(silent)} did not run in the forward pass, so nothing was "
+            "recorded for them; pick layers the forward actually calls."
+        )
     if session.dropped:
         notes.append(
             f"{session.dropped} layer call(s) were not kept because records passed the "
