@@ -327,17 +327,6 @@ class HookSession:
 
         return hook
 
-    # -- reading ------------------------------------------------------------------------
-    def first(self, name: str) -> Record:
-        """The first record of ``name``; one clear sentence if the module never ran."""
-        recs = self.records.get(name)
-        if not recs:
-            raise HookScopeError(
-                f"Layer '{name}' did not run in the forward pass, so nothing was recorded; "
-                "pick a layer the forward actually calls."
-            )
-        return recs[0]
-
 
 def hook_count(model: nn.Module) -> int:
     """Number of forward / pre / backward hooks left on any submodule (0 after a clean run)."""

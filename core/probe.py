@@ -119,9 +119,9 @@ def run_probe(
     seconds = time.perf_counter() - start
     silent = [name for name, recs in session.records.items() if not recs]
     if silent:
-        notes.append(
-            f"Layer(s) {', '.join(silent)} did not run in the forward pass, so nothing was "
-            "recorded for them; pick layers the forward actually calls."
+        raise HookScopeError(
+            f"Layer '{silent[0]}' did not run in the forward pass, so nothing was recorded; "
+            "pick a layer the forward actually calls."
         )
     if session.dropped:
         notes.append(
