@@ -105,4 +105,4 @@ def test_float16_storage_halves_record_size():
         model(x)
     out = s.records["0"][0].output
     assert out.dtype == torch.float16
-    assert torch.allclose(out.float(), model[0](x), atol=1e-2)
+    assert torch.allclose(out.float(), model[0](x), rtol=1e-3, atol=1e-3)  # fp16: 11-bit mantissa
