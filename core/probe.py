@@ -12,6 +12,7 @@ from torch import nn
 
 from core.errors import HookScopeError
 from core.hooks import HookSession, Record
+from core.jobs import Cancelled
 from core.targets import Target, class_name, logits_of, resolve_target, target_scores
 
 DEFAULT_MAX_BYTES = 1 << 30
@@ -150,7 +151,7 @@ def run_probe(
 def _forward(model: nn.Module, x: torch.Tensor):
     try:
         return model(x)
-    except HookScopeError:
+    except (HookScopeError, Cancelled):
         raise
     except RuntimeError as exc:
         text = str(exc)
