@@ -1,0 +1,160 @@
+"""Numpy helpers that turn maps and feature maps into displayable arrays (no colours, no Qt).
+
+Colouring lives in ``gui/figures.py`` (pyqtgraph colour maps); everything here returns float
+or uint8 arrays so it can be tested and reused without a display.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# Below this spread relative to the largest magnitude a map is float noise, not signal.
+_REL_FLAT = 1e-6
+
+
+def normalize(a: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """Min-max scale to [0, 1] as float32; a constant (or all-NaN) map becomes zeros.
+
+    Args:
+        a: Any array.
+        vmin: Value mapped to 0 (default: the minimum, NaN ignored).
+        vmax: Value mapped to 1 (default: the maximum, NaN ignored).
+    """
+    a = np.nan_to_num(np.asarray(a, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    if a.size == 0:
+        return a
+    lo = float(a.min()) if vmin is None else float(vmin)
+    hi = float(a.max()) if vmax is None else float(vmax)
+    scale = max(abs(lo), abs(hi))
+    if hi - lo <= _REL_FLAT * scale or hi <= lo:
+        return np.zeros_like(a)
+    return np.clip((a - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def normalize_signed(a: np.ndarray, limit: float | None = None) -> np.ndarray:
+    """Scale to [0, 1] with 0 at 0.5, so a diverging colour map shows the sign.
+
+    Args:
+        a: Any real array (gradients, attributions).
+        limit: Magnitude mapped to the ends (default: max |a|); larger values are clipped.
+    """
+    a = np.nan_to_num(np.asarray(a, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    m = float(np.abs(a).max()) if limit is None and a.size else float(limit or 0.0)
+    if m <= 0.0:
+        return np.full_like(a, 0.5)
+    return np.clip(0.5 + 0.5 * a / m, 0.0, 1.0).astype(np.float32)
+
+
+def robust_limit(a: np.ndarray, percentile: float = 99.5) -> float:
+    """Magnitude at the given percentile of |a| (outlier-proof limit for signed maps)."""
+    a = np.abs(np.asarray(a, dtype=np.float32))
+    return float(np.percentile(a, percentile)) if a.size else 0.0
+
+
+def channel_sum(a: np.ndarray, *, absolute: bool = True) -> np.ndarray:
+    """Collapse (C, H, W) attributions to (H, W): sum of |a| (or signed sum) over channels."""
+    a = np.asarray(a, dtype=np.float32)
+    return (np.abs(a) if absolute else a).sum(axis=0)
+
+
+def upsample(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of (h, w) or (C, h, w) to ``size`` = (H, W), half-pixel centres.
+
+    Matches ``F.interpolate(..., align_corners=False)`` and OpenCV's ``INTER_LINEAR``.
+    """
+    a = np.asarray(a, dtype=np.float32)
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    t = t[None, None] if t.dim() == 2 else t[None]
+    out = F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)
+    return out[0, 0].numpy() if a.ndim == 2 else out[0].numpy()
+
+
+@dataclass(frozen=True)
+class Mosaic:
+    """Feature maps tiled into one image.
+
+    Attributes:
+        image: (H, W) float32, each tile normalised to [0, 1]; gaps are NaN-free zeros.
+        rows: Number of tile rows.
+        cols: Number of tile columns.
+        tile: (h, w) of one tile.
+        pad: Pixels between tiles.
+        channels: Channel index shown in each tile, row-major.
+    """
+
+    image: np.ndarray
+    rows: int
+    cols: int
+    tile: tuple[int, int]
+    pad: int
+    channels: tuple[int, ...]
+
+    def channel_at(self, y: int, x: int) -> int | None:
+        """Channel under pixel (y, x) of the mosaic, or None on a gap or empty tile."""
+        h, w = self.tile
+        r, dy = divmod(int(y), h + self.pad)
+        c, dx = divmod(int(x), w + self.pad)
+        if dy >= h or dx >= w or r >= self.rows or c >= self.cols:
+            return None
+        i = r * self.cols + c
+        return self.channels[i] if 0 <= i < len(self.channels) else None
+
+
+def tile_channels(
+    fmap: np.ndarray,
+    *,
+    channels: list[int] | None = None,
+    cols: int | None = None,
+    pad: int = 1,
+    shared_scale: bool = False,
+) -> Mosaic:
+    """Tile a (C, h, w) feature map into a near-square grid of normalised tiles.
+
+    Args:
+        fmap: Activations or gradients of one sample, (C, h, w).
+        channels: Which channels to show (default all, in order).
+        cols: Columns of the grid (default ceil(sqrt(n))).
+        pad: Gap in pixels between tiles.
+        shared_scale: Normalise all tiles with one min/max instead of per tile.
+    """
+    fmap = np.asarray(fmap, dtype=np.float32)
+    if fmap.ndim == 2:
+        fmap = fmap[None]
+    if fmap.ndim != 3:
+        raise ValueError(f"tile_channels expects (C, h, w), got shape {fmap.shape}")
+    chans = list(range(fmap.shape[0])) if channels is None else [int(c) for c in channels]
+    n = len(chans)
+    cols = max(1, cols or math.ceil(math.sqrt(max(n, 1))))
+    rows = max(1, math.ceil(n / cols))
+    h, w = fmap.shape[1:]
+    out = np.zeros((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad), np.float32)
+    lo, hi = (
+        (float(fmap[chans].min()), float(fmap[chans].max())) if shared_scale and n else (None,) * 2
+    )
+    for i, ch in enumerate(chans):
+        r, c = divmod(i, cols)
+        y, x = r * (h + pad), c * (w + pad)
+        out[y : y + h, x : x + w] = normalize(fmap[ch], lo, hi)
+    return Mosaic(out, rows, cols, (h, w), pad, tuple(chans))
+
+
+def blend(base: np.ndarray, top: np.ndarray, alpha: float) -> np.ndarray:
+    """``(1 - alpha) * base + alpha * top`` for uint8 RGB arrays of the same shape."""
+    if base.shape != top.shape:
+        raise ValueError(f"cannot blend {base.shape} with {top.shape}")
+    a = float(np.clip(alpha, 0.0, 1.0))
+    out = (1.0 - a) * base.astype(np.float32) + a * top.astype(np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a uint8 (H, W, 3) image to ``size`` = (H, W)."""
+    if tuple(rgb.shape[:2]) == tuple(size):
+        return rgb
+    chw = upsample(rgb.transpose(2, 0, 1).astype(np.float32), size)
+    return np.clip(chw.transpose(1, 2, 0) + 0.5, 0, 255).astype(np.uint8)
