@@ -158,3 +158,18 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return rgb
     chw = upsample(rgb.transpose(2, 0, 1).astype(np.float32), size)
     return np.clip(chw.transpose(1, 2, 0) + 0.5, 0, 255).astype(np.uint8)
+
+
+def gradient_to_rgb(grad: np.ndarray) -> np.ndarray:
+    """Show a (3, H, W) input gradient as an RGB image: zero mean, 0.1 std, centred on grey.
+
+    Same recipe as the guided-backprop pictures of Grad-CAM's authors (``deprocess_image``);
+    a 1-channel gradient is repeated to grey.
+    """
+    g = np.asarray(grad, dtype=np.float32)
+    g = g[None] if g.ndim == 2 else g
+    g = g.transpose(1, 2, 0)
+    g = g - g.mean()
+    g = g / (g.std() + 1e-5) * 0.1 + 0.5
+    rgb = (np.clip(g, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else np.ascontiguousarray(rgb[..., :3])
