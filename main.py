@@ -69,8 +69,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="class index or name (default: top-1)")
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--json", action="store_true", help="print JSON")
+    _edit_args(p)
     p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("importance", help="rank a layer's channels by ablating each in turn")
+    _model_args(p)
+    p.add_argument("--image", required=True)
+    p.add_argument("--layer", required=True, help="module whose channels are ablated")
+    p.add_argument("--target", help="class index or name (default: top-1)")
+    p.add_argument("--top", type=int, default=10, help="how many channels to list (default 10)")
+    p.add_argument("--batch-size", type=int, default=32, help="channels per forward pass")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_importance)
     return parser
+
+
+def _edit_flag(flag: str):
+    """Argparse type for one experiment flag; a bad value is a one-sentence usage error."""
+
+    def parse(text: str) -> dict:
+        from core.interventions import parse_edit_flag
+
+        try:
+            return parse_edit_flag(flag, text)
+        except HookScopeError as exc:
+            raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+
+    parse.__name__ = flag
+    return parse
+
+
+def _edit_args(p: argparse.ArgumentParser) -> None:
+    """Gradient and activation edits, kept in command-line order in ``args.edits``."""
+    g = p.add_argument_group("experiments (repeatable)")
+    for flag, metavar, text in (
+        ("grad-scale", "LAYER=K", "multiply the gradient flowing back through LAYER by K"),
+        ("grad-clip", "LAYER=C", "clip that gradient to ±C"),
+        ("grad-zero", "LAYER", "zero that gradient"),
+        ("grad-noise", "LAYER=S", "add seeded noise of S × the gradient's std"),
+        ("ablate", "LAYER:0,5,7", "zero these output channels of LAYER"),
+    ):
+        g.add_argument(
+            f"--{flag}",
+            dest="edits",
+            action="append",
+            type=_edit_flag(flag),
+            metavar=metavar,
+            help=text,
+        )
 
 
 def _load(args):
@@ -105,7 +151,12 @@ def cmd_probe(args) -> int:
 
     lm = _load(args)
     x = to_tensor(load_image(args.image), lm.input_spec)
-    r = run_probe(lm.model, x, args.layers, args.target, class_names=lm.class_names, k=args.topk)
+    from core.interventions import describe_edit, edit_from_dict
+
+    edits = [edit_from_dict(lm.model, d) for d in args.edits or []]
+    r = run_probe(
+        lm.model, x, args.layers, args.target, class_names=lm.class_names, k=args.topk, edits=edits
+    )
     layers = {}
     for name, recs in r.records.items():
         calls = []
@@ -128,6 +179,7 @@ def cmd_probe(args) -> int:
             "target_name": r.target_name,
             "topk": [{"index": i, "name": n, "prob": p} for i, n, p in r.topk],
             "input_grad_norm": grad_norm,
+            "edits": [describe_edit(e.to_dict()) for e in edits],
             "layers": layers,
             "notes": list(r.notes),
         }
@@ -151,6 +203,35 @@ def cmd_probe(args) -> int:
                         print(f"    {kind:<10} {vals}")
     for note in r.notes:
         print(f"note: {note}")
+    return 0
+
+
+def cmd_importance(args) -> int:
+    from core.images import load_image, to_tensor
+    from core.importance import channel_importance
+
+    lm = _load(args)
+    x = to_tensor(load_image(args.image), lm.input_spec)
+    res = channel_importance(
+        lm.model, x, args.layer, args.target, class_names=lm.class_names, batch_size=args.batch_size
+    )
+    top = res.top(max(args.top, 0))
+    if args.json:
+        out = {
+            "model": lm.name,
+            "layer": res.layer,
+            "target": res.target,
+            "target_name": res.target_name,
+            "base_prob": res.base_prob,
+            "channels": [{"channel": c, "drop": d, "prob": p} for c, d, p in top],
+        }
+        print(json.dumps(out, indent=1))
+        return 0
+    name = f" ({res.target_name})" if res.target_name else ""
+    print(f"{lm.name}: {res.layer}, target {res.target}{name}, p = {res.base_prob:.4f}")
+    print("  rank  channel      drop  p(zeroed)")
+    for rank, (c, d, p) in enumerate(top, 1):
+        print(f"  {rank:4d}  {c:7d}  {d:+8.4f}  {p:9.4f}")
     return 0
 
 
