@@ -224,15 +224,15 @@ def smoothgrad(
     return _out(total / samples)
 
 
-def ig_steps(n: int, method: str = "gausslegendre") -> tuple[list[float], list[float]]:
+def ig_steps(n: int, rule: str = "gausslegendre") -> tuple[list[float], list[float]]:
     """Step sizes and alphas of an integral rule, exactly as captum builds them."""
-    if method == "gausslegendre":
+    if rule == "gausslegendre":
         pts, wts = np.polynomial.legendre.leggauss(n)
         return (0.5 * wts).tolist(), (0.5 * (1 + pts)).tolist()
     if n < 2:
         raise HookScopeError("Integrated gradients with a Riemann rule needs at least 2 steps.")
     deltas = [1 / n] * n
-    if method == "riemann_trapezoid":
+    if rule == "riemann_trapezoid":
         deltas[0] /= 2
         deltas[-1] /= 2
         return deltas, torch.linspace(0, 1, n).tolist()
@@ -241,12 +241,12 @@ def ig_steps(n: int, method: str = "gausslegendre") -> tuple[list[float], list[f
         "riemann_middle": (1 / (2 * n), 1 - 1 / (2 * n)),
         "riemann_right": (1 / n, 1),
     }
-    if method not in alphas:
+    if rule not in alphas:
         raise HookScopeError(
-            f"Unknown integration rule '{method}': use gausslegendre, riemann_trapezoid, "
+            f"Unknown integration rule '{rule}': use gausslegendre, riemann_trapezoid, "
             "riemann_left, riemann_middle or riemann_right."
         )
-    return deltas, torch.linspace(*alphas[method], n).tolist()
+    return deltas, torch.linspace(*alphas[rule], n).tolist()
 
 
 def make_baseline(
@@ -299,7 +299,7 @@ def integrated_gradients(
     class_names=None,
     steps: int = 50,
     baseline: str | float | torch.Tensor = "black",
-    method: str = "gausslegendre",
+    rule: str = "gausslegendre",
     batch_size: int = 16,
     spec: InputSpec | None = None,
     reporter: Reporter | None = None,
@@ -310,7 +310,8 @@ def integrated_gradients(
     Args:
         steps: Points on the path from the baseline to the input.
         baseline: See :func:`make_baseline`.
-        method: ``gausslegendre`` (captum's default) or ``riemann_trapezoid|left|middle|right``.
+        rule: ``gausslegendre`` (captum's default) or ``riemann_trapezoid|left|middle|right``
+            (captum's ``method``).
         batch_size: Path points per forward/backward.
         spec: Input normalisation, for the black baseline.
         reporter: Progress per batch and cancel.
@@ -323,7 +324,7 @@ def integrated_gradients(
     reporter = reporter or quiet()
     x = x.detach().to(model_device(model))
     base = make_baseline(x, baseline, spec)
-    sizes, alphas = ig_steps(steps, method)
+    sizes, alphas = ig_steps(steps, rule)
     delta = x - base
     total = torch.zeros_like(x)
     with eval_mode(model):
@@ -477,7 +478,7 @@ ATTRIBUTION_METHODS: dict[str, AttributionMethod] = {
                 Param("steps", int, 50, "points on the path"),
                 Param("baseline", str, "black", "reference input", ("black", "zeros", "blurred")),
                 Param(
-                    "method",
+                    "rule",
                     str,
                     "gausslegendre",
                     "integration rule",

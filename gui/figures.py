@@ -393,3 +393,66 @@ def save_figure(
     except OSError as exc:
         raise HookScopeError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
     return path
+
+
+# -- ready-made panel sets (CLI and docks) -----------------------------------------------------
+def cam_panels(
+    image_rgb: np.ndarray,
+    maps: dict[str, np.ndarray],
+    *,
+    method: str = "",
+    cmap: str = DEFAULT_CMAP,
+    alpha: float = 0.5,
+    show_input: bool = True,
+) -> tuple[list[Panel], ColorBar]:
+    """The input plus one overlay per layer, and the [0, 1] colour bar."""
+    panels = [Panel("input", image_rgb)] if show_input else []
+    label = f"{method} " if method else ""
+    panels += [
+        Panel(f"{label}{name}", overlay(image_rgb, m, cmap, alpha)) for name, m in maps.items()
+    ]
+    return panels, ColorBar(cmap, 0.0, 1.0, method or "CAM")
+
+
+def attribution_panels(
+    image_rgb: np.ndarray,
+    attr: np.ndarray,
+    *,
+    title: str = "attribution",
+    signed: bool = True,
+    cmap: str | None = None,
+    gradient_rgb: bool = False,
+    show_input: bool = True,
+) -> tuple[list[Panel], ColorBar]:
+    """Panels for a (C, H, W) attribution: the channel sum coloured, plus its colour bar.
+
+    Signed maps use a diverging map centred on 0 with limits at the 99.5th percentile of |sum|
+    (outliers clip); unsigned maps (saliency) use the max over channels from 0.
+
+    Args:
+        image_rgb: The input as uint8 (H, W, 3).
+        attr: Attribution (C, H, W) or (H, W).
+        title: Panel title of the map.
+        signed: Colour with a diverging map.
+        cmap: Colour map (default bwr when signed, inferno otherwise).
+        gradient_rgb: Also show the gradient as an RGB picture (guided backprop style).
+        show_input: Start with the input image.
+    """
+    from core.render import gradient_to_rgb, robust_limit
+
+    a = np.asarray(attr, dtype=np.float32)
+    a3 = a[None] if a.ndim == 2 else a
+    panels = [Panel("input", image_rgb)] if show_input else []
+    if gradient_rgb:
+        panels.append(Panel(f"{title} (RGB)", gradient_to_rgb(a3)))
+    if signed:
+        cmap = cmap if cmap in SIGNED_COLORMAPS else DEFAULT_SIGNED_CMAP
+        m = a3.sum(axis=0)
+        lim = robust_limit(m) or float(np.abs(m).max())
+        panels.append(Panel(title, colorize_signed(m, cmap, lim)))
+        return panels, ColorBar(cmap, -lim, lim, "sum over channels")
+    cmap = cmap or "inferno"
+    m = np.abs(a3).max(axis=0)
+    hi = float(m.max())
+    panels.append(Panel(title, colorize(m, cmap, vmin=0.0, vmax=hi if hi > 0 else 1.0)))
+    return panels, ColorBar(cmap, 0.0, hi, "max over channels")
