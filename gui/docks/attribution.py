@@ -1,0 +1,350 @@
+"""Attribution dock: guided backprop, saliency, SmoothGrad, IG, occlusion… on the current image.
+
+The method list and each method's parameters come from ``core.attribution`` (the parameter
+form is built from the method's signature). Run goes through the worker with progress and
+cancel; the result is numpy only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from core import mosaic as mz
+from core.attribution_jobs import AttributionResult, attribution_job, attribution_params
+from core.render import robust_limit
+from gui.docks.base import BaseDock, Panel
+from gui.widgets import colors
+from gui.widgets.panes import ImagePane
+
+try:
+    from core.attribution import ATTRIBUTION_METHODS
+except ImportError:  # the engine is not in this build: the dock says so
+    ATTRIBUTION_METHODS = {}
+
+UNSIGNED_CMAP = "inferno"
+HEAT_PERCENTILE = 99.5
+"""|attribution| above this percentile saturates, so one hot pixel does not wash out the map."""
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+class ParamForm(QWidget):
+    """Editors for a method's options, built from its ``core.attribution.Param`` records."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.form = QFormLayout(self)
+        self.form.setContentsMargins(0, 0, 0, 0)
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
+        self.layer_choices: list[str] = []
+        self.editors: dict[str, QWidget] = {}
+        self.params: dict[str, object] = {}
+
+    def build(self, params) -> None:
+        """One row per option (name, type, default, help, choices)."""
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.editors, self.params = {}, {p.name: p for p in params}
+        for p in params:
+            editor = self._editor(p)
+            editor.setToolTip(p.help)
+            self.editors[p.name] = editor
+            self.form.addRow(_label(p.name), editor)
+
+    def _editor(self, p) -> QWidget:
+        if p.choices:
+            w = QComboBox(self)
+            w.addItems([str(c) for c in p.choices])
+            w.setCurrentText(str(p.default))
+            return w
+        if p.name == "layer":
+            w = QComboBox(self)
+            w.setEditable(True)
+            w.addItems(self.layer_choices)
+            w.setCurrentText(str(p.default) if p.default else (self.layer_choices or [""])[0])
+            w.lineEdit().setPlaceholderText("last convolution")
+            w.setMinimumContentsLength(14)
+            return w
+        if p.type is bool:
+            w = QCheckBox(self)
+            w.setChecked(bool(p.default))
+            return w
+        if p.type is int:
+            w = QSpinBox(self)
+            w.setRange(0, 100_000)
+            w.setValue(int(p.default or 0))
+            return w
+        if p.type is float:
+            w = QDoubleSpinBox(self)
+            w.setDecimals(3)
+            w.setRange(-1e6, 1e6)
+            w.setSingleStep(0.05)
+            w.setValue(float(p.default or 0.0))
+            return w
+        w = QLineEdit("" if p.default is None else str(p.default), self)
+        w.setPlaceholderText("default")
+        return w
+
+    def values(self) -> dict[str, object]:
+        """Current values (None = the method's own default)."""
+        out: dict[str, object] = {}
+        for name, w in self.editors.items():
+            p = self.params[name]
+            if isinstance(w, QComboBox):
+                text = w.currentText().strip()
+                out[name] = (p.type(text) if p.type in (int, float) else text) if text else None
+            elif isinstance(w, QCheckBox):
+                out[name] = w.isChecked()
+            elif isinstance(w, (QSpinBox, QDoubleSpinBox)):
+                out[name] = w.value()
+            else:
+                out[name] = w.text().strip() or None
+        return out
+
+    def set_value(self, name: str, value) -> None:
+        """Set one option's editor (tests, restoring settings)."""
+        w = self.editors[name]
+        if isinstance(w, QComboBox):
+            w.setCurrentText(str(value))
+        elif isinstance(w, QCheckBox):
+            w.setChecked(bool(value))
+        elif isinstance(w, (QSpinBox, QDoubleSpinBox)):
+            w.setValue(value)
+        else:
+            w.setText(str(value))
+
+
+class AttributionDock(BaseDock):
+    """Pixel attributions for the current image and target, on demand."""
+
+    TITLE = "Attribution"
+    OBJECT_NAME = "AttributionDock"
+
+    def __init__(self, state, parent=None):
+        super().__init__(state, parent)
+        self.method_combo = QComboBox(self)
+        for key, entry in ATTRIBUTION_METHODS.items():
+            self.method_combo.addItem(entry.title, key)
+        self.method_combo.setToolTip("Attribution method")
+        self.method_combo.currentIndexChanged.connect(lambda _: self._on_method(self.method))
+        self.add_header_widget(QLabel("Method", self))
+        self.add_header_widget(self.method_combo)
+        self.run_button = QPushButton("Run", self)
+        self.run_button.setToolTip("Compute the attribution for the current image and target")
+        self.run_button.clicked.connect(self.run)
+        self.add_header_widget(self.run_button)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setToolTip("Stop the running job (Esc)")
+        self.cancel_button.clicked.connect(self.state.cancel)
+        self.cancel_button.setEnabled(False)
+        self.add_header_widget(self.cancel_button)
+
+        top = QHBoxLayout()
+        self.form = ParamForm(self)
+        top.addWidget(self.form)
+        top.addStretch(1)
+        self.body.addLayout(top)
+        panes = QHBoxLayout()
+        self.signed_pane = ImagePane("signed (sum over colour channels)", self, colorbar=True)
+        self.heat_pane = ImagePane("|attribution| over the input", self, colorbar=True)
+        panes.addWidget(self.signed_pane, 1)
+        panes.addWidget(self.heat_pane, 1)
+        self.body.addLayout(panes, 1)
+        self.status = QLabel("", self)
+        self.status.setWordWrap(True)
+        self.body.addWidget(self.status)
+        for pane in (self.signed_pane, self.heat_pane):
+            pane.hovered.connect(self._on_hover)
+
+        self.result: AttributionResult | None = None
+        self.signed_map: np.ndarray | None = None
+        self.heat_map: np.ndarray | None = None
+        self.overlay_rgb: np.ndarray | None = None
+        self.signed_levels = (-1.0, 1.0)
+        self.signed_cmap = colors.DIVERGING
+        self._job: int | None = None
+        self._stale = False
+        state.worker.cancelled.connect(self._on_cancelled)
+        state.worker.busyChanged.connect(self._on_busy)
+        state.progress.connect(self._on_progress)
+        state.displayChanged.connect(self._draw)
+        state.modelChanged.connect(self._on_model)
+        for sig in (state.imageChanged, state.specChanged, state.targetChanged):
+            sig.connect(lambda *_: self._mark_stale())
+        if ATTRIBUTION_METHODS:
+            self._on_method(self.method)
+            self.status.setText("Press Run to compute the attribution.")
+        else:
+            self.run_button.setEnabled(False)
+            self.status.setText("Attribution methods are not available in this build.")
+
+    # -- running ------------------------------------------------------------------------------
+    def _on_method(self, method: str) -> None:
+        if not method:
+            return
+        self.form.layer_choices = self._map_layers()
+        self.form.build(attribution_params(method) if method in ATTRIBUTION_METHODS else ())
+
+    def _map_layers(self) -> list[str]:
+        st = self.state
+        layers = list(st.cam_layers) + [n for n in st.layers if n not in st.cam_layers]
+        return layers
+
+    @property
+    def method(self) -> str:
+        """Registry key of the chosen method."""
+        return self.method_combo.currentData() or ""
+
+    def set_method(self, key: str) -> None:
+        """Choose a method by registry key."""
+        i = self.method_combo.findData(key)
+        if i >= 0:
+            self.method_combo.setCurrentIndex(i)
+
+    def params(self) -> dict[str, object]:
+        return self.form.values()
+
+    def run(self) -> int | None:
+        """Submit the chosen method to the worker; returns the job id (None if not ready)."""
+        st = self.state
+        method = self.method
+        if not st.ready or not method:
+            self.status.setText("Load a model and an image first.")
+            return None
+        self.status.setText(f"Running {method}…")
+        self.cancel_button.setEnabled(True)
+        self._job = st.worker.submit(
+            attribution_job,
+            st.loaded,
+            st.image,
+            method,
+            self.params(),
+            st.target,
+            spec=st.input_spec,
+            kind="attribution",
+            on_result=self._on_result,
+            on_error=self._on_error,
+        )
+        return self._job
+
+    def _on_result(self, result: AttributionResult) -> None:
+        self.result, self._stale = result, False
+        a = result.attribution
+        self.signed_map = a.sum(axis=0) if a.ndim == 3 else a.astype(np.float32)
+        abs_map = np.abs(a).sum(axis=0) if a.ndim == 3 else np.abs(a)
+        limit = robust_limit(abs_map, HEAT_PERCENTILE) if abs_map.size else 0.0
+        self.heat_map = np.clip(abs_map / limit, 0, 1) if limit > 0 else np.zeros_like(abs_map)
+        if result.signed:
+            self.signed_cmap = colors.DIVERGING
+            self.signed_levels = mz.signed_levels(self.signed_map)
+        else:  # e.g. saliency is |gradient|: a sequential map from 0
+            self.signed_cmap = UNSIGNED_CMAP
+            self.signed_levels = (0.0, mz.value_levels(self.signed_map)[1])
+        self._draw()
+        target = result.target_name or result.target
+        params = ", ".join(f"{k}={v}" for k, v in result.params.items())
+        self.status.setText(
+            f"{result.method} for class {target} ({result.target})"
+            + (f" · {params}" if params else "")
+            + f" · {result.seconds:.2f} s"
+        )
+
+    def _on_error(self, message: str) -> None:
+        self.status.setText(message)
+        self.state.errorRaised.emit(message)
+
+    def _on_cancelled(self, job_id: int, kind: str) -> None:
+        if job_id == self._job:
+            self.status.setText("Cancelled.")
+
+    def _on_busy(self, busy: bool) -> None:
+        self.cancel_button.setEnabled(busy)
+
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        if self.state.worker.running_kind == "attribution" and total > 0:
+            self.status.setText(f"{message} {done} / {total}")
+
+    def _mark_stale(self) -> None:
+        if self.result is not None and not self._stale:
+            self._stale = True
+            self.status.setText(self.status.text() + " — out of date: press Run")
+
+    def _on_model(self) -> None:
+        self.result = self.signed_map = self.heat_map = self.overlay_rgb = None
+        self.signed_pane.set_rgb(None)
+        self.heat_pane.set_rgb(None)
+        self._on_method(self.method)
+        self.status.setText("Press Run to compute the attribution.")
+
+    # -- drawing ------------------------------------------------------------------------------
+    def _draw(self) -> None:
+        if self.result is None:
+            return
+        self.signed_pane.set_values(self.signed_map, self.signed_cmap, self.signed_levels)
+        kind = "signed" if self.result.signed else "magnitude"
+        self.signed_pane.set_title(f"{self.result.title}: {kind} (sum over colour channels)")
+        st = self.state
+        base = self.result.input_image
+        self.overlay_rgb = colors.overlay(base, self.heat_map, st.colormap, max(st.alpha, 0.35))
+        self.heat_pane.set_rgb(self.overlay_rgb)
+        self.heat_pane.set_title(f"{self.result.title}: |attribution| over the input")
+        if self.heat_pane.bar is not None:
+            self.heat_pane.bar.setColorMap(colors.qt_colormap(st.colormap))
+            self.heat_pane.bar.setLevels((0.0, 1.0))
+
+    def _on_hover(self, y: float, x: float) -> None:
+        if self.signed_map is None or np.isnan(y):
+            return
+        v = self.signed_map[int(y), int(x)]
+        self.signed_pane.setToolTip(f"(y {int(y)}, x {int(x)}) · {v:.4g}")
+        self.heat_pane.setToolTip(f"(y {int(y)}, x {int(x)}) · {v:.4g}")
+
+    # -- figures and export -------------------------------------------------------------------
+    def figure_panels(self) -> list[Panel]:
+        if self.result is None:
+            return []
+        r = self.result
+        signed = colors.colorize(self.signed_map, self.signed_cmap, self.signed_levels)
+        target = r.target_name or r.target
+        return [
+            ("input", colors.enlarge(r.input_image, 224)),
+            (f"{r.title} · {target}", colors.enlarge(signed, 224)),
+            ("scale", colors.colorbar(self.signed_cmap, self.signed_levels, 224)),
+            (f"{r.title} |attribution|", colors.enlarge(self.overlay_rgb, 224)),
+            ("scale", colors.colorbar(self.state.colormap, (0.0, 1.0), 224, "rel.")),
+        ]
+
+    def export_arrays(self) -> dict[str, np.ndarray]:
+        """Raw data behind the figure (for File ▸ Export all)."""
+        if self.result is None:
+            return {}
+        return {
+            "attribution/raw": self.result.attribution,
+            "attribution/signed": self.signed_map,
+            "attribution/heat": self.heat_map,
+        }
+
+    def settings(self) -> dict:
+        """Choices behind the figure (for File ▸ Export all)."""
+        r = self.result
+        return {
+            "method": r.method if r else self.method,
+            "params": dict(r.params) if r else self.params(),
+            "target": r.target if r else self.state.target,
+            "target_name": r.target_name if r else None,
+            "out_of_date": self._stale,
+        }

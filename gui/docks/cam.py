@@ -1,0 +1,300 @@
+"""CAM dock: class activation maps of the CAM layers, overlaid on the model input, side by side.
+
+Method and layers live in AppState (``set_cam``), so changing them reruns through the worker
+with progress and cancel; colour map and alpha only redraw (``set_display``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QSlider,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.cam import CAM_METHODS
+from gui.docks.base import BaseDock, Panel
+from gui.widgets import colors
+from gui.widgets.panes import ImagePane
+
+SLOW_METHODS = ("scorecam", "ablationcam")
+
+
+class CamDock(BaseDock):
+    """Grad-CAM and friends for the ticked feature-map layers."""
+
+    TITLE = "CAM"
+    OBJECT_NAME = "CamDock"
+
+    def __init__(self, state, parent=None):
+        super().__init__(state, parent)
+        self.method_combo = QComboBox(self)
+        self.method_combo.addItems(list(CAM_METHODS))
+        self.method_combo.setToolTip(
+            "CAM method (scorecam / ablationcam run one forward per channel: slow)"
+        )
+        self.method_combo.currentTextChanged.connect(self._on_method)
+        self.add_header_widget(QLabel("Method", self))
+        self.add_header_widget(self.method_combo)
+
+        controls = QHBoxLayout()
+        controls.setSpacing(6)
+        controls.addWidget(QLabel("Target", self))
+        self.target_edit = QLineEdit(self)
+        self.target_edit.setPlaceholderText("top-1 class")
+        self.target_edit.setToolTip("Class to explain: a name or index; empty = the top-1 class")
+        self.target_edit.returnPressed.connect(self._on_target_text)
+        controls.addWidget(self.target_edit, 1)
+        top1 = QToolButton(self)
+        top1.setText("Top-1")
+        top1.setToolTip("Explain the predicted class")
+        top1.clicked.connect(lambda: self.state.set_target(None))
+        controls.addWidget(top1)
+        controls.addSpacing(8)
+        controls.addWidget(QLabel("Colours", self))
+        self.cmap_combo = QComboBox(self)
+        self.cmap_combo.addItems(colors.colormap_names())
+        self.cmap_combo.currentTextChanged.connect(lambda n: self.state.set_display(colormap=n))
+        controls.addWidget(self.cmap_combo)
+        controls.addWidget(QLabel("Alpha", self))
+        self.alpha_slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.alpha_slider.setRange(0, 100)
+        self.alpha_slider.setMaximumWidth(120)
+        self.alpha_slider.setToolTip("Opacity of the map over the image")
+        self.alpha_slider.valueChanged.connect(lambda v: self.state.set_display(alpha=v / 100))
+        controls.addWidget(self.alpha_slider)
+        self.body.addLayout(controls)
+
+        split = QSplitter(Qt.Orientation.Horizontal, self)
+        left = QWidget(split)
+        left_lay = QVBoxLayout(left)
+        left_lay.setContentsMargins(0, 0, 0, 0)
+        left_lay.addWidget(QLabel("CAM layers", left))
+        self.layer_list = QListWidget(left)
+        self.layer_list.setToolTip("Ticked layers with a feature-map output; tick to compute a map")
+        self.layer_list.itemChanged.connect(self._on_layer_item)
+        left_lay.addWidget(self.layer_list, 1)
+        self.grid_host = QWidget(split)
+        self.grid = QGridLayout(self.grid_host)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setSpacing(4)
+        self.note = QLabel("", self.grid_host)
+        self.note.setWordWrap(True)
+        self.note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        split.addWidget(left)
+        split.addWidget(self.grid_host)
+        split.setStretchFactor(0, 0)
+        split.setStretchFactor(1, 1)
+        split.setSizes([150, 600])
+        self.body.addWidget(split, 1)
+        self.status = QLabel("", self)
+        self.body.addWidget(self.status)
+
+        self.panes: dict[str, ImagePane] = {}
+        self.maps: dict[str, np.ndarray] = {}
+        self.overlays: dict[str, np.ndarray] = {}
+        state.resultChanged.connect(lambda _: self.refresh())
+        state.camChanged.connect(self._sync_controls)
+        state.layersChanged.connect(lambda _: self._fill_layers())
+        state.modelChanged.connect(self._fill_layers)
+        state.targetChanged.connect(lambda _: self._show_target())
+        state.displayChanged.connect(self._on_display)
+        state.busyChanged.connect(lambda _: self._show_status())
+        state.progress.connect(self._on_progress)
+        self._sync_controls()
+        self._fill_layers()
+        self.refresh()
+
+    # -- controls -> state --------------------------------------------------------------------
+    def _on_method(self, method: str) -> None:
+        if method:
+            self.state.set_cam(method=method)
+
+    def _on_layer_item(self, _item) -> None:
+        self.state.set_cam(layers=self.checked_layers())
+
+    def checked_layers(self) -> list[str]:
+        """The layers ticked in the list, in list order."""
+        items = (self.layer_list.item(i) for i in range(self.layer_list.count()))
+        return [it.text() for it in items if it.checkState() == Qt.CheckState.Checked]
+
+    def _on_target_text(self) -> None:
+        self.state.set_target_text(self.target_edit.text())
+
+    # -- state -> controls --------------------------------------------------------------------
+    def _sync_controls(self) -> None:
+        st = self.state
+        with QSignalBlocker(self.method_combo):
+            if st.cam_method in CAM_METHODS:
+                self.method_combo.setCurrentText(st.cam_method)
+        with QSignalBlocker(self.cmap_combo):
+            self.cmap_combo.setCurrentText(st.colormap)
+        with QSignalBlocker(self.alpha_slider):
+            self.alpha_slider.setValue(round(st.alpha * 100))
+        self._check_layers()
+        self._show_status()
+
+    def map_layers(self) -> list[str]:
+        """Ticked layers whose output is a feature map (the ones a CAM can use)."""
+        tree = self.state.tree
+        out = []
+        for name in self.state.layers:
+            node = tree.find(name) if tree is not None else None
+            shape = node.out_shape if node is not None else None
+            if shape is None or (len(shape) == 4 and shape[2] * shape[3] > 1):
+                out.append(name)
+        return out
+
+    def _fill_layers(self) -> None:
+        with QSignalBlocker(self.layer_list):
+            self.layer_list.clear()
+            for name in self.map_layers():
+                item = QListWidgetItem(name, self.layer_list)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(Qt.CheckState.Unchecked)
+        self._check_layers()
+
+    def _check_layers(self) -> None:
+        wanted = set(self.state.cam_layers)
+        with QSignalBlocker(self.layer_list):
+            for i in range(self.layer_list.count()):
+                it = self.layer_list.item(i)
+                on = it.text() in wanted
+                it.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+
+    def _show_target(self) -> None:
+        snap, st = self.state.snapshot, self.state
+        if st.target is None:
+            self.target_edit.clear()
+            if snap is not None and snap.target is not None:
+                name = snap.target_name or snap.target
+                self.target_edit.setPlaceholderText(f"top-1: {name} ({snap.target})")
+            return
+        names = (st.loaded.class_names if st.loaded else None) or []
+        name = names[st.target] if 0 <= st.target < len(names) else None
+        self.target_edit.setText(f"{name}" if name else str(st.target))
+
+    def _on_display(self) -> None:
+        with QSignalBlocker(self.cmap_combo):
+            self.cmap_combo.setCurrentText(self.state.colormap)
+        with QSignalBlocker(self.alpha_slider):
+            self.alpha_slider.setValue(round(self.state.alpha * 100))
+        self.redraw()
+
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        if self.state.cam_method in SLOW_METHODS and total > 0 and self.state.busy:
+            self.status.setText(f"{message}: {done} / {total} (Esc cancels)")
+
+    def _show_status(self) -> None:
+        snap, st = self.state.snapshot, self.state
+        if st.busy:
+            self.status.setText("Running… (Esc cancels)")
+        elif snap is None:
+            self.status.setText("")
+        elif snap.cam_method != st.cam_method or list(snap.cams) != list(st.cam_layers):
+            self.status.setText("Out of date: run again (Ctrl+R) to compute this CAM.")
+        else:
+            name = snap.target_name or snap.target
+            self.status.setText(f"{snap.cam_method} for class {name} ({snap.target}).")
+
+    # -- drawing ------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """New result: take its maps and redraw."""
+        snap = self.state.snapshot
+        self.maps = dict(snap.cams) if snap is not None else {}
+        self._show_target()
+        self._rebuild_panes()
+        self.redraw()
+        self._show_status()
+
+    def _rebuild_panes(self) -> None:
+        if list(self.panes) == list(self.maps):
+            return
+        for pane in self.panes.values():
+            self.grid.removeWidget(pane)
+            pane.deleteLater()
+        self.panes = {}
+        self.grid.removeWidget(self.note)
+        n = len(self.maps)
+        cols = max(1, math.ceil(math.sqrt(n)))
+        for i, name in enumerate(self.maps):
+            pane = ImagePane(name, self.grid_host, colorbar=True)
+            self.grid.addWidget(pane, i // cols, i % cols)
+            self.panes[name] = pane
+        if not n:
+            self.grid.addWidget(self.note, 0, 0)
+        self.note.setVisible(not n)
+
+    def redraw(self) -> None:
+        """Recolour the overlays (colour map / alpha changed, or new maps)."""
+        snap, st = self.state.snapshot, self.state
+        self.overlays = {}
+        if snap is None or not self.maps:
+            self.note.setText(self._why_empty())
+            return
+        for name, cam in self.maps.items():
+            rgb = colors.overlay(snap.input_image, cam, st.colormap, st.alpha)
+            self.overlays[name] = rgb
+            pane = self.panes[name]
+            pane.set_rgb(rgb)
+            pane.set_title(f"{name} — {snap.cam_method}")
+            if pane.bar is not None:
+                pane.bar.setColorMap(colors.qt_colormap(st.colormap))
+                pane.bar.setLevels((0.0, 1.0))
+
+    def _why_empty(self) -> str:
+        snap = self.state.snapshot
+        if snap is None:
+            return "Run the model (Ctrl+R) to see class activation maps."
+        if snap.notes:
+            return snap.notes[-1]
+        if not self.map_layers():
+            return "CAM needs a layer with a feature-map output: tick one in the model tree."
+        return "Tick a layer in the list to compute its CAM."
+
+    # -- figures and export -------------------------------------------------------------------
+    def figure_panels(self) -> list[Panel]:
+        snap = self.state.snapshot
+        if not self.overlays or snap is None:
+            return []
+        target = snap.target_name or snap.target
+        panels: list[Panel] = [("input", colors.enlarge(snap.input_image, 224))]
+        for name, rgb in self.overlays.items():
+            panels.append((f"{name} · {snap.cam_method} · {target}", colors.enlarge(rgb, 224)))
+        h = panels[-1][1].shape[0]
+        panels.append(("CAM", colors.colorbar(self.state.colormap, (0.0, 1.0), height=h)))
+        return panels
+
+    def export_arrays(self) -> dict[str, np.ndarray]:
+        """Raw data behind the figure (for File ▸ Export all)."""
+        out: dict[str, np.ndarray] = {}
+        for name, cam in self.maps.items():
+            out[f"cam/{name}/map"] = cam
+            if name in self.overlays:
+                out[f"cam/{name}/overlay"] = self.overlays[name]
+        return out
+
+    def settings(self) -> dict:
+        """Choices behind the figure (for File ▸ Export all)."""
+        snap, st = self.state.snapshot, self.state
+        return {
+            "method": snap.cam_method if snap is not None else st.cam_method,
+            "layers": list(self.maps),
+            "target": snap.target if snap is not None else st.target,
+            "target_name": snap.target_name if snap is not None else None,
+            "colormap": st.colormap,
+            "alpha": st.alpha,
+        }

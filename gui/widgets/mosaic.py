@@ -1,0 +1,360 @@
+"""FeatureView: every channel of one layer output as one tiled image, plus a channel close-up.
+
+Shared by the Activations and Gradients docks. The mosaic is ONE ``pg.ImageItem`` fed one
+array (built by :func:`core.mosaic.tile` in a single numpy step), so 2048 channels stay fast.
+Vector outputs (K,) are shown as a bar plot instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QPen
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGraphicsRectItem,
+    QHBoxLayout,
+    QLabel,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core import mosaic as mz
+from gui.docks.base import Panel
+from gui.widgets import colors
+from gui.widgets.draw import bar_chart
+from gui.widgets.panes import BACKGROUND, TEXT, ImagePane
+
+SCALES = ("per channel", "shared")
+PAGE_MAPS, PAGE_BARS, PAGE_EMPTY = 0, 1, 2
+GAP = (150, 150, 150)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+class FeatureView(QWidget):
+    """Mosaic + close-up + histogram + stats, or a bar plot for vectors.
+
+    Args:
+        signed: Gradients: diverging colour map, levels symmetric around 0.
+        what: Word used in titles ("activation" / "gradient").
+
+    Signals:
+        channelSelected(int): The user clicked a channel (or a bar).
+
+    Attributes:
+        maps: The shown (C, h, w) maps, or None for a vector.
+        vector: The shown (K,) vector, or None.
+        tiles: The current :class:`core.mosaic.Tiles` (None for a vector).
+        selected: The channel in the close-up.
+    """
+
+    channelSelected = Signal(int)
+
+    def __init__(self, parent=None, *, signed: bool = False, what: str = "activation"):
+        super().__init__(parent)
+        self.signed, self.what = signed, what
+        self.cmap = colors.DIVERGING if signed else "viridis"
+        self.maps: np.ndarray | None = None
+        self.vector: np.ndarray | None = None
+        self.tiles: mz.Tiles | None = None
+        self.selected = 0
+        self.title = ""
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(3)
+        row = QHBoxLayout()
+        row.setSpacing(6)
+        row.addWidget(QLabel("Sort", self))
+        self.sort_combo = QComboBox(self)
+        self.sort_combo.addItems(mz.SORT_KEYS)
+        self.sort_combo.setToolTip("Order of the tiles: channel index, or largest mean / max first")
+        self.sort_combo.currentTextChanged.connect(lambda _: self._redraw())
+        row.addWidget(self.sort_combo)
+        row.addWidget(QLabel("Scale", self))
+        self.scale_combo = QComboBox(self)
+        self.scale_combo.addItems(SCALES)
+        self.scale_combo.setToolTip(
+            "per channel: each tile uses its own range; shared: one range for all tiles"
+        )
+        self.scale_combo.currentTextChanged.connect(lambda _: self._redraw())
+        row.addWidget(self.scale_combo)
+        self.info = QLabel("", self)
+        self.info.setStyleSheet("color: palette(mid);")
+        row.addWidget(self.info, 1)
+        outer.addLayout(row)
+
+        self.stack = QStackedWidget(self)
+        outer.addWidget(self.stack, 1)
+
+        # Page 0: mosaic | close-up + histogram + stats.
+        split = QSplitter(Qt.Orientation.Horizontal, self)
+        self.mosaic_pane = ImagePane("", split, colorbar=True)
+        self.mosaic_pane.hovered.connect(self._on_hover)
+        self.mosaic_pane.clicked.connect(self._on_click)
+        self.mosaic_item = self.mosaic_pane.image
+        self.mosaic_pane.view.setBackgroundColor(GAP)  # NaN gaps between tiles show this
+        self.highlight = QGraphicsRectItem()
+        pen = QPen(QColor(255, 40, 40))
+        pen.setCosmetic(True)
+        pen.setWidth(2)
+        self.highlight.setPen(pen)
+        self.highlight.setZValue(10)
+        self.highlight.setVisible(False)
+        self.mosaic_pane.view.addItem(self.highlight)
+        side = QWidget(split)
+        side_lay = QVBoxLayout(side)
+        side_lay.setContentsMargins(0, 0, 0, 0)
+        side_lay.setSpacing(2)
+        self.channel_pane = ImagePane("", side, colorbar=True)
+        self.channel_pane.hovered.connect(self._on_channel_hover)
+        side_lay.addWidget(self.channel_pane, 3)
+        self.hist_plot = pg.PlotWidget(side, background=BACKGROUND)
+        self.hist_plot.setMenuEnabled(False)
+        self.hist_plot.setMouseEnabled(False, False)
+        self.hist_plot.hideButtons()
+        self.hist_plot.setMinimumHeight(110)
+        for ax in ("left", "bottom"):
+            self.hist_plot.getAxis(ax).setTextPen(TEXT)
+            self.hist_plot.getAxis(ax).setPen(TEXT)
+        self.hist_plot.setTitle("Histogram", color=TEXT, size="8pt")
+        self.hist_curve = self.hist_plot.plot(
+            [0, 1],
+            [0],
+            stepMode="center",
+            fillLevel=0,
+            brush=(66, 110, 200, 150),
+            pen=(40, 80, 160),
+        )
+        side_lay.addWidget(self.hist_plot, 2)
+        self.stats_label = QLabel("", side)
+        self.stats_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.stats_label.setWordWrap(True)
+        side_lay.addWidget(self.stats_label)
+        split.addWidget(self.mosaic_pane)
+        split.addWidget(side)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setSizes([460, 300])
+        self.stack.addWidget(split)
+
+        # Page 1: bar plot for (K,) vectors.
+        self.bar_plot = pg.PlotWidget(self, background=BACKGROUND)
+        self.bar_plot.setMenuEnabled(False)
+        for ax in ("left", "bottom"):
+            self.bar_plot.getAxis(ax).setTextPen(TEXT)
+            self.bar_plot.getAxis(ax).setPen(TEXT)
+        self.bar_plot.setLabel("bottom", "index", color=TEXT)
+        self.bars = pg.BarGraphItem(x=[0], height=[0], width=0.8)
+        self.bar_plot.addItem(self.bars)
+        self.bar_plot.scene().sigMouseMoved.connect(self._on_bar_hover)
+        self.bar_plot.scene().sigMouseClicked.connect(self._on_bar_click)
+        self.stack.addWidget(self.bar_plot)
+
+        # Page 2: a message.
+        self.empty_label = QLabel("Run the model to see this layer.", self)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        self.stack.addWidget(self.empty_label)
+        self.stack.setCurrentIndex(PAGE_EMPTY)
+
+        self.hover_label = QLabel(" ", self)
+        self.hover_label.setToolTip("Channel and value under the mouse")
+        outer.addWidget(self.hover_label)
+
+    # -- data ---------------------------------------------------------------------------------
+    def set_array(self, a: np.ndarray | None, title: str = "", message: str = "") -> None:
+        """Show one layer output (C, h, w) / (K,) / other ranks; None shows ``message``."""
+        self.title = title
+        if a is None:
+            self.maps = self.vector = self.tiles = None
+            self.empty_label.setText(message or "Run the model to see this layer.")
+            self.stack.setCurrentIndex(PAGE_EMPTY)
+            self.info.setText("")
+            return
+        a = np.asarray(a, dtype=np.float32)
+        maps = mz.as_maps(a)
+        if maps is None:
+            self.maps, self.tiles, self.vector = None, None, a.reshape(-1)
+            self._draw_bars()
+            return
+        self.vector = None
+        if self.maps is None or maps.shape[0] != self.maps.shape[0]:
+            self.selected = 0
+        self.maps = maps
+        self._redraw()
+
+    def set_colormap(self, name: str) -> None:
+        """Colour map for unsigned values (signed views keep the diverging map)."""
+        if self.signed or name == self.cmap:
+            return
+        self.cmap = name
+        self._redraw()
+
+    @property
+    def order(self) -> np.ndarray:
+        """Channel per tile, as currently sorted."""
+        return self.tiles.order if self.tiles is not None else np.arange(0)
+
+    def select_channel(self, channel: int) -> None:
+        """Show ``channel`` in the close-up."""
+        if self.maps is None or not 0 <= channel < self.maps.shape[0]:
+            return
+        self.selected = int(channel)
+        self._draw_channel()
+
+    # -- drawing ------------------------------------------------------------------------------
+    def _redraw(self) -> None:
+        if self.maps is None:
+            if self.vector is not None:
+                self._draw_bars()
+            return
+        maps = self.maps
+        order = mz.channel_order(maps, self.sort_combo.currentText())
+        per_channel = self.scale_combo.currentText() == SCALES[0]
+        self.tiles = mz.tile(maps, order, signed=self.signed, per_channel=per_channel)
+        self.mosaic_pane.set_values(self.tiles.image, self.cmap, self.tiles.levels)
+        c, h, w = maps.shape
+        self.mosaic_pane.set_title(
+            f"{self.title} — {c} channels of {h}×{w}, sorted by {self.sort_combo.currentText()}"
+        )
+        self.info.setText(f"{c} channels · {h}×{w} · click a tile for a close-up")
+        self.stack.setCurrentIndex(PAGE_MAPS)
+        self.selected = min(self.selected, c - 1)
+        self._draw_channel()
+
+    def channel_levels(self, ch: np.ndarray) -> tuple[float, float]:
+        return mz.signed_levels(ch) if self.signed else mz.value_levels(ch)
+
+    def _draw_channel(self) -> None:
+        ch = self.maps[self.selected]
+        self.channel_pane.set_values(ch, self.cmap, self.channel_levels(ch))
+        self.channel_pane.set_title(f"channel {self.selected}")
+        counts, edges = mz.histogram(ch)
+        self.hist_curve.setData(edges, counts)
+        s = mz.stats(ch)
+        self.stats_label.setText(
+            f"<b>channel {self.selected}</b> &nbsp; mean {_fmt(s['mean'])} · std {_fmt(s['std'])}"
+            f" · min {_fmt(s['min'])} · max {_fmt(s['max'])} · zeros {s['zeros']:.0%}"
+        )
+        origin = self.tiles.origin(self.selected) if self.tiles is not None else None
+        if origin is None:
+            self.highlight.setVisible(False)
+        else:
+            y, x = origin
+            h, w = self.tiles.tile
+            self.highlight.setRect(x - 0.5, y - 0.5, w + 1, h + 1)
+            self.highlight.setVisible(True)
+
+    def _draw_bars(self) -> None:
+        v = self.vector
+        x = np.arange(len(v))
+        if self.signed:
+            brushes = [pg.mkBrush(200, 70, 60) if b >= 0 else pg.mkBrush(66, 110, 200) for b in v]
+        else:
+            brushes = [pg.mkBrush(66, 110, 200)] * len(v)
+        self.bars.setOpts(x=x, height=v, width=0.8, brushes=brushes, pen=pg.mkPen(None))
+        self.bar_plot.setTitle(f"{self.title} — {len(v)} values", color=TEXT, size="9pt")
+        self.bar_plot.autoRange()
+        self.info.setText(f"vector of {len(v)} values")
+        self.stack.setCurrentIndex(PAGE_BARS)
+
+    # -- mouse --------------------------------------------------------------------------------
+    def describe(self, y: float, x: float) -> str:
+        """Text for mosaic pixel (y, x): channel, position in the tile and the raw value."""
+        if self.tiles is None or self.maps is None or np.isnan(y):
+            return " "
+        ch = self.tiles.channel_at(y, x)
+        if ch is None:
+            return " "
+        h, w = self.tiles.tile
+        ty, tx = int(y) % (h + self.tiles.pad), int(x) % (w + self.tiles.pad)
+        return f"channel {ch}  ·  (y {ty}, x {tx})  ·  {self.what} {_fmt(self.maps[ch, ty, tx])}"
+
+    def _on_hover(self, y: float, x: float) -> None:
+        text = self.describe(y, x)
+        self.hover_label.setText(text)
+        self.mosaic_pane.setToolTip(text.strip())
+
+    def _on_click(self, y: float, x: float) -> None:
+        ch = self.tiles.channel_at(y, x) if self.tiles is not None else None
+        if ch is not None:
+            self.select_channel(ch)
+            self.channelSelected.emit(ch)
+
+    def _on_channel_hover(self, y: float, x: float) -> None:
+        if self.maps is None or np.isnan(y):
+            return
+        v = self.maps[self.selected, int(y), int(x)]
+        self.hover_label.setText(
+            f"channel {self.selected}  ·  (y {int(y)}, x {int(x)})  ·  {self.what} {_fmt(v)}"
+        )
+
+    def _bar_at(self, scene_pos) -> int | None:
+        if self.vector is None:
+            return None
+        p = self.bar_plot.getPlotItem().vb.mapSceneToView(scene_pos)
+        i = int(round(p.x()))
+        return i if 0 <= i < len(self.vector) else None
+
+    def _on_bar_hover(self, pos) -> None:
+        i = self._bar_at(pos)
+        text = " " if i is None else f"index {i}  ·  {self.what} {_fmt(self.vector[i])}"
+        self.hover_label.setText(text)
+        self.bar_plot.setToolTip(text.strip())
+
+    def _on_bar_click(self, ev) -> None:
+        i = self._bar_at(ev.scenePos())
+        if i is not None:
+            self.channelSelected.emit(i)
+
+    # -- export -------------------------------------------------------------------------------
+    def panels(self) -> list[Panel]:
+        """What the view shows, as figure panels (RGB arrays with titles)."""
+        if self.vector is not None:
+            return [(f"{self.title} ({len(self.vector)} values)", self._bar_rgb())]
+        if self.maps is None or self.tiles is None:
+            return []
+        t = self.tiles
+        ch = self.maps[self.selected]
+        lv = self.channel_levels(ch)
+        counts, edges = mz.histogram(ch)
+        mosaic_rgb = colors.enlarge(colors.colorize(t.image, self.cmap, t.levels), 360)
+        return [
+            (
+                f"{self.title}: {self.maps.shape[0]} channels by {self.sort_combo.currentText()}",
+                mosaic_rgb,
+            ),
+            ("scale", colors.colorbar(self.cmap, t.levels, height=min(360, mosaic_rgb.shape[0]))),
+            (f"channel {self.selected}", colors.enlarge(colors.colorize(ch, self.cmap, lv), 240)),
+            ("scale", colors.colorbar(self.cmap, lv, height=240)),
+            (f"channel {self.selected} histogram", bar_chart(counts, edges=edges, size=(300, 200))),
+        ]
+
+    def _bar_rgb(self) -> np.ndarray:
+        return bar_chart(self.vector, size=(520, 260), signed_colours=self.signed)
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """The raw data behind the view."""
+        out: dict[str, np.ndarray] = {}
+        if self.vector is not None:
+            out[f"{prefix}/values"] = self.vector
+        if self.maps is not None and self.tiles is not None:
+            out[f"{prefix}/maps"] = self.maps
+            out[f"{prefix}/order"] = self.tiles.order
+            out[f"{prefix}/mosaic"] = self.tiles.image
+        return out
+
+    def settings(self) -> dict:
+        return {
+            "sort": self.sort_combo.currentText(),
+            "scale": self.scale_combo.currentText(),
+            "colormap": self.cmap,
+            "selected_channel": self.selected,
+        }

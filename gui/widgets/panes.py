@@ -1,0 +1,86 @@
+"""ImagePane: one titled pyqtgraph image (row-major, y down, square pixels) with hover text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QSize, Signal
+
+from gui.widgets import colors
+
+BACKGROUND = (246, 246, 246)
+TEXT = (40, 40, 40)
+
+
+class ImagePane(pg.GraphicsLayoutWidget):
+    """A title, an image and an optional colour bar.
+
+    Signals:
+        hovered(float, float): Image pixel (y, x) under the mouse (NaN when outside).
+        clicked(float, float): Image pixel (y, x) clicked.
+    """
+
+    hovered = Signal(float, float)
+    clicked = Signal(float, float)
+
+    def __init__(self, title: str = "", parent=None, *, colorbar: bool = False):
+        super().__init__(parent)
+        self.setBackground(BACKGROUND)
+        self.ci.layout.setContentsMargins(2, 2, 2, 2)
+        self.title = self.addLabel(title, row=0, col=0, colspan=2, color=TEXT, size="9pt")
+        self.view = self.addViewBox(row=1, col=0, lockAspect=True, invertY=True, enableMenu=False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.view.addItem(self.image)
+        self.bar: pg.ColorBarItem | None = None
+        if colorbar:
+            self.bar = pg.ColorBarItem(
+                values=(0, 1), colorMap=colors.qt_colormap("viridis"), interactive=False, width=12
+            )
+            self.bar.getAxis("right").setTextPen(TEXT)
+            self.addItem(self.bar, row=1, col=1)
+        self.scene().sigMouseMoved.connect(self._on_move)
+        self.scene().sigMouseClicked.connect(self._on_click)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(260, 260)
+
+    def set_title(self, text: str) -> None:
+        self.title.setText(text, color=TEXT, size="9pt")
+
+    def set_rgb(self, rgb: np.ndarray | None) -> None:
+        """Show a uint8 RGB image (None clears)."""
+        if rgb is None:
+            self.image.clear()
+            return
+        self.image.setLookupTable(None)
+        self.image.setImage(np.ascontiguousarray(rgb), autoLevels=False, levels=(0, 255))
+        self.view.autoRange(padding=0.01)
+
+    def set_values(self, a: np.ndarray, cmap: str, levels: tuple[float, float]) -> None:
+        """Show a float image through colour map ``cmap`` at fixed ``levels``."""
+        self.image.setImage(np.ascontiguousarray(a, dtype=np.float32), autoLevels=False)
+        self.image.setLookupTable(colors.lut(cmap))
+        self.image.setLevels(levels)
+        if self.bar is not None:
+            self.bar.setColorMap(colors.qt_colormap(cmap))
+            self.bar.setLevels(levels)
+        self.view.autoRange(padding=0.01)
+
+    def pixel_at(self, scene_pos: QPointF) -> tuple[float, float] | None:
+        """Image (y, x) under a scene position, or None outside the image."""
+        if self.image.image is None or not self.view.sceneBoundingRect().contains(scene_pos):
+            return None
+        p = self.image.mapFromScene(scene_pos)
+        h, w = self.image.image.shape[:2]
+        if 0 <= p.y() < h and 0 <= p.x() < w:
+            return p.y(), p.x()
+        return None
+
+    def _on_move(self, pos) -> None:
+        hit = self.pixel_at(pos)
+        self.hovered.emit(*(hit or (float("nan"), float("nan"))))
+
+    def _on_click(self, ev) -> None:
+        hit = self.pixel_at(ev.scenePos())
+        if hit is not None:
+            self.clicked.emit(*hit)
