@@ -123,7 +123,9 @@ class GradientsDock(BaseDock):
             self.input_map = None
             self.input_pane.set_rgb(None)
             self.input_pane.set_title("no input gradient")
+            self.input_pane.bar.setVisible(False)
             return
+        self.input_pane.bar.setVisible(True)
         mode = self.input_mode.currentText()
         self.input_map = mz.input_gradient_map(snap.input_grad, mode)
         signed = mode != mz.INPUT_GRAD_MODES[0]

@@ -13,8 +13,9 @@ import pyqtgraph as pg
 from PIL import Image, ImageDraw
 
 SEQUENTIAL = ("viridis", "inferno", "magma", "plasma", "turbo", "cividis", "CET-L1")
-DIVERGING = "CET-D1A"
+DIVERGING = "bwr"
 """Blue-white-red: zero in the middle, for gradients and signed attributions."""
+_ALIASES = {"bwr": "CET-D1", "coolwarm": "CET-D1A", "jet": "CET-R4", "gray": "CET-L1"}
 
 
 def colormap_names() -> list[str]:
@@ -29,10 +30,16 @@ def colormap_names() -> list[str]:
 
 @functools.cache
 def lut(name: str) -> np.ndarray:
-    """(256, 3) uint8 lookup table of a pyqtgraph colour map (viridis when unknown)."""
+    """(256, 3) uint8 lookup table: gui.figures' names first, then pyqtgraph's, else viridis."""
     try:
-        cmap = pg.colormap.get(name)
-    except (FileNotFoundError, KeyError, ValueError):
+        from gui.figures import lut as figures_lut
+
+        return figures_lut(name)
+    except Exception:  # figures missing or an unknown name: fall back below
+        pass
+    try:
+        cmap = pg.colormap.get(_ALIASES.get(name, name))
+    except (FileNotFoundError, KeyError, ValueError, OSError):
         cmap = pg.colormap.get("viridis")
     table = np.asarray(cmap.getLookupTable(0.0, 1.0, 256, alpha=False), dtype=np.uint8)
     table.setflags(write=False)

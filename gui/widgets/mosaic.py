@@ -225,6 +225,8 @@ class FeatureView(QWidget):
             f"{self.title} — {c} channels of {h}×{w}, sorted by {self.sort_combo.currentText()}"
         )
         self.info.setText(f"{c} channels · {h}×{w} · click a tile for a close-up")
+        self.sort_combo.setEnabled(True)
+        self.scale_combo.setEnabled(True)
         self.stack.setCurrentIndex(PAGE_MAPS)
         self.selected = min(self.selected, c - 1)
         self._draw_channel()
@@ -255,14 +257,17 @@ class FeatureView(QWidget):
     def _draw_bars(self) -> None:
         v = self.vector
         x = np.arange(len(v))
-        if self.signed:
-            brushes = [pg.mkBrush(200, 70, 60) if b >= 0 else pg.mkBrush(66, 110, 200) for b in v]
-        else:
-            brushes = [pg.mkBrush(66, 110, 200)] * len(v)
-        self.bars.setOpts(x=x, height=v, width=0.8, brushes=brushes, pen=pg.mkPen(None))
+        red, blue = (200, 70, 60), (66, 110, 200)
+        rgb = [red if b >= 0 else blue for b in v] if self.signed else [blue] * len(v)
+        # A cosmetic 1-px outline keeps every bar visible when 1000 of them share the width.
+        pens = [pg.mkPen(c, width=1, cosmetic=True) for c in rgb]
+        brushes = [pg.mkBrush(c) for c in rgb]
+        self.bars.setOpts(x=x, height=v, width=0.8, brushes=brushes, pens=pens)
         self.bar_plot.setTitle(f"{self.title} — {len(v)} values", color=TEXT, size="9pt")
         self.bar_plot.autoRange()
-        self.info.setText(f"vector of {len(v)} values")
+        self.info.setText(f"vector of {len(v)} values · hover a bar for its value")
+        self.sort_combo.setEnabled(False)
+        self.scale_combo.setEnabled(False)
         self.stack.setCurrentIndex(PAGE_BARS)
 
     # -- mouse --------------------------------------------------------------------------------
