@@ -179,17 +179,26 @@ def test_sanity_restores_weights_when_cancelled(loaded):
     assert same_state(lm.model, before) and hook_count(lm.model) == 0
 
 
-def test_sanity_gradcam_correlation_falls_on_the_demo():
+def test_sanity_correlation_falls_on_the_demo():
     pytest.importorskip("core.cam")
     lm = demo_or_skip("demo:clean")
     import core.demo
 
+    methods = ["gradcam"]
+    try:
+        import core.attribution  # noqa: F401
+
+        methods.append("guided_backprop")
+    except ImportError:
+        pass
     x = to_tensor(load_image(SAMPLES / "car_road.png"), lm.input_spec)
     before = state(lm.model)
-    res = cascading_randomization(lm.model, x, methods=["gradcam"], cam_layer=core.demo.CAM_LAYER)
-    corr = res.correlations["gradcam"]
-    assert res.steps[0] == "fc" and len(corr) == len(res.steps)
-    assert corr[0] > corr[-1] + 0.3
+    res = cascading_randomization(lm.model, x, methods=methods, cam_layer=core.demo.CAM_LAYER)
+    assert res.steps[0] == "fc" and res.steps[-1] == "features.stem.conv"
+    for method in methods:
+        corr = res.correlations[method]
+        assert len(corr) == len(res.steps) and corr[0] > 0.5
+        assert corr[0] > corr[-1] + 0.3, (method, corr)
     assert same_state(lm.model, before) and hook_count(lm.model) == 0
 
 
@@ -234,6 +243,30 @@ def test_hook_code_reproduces_run_probe(files, loaded, with_edits):
         torch.testing.assert_close(ns["gradients"][name], rec.grad_output, rtol=0, atol=1e-6)
     torch.testing.assert_close(ns["input_grad"], r.input_grad, rtol=0, atol=1e-6)
     assert hook_count(ns["model"]) == 0
+
+
+def test_hook_code_on_the_demo_with_in_place_layers():
+    lm = demo_or_skip("demo:clean")
+    img = str(SAMPLES / "car_road.png")
+    occlude = [{"op": "occlude", "box": [0, 0, 30, 30], "colour": [0, 0, 0]}]
+    from core.interventions import apply_image_edits
+
+    x = to_tensor(apply_image_edits(load_image(img), occlude), lm.input_spec)
+    # bn2's output is changed in place by `out += identity`; relu1 is ReLU(inplace=True).
+    layers = ["features.res.bn2", "features.res.relu1", "features.res", "fc"]
+    grads = [GradEdit(lm.model, "features.res", clip=1e-3)]
+    acts = [ActEdit(lm.model, "features.res.relu1", "mean", [0, 3])]
+    edits = [*grads, *acts]
+    r = run_probe(lm.model, x, layers, "airplane", class_names=lm.class_names, edits=edits)
+    code = hook_code("demo:clean", None, img, layers, "airplane", grads, acts, image_edits=occlude)
+    ns: dict = {}
+    exec(compile(code, "<hook code>", "exec"), ns)
+    assert ns["target"] == lm.class_names.index("airplane")
+    for name in layers:
+        rec = r.records[name][0]
+        torch.testing.assert_close(ns["activations"][name], rec.output, rtol=0, atol=1e-6)
+        torch.testing.assert_close(ns["gradients"][name], rec.grad_output, rtol=0, atol=1e-6)
+    torch.testing.assert_close(ns["input_grad"], r.input_grad, rtol=0, atol=1e-6)
 
 
 def test_hook_code_top1_target(files, loaded):
@@ -403,14 +436,14 @@ def test_cli_importance_json(files, capsys):
     code, out, err = cli(
         capsys,
         *["importance", "--model", files["spec"], "--weights", files["weights"]],
-        *["--image", files["image"], "--layer", "layer4", "--top", "6", "--batch-size", "64"],
+        *["--image", files["image"], "--layer", "layer1", "--top", "6", "--batch-size", "32"],
         "--json",
     )
     assert code == 0, err
     res = json.loads(out)
     drops = [c["drop"] for c in res["channels"]]
     assert len(drops) == 6 and drops == sorted(drops, reverse=True)
-    assert res["layer"] == "layer4" and 0 < res["base_prob"] < 1
+    assert res["layer"] == "layer1" and 0 < res["base_prob"] < 1
 
 
 @pytest.mark.parametrize(
