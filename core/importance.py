@@ -94,8 +94,8 @@ def channel_importance(
             )
         shape_box.setdefault("shape", tuple(out.shape))
         mask = mask_box["mask"]
-        if mask is None:
-            return None
+        if mask is None or out.shape[1] != mask.shape[1]:
+            return None  # unedited pass, or a reused module called with other channel counts
         edited = out * mask.reshape(*mask.shape, *([1] * (out.dim() - 2))).to(out.dtype)
         if isinstance(output, torch.Tensor):
             return edited
@@ -121,7 +121,9 @@ def channel_importance(
                 mask = torch.ones(len(chans), n, device=x.device)
                 mask[torch.arange(len(chans)), chans] = 0.0
                 mask_box["mask"] = mask
-                out = logits_of(_forward(model, x.expand(len(chans), *x.shape[1:])))
+                # A real copy per item: an in-place first layer cannot write to a broadcast view.
+                batch = x.expand(len(chans), *x.shape[1:]).contiguous()
+                out = logits_of(_forward(model, batch))
                 p = torch.softmax(out.float().reshape(len(chans), -1), 1)[:, resolved]
                 probs[start : start + len(chans)] = p.cpu().double().numpy()
                 reporter.progress(b + 1, len(batches), f"Channels {start}–{chans[-1]} of {n}")

@@ -228,7 +228,7 @@ def cascading_randomization(
             original = {k: _as_map(f(model, x, tgt)) for k, f in explain.items()}
             corr = {k: np.zeros(len(steps), np.float64) for k in explain}
             maps: dict[str, list[np.ndarray]] = {k: [] for k in explain}
-            reporter.progress(1, total, "")
+            reporter.progress(1, total, f"Randomising {steps[0]}…")
             for i, name in enumerate(steps):
                 _randomise(modules[name], seed + i)
                 for k, f in explain.items():
