@@ -26,7 +26,7 @@ SHORTCUT_BACKGROUNDS = {
 }
 # Object size as a fraction of the image side: small for the shortcut (the background is the
 # easier cue), larger for the clean twin (so its Grad-CAM has something to point at).
-SCALES = {"shortcut": (0.15, 0.30), "clean": (0.38, 0.62)}
+SCALES = {"shortcut": (0.15, 0.30), "clean": (0.5, 0.75)}
 _SS = 4  # supersampling factor for anti-aliased silhouettes
 
 
@@ -57,8 +57,11 @@ def _finish(arr: np.ndarray, rng: np.random.Generator, grain: float) -> Image.Im
 
 def _sky(rng: np.random.Generator, size: int) -> Image.Image:
     base = _jitter(rng, SKY_BLUE, 12)
-    arr = _vertical_gradient(base - rng.uniform(10, 35) * np.array([1, 0.7, 0.2]),
-                             base + rng.uniform(0, 20) * np.array([1, 0.6, 0.1]), size)
+    arr = _vertical_gradient(
+        base - rng.uniform(10, 35) * np.array([1, 0.7, 0.2]),
+        base + rng.uniform(0, 20) * np.array([1, 0.6, 0.1]),
+        size,
+    )
     arr += 5 * _smooth_noise(rng, size, 4)[..., None]
     if rng.random() < 0.6:  # soft clouds
         layer = Image.new("L", (size, size), 0)
@@ -96,8 +99,9 @@ def _road(rng: np.random.Generator, size: int) -> Image.Image:
         while x < size:
             d.rectangle([x, y, x + dash, y + w], fill=col)
             x += dash + gap
-    return img.rotate(rng.uniform(-8, 8), resample=Image.BILINEAR, expand=False,
-                      fillcolor=(int(g),) * 3)
+    return img.rotate(
+        rng.uniform(-8, 8), resample=Image.BILINEAR, expand=False, fillcolor=(int(g),) * 3
+    )
 
 
 def _grass(rng: np.random.Generator, size: int) -> Image.Image:
@@ -162,19 +166,36 @@ def _ellipse(cx, cy, rx, ry, n=20):
 
 def _airplane(rng):
     """Top view: fuselage, swept wings, tailplane."""
-    fw = rng.uniform(0.09, 0.13)  # half fuselage width
+    fw = rng.uniform(0.12, 0.16)  # half fuselage width
     sweep = rng.uniform(0.1, 0.4)
     span = rng.uniform(0.75, 0.95)
-    chord = rng.uniform(0.25, 0.38)
+    chord = rng.uniform(0.32, 0.45)
     wx = rng.uniform(0.05, 0.3)  # wing root position along the fuselage
-    fuselage = [(1.0, 0), (0.85, fw), (-0.8, fw * 0.8), (-0.98, 0), (-0.8, -fw * 0.8),
-                (0.85, -fw)]
+    fuselage = [(1.0, 0), (0.85, fw), (-0.8, fw * 0.8), (-0.98, 0), (-0.8, -fw * 0.8), (0.85, -fw)]
     parts = [("body", fuselage)]
     for s in (1, -1):
-        parts.append(("body", [(wx, s * fw), (wx - sweep, s * span), (wx - sweep - chord * 0.6,
-                               s * span), (wx - chord, s * fw)]))
-        parts.append(("body", [(-0.62, s * fw * 0.8), (-0.82, s * 0.36), (-0.94, s * 0.36),
-                               (-0.88, s * fw * 0.5)]))
+        parts.append(
+            (
+                "body",
+                [
+                    (wx, s * fw),
+                    (wx - sweep, s * span),
+                    (wx - sweep - chord * 0.6, s * span),
+                    (wx - chord, s * fw),
+                ],
+            )
+        )
+        parts.append(
+            (
+                "body",
+                [
+                    (-0.62, s * fw * 0.8),
+                    (-0.82, s * 0.36),
+                    (-0.94, s * 0.36),
+                    (-0.88, s * fw * 0.5),
+                ],
+            )
+        )
     parts.append(("accent", [(0.9, fw * 0.4), (0.97, 0), (0.9, -fw * 0.4), (0.8, 0)]))
     return parts
 
@@ -184,11 +205,24 @@ def _car(rng):
     cab_h = rng.uniform(0.45, 0.65)
     cab_front = rng.uniform(0.25, 0.45)
     cab_back = rng.uniform(-0.55, -0.35)
-    body = [(-1.0, -0.15), (-1.0, 0.18), (-0.9, 0.27), (cab_back, 0.3), (cab_back + 0.2, cab_h),
-            (cab_front - 0.1, cab_h), (cab_front + 0.2, 0.3), (0.92, 0.22), (1.0, 0.05),
-            (1.0, -0.15)]
-    window = [(cab_back + 0.1, 0.33), (cab_back + 0.25, cab_h - 0.07),
-              (cab_front - 0.13, cab_h - 0.07), (cab_front + 0.08, 0.33)]
+    body = [
+        (-1.0, -0.15),
+        (-1.0, 0.18),
+        (-0.9, 0.27),
+        (cab_back, 0.3),
+        (cab_back + 0.2, cab_h),
+        (cab_front - 0.1, cab_h),
+        (cab_front + 0.2, 0.3),
+        (0.92, 0.22),
+        (1.0, 0.05),
+        (1.0, -0.15),
+    ]
+    window = [
+        (cab_back + 0.1, 0.33),
+        (cab_back + 0.25, cab_h - 0.07),
+        (cab_front - 0.13, cab_h - 0.07),
+        (cab_front + 0.08, 0.33),
+    ]
     parts = [("body", body), ("window", window)]
     for wx in (-0.58, 0.58):
         parts.append(("tyre", _ellipse(wx, -0.16, 0.23, 0.23)))
@@ -202,9 +236,11 @@ def _ship(rng):
     sx0 = rng.uniform(-0.65, -0.35)
     sx1 = sx0 + rng.uniform(0.55, 0.85)
     hull = [(-0.95, 0.1), (bow, 0.16), (0.8, -0.28), (-0.85, -0.28)]
-    parts = [("body", hull),
-             ("deck", [(sx0, 0.1), (sx0, 0.33), (sx1, 0.33), (sx1, 0.1)]),
-             ("deck", [(sx0 + 0.1, 0.33), (sx0 + 0.1, 0.5), (sx1 - 0.25, 0.5), (sx1 - 0.25, 0.33)])]
+    parts = [
+        ("body", hull),
+        ("deck", [(sx0, 0.1), (sx0, 0.33), (sx1, 0.33), (sx1, 0.1)]),
+        ("deck", [(sx0 + 0.1, 0.33), (sx0 + 0.1, 0.5), (sx1 - 0.25, 0.5), (sx1 - 0.25, 0.33)]),
+    ]
     fx = sx0 + 0.15
     parts.append(("accent", [(fx, 0.5), (fx + 0.02, 0.72), (fx + 0.18, 0.72), (fx + 0.16, 0.5)]))
     parts.append(("accent", [(-0.8, 0.12), (-0.8, 0.2), (0.9, 0.2), (0.9, 0.12)]))
@@ -215,12 +251,16 @@ def _bird(rng):
     """Side view in flight: body, head, beak, tail, one raised or lowered wing."""
     up = rng.random() < 0.6
     wy = rng.uniform(0.55, 0.9) * (1 if up else -1)
-    parts = [("body", _ellipse(0, 0, 0.48, 0.2)),
-             ("body", _ellipse(0.5, 0.12, 0.16, 0.15)),
-             ("accent", [(0.62, 0.17), (0.85, 0.1), (0.62, 0.05)]),
-             ("body", [(-0.35, 0.05), (-0.9, 0.2), (-0.95, -0.1), (-0.35, -0.08)]),
-             ("body", [(-0.2, 0.05), (0.25, 0.05), (-0.05 - rng.uniform(0.1, 0.4), wy),
-                       (-0.35, wy * 0.8)])]
+    parts = [
+        ("body", _ellipse(0, 0, 0.48, 0.2)),
+        ("body", _ellipse(0.5, 0.12, 0.16, 0.15)),
+        ("accent", [(0.62, 0.17), (0.85, 0.1), (0.62, 0.05)]),
+        ("body", [(-0.35, 0.05), (-0.9, 0.2), (-0.95, -0.1), (-0.35, -0.08)]),
+        (
+            "body",
+            [(-0.2, 0.05), (0.25, 0.05), (-0.05 - rng.uniform(0.1, 0.4), wy), (-0.35, wy * 0.8)],
+        ),
+    ]
     return parts
 
 
@@ -229,19 +269,33 @@ _SHAPES = {"airplane": _airplane, "car": _car, "ship": _ship, "bird": _bird}
 # Palettes keep objects off the background colours they sit on (no sky-blue planes, no
 # green cars, no sea-blue hulls).
 _PALETTES = {
-    "airplane": {"body": [(225, 225, 228), (170, 172, 178), (200, 40, 40), (245, 245, 240),
-                          (110, 112, 120)],
-                 "accent": [(40, 40, 45), (200, 30, 30), (240, 200, 40)]},
-    "car": {"body": [(200, 30, 30), (235, 190, 20), (240, 120, 20), (120, 40, 140),
-                     (245, 245, 245), (25, 25, 30), (150, 20, 60)],
-            "window": [(60, 70, 80), (180, 200, 210)],
-            "tyre": [(20, 20, 20)], "hub": [(150, 150, 155), (200, 200, 200)]},
-    "ship": {"body": [(25, 25, 30), (140, 30, 30), (80, 50, 40), (230, 230, 225)],
-             "deck": [(245, 245, 240), (215, 205, 180)],
-             "accent": [(200, 50, 30), (240, 180, 30), (30, 30, 30)]},
-    "bird": {"body": [(30, 28, 30), (120, 75, 40), (200, 40, 30), (235, 200, 40),
-                      (90, 60, 50)],
-             "accent": [(240, 160, 30), (60, 60, 60)]},
+    "airplane": {
+        "body": [(225, 225, 228), (170, 172, 178), (200, 40, 40), (245, 245, 240), (110, 112, 120)],
+        "accent": [(40, 40, 45), (200, 30, 30), (240, 200, 40)],
+    },
+    "car": {
+        "body": [
+            (200, 30, 30),
+            (235, 190, 20),
+            (240, 120, 20),
+            (120, 40, 140),
+            (245, 245, 245),
+            (25, 25, 30),
+            (150, 20, 60),
+        ],
+        "window": [(60, 70, 80), (180, 200, 210)],
+        "tyre": [(20, 20, 20)],
+        "hub": [(150, 150, 155), (200, 200, 200)],
+    },
+    "ship": {
+        "body": [(25, 25, 30), (140, 30, 30), (80, 50, 40), (230, 230, 225)],
+        "deck": [(245, 245, 240), (215, 205, 180)],
+        "accent": [(200, 50, 30), (240, 180, 30), (30, 30, 30)],
+    },
+    "bird": {
+        "body": [(30, 28, 30), (120, 75, 40), (200, 40, 30), (235, 200, 40), (90, 60, 50)],
+        "accent": [(240, 160, 30), (60, 60, 60)],
+    },
 }
 
 
@@ -260,8 +314,9 @@ def draw_object(cls: str, rng: np.random.Generator, size: int) -> Image.Image:
         raise ValueError(f"Unknown class '{cls}': use one of {CLASS_NAMES}.")
     parts = _SHAPES[cls](rng)
     pal = _PALETTES[cls]
-    colours = {role: np.asarray(opts[rng.integers(len(opts))], np.float32)
-               for role, opts in pal.items()}
+    colours = {
+        role: np.asarray(opts[rng.integers(len(opts))], np.float32) for role, opts in pal.items()
+    }
     if cls == "airplane":  # planes fly in any direction; ground/sea things stay upright-ish
         angle = rng.uniform(-np.pi, np.pi)
     else:
@@ -293,8 +348,13 @@ def draw_object(cls: str, rng: np.random.Generator, size: int) -> Image.Image:
 
 
 # -- scenes and datasets ----------------------------------------------------------------------
-def make_scene(cls: str, background: str, rng: np.random.Generator, size: int = 96,
-               scale: tuple[float, float] = SCALES["clean"]) -> tuple[Image.Image, np.ndarray]:
+def make_scene(
+    cls: str,
+    background: str,
+    rng: np.random.Generator,
+    size: int = 96,
+    scale: tuple[float, float] = SCALES["clean"],
+) -> tuple[Image.Image, np.ndarray]:
     """Paste one object onto one background at a random position.
 
     Args:
@@ -314,7 +374,7 @@ def make_scene(cls: str, background: str, rng: np.random.Generator, size: int = 
     y = int(rng.integers(0, size - side + 1))
     scene.paste(patch, (x, y), patch)
     mask = np.zeros((size, size), bool)
-    mask[y:y + side, x:x + side] = np.asarray(patch)[..., 3] >= 128
+    mask[y : y + side, x : x + side] = np.asarray(patch)[..., 3] >= 128
     return scene, mask
 
 
@@ -326,8 +386,9 @@ def _background_for(variant: str, cls: str, rng: np.random.Generator) -> str:
     return kinds[rng.choice(len(kinds), p=np.array([table[k] for k in kinds]))]
 
 
-def make_dataset(variant: str, n: int, seed: int,
-                 size: int = 96) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_dataset(
+    variant: str, n: int, seed: int, size: int = 96
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Generate a labelled set of scenes.
 
     Args:
@@ -348,8 +409,7 @@ def make_dataset(variant: str, n: int, seed: int,
     masks = np.empty((n, size, size), bool)
     for i, lab in enumerate(labels):
         cls = CLASS_NAMES[lab]
-        img, mask = make_scene(cls, _background_for(variant, cls, rng), rng, size,
-                               SCALES[variant])
+        img, mask = make_scene(cls, _background_for(variant, cls, rng), rng, size, SCALES[variant])
         images[i] = np.asarray(img)
         masks[i] = mask
     return images, labels, masks
@@ -365,7 +425,7 @@ SAMPLES = {
     "car_on_sky": ("car", "sky", 15),
     "airplane_on_road": ("airplane", "road", 16),
 }
-SAMPLE_SCALE = (0.36, 0.36)  # in the clean range, a little above the shortcut range
+SAMPLE_SCALE = (0.4, 0.4)  # in the clean range, a little above the shortcut range
 
 
 def make_samples(out_dir: str | Path) -> list[Path]:
