@@ -108,43 +108,42 @@ def resolve_modules(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Modu
     return found
 
 
-def _inplace_params(func) -> int | None:
-    """Position of an ``inplace`` parameter of ``func``, or None; cached per function."""
-    try:
-        return _INPLACE_POS[func]
-    except KeyError:
-        pass
-    pos = None
+_WRITES_FIRST = -1  # the op always writes its first argument (relu_, __iadd__, copy_ ...)
+_OUT_OF_PLACE = -2  # writes only through out= / inplace=True keywords
+_KIND: dict[Any, int] = {}  # func -> one of the above, or the position of its `inplace` param
+
+
+def _classify(func) -> int:
+    """How ``func`` may write in place; computed once per function."""
+    name = getattr(func, "__name__", "")
+    if name.startswith("__i") or name == "__setitem__":
+        return _WRITES_FIRST
+    if name.endswith("_") and not name.endswith("__"):
+        return _WRITES_FIRST
     try:
         params = list(inspect.signature(func).parameters)
-        pos = params.index("inplace") if "inplace" in params else None
     except (TypeError, ValueError):
-        pass
-    _INPLACE_POS[func] = pos
-    return pos
-
-
-_INPLACE_POS: dict[Any, int | None] = {}
+        return _OUT_OF_PLACE
+    return params.index("inplace") if "inplace" in params else _OUT_OF_PLACE
 
 
 def _written_tensor(func, args, kwargs) -> torch.Tensor | None:
     """The tensor an op is about to overwrite, or None for an out-of-place op."""
-    out = kwargs.get("out") if kwargs else None
-    if isinstance(out, torch.Tensor):
-        return out
-    name = getattr(func, "__name__", "")
-    first = args[0] if args and isinstance(args[0], torch.Tensor) else None
-    if first is None:
+    if kwargs:
+        out = kwargs.get("out")
+        if isinstance(out, torch.Tensor):
+            return out
+    if not args or not isinstance(args[0], torch.Tensor):
         return None
-    if name.startswith("__i") or (name.endswith("_") and not name.endswith("__")):
-        return first
-    if name in ("__setitem__", "copy_", "set_"):
-        return first
+    kind = _KIND.get(func)
+    if kind is None:
+        kind = _KIND[func] = _classify(func)
+    if kind == _WRITES_FIRST:
+        return args[0]
     if kwargs and kwargs.get("inplace"):
-        return first
-    pos = _inplace_params(func)
-    if pos is not None and len(args) > pos and args[pos] is True:
-        return first
+        return args[0]
+    if kind >= 0 and len(args) > kind and args[kind] is True:
+        return args[0]
     return None
 
 
