@@ -177,23 +177,29 @@ def make_snapshot(
     )
 
 
-def default_layers(tree: ModuleTree, limit: int = 3) -> list[str]:
-    """A sensible first pick of layers to hook: the last feature-map blocks and the head.
+def _is_map(node) -> bool:
+    shape = node.out_shape
+    return bool(node.calls) and shape is not None and len(shape) == 4 and shape[2] * shape[3] > 1
 
-    Looks at the model's top-level children: the last two whose output is a feature map
-    (N, C, H, W), and the last one whose output is a vector.
+
+def default_layers(tree: ModuleTree, limit: int = 3) -> list[str]:
+    """A sensible first pick of layers to hook: the last two feature-map stages and the head.
+
+    Starts from the model's top-level children; when fewer than two of them output a feature
+    map (N, C, H, W), looks inside the last one (e.g. ``features`` → its blocks).
     """
     kids = [n for n in tree.root.children if n.out_shape is not None]
     if not kids:  # dry run failed: fall back to any named leaf
         leaves = [n.name for n in tree.nodes() if n.name and not n.children]
         return leaves[-limit:]
-    maps = [
-        n.name
-        for n in kids
-        if len(n.out_shape) == 4 and n.out_shape[2] * n.out_shape[3] > 1 and n.calls
-    ]
+    maps = [n for n in kids if _is_map(n)]
+    while 0 < len(maps) < 2 and maps[-1].children:
+        inner = [n for n in maps[-1].children if _is_map(n)]
+        if not inner:
+            break
+        maps = maps[:-1] + inner
     vecs = [n.name for n in kids if len(n.out_shape) == 2 and n.calls]
-    picked = maps[-2:] + vecs[-1:]
+    picked = [n.name for n in maps[-2:]] + vecs[-1:]
     return picked[-limit:] if picked else [kids[-1].name]
 
 
@@ -201,7 +207,6 @@ def cam_layer_default(tree: ModuleTree, layers: list[str]) -> list[str]:
     """The last of ``layers`` with a feature-map output (CAM needs one), or none."""
     for name in reversed(layers):
         node = tree.find(name)
-        shape = node.out_shape if node is not None else None
-        if shape is not None and len(shape) == 4 and shape[2] * shape[3] > 1:
+        if node is not None and _is_map(node):
             return [name]
     return []

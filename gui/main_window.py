@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,9 +55,16 @@ def analysis_dock_classes() -> list[type[BaseDock]]:
     for module, name in ANALYSIS_DOCKS:
         try:
             found.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            continue
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # the dock exists but something it imports does not
+                _warn(module, exc)
+        except Exception as exc:  # a broken dock must not take the whole app down
+            _warn(module, exc)
     return found
+
+
+def _warn(module: str, exc: Exception) -> None:
+    print(f"hookscope: skipping {module}: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 def settings() -> QSettings:
@@ -243,7 +251,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence("Ctrl+Q"))
 
-        view = mb.addMenu("&View")
+        view = self.view_menu = mb.addMenu("&View")
         for dock in self.docks:
             view.addAction(dock.toggleViewAction())
         view.addSeparator()

@@ -6,7 +6,7 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelInde
 
 from core.tree import ModuleNode, ModuleTree
 
-COLUMNS = ("Module", "Type", "Output shape", "Parameters", "Calls")
+COLUMNS = ("Module", "Type", "Output", "Params", "Calls")
 NAME_ROLE = Qt.ItemDataRole.UserRole + 1
 """Qualified module name of a row."""
 FILTER_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -16,8 +16,12 @@ Index = QModelIndex | QPersistentModelIndex
 _TOP = QModelIndex()  # the invisible root, as a shared default argument
 
 
-def format_shape(shape) -> str:
-    return "×".join(str(s) for s in shape) if shape else "–"
+def format_shape(shape, batch: bool = False) -> str:
+    """``(1, 64, 56, 56)`` → ``64×56×56`` (the batch dim shown only when asked)."""
+    if not shape:
+        return "–"
+    dims = shape if batch or len(shape) < 2 else shape[1:]
+    return "×".join(str(s) for s in dims)
 
 
 class ModuleTreeModel(QAbstractItemModel):
@@ -118,7 +122,10 @@ class ModuleTreeModel(QAbstractItemModel):
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
         f = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        if index.column() == 0:
+        node = self.node(index)
+        # A module the forward never calls has nothing to record (unknown if the dry run failed).
+        runs = node.calls > 0 or (self.tree is not None and self.tree.error is not None)
+        if index.column() == 0 and runs:
             f |= Qt.ItemFlag.ItemIsUserCheckable
         return f
 
@@ -143,7 +150,7 @@ class ModuleTreeModel(QAbstractItemModel):
             return Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked
         elif role == Qt.ItemDataRole.ToolTipRole:
             shapes = ", ".join(
-                f"{k or 'out'}: {format_shape(v)}" for k, v in node.out_shapes.items()
+                f"{k or 'out'}: {format_shape(v, batch=True)}" for k, v in node.out_shapes.items()
             )
             tip = f"{node.name or '(model)'} — {node.type}"
             if shapes:
@@ -168,6 +175,8 @@ class ModuleTreeModel(QAbstractItemModel):
     def setData(self, index: Index, value, role: int = Qt.ItemDataRole.EditRole) -> bool:
         node = self.node(index)
         if node is None or role != Qt.ItemDataRole.CheckStateRole or index.column() != 0:
+            return False
+        if not self.flags(index) & Qt.ItemFlag.ItemIsUserCheckable:
             return False
         checked = value in (Qt.CheckState.Checked, Qt.CheckState.Checked.value, 2, True)
         self.state.set_layer_ticked(node.name, checked)
