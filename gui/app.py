@@ -69,12 +69,13 @@ def start(state: AppState, window: MainWindow, args) -> None:
     if spec == "demo" and not load["weights"]:
 
         def fallback(message: str) -> None:
-            window.show_message(
-                f"The demo model is not available ({message.rstrip('.')}); "
-                f"showing {FALLBACK_MODEL} with random weights instead.",
-                20000,
+            note = (
+                f"The demo model is not available ({message.splitlines()[0].rstrip('.')}); "
+                f"showing {FALLBACK_MODEL} with random weights instead."
             )
-            state.load_model(FALLBACK_MODEL, **load)
+            # Shown once the fallback is in, so the loading messages do not hide it.
+            shown = lambda: window.show_message(note, 30000)  # noqa: E731
+            state.load_model(FALLBACK_MODEL, **load, on_done=shown)
 
         state.load_model(spec, **load, on_error=fallback, quiet=True)
     else:

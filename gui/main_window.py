@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
@@ -129,11 +128,11 @@ class MainWindow(QMainWindow):
         centre[0].raise_()
         self.resizeDocks(
             [self.tree_dock, centre[0], self.image_dock],
-            [330, 740, 370],
+            [380, 720, 340],
             Qt.Orientation.Horizontal,
         )
         self.resizeDocks(
-            [self.image_dock, self.predictions_dock], [520, 330], Qt.Orientation.Vertical
+            [self.image_dock, self.predictions_dock], [500, 350], Qt.Orientation.Vertical
         )
 
     def reset_layout(self) -> None:
@@ -170,6 +169,8 @@ class MainWindow(QMainWindow):
         self.model_label = QLabel("No model", self)
         self.device_label = QLabel("", self)
         self.time_label = QLabel("", self)
+        self.progress_label = QLabel("", self)
+        self.progress_label.setVisible(False)
         self.progress_bar = QProgressBar(self)
         self.progress_bar.setMaximumWidth(180)
         self.progress_bar.setTextVisible(False)
@@ -181,6 +182,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.setVisible(False)
         for w in (self.model_label, self.device_label, self.time_label):
             bar.addPermanentWidget(w)
+        bar.addPermanentWidget(self.progress_label)
         bar.addPermanentWidget(self.progress_bar)
         bar.addPermanentWidget(self.cancel_button)
 
@@ -188,6 +190,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, msecs)
 
     def _on_busy(self, busy: bool) -> None:
+        self.progress_label.setVisible(busy)
         self.progress_bar.setVisible(busy)
         self.cancel_button.setVisible(busy)
         self.cancel_action.setEnabled(busy)
@@ -198,8 +201,8 @@ class MainWindow(QMainWindow):
         if total > 0:
             self.progress_bar.setRange(0, total)
             self.progress_bar.setValue(done)
-        if message:
-            self.statusBar().showMessage(message, 4000)
+        # Progress lives next to its bar so it never hides a message the user should read.
+        self.progress_label.setText(message)
 
     def _on_model(self) -> None:
         lm = self.state.loaded
@@ -362,12 +365,18 @@ class MainWindow(QMainWindow):
             self.export_all(folder)
 
     def export_all(self, folder: str | Path) -> list[Path]:
-        """Every visible dock's figure as PNG, the raw arrays as NPZ, the settings as JSON."""
+        """Every visible dock's figure as PNG, raw arrays as NPZ (+ JSON sidecar), settings JSON."""
+        from core.errors import HookScopeError
+        from core.export import save_arrays, write_json
+
         folder = Path(folder)
         written: list[Path] = []
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            arrays = dict(self.state.snapshot.arrays()) if self.state.snapshot else {}
             for dock in self.docks:
+                for key, value in dock.export_arrays().items():
+                    arrays[f"{dock.figure_name()}/{key}"] = value
                 if not dock.isVisible():
                     continue
                 panels = dock.figure_panels()
@@ -375,14 +384,13 @@ class MainWindow(QMainWindow):
                     path = folder / f"{dock.figure_name()}.png"
                     save_panels(panels, path, title=dock.TITLE)
                     written.append(path)
-            snap = self.state.snapshot
-            if snap is not None:
-                path = folder / "arrays.npz"
-                np.savez_compressed(path, **snap.arrays())
-                written.append(path)
-            path = folder / "settings.json"
-            path.write_text(json.dumps(self.settings_dict(), indent=1), encoding="utf-8")
-            written.append(path)
+            settings = self.settings_dict()
+            if arrays:
+                written += save_arrays(folder / "arrays.npz", arrays, settings)
+            written.append(write_json(folder / "settings.json", settings))
+        except HookScopeError as exc:
+            self.state.errorRaised.emit(str(exc))
+            return written
         except OSError as exc:
             self.state.errorRaised.emit(f"Could not export to {folder}: {exc.strerror or exc}.")
             return written
@@ -405,6 +413,7 @@ class MainWindow(QMainWindow):
             "colormap": st.colormap,
             "alpha": st.alpha,
             "topk": [list(t) for t in snap.topk] if snap else None,
+            "docks": {d.objectName(): d.settings() for d in self.docks if d.settings()},
         }
 
     # -- help ---------------------------------------------------------------------------------

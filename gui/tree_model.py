@@ -24,6 +24,14 @@ def format_shape(shape, batch: bool = False) -> str:
     return "×".join(str(s) for s in dims)
 
 
+def short_count(n: int) -> str:
+    """``11689512`` → ``11.7M``; small counts stay exact."""
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return str(n)
+
+
 class ModuleTreeModel(QAbstractItemModel):
     """Rows are modules (the root model on top); column 0 is checkable.
 
@@ -142,7 +150,7 @@ class ModuleTreeModel(QAbstractItemModel):
             if col == 2:
                 return format_shape(node.out_shape)
             if col == 3:
-                return f"{node.total_params:,}" if node.total_params else "0"
+                return short_count(node.total_params)
             if col == 4:
                 return str(node.calls)
         elif role == Qt.ItemDataRole.CheckStateRole and col == 0:
@@ -152,7 +160,7 @@ class ModuleTreeModel(QAbstractItemModel):
             shapes = ", ".join(
                 f"{k or 'out'}: {format_shape(v, batch=True)}" for k, v in node.out_shapes.items()
             )
-            tip = f"{node.name or '(model)'} — {node.type}"
+            tip = f"{node.name or '(model)'} — {node.type}, {node.total_params:,} parameters"
             if shapes:
                 tip += f"\n{shapes}"
             if node.calls == 0:

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.errors import HookScopeError
 from gui.qtutil import qimage_to_rgb, rgb_to_qimage
 
 Panel = tuple[str, np.ndarray]
@@ -93,6 +94,14 @@ class BaseDock(QDockWidget):
         pix = self.widget().grab()
         return [(self.TITLE, qimage_to_rgb(pix.toImage()))]
 
+    def export_arrays(self) -> dict[str, np.ndarray]:
+        """Raw data behind the figure, for File ▸ Export all (none by default)."""
+        return {}
+
+    def settings(self) -> dict:
+        """Choices behind the figure, for File ▸ Export all (none by default)."""
+        return {}
+
     def figure_name(self) -> str:
         """File stem for saved figures."""
         return self.OBJECT_NAME.replace("Dock", "").replace(" ", "_").lower() or "figure"
@@ -113,6 +122,9 @@ class BaseDock(QDockWidget):
             path = path.with_suffix(".png")
         try:
             save_panels(self.figure_panels(), path, title=self.TITLE)
+        except HookScopeError as exc:
+            self.state.errorRaised.emit(str(exc))
+            return None
         except OSError as exc:
             self.state.errorRaised.emit(f"Could not save {path.name}: {exc.strerror or exc}.")
             return None
@@ -129,10 +141,17 @@ class BaseDock(QDockWidget):
 
 
 def save_panels(panels: list[Panel], path: Path, title: str = "") -> None:
-    """Save panels via ``gui.figures`` when it offers a saver, else as one composed image."""
-    saver = _figures_saver()
-    if saver is not None:
-        saver(panels, path, title=title)
+    """Save panels with the shared figure renderer (``gui.figures``, same look as the CLI).
+
+    Falls back to one composed image when that module is missing.
+
+    Raises:
+        HookScopeError: When the file cannot be written.
+    """
+    figures = _figures()
+    if figures is not None:
+        items = [figures.Panel(t, _rgb(a)) for t, a in panels]
+        figures.save_figure(path, items, title=title or None)
         return
     img = compose(panels)
     if path.suffix.lower() == ".svg":
@@ -141,12 +160,12 @@ def save_panels(panels: list[Panel], path: Path, title: str = "") -> None:
         Image.fromarray(img).save(path)
 
 
-def _figures_saver():
+def _figures():
     try:
         from gui import figures
     except ImportError:
         return None
-    return getattr(figures, "save_panels", None)
+    return figures if hasattr(figures, "save_figure") and hasattr(figures, "Panel") else None
 
 
 def compose(panels: list[Panel], pad: int = 8, label_h: int = 18) -> np.ndarray:
@@ -172,7 +191,7 @@ def _rgb(a: np.ndarray) -> np.ndarray:
         a = np.clip(a, 0, 255).astype(np.uint8)
     if a.ndim == 2:
         a = np.repeat(a[:, :, None], 3, axis=2)
-    return a[:, :, :3]
+    return np.ascontiguousarray(a[:, :, :3])
 
 
 def _svg_with_png(img: np.ndarray) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 from PySide6.QtCore import QModelIndex, Qt
 
 from gui.tree_model import NAME_ROLE
@@ -155,7 +156,7 @@ def test_export_all_writes_figures_arrays_and_settings(window, tmp_path):
 
     written = window.export_all(tmp_path)
     names = {p.name for p in written}
-    assert {"arrays.npz", "settings.json", "predictions.png", "image.png"} <= names
+    assert {"arrays.npz", "arrays.json", "settings.json", "predictions.png", "image.png"} <= names
     data = np.load(tmp_path / "arrays.npz")
     snap = window.state.snapshot
     np.testing.assert_allclose(data["probs"], snap.probs)
@@ -164,3 +165,18 @@ def test_export_all_writes_figures_arrays_and_settings(window, tmp_path):
     settings = json.loads((tmp_path / "settings.json").read_text())
     assert settings["layers"] == window.state.layers
     assert settings["target"] == snap.target
+    sidecar = json.loads((tmp_path / "arrays.json").read_text())
+    assert sidecar["settings"]["layers"] == window.state.layers
+    assert sidecar["arrays"]["probs"]["shape"] == list(snap.probs.shape)
+    with Image.open(tmp_path / "predictions.png") as img:
+        assert img.width > 100 and img.height > 50
+
+
+def test_save_figure_png_and_svg(window, tmp_path):
+    dock = window.predictions_dock
+    png = dock.save_figure(tmp_path / "p.png")
+    svg = dock.save_figure(tmp_path / "p.svg")
+    with Image.open(png) as img:
+        assert img.width >= dock.figure_panels()[0][1].shape[1]
+    assert svg.read_text().lstrip().startswith("<?xml") and "<image" in svg.read_text()
+    assert "Saved" in window.statusBar().currentMessage()
