@@ -140,6 +140,7 @@ class AppState(QObject):
         self.device = str(lm.device)
         self.input_spec = lm.input_spec
         names = {n.name for n in tree.nodes()}
+        unknown = [n for n in (layers or []) if n not in names]
         picked = [n for n in (layers or []) if n in names] or default_layers(tree)
         self.layers = picked
         self.cam_layers = cam_layer_default(tree, picked)
@@ -155,6 +156,11 @@ class AppState(QObject):
         self.camChanged.emit()
         if tree.error:
             self.statusMessage.emit(tree.error)
+        if unknown:
+            self.statusMessage.emit(
+                f"{lm.name} has no layer named {', '.join(unknown)}; hooking "
+                f"{', '.join(picked)} instead."
+            )
         self._maybe_run()
 
     def load_image(self, path: str | Path) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 from PySide6.QtCore import QModelIndex, Qt
@@ -180,3 +182,53 @@ def test_save_figure_png_and_svg(window, tmp_path):
         assert img.width >= dock.figure_panels()[0][1].shape[1]
     assert svg.read_text().lstrip().startswith("<?xml") and "<image" in svg.read_text()
     assert "Saved" in window.statusBar().currentMessage()
+
+
+def test_ticking_with_auto_run_reruns(window, qtbot):
+    st, model = window.state, window.tree_dock.model
+    assert st.auto_run
+    node = next(n for n in st.tree.nodes() if n.type == "Conv2d" and n.name not in st.layers)
+    with qtbot.waitSignal(st.resultChanged, timeout=RUN_TIMEOUT_MS) as blocker:
+        model.setData(
+            model.index_of(node.name), Qt.CheckState.Checked, Qt.ItemDataRole.CheckStateRole
+        )
+    assert blocker.args[0].call(node.name).activation.shape[0] == node.out_shape[1]
+
+
+def test_command_line_model_image_and_layers(qtbot, cached_loads, tmp_path):
+    from argparse import Namespace
+
+    from gui.app import start
+    from gui.main_window import MainWindow
+    from gui.state import AppState
+
+    path = tmp_path / "red.png"
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(path)
+    st = AppState()
+    window = MainWindow(st, restore=False)
+    qtbot.addWidget(window)
+    args = Namespace(
+        model="torchvision:resnet18", weights=None, trust_pickle=False, device="cpu",
+        image=str(path), layers=["layer1.0.conv1", "fc", "nope"], screenshot=None,
+    )  # fmt: skip
+    with qtbot.waitSignal(st.resultChanged, timeout=RUN_TIMEOUT_MS) as blocker:
+        start(st, window, args)
+    assert st.layers == ["layer1.0.conv1", "fc"]
+    assert st.image_path == str(path)
+    assert blocker.args[0].call("layer1.0.conv1").activation.shape == (64, 56, 56)
+    assert "nope" in window.statusBar().currentMessage()
+
+
+def test_menus_shortcuts_and_recent_files(window):
+    text = window.shortcuts_text()
+    for key in ("Ctrl+O", "Ctrl+I", "Ctrl+S", "Ctrl+R", "Esc", "Ctrl+Q"):
+        assert key in text, key
+    assert window.auto_run_action.isCheckable() and window.auto_run_action.isChecked()
+    window.auto_run_action.setChecked(False)
+    assert window.state.auto_run is False
+    window._fill_recent_models()
+    window._fill_recent_images()
+    models = [a.text() for a in window.recent_models_menu.actions()]
+    images = [a.text() for a in window.recent_images_menu.actions()]
+    assert models and models[0].startswith(window.state.model_args["spec"])
+    assert images and images[0].endswith(Path(window.state.image_path).name)
