@@ -211,6 +211,7 @@ class MainWindow(QMainWindow):
         self.model_label.setText(f"Model: {lm.name}")
         self.device_label.setText(f"Device: {lm.device}")
         self.setWindowTitle(f"HookScope — {lm.name}")
+        self.show_message(f"Loaded {lm.name}.", 5000)
         args = self.state.model_args
         if args.get("spec"):
             self._push_recent("recent/models", json.dumps(args))

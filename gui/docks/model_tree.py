@@ -52,6 +52,7 @@ class ModelTreeDock(BaseDock):
         self.view = QTreeView(self)
         self.view.setModel(self.proxy)
         self.view.setUniformRowHeights(True)
+        self.view.setIndentation(12)  # deep trees (resnet blocks) keep their columns in view
         self.view.setAlternatingRowColors(True)
         self.view.setSelectionBehavior(QTreeView.SelectionBehavior.SelectRows)
         head = self.view.header()
