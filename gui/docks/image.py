@@ -153,6 +153,8 @@ class ImageDock(BaseDock):
         form.addRow(buttons)
         for edit in (self.mean_edit, self.std_edit):
             edit.returnPressed.connect(self.apply_spec)
+        for box in (self.height_box, self.width_box):
+            box.editingFinished.connect(self.apply_spec)  # no-op when nothing changed
         self.body.addWidget(form_box)
 
         state.imageChanged.connect(self._on_image)
