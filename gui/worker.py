@@ -58,7 +58,8 @@ class _Task(QRunnable):
             status, payload = "error", str(exc)
         except Exception as exc:  # a bug, not a user error: still one sentence, app lives on
             traceback.print_exc()
-            status, payload = "error", f"Unexpected {type(exc).__name__}: {exc}."
+            first = (str(exc).strip().splitlines() or [""])[0].rstrip(".:")[:200]
+            status, payload = "error", f"Unexpected {type(exc).__name__}: {first}."
         self.bridge.done.emit(job.id, status, payload)
 
 
