@@ -425,7 +425,7 @@ SAMPLES = {
     "car_on_sky": ("car", "sky", 15),
     "airplane_on_road": ("airplane", "road", 16),
 }
-SAMPLE_SCALE = (0.4, 0.4)  # in the clean range, a little above the shortcut range
+SAMPLE_SCALE = (0.5, 0.5)  # the small end of the clean range, above the shortcut range
 
 
 def make_samples(out_dir: str | Path) -> list[Path]:
