@@ -145,7 +145,8 @@ class AppState(QObject):
         self.layers = picked
         self.cam_layers = cam_layer_default(tree, picked)
         self.target = None
-        self.selected_layer = picked[0] if picked else None
+        # Show the deepest feature map first: the layer CAM explains.
+        self.selected_layer = (self.cam_layers or picked or [None])[0]
         self.selected_call = 0
         self.snapshot = None
         self.modelChanged.emit()

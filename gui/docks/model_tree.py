@@ -75,9 +75,19 @@ class ModelTreeDock(BaseDock):
         if self.state.tree is None:
             self.summary.setText("No model loaded.")
             return
-        # Show the top two levels; deeper blocks open on demand.
+        # Open the top level, and every block holding a ticked layer so the ticks are in view.
         self.view.expand(self.proxy.index(0, 0))
+        for name in self.state.layers:
+            self.reveal(name)
         self._update_summary()
+
+    def reveal(self, name: str) -> None:
+        """Expand the ancestors of module ``name``."""
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            src = self.model.index_of(".".join(parts[:i]))
+            if src.isValid():
+                self.view.expand(self.proxy.mapFromSource(src))
 
     def _update_summary(self, *_) -> None:
         tree, lm = self.state.tree, self.state.loaded
