@@ -181,24 +181,24 @@ def test_sanity_restores_weights_when_cancelled(loaded):
 
 def test_sanity_correlation_falls_on_the_demo():
     pytest.importorskip("core.cam")
+    pytest.importorskip("core.attribution")
     lm = demo_or_skip("demo:clean")
     import core.demo
 
-    methods = ["gradcam"]
-    try:
-        import core.attribution  # noqa: F401
-
-        methods.append("guided_backprop")
-    except ImportError:
-        pass
     x = to_tensor(load_image(SAMPLES / "car_road.png"), lm.input_spec)
     before = state(lm.model)
-    res = cascading_randomization(lm.model, x, methods=methods, cam_layer=core.demo.CAM_LAYER)
+    res = cascading_randomization(
+        lm.model, x, methods=["gradcam", "guided_backprop"], cam_layer=core.demo.CAM_LAYER
+    )
     assert res.steps[0] == "fc" and res.steps[-1] == "features.stem.conv"
-    for method in methods:
-        corr = res.correlations[method]
-        assert len(corr) == len(res.steps) and corr[0] > 0.5
-        assert corr[0] > corr[-1] + 0.3, (method, corr)
+    gbp, cam = res.correlations["guided_backprop"], res.correlations["gradcam"]
+    assert len(gbp) == len(cam) == len(res.steps) == 13
+    # Guided backprop is known to be insensitive to the top layers (Adebayo et al.): it stays
+    # close to the original at first and only falls as the lower layers go random.
+    assert gbp[0] > 0.6 and gbp[0] > gbp[-1] + 0.3, gbp
+    # Grad-CAM depends on the classifier weights, so it decorrelates from the first steps on
+    # (how fast depends on the trained weights); with every layer random it is unrelated.
+    assert np.abs(cam).mean() < 0.5 and abs(cam[-1]) < 0.5, cam
     assert same_state(lm.model, before) and hook_count(lm.model) == 0
 
 
