@@ -81,6 +81,7 @@ def probe_job(
     *,
     spec=None,
     k: int = 5,
+    edits=(),
 ):
     """Preprocess, probe (forward + backward), compute CAMs, and convert to a Snapshot.
 
@@ -94,14 +95,18 @@ def probe_job(
         cam_layers: Layers to compute CAM maps for.
         spec: Input spec overriding ``loaded.input_spec`` (edited size / normalisation).
         k: Top-k size.
+        edits: Gradient / activation edit dicts (``core.interventions.edit_from_dict``),
+            active during the probe and the CAM, so every view shows the edited model.
 
     Returns:
         A :class:`~core.snapshot.Snapshot`.
     """
+    import contextlib
     import time
 
     from core.errors import HookScopeError
     from core.images import to_tensor
+    from core.interventions import edit_from_dict
     from core.probe import run_probe
     from core.snapshot import make_snapshot
 
@@ -119,7 +124,10 @@ def probe_job(
             target,
             class_names=loaded.class_names,
             k=k,
-            edits=[_cancel_checks(loaded.model, reporter)],
+            edits=[
+                _cancel_checks(loaded.model, reporter),
+                *[edit_from_dict(loaded.model, d) for d in edits],
+            ],
         )
     except HookScopeError:
         if reporter.cancelled:  # the probe wraps our Cancelled in a forward-failed error
@@ -128,7 +136,10 @@ def probe_job(
     cams, notes = {}, []
     if cam_layers:
         reporter.progress(1, steps, f"{cam_method} for {', '.join(cam_layers)}…")
-        cams, note = _cams(reporter, loaded, x, cam_layers, cam_method, result.target)
+        with contextlib.ExitStack() as stack:
+            for d in edits:  # fresh hooks: the CAM explains the edited model too
+                stack.enter_context(edit_from_dict(loaded.model, d))
+            cams, note = _cams(reporter, loaded, x, cam_layers, cam_method, result.target)
         notes += [note] if note else []
     reporter.progress(steps - 1, steps, "Preparing the views…")
     snap = make_snapshot(

@@ -1,0 +1,144 @@
+"""Jobs for the experiment docks: channel importance, sanity check, before / after predictions.
+
+Same ``fn(reporter, ...)`` shape as ``core.jobs`` so the GUI worker runs them off the UI
+thread; results are frozen dataclasses of numpy data, so the docks never see tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.jobs import Reporter
+
+
+@dataclass(frozen=True)
+class SanityReport:
+    """A cascading randomisation and the proof that the real weights came back.
+
+    Attributes:
+        result: The :class:`~core.sanity.SanityResult` (numpy maps and correlations).
+        methods: Method names in plot order.
+        checksum_before: ``core.guard.state_checksum`` before the run.
+        checksum_after: The same after it (equal when the weights were restored).
+        target_name: Name of the explained class, if known.
+    """
+
+    result: object
+    methods: tuple[str, ...]
+    checksum_before: str
+    checksum_after: str
+    target_name: str | None = None
+
+    @property
+    def restored(self) -> bool:
+        return self.checksum_before == self.checksum_after
+
+
+def importance_job(reporter: Reporter, loaded, image, layer: str, target=None, *, spec=None):
+    """Rank the channels of ``layer`` by the target-probability drop when each is zeroed.
+
+    Returns:
+        A :class:`~core.importance.ChannelImportance` (numpy arrays only).
+    """
+    from core.images import to_tensor
+    from core.importance import channel_importance
+
+    x = to_tensor(image, spec or loaded.input_spec)
+    return channel_importance(
+        loaded.model, x, layer, target, class_names=loaded.class_names, reporter=reporter
+    )
+
+
+def sanity_job(
+    reporter: Reporter,
+    loaded,
+    image,
+    methods=("gradcam", "guided_backprop"),
+    cam_layer: str | None = None,
+    target=None,
+    *,
+    spec=None,
+) -> SanityReport:
+    """Cascading weight randomisation for ``methods``; the weights are checked after.
+
+    CAM methods without a ``cam_layer`` are dropped (guided backprop needs none).
+    """
+    from core.errors import HookScopeError
+    from core.guard import state_checksum
+    from core.images import to_tensor
+    from core.sanity import cascading_randomization
+    from core.targets import class_name
+
+    methods = tuple(m for m in methods if cam_layer or m in ("guided_backprop", "guided"))
+    if not methods:
+        raise HookScopeError("The sanity check needs a CAM layer: tick a feature-map layer.")
+    x = to_tensor(image, spec or loaded.input_spec)
+    before = state_checksum(loaded.model)
+    try:
+        result = cascading_randomization(
+            loaded.model,
+            x,
+            methods=methods,
+            cam_layer=cam_layer,
+            target=target,
+            class_names=loaded.class_names,
+            keep_maps=False,
+            reporter=reporter,
+        )
+    finally:
+        after = state_checksum(loaded.model)
+    return SanityReport(
+        result=result,
+        methods=tuple(result.correlations),
+        checksum_before=before,
+        checksum_after=after,
+        target_name=class_name(result.target, loaded.class_names),
+    )
+
+
+@dataclass(frozen=True)
+class BeforeAfterResult:
+    """Predictions before and after an image edit (numpy / plain data only).
+
+    Attributes:
+        before, after: Top-k lists ``(class_index, class_name or None, prob)``.
+        classes: :class:`~core.compare.ClassDelta` for the union of both lists.
+        edit: The image edit dict that was applied.
+    """
+
+    before: list
+    after: list
+    classes: list
+    edit: dict
+
+
+def before_after_job(
+    reporter: Reporter, loaded, image_before, image_after, edit: dict, *, spec=None, k: int = 5
+) -> BeforeAfterResult:
+    """Top-k of an image before and after an edit (one forward each, no gradients)."""
+    from core.compare import before_after
+    from core.images import to_tensor
+
+    spec = spec or loaded.input_spec
+    reporter.progress(0, 1, "Predicting before and after…")
+    ba = before_after(
+        loaded.model,
+        to_tensor(image_before, spec),
+        to_tensor(image_after, spec),
+        k=k,
+        class_names=loaded.class_names,
+    )
+    reporter.progress(1, 1, "Done")
+    return BeforeAfterResult(list(ba.before), list(ba.after), list(ba.classes), dict(edit))
+
+
+def channel_mean(a: np.ndarray | None) -> np.ndarray | None:
+    """A (C, h, w) map averaged over channels; 2-D kept; anything else None (for the views)."""
+    if a is None:
+        return None
+    a = np.asarray(a, dtype=np.float32)
+    if a.ndim == 3:
+        return a.mean(0)
+    return a if a.ndim == 2 else None
