@@ -41,6 +41,7 @@ class AppState(QObject):
         errorRaised(str): one-sentence user error (shown in the status bar).
         loadFailed(str): opening a model or image failed (also sent to errorRaised).
         statusMessage(str): a short information message for the status bar.
+        editsChanged(list): the gradient / activation edit dicts of the probe.
     """
 
     modelChanged = Signal()
@@ -60,6 +61,7 @@ class AppState(QObject):
     errorRaised = Signal(str)
     loadFailed = Signal(str)
     statusMessage = Signal(str)
+    editsChanged = Signal(list)
 
     def __init__(self, worker: Worker | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -85,6 +87,8 @@ class AppState(QObject):
         self.auto_run = True
         self.topk = 5
         self.snapshot: Snapshot | None = None
+        self.edits: list[dict] = []  # core.interventions edit dicts, applied in every run
+        self.image_edits: list[dict] = []  # image edit dicts that made ``image`` from the file
         self.last_run_seconds: float | None = None
         self._run_id: int | None = None
         self._run_started = 0.0
@@ -149,6 +153,10 @@ class AppState(QObject):
         self.selected_layer = (self.cam_layers or picked or [None])[0]
         self.selected_call = 0
         self.snapshot = None
+        kept = [d for d in self.edits if d.get("layer") in names]
+        if kept != self.edits:  # edits of another model's layers would fail every run
+            self.edits = kept
+            self.editsChanged.emit(list(kept))
         self.modelChanged.emit()
         self.specChanged.emit()
         self.layersChanged.emit(list(self.layers))
@@ -178,8 +186,35 @@ class AppState(QObject):
     def set_image(self, img, path: str | None = None) -> None:
         """Use a PIL image (e.g. pasted from the clipboard) as the input."""
         self.image, self.image_path = img, path
+        self.image_edits = []
         self.imageChanged.emit()
         self._maybe_run()
+
+    def set_edited_image(self, img, image_edits: list[dict]) -> None:
+        """Use ``img``, made from the file at ``image_path`` by ``image_edits`` (for sessions)."""
+        self.image, self.image_edits = img, [dict(d) for d in image_edits]
+        self.imageChanged.emit()
+        self._maybe_run()
+
+    # -- experiments --------------------------------------------------------------------------
+    def set_edits(self, edits: list[dict]) -> None:
+        """Replace the gradient / activation edits (dicts as ``GradEdit.to_dict()``) and rerun."""
+        edits = [dict(d) for d in edits]
+        if edits == self.edits:
+            return
+        self.edits = edits
+        self.editsChanged.emit([dict(d) for d in edits])
+        self._maybe_run()
+
+    def add_edit(self, edit: dict) -> None:
+        """Append one edit (an identical one already there is not added twice)."""
+        if dict(edit) not in self.edits:
+            self.set_edits([*self.edits, dict(edit)])
+
+    def remove_edit(self, index: int) -> None:
+        """Drop the edit at ``index``."""
+        if 0 <= index < len(self.edits):
+            self.set_edits(self.edits[:index] + self.edits[index + 1 :])
 
     def set_input_spec(self, spec: InputSpec) -> None:
         """Use an edited size / normalisation for preprocessing."""
@@ -319,6 +354,7 @@ class AppState(QObject):
             list(self.cam_layers),
             spec=self.input_spec,
             k=self.topk,
+            edits=[dict(d) for d in self.edits],
             kind="probe",
             on_result=lambda snap: self._on_result(loaded, snap),
             on_error=self._on_run_error,
