@@ -128,8 +128,7 @@ def _progress(desc: str):
         if bar is None:
             bar = tqdm(total=total, desc=message or desc, file=sys.stderr, leave=False, unit="fw")
         bar.total = total
-        bar.n = done
-        bar.refresh()
+        bar.update(done - bar.n)
 
     reporter = Reporter(on_progress)
 

@@ -180,7 +180,8 @@ def _layout(panels, colorbar, title, scale: float) -> _Layout:
         vals = np.linspace(colorbar.vmax, colorbar.vmin, 3)
         ys = [img_top + int(round(i * (bar_h - 1) / 2)) for i in range(3)]
         ticks = [(y, _fmt(v)) for y, v in zip(ys, vals)]
-        x += BAR_W + BAR_TEXT_W
+        label_w = int(len(colorbar.label) * FONT_PX * 0.62)  # generous estimate, no Qt needed
+        x += max(BAR_W + BAR_TEXT_W, label_w + 4)
     else:
         x -= GAP
     width = max(x + MARGIN, 2 * MARGIN + 1)
@@ -450,9 +451,9 @@ def attribution_panels(
         m = a3.sum(axis=0)
         lim = robust_limit(m) or float(np.abs(m).max())
         panels.append(Panel(title, colorize_signed(m, cmap, lim)))
-        return panels, ColorBar(cmap, -lim, lim, "sum over channels")
+        return panels, ColorBar(cmap, -lim, lim, "channel sum")
     cmap = cmap or "inferno"
     m = np.abs(a3).max(axis=0)
     hi = float(m.max())
     panels.append(Panel(title, colorize(m, cmap, vmin=0.0, vmax=hi if hi > 0 else 1.0)))
-    return panels, ColorBar(cmap, 0.0, hi, "max over channels")
+    return panels, ColorBar(cmap, 0.0, hi, "channel max")

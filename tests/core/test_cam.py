@@ -53,7 +53,7 @@ def test_registry_has_the_eight_methods():
 
 @pytest.mark.parametrize("method", list(CAM_METHODS))
 def test_agrees_with_pytorch_grad_cam(resnet, method):
-    x = image(96 if method in SLOW else 224)
+    x = image(64 if method in SLOW else 224)
     mine = compute_cam(resnet, x, ["layer4"], method, target=7, batch_size=32)["layer4"]
     with REFERENCE[method](resnet, [resnet.layer4]) as ref_cam:
         ref_cam.batch_size = 32
@@ -112,7 +112,7 @@ def test_target_forms_agree():
 
 
 def test_several_layers_in_one_call_equal_separate_calls(resnet):
-    x = image(128, seed=3)
+    x = image(96, seed=3)
     layers = ["layer1", "layer2.1.conv2", "layer3", "layer4"]
     together = compute_cam(resnet, x, layers, "gradcam", target=3)
     for name in layers:
@@ -219,3 +219,16 @@ def test_ablationcam_reports_progress_per_batch(resnet):
         reporter=Reporter(lambda d, t, m: seen.append((d, t))),
     )
     assert seen == [(128, 512), (256, 512), (384, 512), (512, 512)]
+
+
+def test_swin_channels_last_output_agrees_with_pytorch_grad_cam():
+    torch.manual_seed(0)
+    swin = torchvision.models.swin_t().eval()
+    x = image(224, seed=4)
+    mine = compute_cam(swin, x, ["features.7"], "gradcam", target=5)["features.7"]
+    nhwc = lambda t: t.permute(0, 3, 1, 2)  # noqa: E731
+    with pgc.GradCAM(swin, [swin.features[7]], reshape_transform=nhwc) as cam:
+        ref = cam(x, [ClassifierOutputTarget(5)])[0]
+    assert mine.std() > 0.05
+    assert float(np.abs(mine - ref).max()) <= 1e-4
+    assert hook_count(swin) == 0
