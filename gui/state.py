@@ -167,7 +167,7 @@ class AppState(QObject):
             self.statusMessage.emit(tree.error)
         if unknown:
             self.statusMessage.emit(
-                f"{lm.name} has no layer named {', '.join(unknown)}; hooking "
+                f"{lm.name} has no layer named {', '.join(map(repr, unknown))}; hooking "
                 f"{', '.join(picked)} instead."
             )
         self._maybe_run()
