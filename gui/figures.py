@@ -159,6 +159,24 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
+def _text_w(text: str) -> int:
+    """Generous width estimate of a line of text (the SVG has no font metrics)."""
+    return int(len(text) * FONT_PX * 0.62)
+
+
+def _elide(text: str, width: int) -> str:
+    if _text_w(text) <= width:
+        return text
+    keep = max(1, int(width / (FONT_PX * 0.62)) - 1)
+    return text[:keep] + "…"
+
+
+def auto_scale(panels, min_side: int = 192) -> int:
+    """Integer magnification that makes small panels (e.g. 64 px maps) readable."""
+    tallest = max((int(np.asarray(p.rgb).shape[0]) for p in panels), default=min_side)
+    return max(1, -(-min_side // max(tallest, 1)))
+
+
 def _layout(panels, colorbar, title, scale: float) -> _Layout:
     line = int(FONT_PX * 1.6)
     top = MARGIN + (line if title else 0)
@@ -184,7 +202,7 @@ def _layout(panels, colorbar, title, scale: float) -> _Layout:
         x += max(BAR_W + BAR_TEXT_W, label_w + 4)
     else:
         x -= GAP
-    width = max(x + MARGIN, 2 * MARGIN + 1)
+    width = max(x + MARGIN, 2 * MARGIN + 1, _text_w(title or "") + 2 * MARGIN)
     height = img_top + max(tallest, bar.h if bar else 0) + MARGIN
     return _Layout(
         width, height, MARGIN + FONT_PX if title else None, boxes, bar, ticks, img_top - 6
@@ -239,13 +257,14 @@ def render_figure(
     colorbar: ColorBar | None = None,
     *,
     title: str | None = None,
-    scale: float = 1.0,
+    scale: float | None = None,
 ):
-    """Paint a figure into a ``QImage`` (white background)."""
+    """Paint a figure into a ``QImage`` (white background); ``scale`` None = :func:`auto_scale`."""
     from PySide6 import QtCore, QtGui
 
     ensure_qt()
     panels = _check_panels(panels)
+    scale = scale or auto_scale(panels)
     lay = _layout(panels, colorbar, title, scale)
     img = QtGui.QImage(lay.width, lay.height, QtGui.QImage.Format.Format_RGB32)
     img.fill(QtGui.QColor("white"))
@@ -284,7 +303,7 @@ def render_figure(
 
 
 def figure_rgb(
-    panels: list[Panel], colorbar: ColorBar | None = None, *, title=None, scale=1.0
+    panels: list[Panel], colorbar: ColorBar | None = None, *, title=None, scale=None
 ) -> np.ndarray:
     """The figure as a uint8 RGB array (H, W, 3), e.g. to show or test it."""
     from PySide6 import QtGui
@@ -303,10 +322,11 @@ def _png_b64(rgb: np.ndarray) -> str:
 
 
 def figure_svg(
-    panels: list[Panel], colorbar: ColorBar | None = None, *, title=None, scale=1.0
+    panels: list[Panel], colorbar: ColorBar | None = None, *, title=None, scale=None
 ) -> str:
     """The figure as SVG text: images embedded as base64 PNG, titles and ticks as text."""
     panels = _check_panels(panels)
+    scale = scale or auto_scale(panels)
     lay = _layout(panels, colorbar, title, scale)
     font = f'font-family="DejaVu Sans, Arial, sans-serif" font-size="{FONT_PX}" fill="#141414"'
     out = [
@@ -332,7 +352,7 @@ def figure_svg(
         out.append(image(box, panel.rgb, panel.title))
         if panel.title:
             cx = box.x + box.w / 2
-            text = escape(panel.title)
+            text = escape(_elide(panel.title, box.w))
             out.append(f'<text x="{cx:g}" y="{ty}" text-anchor="middle" {font}>{text}</text>')
     if colorbar is not None and lay.bar is not None:
         b = lay.bar
@@ -363,7 +383,7 @@ def save_figure(
     colorbar: ColorBar | None = None,
     *,
     title: str | None = None,
-    scale: float = 1.0,
+    scale: float | None = None,
 ) -> Path:
     """Save a figure as ``.png`` (QPainter) or ``.svg`` (XML with embedded PNGs).
 
@@ -372,7 +392,7 @@ def save_figure(
         panels: Pictures shown left to right.
         colorbar: Optional colour bar at the right.
         title: Optional line of text above the panels.
-        scale: Panel magnification (e.g. 2 for small maps).
+        scale: Panel magnification; None picks an integer one so panels are >= 192 px tall.
 
     Returns:
         The path written.
