@@ -43,15 +43,26 @@ ANALYSIS_DOCKS = (
 )
 """Centre docks, tabbed, in this order; each is used when its module exists."""
 
+EXPERIMENT_DOCKS = (
+    ("gui.docks.edits", "EditsDock"),
+    ("gui.docks.image_lab", "ImageLabDock"),
+    ("gui.docks.importance", "ImportanceDock"),
+    ("gui.docks.compare", "CompareDock"),
+    ("gui.docks.sanity", "SanityDock"),
+    ("gui.docks.hook_code", "HookCodeDock"),
+)
+"""Experiment docks: Edits with Predictions, Image lab with Image, the rest tabbed centre."""
+EXPERIMENT_PLACES = {"EditsDock": "predictions", "ImageLabDock": "image"}
+
 LAYOUT_VERSION = 1
 RECENT_MAX = 8
 MODEL_EXAMPLES = ("demo", "demo:clean", "torchvision:resnet18", "torchvision:resnet50")
 
 
-def analysis_dock_classes() -> list[type[BaseDock]]:
-    """The analysis dock classes that are present in this build."""
+def analysis_dock_classes(entries=ANALYSIS_DOCKS) -> list[type[BaseDock]]:
+    """The analysis (or other ``entries``) dock classes that are present in this build."""
     found = []
-    for module, name in ANALYSIS_DOCKS:
+    for module, name in entries:
         try:
             found.append(getattr(importlib.import_module(module), name))
         except ModuleNotFoundError as exc:
@@ -94,12 +105,16 @@ class MainWindow(QMainWindow):
         self.predictions_dock = PredictionsDock(state, self)
         self.analysis_docks: list[BaseDock] = [cls(state, self) for cls in analysis_dock_classes()]
         self.stats_dock = LayerStatsDock(state, self)
+        self.experiment_docks: list[BaseDock] = [
+            cls(state, self) for cls in analysis_dock_classes(EXPERIMENT_DOCKS)
+        ]
         self.docks: list[BaseDock] = [
             self.tree_dock,
             *self.analysis_docks,
             self.stats_dock,
             self.image_dock,
             self.predictions_dock,
+            *self.experiment_docks,
         ]
         self._current_dock: BaseDock | None = None
         self._default_layout()
@@ -125,6 +140,12 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(self.image_dock, self.predictions_dock, Qt.Orientation.Vertical)
         for dock in centre[1:]:
             self.tabifyDockWidget(centre[0], dock)
+        places = {"image": self.image_dock, "predictions": self.predictions_dock}
+        for dock in self.experiment_docks:
+            host = places.get(EXPERIMENT_PLACES.get(dock.objectName(), ""), centre[0])
+            self.tabifyDockWidget(host, dock)
+        self.image_dock.raise_()
+        self.predictions_dock.raise_()
         centre[0].raise_()
         self.resizeDocks(
             [self.tree_dock, centre[0], self.image_dock],
@@ -245,6 +266,15 @@ class MainWindow(QMainWindow):
         self.recent_models_menu.aboutToShow.connect(self._fill_recent_models)
         self.recent_images_menu = file_menu.addMenu("Recent images")
         self.recent_images_menu.aboutToShow.connect(self._fill_recent_images)
+        file_menu.addSeparator()
+        from gui import session_io
+
+        self.open_session_action = self._action(
+            file_menu, "Open sess&ion…", lambda: session_io.open_dialog(self)
+        )
+        self.save_session_action = self._action(
+            file_menu, "Save sessio&n…", lambda: session_io.save_dialog(self)
+        )
         file_menu.addSeparator()
         self.export_action = self._action(
             file_menu, "&Export figure…", self.export_figure, QKeySequence("Ctrl+S")

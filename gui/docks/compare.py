@@ -1,0 +1,251 @@
+"""Compare dock: pin a run as the baseline, then see every later run against it.
+
+Difference maps (run − baseline) for the selected layer's activation and gradient (mean over
+channels), the CAM, and the input gradient, on a diverging colour map with zero at the centre;
+a table of class probabilities before / after / delta. ``core.compare`` does the arithmetic on
+the Snapshots' numpy arrays.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QGridLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
+
+from core.compare import RunView, compare_runs
+from core.experiment_jobs import channel_mean
+from core.interventions import describe_edit
+from gui.docks.base import BaseDock, Panel
+from gui.widgets import colors
+from gui.widgets.layer_picker import LayerPicker
+from gui.widgets.panes import ImagePane
+
+DIVERGING = colors.DIVERGING
+RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
+
+def run_label(state) -> str:
+    """What the current run is: image name, image edits, model edits."""
+    name = Path(state.image_path).name if state.image_path else "pasted image"
+    bits = [name]
+    if state.image_edits:
+        ops = ", ".join(d.get("op", "?") for d in state.image_edits)
+        bits.append(f"image: {ops}")
+    bits += [describe_edit(d) for d in state.edits]
+    return "; ".join(bits)
+
+
+def _as_2d(a: np.ndarray | None) -> np.ndarray | None:
+    """A map to draw: channel mean of (C, h, w), a row for a vector."""
+    if a is None:
+        return None
+    a = np.asarray(a, dtype=np.float32)
+    if a.ndim == 1:
+        return a[None, :]
+    return channel_mean(a)
+
+
+class CompareDock(BaseDock):
+    """Baseline vs this run: inputs, difference maps and top-k deltas."""
+
+    TITLE = "Compare"
+    OBJECT_NAME = "CompareDock"
+
+    def __init__(self, state, parent=None):
+        super().__init__(state, parent)
+        self.pin_button = QPushButton("Pin as baseline", self)
+        self.pin_button.setToolTip("Keep the current run; later runs are compared with it")
+        self.pin_button.clicked.connect(self.pin)
+        self.add_header_widget(self.pin_button)
+        self.clear_button = QPushButton("Unpin", self)
+        self.clear_button.clicked.connect(self.unpin)
+        self.add_header_widget(self.clear_button)
+        self.picker = LayerPicker(state, self)
+        self.body.addWidget(self.picker)
+
+        split = QSplitter(Qt.Orientation.Vertical, self)
+        grid_host = QWidget(split)
+        grid = QGridLayout(grid_host)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(3)
+        self.base_pane = ImagePane("baseline", grid_host)
+        self.run_pane = ImagePane("this run", grid_host)
+        self.act_pane = ImagePane("Δ activation", grid_host, colorbar=True)
+        self.grad_pane = ImagePane("Δ gradient", grid_host, colorbar=True)
+        self.cam_pane = ImagePane("Δ CAM", grid_host, colorbar=True)
+        self.input_grad_pane = ImagePane("Δ input gradient", grid_host, colorbar=True)
+        grid.addWidget(self.base_pane, 0, 0)
+        grid.addWidget(self.run_pane, 0, 1)
+        grid.addWidget(self.cam_pane, 0, 2)
+        grid.addWidget(self.act_pane, 1, 0)
+        grid.addWidget(self.grad_pane, 1, 1)
+        grid.addWidget(self.input_grad_pane, 1, 2)
+        self.table = QTableWidget(0, 4, split)
+        self.table.setHorizontalHeaderLabels(["Class", "Baseline", "This run", "Δ"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        split.addWidget(grid_host)
+        split.addWidget(self.table)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        self.body.addWidget(split, 1)
+        self.status = QLabel("Pin a run as the baseline, then change something and run.", self)
+        self.status.setWordWrap(True)
+        self.body.addWidget(self.status)
+
+        self.baseline: RunView | None = None
+        self.baseline_image: np.ndarray | None = None
+        self.comparison = None  # core.compare.Comparison
+        self.maps: dict[str, np.ndarray] = {}
+        state.resultChanged.connect(lambda _: self.refresh())
+        state.selectionChanged.connect(lambda *_: self.redraw())
+        state.modelChanged.connect(self.unpin)
+        self.clear_button.setEnabled(False)
+
+    # -- baseline -----------------------------------------------------------------------------
+    def pin(self) -> bool:
+        """Pin the current snapshot as the baseline."""
+        snap = self.state.snapshot
+        if snap is None:
+            self.state.errorRaised.emit("Run the model first: there is no result to pin.")
+            return False
+        self.baseline = RunView.from_snapshot(snap, run_label(self.state))
+        self.baseline_image = snap.input_image
+        self.clear_button.setEnabled(True)
+        self.refresh()
+        return True
+
+    def unpin(self) -> None:
+        self.baseline, self.baseline_image, self.comparison = None, None, None
+        self.clear_button.setEnabled(False)
+        self.refresh()
+
+    # -- drawing ------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        snap = self.state.snapshot
+        self.comparison = None
+        if self.baseline is not None and snap is not None:
+            self.comparison = compare_runs(
+                self.baseline, RunView.from_snapshot(snap, run_label(self.state))
+            )
+        self._fill_table()
+        self.redraw()
+
+    def _fill_table(self) -> None:
+        c = self.comparison
+        rows = c.biggest(len(c.classes)) if c is not None else []
+        self.table.setRowCount(len(rows))
+        for r, d in enumerate(rows):
+            cells = (
+                d.name or f"class {d.index}",
+                f"{d.before:.2%}",
+                f"{d.after:.2%}",
+                f"{d.delta:+.2%}",
+            )
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if col:
+                    item.setTextAlignment(RIGHT)
+                if col == 3 and abs(d.delta) >= 0.005:
+                    item.setForeground(QColor(15, 130, 60) if d.delta > 0 else QColor(200, 40, 30))
+                self.table.setItem(r, col, item)
+
+    def redraw(self) -> None:
+        snap, c = self.state.snapshot, self.comparison
+        self.base_pane.set_rgb(self.baseline_image)
+        self.run_pane.set_rgb(snap.input_image if snap is not None else None)
+        base = self.baseline
+        self.base_pane.set_title(f"baseline: {base.label}" if base is not None else "baseline")
+        self.run_pane.set_title("this run")
+        self.maps = {}
+        layer = self.state.selected_layer or ""
+        cam_layer = next(iter(c.cams), None) if c is not None else None
+        if c is not None:
+            for key, a in (
+                ("activation", _as_2d(c.activations.get(layer))),
+                ("gradient", _as_2d(c.gradients.get(layer))),
+                ("cam", c.cams.get(cam_layer) if cam_layer else None),
+                ("input_grad", _as_2d(c.input_grad)),
+            ):
+                if a is not None:
+                    self.maps[key] = a
+        for key, pane, title in (
+            ("activation", self.act_pane, f"Δ activation {layer} (mean over channels)"),
+            ("gradient", self.grad_pane, f"Δ gradient {layer} (mean over channels)"),
+            ("cam", self.cam_pane, f"Δ CAM {cam_layer or ''}"),
+            ("input_grad", self.input_grad_pane, "Δ input gradient (mean over channels)"),
+        ):
+            a = self.maps.get(key)
+            pane.set_title(title)
+            if a is None:
+                pane.set_rgb(None)
+                continue
+            m = float(np.nanmax(np.abs(a))) or 1.0
+            pane.set_values(a, DIVERGING, (-m, m))  # symmetric: zero sits at the centre
+        self._show_status()
+
+    def _show_status(self) -> None:
+        c = self.comparison
+        if self.baseline is None:
+            self.status.setText("Pin a run as the baseline, then change something and run.")
+            return
+        if c is None:
+            self.status.setText(f"Baseline: {self.baseline.label}. Run to compare.")
+            return
+        top = c.biggest(1)
+        moved = ""
+        if top:
+            d = top[0]
+            moved = f" Biggest change: {d.name or d.index} {d.before:.1%} → {d.after:.1%}."
+        skipped = f" ({len(c.skipped)} maps not comparable)" if c.skipped else ""
+        self.status.setText(
+            f"Baseline: {c.baseline_label}  |  this run: {c.run_label}.{moved}{skipped}"
+        )
+
+    def rows(self) -> list[tuple[str, float, float, float]]:
+        """The delta table as (class, before, after, delta) (tests and export)."""
+        c = self.comparison
+        if c is None:
+            return []
+        return [(d.name or str(d.index), d.before, d.after, d.delta) for d in c.biggest(99)]
+
+    # -- figures ------------------------------------------------------------------------------
+    def figure_panels(self) -> list[Panel]:
+        if self.comparison is None:
+            return []
+        snap = self.state.snapshot
+        panels: list[Panel] = [
+            ("baseline", colors.enlarge(self.baseline_image, 192)),
+            ("this run", colors.enlarge(snap.input_image, 192)),
+        ]
+        for key, a in self.maps.items():
+            m = float(np.nanmax(np.abs(a))) or 1.0
+            panels.append((f"Δ {key}", colors.enlarge(colors.colorize(a, DIVERGING, (-m, m)), 192)))
+        return panels
+
+    def export_arrays(self) -> dict[str, np.ndarray]:
+        return {f"diff/{k}": v for k, v in self.maps.items()}
+
+    def settings(self) -> dict:
+        c = self.comparison
+        if c is None:
+            return {}
+        return {
+            "baseline": c.baseline_label,
+            "run": c.run_label,
+            "classes": [[d.index, d.name, d.before, d.after] for d in c.classes],
+        }
