@@ -45,16 +45,24 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 25
     return (preds == y).float().mean().item()
 
 
-def outside_fraction(
+def cam_loss(
     model: nn.Module, feats: torch.Tensor, y: torch.Tensor, cover: torch.Tensor
 ) -> torch.Tensor:
-    """Mean share of the true class's CAM (ReLU'd) that falls outside the object.
+    """Localisation term on the class activation maps (= Grad-CAM up to scale for this net).
 
-    With global average pooling and a linear head, this CAM equals Grad-CAM up to scale.
+    Object cells should each vote for the true class (cross-entropy per cell, weighted by how
+    much of the cell the object covers); background cells should hold no positive evidence
+    for it. A plain "share of the map outside the mask" collapses: the net just makes the map
+    negative everywhere.
     """
-    cam = torch.relu(torch.einsum("nchw,nc->nhw", feats, model.fc.weight[y]))
-    outside = (cam * (1 - cover)).sum((1, 2))
-    return (outside / (cam.sum((1, 2)) + 1e-6)).mean()
+    cams = torch.einsum("nchw,kc->nkhw", feats, model.fc.weight)
+    target = y.view(-1, 1, 1).expand_as(cover)
+    cell_ce = nn.functional.cross_entropy(cams, target, reduction="none")
+    inside = (cell_ce * cover).sum() / cover.sum().clamp(min=1.0)
+    cam_y = cams.gather(1, target[:, None])[:, 0]
+    # Only cells the object does not touch: thin planes and birds cover few cells fully.
+    outside = (torch.relu(cam_y) * (cover == 0)).mean()
+    return inside + outside
 
 
 def train_variant(
@@ -92,7 +100,7 @@ def train_variant(
             out = model.fc(model.flatten(model.pool(feats)))
             loss = loss_fn(out, yb)
             if CAM_LOSS[variant]:
-                loss = loss + CAM_LOSS[variant] * outside_fraction(model, feats, yb, cb)
+                loss = loss + CAM_LOSS[variant] * cam_loss(model, feats, yb, cb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
