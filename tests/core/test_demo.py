@@ -124,16 +124,18 @@ def test_weights_are_small_and_the_model_is_small():
 
 def test_cam_layer_is_the_last_conv_block_at_12x12(models):
     model = models["shortcut"]
-    seen = {}
-    handle = model.get_submodule(demo.CAM_LAYER).register_forward_hook(
-        lambda m, i, o: seen.setdefault("shape", tuple(o.shape))
-    )
+    shapes = []
+
+    def record(module, args, output):
+        shapes.append(tuple(output.shape))
+
+    handle = model.get_submodule(demo.CAM_LAYER).register_forward_hook(record)
     try:
         with torch.no_grad():
             model(torch.zeros(1, 3, demo.INPUT_SIZE, demo.INPUT_SIZE))
     finally:
         handle.remove()
-    assert seen["shape"][2:] == (12, 12)
+    assert shapes == [(1, 128, 12, 12)]
     assert not model.training
 
 
