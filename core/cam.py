@@ -199,8 +199,7 @@ class ScoreCAM(CamMethod):
     """Score-CAM: softmax of the target score of the input masked by each upsampled channel.
 
     Masks use ``align_corners=True`` bilinear upsampling and per-channel min-max, like
-    pytorch-grad-cam. All constant channels give the same (all-zero) masked input, so that
-    input is scored once.
+    pytorch-grad-cam. Channels that give the same mask are scored once.
     """
 
     name = "scorecam"
@@ -213,28 +212,31 @@ class ScoreCAM(CamMethod):
         acts = layer.acts.to(run.x.device)
         n_ch = acts.shape[1]
         size = run.x.shape[-2:]
+        # Channels whose min-max normalised maps are equal (all the dead ones, and e.g. those
+        # with a single positive cell at the same place) give the same mask: score one each.
         flat = acts[0].reshape(n_ch, -1)
-        flat_const = (flat.max(1).values == flat.min(1).values).cpu()
-        live = torch.nonzero(~flat_const).flatten().tolist()
-        scores = torch.empty(n_ch)
+        lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
+        norm = torch.where(hi > lo, (flat - lo) / (hi - lo), torch.zeros_like(flat))
+        _, inverse = torch.unique(norm, dim=0, return_inverse=True)
+        first = torch.full((int(inverse.max()) + 1,), n_ch, dtype=torch.long, device=acts.device)
+        first.scatter_reduce_(0, inverse, torch.arange(n_ch, device=acts.device), "amin")
+        group = torch.bincount(inverse).cpu()
+        reps = first.cpu().tolist()
+        rep_scores = torch.empty(len(reps))
         scorer = inference_model(run.model)
-        if bool(flat_const.any()):
-            with torch.inference_mode():
-                zero = torch.zeros_like(run.x)
-                scores[flat_const] = float(run.scores(scorer(zero))[0])
-            run.step(int(flat_const.sum()), f"{self.name} {layer.name}")
         bs = max(1, run.batch_size)
-        for i in range(0, len(live), bs):
-            idx = live[i : i + bs]
+        for i in range(0, len(reps), bs):
+            idx = reps[i : i + bs]
             with torch.inference_mode():
                 up = F.interpolate(acts[:, idx], size=size, mode="bilinear", align_corners=True)[0]
-                lo = up.amin(dim=(1, 2), keepdim=True)
-                hi = up.amax(dim=(1, 2), keepdim=True)
-                masks = (up - lo) / (hi - lo + 1e-8)
+                lo_u = up.amin(dim=(1, 2), keepdim=True)
+                hi_u = up.amax(dim=(1, 2), keepdim=True)
+                masks = (up - lo_u) / (hi_u - lo_u + 1e-8)
                 # channels_last input takes oneDNN's faster conv path on CPU.
                 batch = (run.x * masks[:, None]).contiguous(memory_format=torch.channels_last)
-                scores[idx] = run.scores(scorer(batch)).cpu()
-            run.step(len(idx), f"{self.name} {layer.name}")
+                rep_scores[i : i + len(idx)] = run.scores(scorer(batch)).cpu()
+            run.step(int(group[i : i + len(idx)].sum()), f"{self.name} {layer.name}")
+        scores = rep_scores[inverse.cpu()]
         return torch.softmax(scores, dim=0).to(layer.acts.device)
 
 
