@@ -417,7 +417,7 @@ def make_dataset(
 
 # -- sample images ----------------------------------------------------------------------------
 SAMPLES = {
-    # name: (class or None, background, seed)
+    # name: (class, background, seed); the plain sky is made separately below
     "airplane_sky": ("airplane", "sky", 11),
     "car_road": ("car", "road", 12),
     "ship_sea": ("ship", "sea", 13),
