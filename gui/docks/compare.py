@@ -48,6 +48,11 @@ def run_label(state) -> str:
     return "; ".join(bits)
 
 
+def _tail(name: str) -> str:
+    """The last part of a layer name: pane titles must fit a narrow pane."""
+    return name.rsplit(".", 1)[-1]
+
+
 def _as_2d(a: np.ndarray | None) -> np.ndarray | None:
     """A map to draw: channel mean of (C, h, w), a row for a vector."""
     if a is None:
@@ -104,12 +109,15 @@ class CompareDock(BaseDock):
         split.setStretchFactor(1, 1)
         self.body.addWidget(split, 1)
         self.status = QLabel("Pin a run as the baseline, then change something and run.", self)
+        self.status.setToolTip("Maps are run − baseline, averaged over channels; red = higher now")
         self.status.setWordWrap(True)
         self.body.addWidget(self.status)
 
         self.baseline: RunView | None = None
         self.baseline_image: np.ndarray | None = None
         self.comparison = None  # core.compare.Comparison
+        self.run_view: RunView | None = None
+        self.levels: dict[str, float] = {}
         self.maps: dict[str, np.ndarray] = {}
         state.resultChanged.connect(lambda _: self.refresh())
         state.selectionChanged.connect(lambda *_: self.redraw())
@@ -137,11 +145,10 @@ class CompareDock(BaseDock):
     # -- drawing ------------------------------------------------------------------------------
     def refresh(self) -> None:
         snap = self.state.snapshot
-        self.comparison = None
+        self.comparison = self.run_view = None
         if self.baseline is not None and snap is not None:
-            self.comparison = compare_runs(
-                self.baseline, RunView.from_snapshot(snap, run_label(self.state))
-            )
+            self.run_view = RunView.from_snapshot(snap, run_label(self.state))
+            self.comparison = compare_runs(self.baseline, self.run_view)
         self._fill_table()
         self.redraw()
 
@@ -184,19 +191,39 @@ class CompareDock(BaseDock):
                 if a is not None:
                     self.maps[key] = a
         for key, pane, title in (
-            ("activation", self.act_pane, f"Δ activation {layer} (mean over channels)"),
-            ("gradient", self.grad_pane, f"Δ gradient {layer} (mean over channels)"),
-            ("cam", self.cam_pane, f"Δ CAM {cam_layer or ''}"),
-            ("input_grad", self.input_grad_pane, "Δ input gradient (mean over channels)"),
+            ("activation", self.act_pane, f"Δ activation {_tail(layer)}"),
+            ("gradient", self.grad_pane, f"Δ gradient {_tail(layer)}"),
+            ("cam", self.cam_pane, f"Δ CAM {_tail(cam_layer or '')}"),
+            ("input_grad", self.input_grad_pane, "Δ input gradient"),
         ):
             a = self.maps.get(key)
             pane.set_title(title)
             if a is None:
                 pane.set_rgb(None)
                 continue
-            m = float(np.nanmax(np.abs(a))) or 1.0
+            m = self.levels[key] = self._level(key, a, layer, cam_layer)
             pane.set_values(a, DIVERGING, (-m, m))  # symmetric: zero sits at the centre
         self._show_status()
+
+    def _level(self, key: str, diff: np.ndarray, layer: str, cam_layer: str | None) -> float:
+        """Colour scale ±m: the largest magnitude of the two runs' maps or of their difference.
+
+        Scaling by the maps themselves keeps a tiny but uniform change pale instead of
+        saturating the whole pane.
+        """
+        m = float(np.nanmax(np.abs(diff)))
+        for view in (self.baseline, self.run_view):
+            if view is None:
+                continue
+            own = {
+                "activation": _as_2d(view.activations.get(layer)),
+                "gradient": _as_2d(view.gradients.get(layer)),
+                "cam": view.cams.get(cam_layer) if cam_layer else None,
+                "input_grad": _as_2d(view.input_grad),
+            }[key]
+            if own is not None and own.shape == diff.shape:
+                m = max(m, float(np.nanmax(np.abs(own))))
+        return m or 1.0
 
     def _show_status(self) -> None:
         c = self.comparison
@@ -233,7 +260,7 @@ class CompareDock(BaseDock):
             ("this run", colors.enlarge(snap.input_image, 192)),
         ]
         for key, a in self.maps.items():
-            m = float(np.nanmax(np.abs(a))) or 1.0
+            m = self.levels.get(key) or float(np.nanmax(np.abs(a))) or 1.0
             panels.append((f"Δ {key}", colors.enlarge(colors.colorize(a, DIVERGING, (-m, m)), 192)))
         return panels
 

@@ -213,7 +213,7 @@ class ImportanceDock(BaseDock):
         self.plot.setXRange(-1, n, padding=0.01)
         self.plot.enableAutoRange(axis="y")
         for rank, (ch, drop, prob) in enumerate(r.top(min(n, 50))):
-            item = QListWidgetItem(f"#{rank + 1}  channel {ch}:  −{drop:.3f}  (p → {prob:.3f})")
+            item = QListWidgetItem(f"#{rank + 1}  channel {ch}:  {-drop:+.3f}  (p → {prob:.3f})")
             item.setData(Qt.ItemDataRole.UserRole, ch)
             self.top_list.addItem(item)
         name = r.target_name or r.target
@@ -248,9 +248,10 @@ class ImportanceDock(BaseDock):
         if self.result is None or not channels:
             return
         self.state.set_edits(ablate_edits(self.state.edits, self.result.layer, channels))
+        which = ", ".join(map(str, channels[:5])) + (", …" if len(channels) > 5 else "")
         self.state.statusMessage.emit(
-            f"Ablating channel{'s' if len(channels) > 1 else ''} "
-            f"{', '.join(map(str, channels))} of {self.result.layer}."
+            f"Ablating {len(channels)} channel{'s' if len(channels) > 1 else ''} "
+            f"({which}) of {self.result.layer}."
         )
 
     def ablate_top(self, n: int) -> None:
