@@ -179,3 +179,40 @@ def test_session_round_trip_and_moved_image(make_window, qtbot, tmp_path, messag
     assert not session_io.open_session(second, tmp_path / "moved.json")
     assert len(messages) == 1 and "missing" in messages[0] and "sky_copy.png" in messages[0]
     assert (s2.image_path, s2.edits, s2.target) == kept
+
+
+def test_lab_canvas_patch_follows_a_drag_and_a_box_can_be_drawn(qtbot):
+    from PySide6.QtCore import QEvent, QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from gui.widgets.lab_canvas import LabCanvas
+
+    canvas = LabCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(300, 300)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    canvas.set_base(np.zeros((96, 96, 3), np.uint8))
+    canvas.set_patch(np.full((10, 20, 4), 255, np.uint8), (10, 10))
+    view = canvas.viewport()
+    left = Qt.MouseButton.LeftButton
+    none = Qt.KeyboardModifier.NoModifier
+
+    def drag(a, b):
+        start, end = canvas.mapFromScene(QPointF(*a)), canvas.mapFromScene(QPointF(*b))
+        QTest.mousePress(view, left, none, start)
+        for t in (0.25, 0.5, 0.75, 1.0):
+            p = QPointF(start + (end - start) * t)
+            move = QMouseEvent(
+                QEvent.Type.MouseMove, p, view.mapToGlobal(p), Qt.MouseButton.NoButton, left, none
+            )
+            QApplication.sendEvent(view, move)
+        QTest.mouseRelease(view, left, none, end)
+
+    drag((15, 15), (45, 35))  # grab the patch and move it by (+30, +20)
+    assert canvas.patch_pos() == (40, 30)
+    canvas.set_mode("box")
+    drag((5, 5), (30, 40))
+    assert canvas.box() == (5, 5, 30, 40)
