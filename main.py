@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="channels per forward pass")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_importance)
+
+    from gui import cli_figures  # lazy: cam/attribute figures use Qt only when drawing
+
+    cli_figures.add_subcommands(sub)
     return parser
 
 
