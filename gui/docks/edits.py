@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from core.interventions import describe_edit
 from gui.docks.base import BaseDock
+from gui.widgets.scroll import make_scrollable
 
 GRAD_CHOICES = (
     ("scale", "scale ×k"),
@@ -155,6 +156,7 @@ class EditsDock(BaseDock):
         self.note.setWordWrap(True)
         self.body.addWidget(self.note)
 
+        make_scrollable(self)  # tall form: scroll rather than push the window taller
         state.layersChanged.connect(lambda _: self._fill_layers())
         state.modelChanged.connect(self._fill_layers)
         state.editsChanged.connect(lambda _: self.refresh())

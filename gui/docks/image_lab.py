@@ -39,6 +39,7 @@ from gui.docks.base import BaseDock, Panel
 from gui.docks.image import IMAGE_FILTER, sample_paths
 from gui.qtutil import pil_to_rgb
 from gui.widgets.lab_canvas import LabCanvas
+from gui.widgets.scroll import make_scrollable
 
 SKY_BLUE = (135, 206, 235)
 OCCLUDE_COLOURS = (("grey", (128, 128, 128)), ("black", (0, 0, 0)), ("white", (255, 255, 255)))
@@ -63,6 +64,10 @@ class ImageLabDock(BaseDock):
         paste_row = QHBoxLayout()
         self.patch_combo = QComboBox(self)
         self.patch_combo.setToolTip("Object to paste: a sample (its mask is used) or a file")
+        self.patch_combo.setMinimumContentsLength(10)
+        self.patch_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self.patch_combo.addItem("Object to paste…", None)
         for p in sample_paths():
             if mask_for(p) is not None and not p.stem.startswith("sky"):
@@ -102,10 +107,15 @@ class ImageLabDock(BaseDock):
         self.reset_button = QPushButton("Reset image", self)
         self.reset_button.setToolTip("Back to the opened file, without image edits")
         self.reset_button.clicked.connect(self.reset_image)
-        for w in (self.solid_button, self.box_button, self.box_colour, self.occlude_button):
+        # Two short rows: the lab shares the narrow right column with the Image dock.
+        for w in (self.box_button, self.box_colour, self.occlude_button):
             tools.addWidget(w)
         tools.addStretch(1)
-        tools.addWidget(self.reset_button)
+        colour_row = QHBoxLayout()
+        colour_row.addWidget(self.solid_button)
+        colour_row.addStretch(1)
+        colour_row.addWidget(self.reset_button)
+        self.body.addLayout(colour_row)
         self.body.addLayout(tools)
 
         # -- canvas and before / after ------------------------------------------------------
@@ -123,7 +133,8 @@ class ImageLabDock(BaseDock):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setDefaultSectionSize(22)
-        self.table.setMinimumHeight(22 * 5 + 4)  # the whole top 5 without scrolling
+        head_h = self.table.horizontalHeader().sizeHint().height()
+        self.table.setFixedHeight(head_h + 22 * 5 + 6)  # the whole top 5, no more
         side_lay.addWidget(self.table, 1)
         self.summary = QLabel("", side)
         self.summary.setWordWrap(True)
@@ -131,12 +142,13 @@ class ImageLabDock(BaseDock):
         split.addWidget(self.canvas)
         split.addWidget(side)
         split.setStretchFactor(0, 1)
-        split.setStretchFactor(1, 1)
+        split.setStretchFactor(1, 0)
         self.body.addWidget(split, 1)
         self.edits_label = QLabel("", self)
         self.edits_label.setWordWrap(True)
         self.body.addWidget(self.edits_label)
 
+        make_scrollable(self)  # tall form: scroll rather than push the window taller
         self.patch_path: str | None = None
         self.mask_path: str | None = None
         self._crop = None  # (patch crop PIL, mask crop PIL, (left, top) in the patch)

@@ -60,7 +60,7 @@ class LabCanvas(QGraphicsView):
         self.setBackgroundBrush(QColor(32, 36, 42))
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setMinimumSize(120, 120)
+        self.setMinimumSize(100, 100)
         self.base = QGraphicsPixmapItem()
         self.scene().addItem(self.base)
         self.patch = _Patch(self)
