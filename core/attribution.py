@@ -8,6 +8,7 @@ and is left exactly as it was: no module is replaced and no hook is left behind.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -111,7 +112,7 @@ def _out(t: torch.Tensor) -> np.ndarray:
 
 # -- the methods -------------------------------------------------------------------------------
 def guided_backprop(
-    model: nn.Module, x: torch.Tensor, target: Target = None, *, class_names=None, **_
+    model: nn.Module, x: torch.Tensor, target: Target = None, *, class_names=None
 ) -> np.ndarray:
     """Guided backpropagation (Springenberg et al.): the input gradient through guided ReLUs.
 
@@ -134,7 +135,6 @@ def saliency(
     *,
     class_names=None,
     absolute: bool = True,
-    **_,
 ) -> np.ndarray:
     """Vanilla saliency (Simonyan et al.): |d score / d input| (signed with ``absolute=False``).
 
@@ -155,7 +155,6 @@ def guided_gradcam(
     *,
     layer: str | None = None,
     class_names=None,
-    **_,
 ) -> np.ndarray:
     """Guided Grad-CAM: guided backprop times the Grad-CAM map of ``layer`` (in [0, 1]).
 
@@ -189,7 +188,6 @@ def smoothgrad(
     seed: int = 0,
     absolute: bool = False,
     reporter: Reporter | None = None,
-    **_,
 ) -> np.ndarray:
     """SmoothGrad (Smilkov et al.): mean input gradient over noisy copies of the input.
 
@@ -303,7 +301,6 @@ def integrated_gradients(
     batch_size: int = 16,
     spec: InputSpec | None = None,
     reporter: Reporter | None = None,
-    **_,
 ) -> np.ndarray:
     """Integrated gradients (Sundararajan et al.), with captum's integration rules.
 
@@ -349,7 +346,6 @@ def occlusion(
     fill: float = 0.0,
     batch_size: int = 32,
     reporter: Reporter | None = None,
-    **_,
 ) -> np.ndarray:
     """Occlusion sensitivity (Zeiler & Fergus): score drop when a patch is filled, per pixel.
 
@@ -518,12 +514,18 @@ def attribute(
     target: Target = None,
     **options,
 ) -> np.ndarray:
-    """Run a registered attribution by name (see :data:`ATTRIBUTION_METHODS`)."""
+    """Run a registered attribution by name (see :data:`ATTRIBUTION_METHODS`).
+
+    Options the method does not take are dropped, so one settings dict can drive any method;
+    calling a function directly with an unknown option is a ``TypeError``.
+    """
     if method not in ATTRIBUTION_METHODS:
         raise HookScopeError(
             f"Unknown attribution method '{method}': use one of {', '.join(ATTRIBUTION_METHODS)}."
         )
-    return ATTRIBUTION_METHODS[method].func(model, x, target, **options)
+    func = ATTRIBUTION_METHODS[method].func
+    accepted = inspect.signature(func).parameters
+    return func(model, x, target, **{k: v for k, v in options.items() if k in accepted})
 
 
 __all__: Sequence[str] = [
