@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QTabBar,
     QToolButton,
     QWidget,
 )
@@ -155,6 +156,13 @@ class MainWindow(QMainWindow):
         self.resizeDocks(
             [self.image_dock, self.predictions_dock], [500, 350], Qt.Orientation.Vertical
         )
+        self._tidy_tabs()
+
+    def _tidy_tabs(self) -> None:
+        """Whole tab titles with scroll arrows: "Activ…", "Gra…" read badly with nine tabs."""
+        for bar in self.findChildren(QTabBar):
+            bar.setElideMode(Qt.TextElideMode.ElideNone)
+            bar.setUsesScrollButtons(True)
 
     def reset_layout(self) -> None:
         """Put every dock back where it starts."""
@@ -162,6 +170,7 @@ class MainWindow(QMainWindow):
             self._default_layout()
         for dock in self.docks:
             dock.setVisible(True)
+        self._tidy_tabs()
 
     def save_layout(self) -> None:
         s = settings()
@@ -175,7 +184,9 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         if isinstance(state, QByteArray):
-            return self.restoreState(state, LAYOUT_VERSION)
+            restored = self.restoreState(state, LAYOUT_VERSION)
+            self._tidy_tabs()
+            return restored
         return False
 
     def closeEvent(self, event) -> None:  # noqa: N802
