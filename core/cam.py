@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.errors import HookScopeError
-from core.hooks import resolve_modules
+from core.hooks import hook_count, resolve_modules
 from core.jobs import Cancelled, Reporter, quiet
 from core.probe import eval_mode, model_device
 from core.render import normalize
@@ -251,8 +251,8 @@ def inference_model(model: nn.Module) -> nn.Module:
     agree to ~1e-6. The copy is cached per model and rebuilt when a parameter or buffer
     changes; models torch.fx cannot trace run as they are.
     """
-    if model.training or isinstance(model, torch.jit.ScriptModule):
-        return model
+    if model.training or isinstance(model, torch.jit.ScriptModule) or hook_count(model):
+        return model  # a traced copy would drop the user's hooks (e.g. activation edits)
     tensors = [*model.parameters(), *model.buffers()]
     key = tuple((t.data_ptr(), t._version) for t in tensors)
     hit = _FUSED.get(model)

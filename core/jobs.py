@@ -104,7 +104,6 @@ def probe_job(
     import contextlib
     import time
 
-    from core.errors import HookScopeError
     from core.images import to_tensor
     from core.interventions import edit_from_dict
     from core.probe import run_probe
@@ -116,23 +115,18 @@ def probe_job(
     steps = 3 if cam_layers else 2
     reporter.progress(0, steps, "Forward and backward…")
     x = to_tensor(image, spec)
-    try:
-        result = run_probe(
-            loaded.model,
-            x,
-            list(layers),
-            target,
-            class_names=loaded.class_names,
-            k=k,
-            edits=[
-                _cancel_checks(loaded.model, reporter),
-                *[edit_from_dict(loaded.model, d) for d in edits],
-            ],
-        )
-    except HookScopeError:
-        if reporter.cancelled:  # the probe wraps our Cancelled in a forward-failed error
-            raise Cancelled("The run was cancelled.") from None
-        raise
+    result = run_probe(
+        loaded.model,
+        x,
+        list(layers),
+        target,
+        class_names=loaded.class_names,
+        k=k,
+        edits=[
+            _cancel_checks(loaded.model, reporter),
+            *[edit_from_dict(loaded.model, d) for d in edits],
+        ],
+    )
     cams, notes = {}, []
     if cam_layers:
         reporter.progress(1, steps, f"{cam_method} for {', '.join(cam_layers)}…")
@@ -157,26 +151,22 @@ def probe_job(
 
 
 def _cams(reporter: Reporter, loaded, x, layers, method, target):
-    """CAM maps, or ``({}, note)`` when core.cam is missing or the method fails."""
-    import inspect
-
+    """CAM maps, or ``({}, note)`` when the method fails on these layers."""
+    from core.cam import compute_cam
     from core.errors import HookScopeError
 
     try:
-        from core.cam import compute_cam
-    except ImportError:
-        return {}, "CAM is not available in this build."
-    kwargs = {"method": method, "target": target, "class_names": loaded.class_names}
-    params = inspect.signature(compute_cam).parameters
-    if "reporter" in params:
-        kwargs["reporter"] = reporter
-    kwargs = {k: v for k, v in kwargs.items() if k in params or k == "method"}
-    try:
-        return compute_cam(loaded.model, x, list(layers), **kwargs), None
-    except Cancelled:
-        raise
+        maps = compute_cam(
+            loaded.model,
+            x,
+            list(layers),
+            method,
+            target,
+            class_names=loaded.class_names,
+            reporter=reporter,
+        )
+        return maps, None
     except HookScopeError as exc:
-        reporter.check()
         return {}, str(exc)
 
 

@@ -284,3 +284,23 @@ def test_demo_gradient_doubled():
     assert torch.allclose(r.input_grad, 2 * r0.input_grad, rtol=1e-4, atol=1e-12)
     assert float(r.input_grad.norm() / r0.input_grad.norm()) == pytest.approx(2.0, abs=1e-4)
     assert hook_count(lm.model) == 0
+
+
+def test_scorecam_sees_activation_edits(resnet):
+    """ScoreCAM's fast scoring copy must not drop the user's hooks."""
+    import copy
+
+    from core.cam import compute_cam
+
+    model, x = resnet
+    with ActEdit(model, "fc", op="zero"):
+        edited = compute_cam(model, x, ["layer4"], "scorecam", target=3, batch_size=64)["layer4"]
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        twin.fc.weight.zero_()
+        twin.fc.bias.zero_()
+    same = compute_cam(twin, x, ["layer4"], "scorecam", target=3, batch_size=64)["layer4"]
+    plain = compute_cam(model, x, ["layer4"], "scorecam", target=3, batch_size=64)["layer4"]
+    assert np.abs(edited - same).max() < 1e-5
+    assert np.abs(edited - plain).max() > 1e-2
+    assert hook_count(model) == 0
