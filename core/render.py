@@ -6,9 +6,6 @@ or uint8 arrays so it can be tested and reused without a display.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -72,75 +69,6 @@ def upsample(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     t = t[None, None] if t.dim() == 2 else t[None]
     out = F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)
     return out[0, 0].numpy() if a.ndim == 2 else out[0].numpy()
-
-
-@dataclass(frozen=True)
-class Mosaic:
-    """Feature maps tiled into one image.
-
-    Attributes:
-        image: (H, W) float32, each tile normalised to [0, 1]; gaps are NaN-free zeros.
-        rows: Number of tile rows.
-        cols: Number of tile columns.
-        tile: (h, w) of one tile.
-        pad: Pixels between tiles.
-        channels: Channel index shown in each tile, row-major.
-    """
-
-    image: np.ndarray
-    rows: int
-    cols: int
-    tile: tuple[int, int]
-    pad: int
-    channels: tuple[int, ...]
-
-    def channel_at(self, y: int, x: int) -> int | None:
-        """Channel under pixel (y, x) of the mosaic, or None on a gap or empty tile."""
-        h, w = self.tile
-        r, dy = divmod(int(y), h + self.pad)
-        c, dx = divmod(int(x), w + self.pad)
-        if dy >= h or dx >= w or r >= self.rows or c >= self.cols:
-            return None
-        i = r * self.cols + c
-        return self.channels[i] if 0 <= i < len(self.channels) else None
-
-
-def tile_channels(
-    fmap: np.ndarray,
-    *,
-    channels: list[int] | None = None,
-    cols: int | None = None,
-    pad: int = 1,
-    shared_scale: bool = False,
-) -> Mosaic:
-    """Tile a (C, h, w) feature map into a near-square grid of normalised tiles.
-
-    Args:
-        fmap: Activations or gradients of one sample, (C, h, w).
-        channels: Which channels to show (default all, in order).
-        cols: Columns of the grid (default ceil(sqrt(n))).
-        pad: Gap in pixels between tiles.
-        shared_scale: Normalise all tiles with one min/max instead of per tile.
-    """
-    fmap = np.asarray(fmap, dtype=np.float32)
-    if fmap.ndim == 2:
-        fmap = fmap[None]
-    if fmap.ndim != 3:
-        raise ValueError(f"tile_channels expects (C, h, w), got shape {fmap.shape}")
-    chans = list(range(fmap.shape[0])) if channels is None else [int(c) for c in channels]
-    n = len(chans)
-    cols = max(1, cols or math.ceil(math.sqrt(max(n, 1))))
-    rows = max(1, math.ceil(n / cols))
-    h, w = fmap.shape[1:]
-    out = np.zeros((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad), np.float32)
-    lo, hi = (
-        (float(fmap[chans].min()), float(fmap[chans].max())) if shared_scale and n else (None,) * 2
-    )
-    for i, ch in enumerate(chans):
-        r, c = divmod(i, cols)
-        y, x = r * (h + pad), c * (w + pad)
-        out[y : y + h, x : x + w] = normalize(fmap[ch], lo, hi)
-    return Mosaic(out, rows, cols, (h, w), pad, tuple(chans))
 
 
 def blend(base: np.ndarray, top: np.ndarray, alpha: float) -> np.ndarray:

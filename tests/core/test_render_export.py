@@ -9,12 +9,12 @@ import torch.nn.functional as F
 
 from core.errors import HookScopeError
 from core.export import load_arrays, save_arrays, sidecar_path
+from core.mosaic import channel_order, tile
 from core.render import (
     blend,
     gradient_to_rgb,
     normalize,
     normalize_signed,
-    tile_channels,
     upsample,
 )
 
@@ -39,18 +39,20 @@ def test_upsample_is_bilinear_half_pixel():
     assert upsample(np.zeros((2, 3, 4)), (5, 5)).shape == (2, 5, 5)
 
 
-def test_tile_channels_grid_and_lookup():
+def test_tile_grid_and_lookup():
     fmap = np.stack([np.full((4, 5), c, np.float32) + np.eye(4, 5) for c in range(10)])
-    mosaic = tile_channels(fmap, pad=1)
-    assert (mosaic.rows, mosaic.cols, mosaic.tile) == (3, 4, (4, 5))
-    assert mosaic.image.shape == (3 * 4 + 2, 4 * 5 + 3)
-    assert mosaic.image.max() == 1.0 and mosaic.image.min() == 0.0
-    assert mosaic.channel_at(0, 0) == 0
-    assert mosaic.channel_at(5, 6) == 5  # row 1, col 1
-    assert mosaic.channel_at(4, 0) is None  # the gap between rows
-    assert mosaic.channel_at(10, 18) is None  # tile 11 does not exist
-    picked = tile_channels(fmap, channels=[3, 7], cols=2)
-    assert picked.channels == (3, 7) and picked.image.shape == (4, 11)
+    tiles = tile(fmap, pad=1)
+    assert (tiles.rows, tiles.cols, tiles.tile) == (3, 4, (4, 5))
+    assert tiles.image.shape == (3 * 4 + 2, 4 * 5 + 3)
+    assert np.nanmax(tiles.image) == 1.0 and np.nanmin(tiles.image) == 0.0
+    assert tiles.channel_at(0, 0) == 0
+    assert tiles.channel_at(5, 6) == 5  # row 1, col 1
+    assert tiles.channel_at(4, 0) is None  # the gap between rows
+    assert tiles.channel_at(10, 18) is None  # tile 11 does not exist
+    picked = tile(fmap, order=np.array([3, 7]), cols=2)
+    assert picked.order.tolist() == [3, 7] and picked.image.shape == (4, 11)
+    by_mean = channel_order(fmap, "mean")
+    assert by_mean[0] == 9 and by_mean[-1] == 0
 
 
 def test_blend_and_gradient_rgb():
