@@ -50,10 +50,20 @@ def resolve_target(
     """
     if callable(target):
         return target
-    flat = logits.detach().reshape(logits.shape[0], -1)
-    n_classes = flat.shape[1]
+    n_classes = logits.detach().reshape(logits.shape[0], -1).shape[1]
     if target is None:
-        return int(flat[0].argmax())
+        return int(logits.detach().reshape(logits.shape[0], -1)[0].argmax())
+    return parse_target(target, class_names, n_classes)
+
+
+def parse_target(
+    target: int | str, class_names: Sequence[str] | None, n_classes: int | None
+) -> int:
+    """Class index for an index or a typed index / class name (any case).
+
+    Raises:
+        HookScopeError: Unknown name, or an index outside ``0 .. n_classes - 1``.
+    """
     if isinstance(target, str):
         text = target.strip()
         if text.lstrip("-").isdigit():
@@ -69,7 +79,7 @@ def resolve_target(
             target = names.index(text.lower())
     if isinstance(target, bool) or not isinstance(target, int):
         raise HookScopeError(f"A target must be a class index or name, not {target!r}.")
-    if not 0 <= target < n_classes:
+    if n_classes and not 0 <= target < n_classes:
         raise HookScopeError(
             f"Target class {target} is out of range: the model has {n_classes} classes "
             f"(0 to {n_classes - 1})."

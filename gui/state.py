@@ -17,6 +17,7 @@ from core.errors import HookScopeError
 from core.images import load_image
 from core.snapshot import Snapshot, cam_layer_default, default_layers
 from core.spec import InputSpec
+from core.targets import parse_target
 from gui.worker import Worker
 
 DEFAULT_CAM_METHOD = "gradcam"
@@ -273,25 +274,12 @@ class AppState(QObject):
             return True
         names = (self.loaded.class_names if self.loaded else None) or []
         n_classes = len(self.snapshot.probs) if self.snapshot is not None else len(names)
-        if text.lstrip("-").isdigit():
-            index = int(text)
-            if n_classes and not 0 <= index < n_classes:
-                self.errorRaised.emit(
-                    f"Target class {index} is out of range: the model has {n_classes} classes "
-                    f"(0 to {n_classes - 1})."
-                )
-                return False
-            self.set_target(index)
-            return True
-        lower = [n.lower() for n in names]
-        if text.lower() not in lower:
-            hint = f" (e.g. {', '.join(names[:4])})" if names else ""
-            self.errorRaised.emit(
-                f"Unknown class name '{text}': use a class index or one of the model's "
-                f"class names{hint}."
-            )
+        try:
+            index = parse_target(text, names, n_classes)
+        except HookScopeError as exc:
+            self.errorRaised.emit(str(exc))
             return False
-        self.set_target(lower.index(text.lower()))
+        self.set_target(index)
         return True
 
     def select(self, layer: str, call: int = 0) -> None:
