@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from core.cli import add_model_args, load_from_args, names
 from core.errors import HookScopeError
 
 
@@ -16,21 +17,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"hookscope: {message}.\n")
 
 
-def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument(
-        "--model",
-        required=required,
-        help="demo, torchvision:NAME[:WEIGHTS], file.py:factory or model.pt",
-    )
-    p.add_argument("--weights", help="state_dict file applied to the model")
-    p.add_argument(
-        "--trust-pickle",
-        action="store_true",
-        help="allow a pickled full model (unpickling runs code from the file)",
-    )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
-
-
 def _gui_args(p: argparse.ArgumentParser) -> None:
     """Top-level options: what the window opens with (no subcommand)."""
     g = p.add_argument_group("app (no subcommand)")
@@ -38,17 +24,13 @@ def _gui_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weights", help="state_dict file applied to the model")
     g.add_argument("--trust-pickle", action="store_true", help="allow a pickled full model")
     g.add_argument("--image", help="image to open (default: a bundled sample)")
-    g.add_argument("--layers", type=_layers, help="comma-separated module names to hook")
+    g.add_argument("--layers", type=names, help="comma-separated module names to hook")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
     g.add_argument(
         "--screenshot",
         metavar="PNG",
         help="save a screenshot of the window after the first run, then exit",
     )
-
-
-def _layers(text: str) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,14 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     p = sub.add_parser("inspect", help="print the module tree")
-    _model_args(p)
+    add_model_args(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("probe", help="one forward + backward with hooks; print stats")
-    _model_args(p)
+    add_model_args(p)
     p.add_argument("--image", required=True)
-    p.add_argument("--layers", required=True, type=_layers, help="comma-separated module names")
+    p.add_argument("--layers", required=True, type=names, help="comma-separated module names")
     p.add_argument("--target", help="class index or name (default: top-1)")
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -73,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("importance", help="rank a layer's channels by ablating each in turn")
-    _model_args(p)
+    add_model_args(p)
     p.add_argument("--image", required=True)
     p.add_argument("--layer", required=True, help="module whose channels are ablated")
     p.add_argument("--target", help="class index or name (default: top-1)")
@@ -123,16 +105,10 @@ def _edit_args(p: argparse.ArgumentParser) -> None:
         )
 
 
-def _load(args):
-    from core.models import load_model
-
-    return load_model(args.model, args.weights, trust_pickle=args.trust_pickle, device=args.device)
-
-
 def cmd_inspect(args) -> int:
     from core.tree import build_tree
 
-    lm = _load(args)
+    lm = load_from_args(args)
     tree = build_tree(lm.model, lm.input_spec)
     nodes = [n for n in tree.nodes() if n.name]
     if args.json:
@@ -153,7 +129,7 @@ def cmd_probe(args) -> int:
     from core.images import load_image, to_tensor
     from core.probe import run_probe, tensor_stats
 
-    lm = _load(args)
+    lm = load_from_args(args)
     x = to_tensor(load_image(args.image), lm.input_spec)
     from core.interventions import describe_edit, edit_from_dict
 
@@ -214,7 +190,7 @@ def cmd_importance(args) -> int:
     from core.images import load_image, to_tensor
     from core.importance import channel_importance
 
-    lm = _load(args)
+    lm = load_from_args(args)
     x = to_tensor(load_image(args.image), lm.input_spec)
     res = channel_importance(
         lm.model, x, args.layer, args.target, class_names=lm.class_names, batch_size=args.batch_size

@@ -12,6 +12,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from core.cli import add_model_args, load_from_args, names
 from core.errors import HookScopeError
 
 FIGURE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
@@ -28,7 +29,7 @@ def add_subcommands(subparsers) -> None:
     _common(p)
     p.add_argument(
         "--layers",
-        type=_names,
+        type=names,
         default=None,
         help="comma-separated module names (default: the last convolution)",
     )
@@ -63,15 +64,8 @@ def add_subcommands(subparsers) -> None:
     p.set_defaults(func=cmd_attribute)
 
 
-def _names(text: str) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()]
-
-
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="demo, torchvision:NAME, file.py:factory, .pt")
-    p.add_argument("--weights", help="state_dict file applied to the model")
-    p.add_argument("--trust-pickle", action="store_true", help="allow a pickled full model")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    add_model_args(p)
     p.add_argument("--image", required=True, help="input image file")
     p.add_argument("--target", help="class index or name (default: top-1)")
     p.add_argument("--out", required=True, help="output file: .png, .svg or .npz")
@@ -90,9 +84,8 @@ def _check_out(path: str) -> Path:
 
 def _load(args):
     from core.images import load_image, to_tensor
-    from core.models import load_model
 
-    lm = load_model(args.model, args.weights, trust_pickle=args.trust_pickle, device=args.device)
+    lm = load_from_args(args)
     img = load_image(args.image)
     return lm, to_tensor(img, lm.input_spec)
 
