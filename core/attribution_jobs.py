@@ -68,7 +68,7 @@ def attribution_job(
 
     import torch
 
-    from core.attribution import ATTRIBUTION_METHODS
+    from core.attribution import ATTRIBUTION_METHODS, attribute
     from core.errors import HookScopeError
     from core.images import to_display, to_tensor
     from core.probe import eval_mode, model_device
@@ -91,7 +91,8 @@ def attribution_job(
     kwargs = {k: v for k, v in dict(params or {}).items() if k in known}
     kwargs = {k: v for k, v in kwargs.items() if v is not None}  # None = the method's default
     reporter.check()
-    out = entry.func(
+    out = attribute(
+        method,
         loaded.model,
         x,
         resolved,

@@ -244,14 +244,6 @@ def ensure_qt() -> None:
         ensure_qt.app = QtGui.QGuiApplication([])  # keep a reference for the process
 
 
-def _qimage(rgb: np.ndarray):
-    from PySide6 import QtGui
-
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    h, w = rgb.shape[:2]
-    return QtGui.QImage(rgb.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888).copy()
-
-
 def render_figure(
     panels: list[Panel],
     colorbar: ColorBar | None = None,
@@ -261,6 +253,8 @@ def render_figure(
 ):
     """Paint a figure into a ``QImage`` (white background); ``scale`` None = :func:`auto_scale`."""
     from PySide6 import QtCore, QtGui
+
+    from gui.qtutil import rgb_to_qimage
 
     ensure_qt()
     panels = _check_panels(panels)
@@ -281,13 +275,13 @@ def render_figure(
         if title:
             p.drawText(MARGIN, lay.title_y, title)
         for panel, (box, ty) in zip(panels, lay.panels):
-            p.drawImage(QtCore.QRect(box.x, box.y, box.w, box.h), _qimage(panel.rgb))
+            p.drawImage(QtCore.QRect(box.x, box.y, box.w, box.h), rgb_to_qimage(panel.rgb))
             text = fm.elidedText(panel.title, QtCore.Qt.TextElideMode.ElideRight, box.w)
             p.drawText(box.x + (box.w - fm.horizontalAdvance(text)) // 2, ty, text)
         if colorbar is not None and lay.bar is not None:
             b = lay.bar
             p.drawImage(
-                QtCore.QRect(b.x, b.y, b.w, b.h), _qimage(colorbar_image(colorbar.cmap, b.h))
+                QtCore.QRect(b.x, b.y, b.w, b.h), rgb_to_qimage(colorbar_image(colorbar.cmap, b.h))
             )
             p.setPen(QtGui.QColor(90, 90, 90))
             p.drawRect(b.x, b.y, b.w - 1, b.h - 1)
@@ -306,13 +300,9 @@ def figure_rgb(
     panels: list[Panel], colorbar: ColorBar | None = None, *, title=None, scale=None
 ) -> np.ndarray:
     """The figure as a uint8 RGB array (H, W, 3), e.g. to show or test it."""
-    from PySide6 import QtGui
+    from gui.qtutil import qimage_to_rgb
 
-    img = render_figure(panels, colorbar, title=title, scale=scale)
-    img = img.convertToFormat(QtGui.QImage.Format.Format_RGB888)
-    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
-    buf = np.frombuffer(img.constBits(), np.uint8, count=bpl * h).reshape(h, bpl)
-    return buf[:, : 3 * w].reshape(h, w, 3).copy()
+    return qimage_to_rgb(render_figure(panels, colorbar, title=title, scale=scale))
 
 
 def _png_b64(rgb: np.ndarray) -> str:

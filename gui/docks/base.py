@@ -7,12 +7,9 @@ QVBoxLayout), may add controls to ``self.header`` (left of the Save / Copy butto
 
 from __future__ import annotations
 
-import base64
-import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
@@ -25,7 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import HookScopeError
-from gui.qtutil import qimage_to_rgb, rgb_to_qimage
+from gui import figures
+from gui.qtutil import qimage_to_rgb
 
 Panel = tuple[str, np.ndarray]
 """(title, uint8 RGB array (H, W, 3))."""
@@ -136,53 +134,22 @@ class BaseDock(QDockWidget):
         panels = self.figure_panels()
         if not panels:
             return
-        QGuiApplication.clipboard().setImage(rgb_to_qimage(compose(panels)))
+        QGuiApplication.clipboard().setImage(figures.render_figure(figure_items(panels)))
         self.state.statusMessage.emit(f"{self.TITLE} figure copied to the clipboard.")
+
+
+def figure_items(panels: list[Panel]) -> list:
+    """Dock panels as :class:`gui.figures.Panel` items."""
+    return [figures.Panel(t, _rgb(a)) for t, a in panels]
 
 
 def save_panels(panels: list[Panel], path: Path, title: str = "") -> None:
     """Save panels with the shared figure renderer (``gui.figures``, same look as the CLI).
 
-    Falls back to one composed image when that module is missing.
-
     Raises:
         HookScopeError: When the file cannot be written.
     """
-    figures = _figures()
-    if figures is not None:
-        items = [figures.Panel(t, _rgb(a)) for t, a in panels]
-        figures.save_figure(path, items, title=title or None)
-        return
-    img = compose(panels)
-    if path.suffix.lower() == ".svg":
-        path.write_text(_svg_with_png(img), encoding="utf-8")
-    else:
-        Image.fromarray(img).save(path)
-
-
-def _figures():
-    try:
-        from gui import figures
-    except ImportError:
-        return None
-    return figures if hasattr(figures, "save_figure") and hasattr(figures, "Panel") else None
-
-
-def compose(panels: list[Panel], pad: int = 8, label_h: int = 18) -> np.ndarray:
-    """Panels side by side on white with their titles above (uint8 RGB)."""
-    if not panels:
-        return np.full((10, 10, 3), 255, np.uint8)
-    arrays = [_rgb(a) for _, a in panels]
-    h = max(a.shape[0] for a in arrays) + label_h + 2 * pad
-    w = sum(a.shape[1] for a in arrays) + pad * (len(arrays) + 1)
-    canvas = Image.new("RGB", (w, h), "white")
-    draw = ImageDraw.Draw(canvas)
-    x = pad
-    for (title, _), a in zip(panels, arrays):
-        draw.text((x, pad), title, fill=(20, 20, 20))
-        canvas.paste(Image.fromarray(a), (x, pad + label_h))
-        x += a.shape[1] + pad
-    return np.asarray(canvas)
+    figures.save_figure(path, figure_items(panels), title=title or None)
 
 
 def _rgb(a: np.ndarray) -> np.ndarray:
@@ -192,15 +159,3 @@ def _rgb(a: np.ndarray) -> np.ndarray:
     if a.ndim == 2:
         a = np.repeat(a[:, :, None], 3, axis=2)
     return np.ascontiguousarray(a[:, :, :3])
-
-
-def _svg_with_png(img: np.ndarray) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, "PNG")
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    h, w = img.shape[:2]
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-        f'viewBox="0 0 {w} {h}"><image width="{w}" height="{h}" '
-        f'href="data:image/png;base64,{data}"/></svg>\n'
-    )

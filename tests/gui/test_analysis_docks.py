@@ -188,9 +188,10 @@ def test_attribution_form_follows_the_method(window):
 def test_save_figure_png_svg_and_export_parts(window, tmp_path):
     acts = dock(window, "ActivationsDock")
     png = acts.save_figure(tmp_path / "acts.png")
-    from gui.docks.base import compose
+    from gui.docks.base import figure_items
+    from gui.figures import figure_rgb
 
-    expected = compose(acts.figure_panels())
+    expected = figure_rgb(figure_items(acts.figure_panels()))
     img = Image.open(png)
     assert img.size[0] >= expected.shape[1] * 0.9 and img.size[1] >= expected.shape[0] * 0.9
     svg = acts.save_figure(tmp_path / "acts.svg")
