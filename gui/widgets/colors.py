@@ -94,6 +94,10 @@ def colorbar(
     return np.asarray(canvas)
 
 
+@functools.cache
 def qt_colormap(name: str) -> pg.ColorMap:
-    """The pyqtgraph ColorMap for ``name`` (for pg.ColorBarItem)."""
+    """The pyqtgraph ColorMap for ``name`` (for pg.ColorBarItem); built once per name.
+
+    Building one converts 256 colours through pg.mkColor, which was a third of every redraw.
+    """
     return pg.ColorMap(np.linspace(0.0, 1.0, 256), lut(name))
