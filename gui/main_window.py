@@ -419,8 +419,8 @@ class MainWindow(QMainWindow):
             for dock in self.docks:
                 for key, value in dock.export_arrays().items():
                     arrays[f"{dock.figure_name()}/{key}"] = value
-                if not dock.isVisible():
-                    continue
+                if not dock.toggleViewAction().isChecked():
+                    continue  # closed by the user; docks behind another tab still count
                 panels = dock.figure_panels()
                 if panels:
                     path = folder / f"{dock.figure_name()}.png"

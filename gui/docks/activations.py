@@ -23,7 +23,7 @@ class ActivationsDock(BaseDock):
         self.view = FeatureView(self, signed=False, what="activation")
         self.view.set_colormap(state.colormap)
         self.body.addWidget(self.view, 1)
-        state.resultChanged.connect(lambda _: self.refresh())
+        self.on_result(self.refresh)
         state.selectionChanged.connect(lambda *_: self.refresh())
         state.displayChanged.connect(lambda: self.view.set_colormap(self.state.colormap))
         state.modelChanged.connect(lambda: self.view.set_array(None, message="Loading…"))
@@ -53,10 +53,10 @@ class ActivationsDock(BaseDock):
         self.view.set_array(call.activation, title)
 
     # -- figures and export -------------------------------------------------------------------
-    def figure_panels(self) -> list[Panel]:
+    def make_panels(self) -> list[Panel]:
         return self.view.panels()
 
-    def export_arrays(self) -> dict[str, np.ndarray]:
+    def make_arrays(self) -> dict[str, np.ndarray]:
         """Raw data behind the figure (for File ▸ Export all)."""
         return self.view.arrays("activations")
 

@@ -314,7 +314,7 @@ class AttributionDock(BaseDock):
         self.heat_pane.setToolTip(f"(y {int(y)}, x {int(x)}) · {v:.4g}")
 
     # -- figures and export -------------------------------------------------------------------
-    def figure_panels(self) -> list[Panel]:
+    def make_panels(self) -> list[Panel]:
         if self.result is None:
             return []
         r = self.result
@@ -328,7 +328,7 @@ class AttributionDock(BaseDock):
             ("scale", colors.colorbar(self.state.colormap, (0.0, 1.0), 224, "rel.")),
         ]
 
-    def export_arrays(self) -> dict[str, np.ndarray]:
+    def make_arrays(self) -> dict[str, np.ndarray]:
         """Raw data behind the figure (for File ▸ Export all)."""
         if self.result is None:
             return {}

@@ -2,7 +2,7 @@
 
 Subclasses set ``TITLE`` and ``OBJECT_NAME``, build their widgets into ``self.body`` (a
 QVBoxLayout), may add controls to ``self.header`` (left of the Save / Copy buttons), listen to
-``self.state`` and override :meth:`figure_panels` to return what a saved figure shows.
+``self.state`` and override :meth:`make_panels` to return what a saved figure shows.
 """
 
 from __future__ import annotations
@@ -82,18 +82,56 @@ class BaseDock(QDockWidget):
         self.header.addStretch(1)
         self.header.addLayout(self._header_tail)
 
+    # -- redraw after a run -------------------------------------------------------------------
+    def on_result(self, redraw) -> None:
+        """Call ``redraw()`` after every run while the dock is on screen.
+
+        A dock hidden behind another tab only marks itself stale and catches up when it is
+        shown (or before its figure is saved): a dozen docks need not all redraw per run.
+        """
+        self._redraw, self._stale, self._shown = redraw, False, True
+        self.state.resultChanged.connect(self._on_any_result)
+        self.visibilityChanged.connect(self._on_visibility)
+
+    def _on_visibility(self, shown: bool) -> None:
+        # isVisible() stays True behind a tab; this signal is what tracks the selected tab.
+        self._shown = shown
+        if shown:
+            self.flush()
+
+    def _on_any_result(self, _snapshot) -> None:
+        self._stale = True
+        if self._shown:
+            self.flush()
+
+    def flush(self) -> None:
+        """Bring a deferred redraw up to date."""
+        if getattr(self, "_stale", False):
+            self._stale = False
+            self._redraw()
+
     def add_header_widget(self, widget: QWidget) -> None:
         """Put a control in the header, left of the Save / Copy buttons."""
         self.header.insertWidget(self.header.count() - 2, widget)
 
     # -- figures ----------------------------------------------------------------------------
     def figure_panels(self) -> list[Panel]:
-        """The dock's current figure as panels; the default grabs the content widget."""
+        """The dock's current figure as panels (after any deferred redraw)."""
+        self.flush()
+        return self.make_panels()
+
+    def export_arrays(self) -> dict[str, np.ndarray]:
+        """Raw data behind the figure, for File ▸ Export all (after any deferred redraw)."""
+        self.flush()
+        return self.make_arrays()
+
+    def make_panels(self) -> list[Panel]:
+        """Override: the figure as panels; the default grabs the content widget."""
         pix = self.widget().grab()
         return [(self.TITLE, qimage_to_rgb(pix.toImage()))]
 
-    def export_arrays(self) -> dict[str, np.ndarray]:
-        """Raw data behind the figure, for File ▸ Export all (none by default)."""
+    def make_arrays(self) -> dict[str, np.ndarray]:
+        """Override: the raw arrays behind the figure (none by default)."""
         return {}
 
     def settings(self) -> dict:

@@ -108,7 +108,7 @@ class CamDock(BaseDock):
         self.panes: dict[str, ImagePane] = {}
         self.maps: dict[str, np.ndarray] = {}
         self.overlays: dict[str, np.ndarray] = {}
-        state.resultChanged.connect(lambda _: self.refresh())
+        self.on_result(self.refresh)
         state.camChanged.connect(self._sync_controls)
         state.layersChanged.connect(lambda _: self._fill_layers())
         state.modelChanged.connect(self._fill_layers)
@@ -268,7 +268,7 @@ class CamDock(BaseDock):
         return "Tick a layer in the list to compute its CAM."
 
     # -- figures and export -------------------------------------------------------------------
-    def figure_panels(self) -> list[Panel]:
+    def make_panels(self) -> list[Panel]:
         snap = self.state.snapshot
         if not self.overlays or snap is None:
             return []
@@ -280,7 +280,7 @@ class CamDock(BaseDock):
         panels.append(("CAM", colors.colorbar(self.state.colormap, (0.0, 1.0), height=h)))
         return panels
 
-    def export_arrays(self) -> dict[str, np.ndarray]:
+    def make_arrays(self) -> dict[str, np.ndarray]:
         """Raw data behind the figure (for File ▸ Export all)."""
         out: dict[str, np.ndarray] = {}
         for name, cam in self.maps.items():

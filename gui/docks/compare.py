@@ -119,7 +119,7 @@ class CompareDock(BaseDock):
         self.run_view: RunView | None = None
         self.levels: dict[str, float] = {}
         self.maps: dict[str, np.ndarray] = {}
-        state.resultChanged.connect(lambda _: self.refresh())
+        self.on_result(self.refresh)
         state.selectionChanged.connect(lambda *_: self.redraw())
         state.modelChanged.connect(self.unpin)
         self.clear_button.setEnabled(False)
@@ -251,7 +251,7 @@ class CompareDock(BaseDock):
         return [(d.name or str(d.index), d.before, d.after, d.delta) for d in c.biggest(99)]
 
     # -- figures ------------------------------------------------------------------------------
-    def figure_panels(self) -> list[Panel]:
+    def make_panels(self) -> list[Panel]:
         if self.comparison is None:
             return []
         snap = self.state.snapshot
@@ -264,7 +264,7 @@ class CompareDock(BaseDock):
             panels.append((f"Δ {key}", colors.enlarge(colors.colorize(a, DIVERGING, (-m, m)), 192)))
         return panels
 
-    def export_arrays(self) -> dict[str, np.ndarray]:
+    def make_arrays(self) -> dict[str, np.ndarray]:
         return {f"diff/{k}": v for k, v in self.maps.items()}
 
     def settings(self) -> dict:

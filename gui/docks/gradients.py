@@ -83,7 +83,7 @@ class GradientsDock(BaseDock):
         self.input_map: np.ndarray | None = None
         self.input_levels = (0.0, 1.0)
         self.input_cmap = UNSIGNED_CMAP
-        state.resultChanged.connect(lambda _: self.refresh())
+        self.on_result(self.refresh)
         state.selectionChanged.connect(lambda *_: self._draw_layer())
         state.modelChanged.connect(self._clear)
         self.refresh()
@@ -165,7 +165,7 @@ class GradientsDock(BaseDock):
         self.view.hover_label.setText(f"input gradient  ·  (y {int(y)}, x {int(x)})  ·  {v:.4g}")
 
     # -- figures and export -------------------------------------------------------------------
-    def figure_panels(self) -> list[Panel]:
+    def make_panels(self) -> list[Panel]:
         panels = list(self.view.panels())
         if self.input_map is not None:
             rgb = colors.colorize(self.input_map, self.input_cmap, self.input_levels)
@@ -175,7 +175,7 @@ class GradientsDock(BaseDock):
             panels.append(("scale", colors.colorbar(self.input_cmap, self.input_levels, 256)))
         return panels
 
-    def export_arrays(self) -> dict[str, np.ndarray]:
+    def make_arrays(self) -> dict[str, np.ndarray]:
         """Raw data behind the figure (for File ▸ Export all)."""
         out = self.view.arrays("gradients")
         snap = self.state.snapshot

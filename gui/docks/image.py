@@ -269,7 +269,7 @@ class ImageDock(BaseDock):
             bits.append(f"model input {spec.size[0]}×{spec.size[1]} ({how})")
         self.info.setText(" → ".join(bits))
 
-    def figure_panels(self):
+    def make_panels(self):
         panels = []
         if self.state.image is not None:
             panels.append(("Original", pil_to_rgb(self.state.image)))

@@ -347,7 +347,7 @@ class ImageLabDock(BaseDock):
         )
 
     # -- figures ------------------------------------------------------------------------------
-    def figure_panels(self) -> list[Panel]:
+    def make_panels(self) -> list[Panel]:
         if self.state.image is None:
             return []
         return [("edited image", pil_to_rgb(self.state.image))]

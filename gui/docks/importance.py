@@ -259,10 +259,10 @@ class ImportanceDock(BaseDock):
             self.ablate([int(c) for c in self.result.ranking[:n]])
 
     # -- figures ------------------------------------------------------------------------------
-    def figure_panels(self) -> list[Panel]:
-        return super().figure_panels() if self.result is not None else []
+    def make_panels(self) -> list[Panel]:
+        return super().make_panels() if self.result is not None else []
 
-    def export_arrays(self) -> dict[str, np.ndarray]:
+    def make_arrays(self) -> dict[str, np.ndarray]:
         r = self.result
         if r is None:
             return {}

@@ -48,7 +48,7 @@ class LayerStatsDock(BaseDock):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.cellClicked.connect(self._on_clicked)
         self.body.addWidget(self.table, 1)
-        state.resultChanged.connect(self._on_result)
+        self.on_result(lambda: self._on_result(self.state.snapshot))
         state.modelChanged.connect(lambda: self.table.setRowCount(0))
 
     def _on_result(self, snap) -> None:

@@ -144,10 +144,10 @@ class PredictionsDock(BaseDock):
             )
         return out
 
-    def figure_panels(self):
+    def make_panels(self):
         snap = self.state.snapshot
         if snap is None:
-            return super().figure_panels()
+            return super().make_panels()
         return [(self.TITLE, _bar_chart(snap.topk, snap.target))]
 
 

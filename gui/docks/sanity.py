@@ -156,10 +156,10 @@ class SanityDock(BaseDock):
         self.note.setText(f"Explaining {target}; {len(r.steps)} steps. {restored}")
 
     # -- figures ------------------------------------------------------------------------------
-    def figure_panels(self) -> list[Panel]:
-        return super().figure_panels() if self.report is not None else []
+    def make_panels(self) -> list[Panel]:
+        return super().make_panels() if self.report is not None else []
 
-    def export_arrays(self) -> dict[str, np.ndarray]:
+    def make_arrays(self) -> dict[str, np.ndarray]:
         return {f"correlation/{k}": v for k, v in self.curves.items()}
 
     def settings(self) -> dict:

@@ -18,7 +18,10 @@ from tests.gui.conftest import RUN_TIMEOUT_MS
 
 
 def dock(window, name):
-    return next(d for d in window.analysis_docks if d.objectName() == name)
+    """The dock, brought to the front as a user would by clicking its tab."""
+    found = next(d for d in window.analysis_docks if d.objectName() == name)
+    found.raise_()
+    return found
 
 
 def first_layer(snap, *, vector: bool):

@@ -46,7 +46,8 @@ def test_first_run_fills_every_dock(window):
     h, w = st.input_spec.size
     assert snap.input_image.shape == (h, w, 3) and snap.input_image.dtype == np.uint8
 
-    # Layer stats: one row per recorded call.
+    # Layer stats (a tab behind Activations: look at it first): one row per recorded call.
+    window.stats_dock.raise_()
     n_calls = sum(len(c) for c in snap.layers.values())
     assert window.stats_dock.table.rowCount() == n_calls > 0
 

@@ -22,7 +22,10 @@ CAR_XY = (17, 52)  # where the car sits in car_road.png (top-left of its mask's 
 
 
 def dock(window, name):
-    return next(d for d in window.docks if d.objectName() == name)
+    """The dock, brought to the front as a user would by clicking its tab."""
+    found = next(d for d in window.docks if d.objectName() == name)
+    found.raise_()
+    return found
 
 
 def wait_run(qtbot, state, action):
