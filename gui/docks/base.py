@@ -89,7 +89,7 @@ class BaseDock(QDockWidget):
         A dock hidden behind another tab only marks itself stale and catches up when it is
         shown (or before its figure is saved): a dozen docks need not all redraw per run.
         """
-        self._redraw, self._stale, self._shown = redraw, False, True
+        self._redraw_fn, self._redraw_pending, self._shown = redraw, False, True
         self.state.resultChanged.connect(self._on_any_result)
         self.visibilityChanged.connect(self._on_visibility)
 
@@ -100,15 +100,15 @@ class BaseDock(QDockWidget):
             self.flush()
 
     def _on_any_result(self, _snapshot) -> None:
-        self._stale = True
+        self._redraw_pending = True
         if self._shown:
             self.flush()
 
     def flush(self) -> None:
         """Bring a deferred redraw up to date."""
-        if getattr(self, "_stale", False):
-            self._stale = False
-            self._redraw()
+        if getattr(self, "_redraw_pending", False):
+            self._redraw_pending = False
+            self._redraw_fn()
 
     def add_header_widget(self, widget: QWidget) -> None:
         """Put a control in the header, left of the Save / Copy buttons."""
