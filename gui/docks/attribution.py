@@ -26,6 +26,7 @@ from core.attribution_jobs import AttributionResult, attribution_job, attributio
 from core.render import robust_limit
 from gui.docks.base import BaseDock, Panel
 from gui.widgets import colors
+from gui.widgets.job_control import DockJob
 from gui.widgets.panes import ImagePane
 
 try:
@@ -149,8 +150,6 @@ class AttributionDock(BaseDock):
         self.add_header_widget(self.run_button)
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setToolTip("Stop the running job (Esc)")
-        self.cancel_button.clicked.connect(self.state.cancel)
-        self.cancel_button.setEnabled(False)
         self.add_header_widget(self.cancel_button)
 
         top = QHBoxLayout()
@@ -176,11 +175,8 @@ class AttributionDock(BaseDock):
         self.overlay_rgb: np.ndarray | None = None
         self.signed_levels = (-1.0, 1.0)
         self.signed_cmap = colors.DIVERGING
-        self._job: int | None = None
         self._stale = False
-        state.worker.cancelled.connect(self._on_cancelled)
-        state.worker.busyChanged.connect(self._on_busy)
-        state.progress.connect(self._on_progress)
+        self.job = DockJob(state, "attribution", self.run_button, self.cancel_button, self.status)
         state.displayChanged.connect(self._draw)
         state.modelChanged.connect(self._on_model)
         for sig in (state.imageChanged, state.specChanged, state.targetChanged):
@@ -225,9 +221,7 @@ class AttributionDock(BaseDock):
         if not st.ready or not method:
             self.status.setText("Load a model and an image first.")
             return None
-        self.status.setText(f"Running {method}…")
-        self.cancel_button.setEnabled(True)
-        self._job = st.worker.submit(
+        return self.job.submit(
             attribution_job,
             st.loaded,
             st.image,
@@ -235,11 +229,9 @@ class AttributionDock(BaseDock):
             self.params(),
             st.target,
             spec=st.input_spec,
-            kind="attribution",
+            status=f"Running {method}…",
             on_result=self._on_result,
-            on_error=self._on_error,
         )
-        return self._job
 
     def _on_result(self, result: AttributionResult) -> None:
         self.result, self._stale = result, False
@@ -262,21 +254,6 @@ class AttributionDock(BaseDock):
             + (f" · {params}" if params else "")
             + f" · {result.seconds:.2f} s"
         )
-
-    def _on_error(self, message: str) -> None:
-        self.status.setText(message)
-        self.state.errorRaised.emit(message)
-
-    def _on_cancelled(self, job_id: int, kind: str) -> None:
-        if job_id == self._job:
-            self.status.setText("Cancelled.")
-
-    def _on_busy(self, busy: bool) -> None:
-        self.cancel_button.setEnabled(busy)
-
-    def _on_progress(self, done: int, total: int, message: str) -> None:
-        if self.state.worker.running_kind == "attribution" and total > 0:
-            self.status.setText(f"{message} {done} / {total}")
 
     def _mark_stale(self) -> None:
         if self.result is not None and not self._stale:

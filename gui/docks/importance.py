@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from core.experiment_jobs import importance_job
 from gui.docks.base import BaseDock, Panel
+from gui.widgets.job_control import DockJob
 from gui.widgets.panes import BACKGROUND, TEXT
 
 POSITIVE = (66, 133, 244)
@@ -77,8 +78,6 @@ class ImportanceDock(BaseDock):
         self.run_button.clicked.connect(self.run)
         self.add_header_widget(self.run_button)
         self.cancel_button = QPushButton("Cancel", self)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.cancel_button.setEnabled(False)
         self.add_header_widget(self.cancel_button)
 
         split = QSplitter(Qt.Orientation.Horizontal, self)
@@ -116,11 +115,9 @@ class ImportanceDock(BaseDock):
 
         self.result = None  # core.importance.ChannelImportance
         self.heights = np.zeros(0)
-        self._job: int | None = None
+        self.job = DockJob(state, "importance", self.run_button, self.cancel_button, self.status)
         state.layersChanged.connect(lambda _: self._fill_layers())
         state.modelChanged.connect(self._on_model)
-        state.worker.progress.connect(self._on_progress)
-        state.worker.cancelled.connect(self._on_cancelled)
         self._fill_layers()
 
     # -- controls -----------------------------------------------------------------------------
@@ -148,47 +145,18 @@ class ImportanceDock(BaseDock):
             return None
         if layer != self.layer_combo.currentText():
             self.layer_combo.setCurrentText(layer)
-        self.status.setText(f"Ablating the channels of {layer}… (Cancel stops)")
-        self.cancel_button.setEnabled(True)
-        self.run_button.setEnabled(False)
-        self._job = st.worker.submit(
+        return self.job.submit(
             importance_job,
             st.loaded,
             st.image,
             layer,
             st.target,
             spec=st.input_spec,
-            kind="importance",
+            status=f"Ablating the channels of {layer}… (Cancel stops)",
             on_result=self._on_result,
-            on_error=self._on_error,
         )
-        return self._job
-
-    def cancel(self) -> None:
-        if self._job is not None:
-            self.state.worker.cancel()
-
-    def _done(self) -> None:
-        self._job = None
-        self.cancel_button.setEnabled(False)
-        self.run_button.setEnabled(bool(self.layer_combo.count()))
-
-    def _on_cancelled(self, job_id: int, _kind: str) -> None:
-        if job_id == self._job:
-            self._done()
-            self.status.setText("Cancelled.")
-
-    def _on_error(self, message: str) -> None:
-        self._done()
-        self.status.setText(message)
-        self.state.errorRaised.emit(message)
-
-    def _on_progress(self, done: int, total: int, message: str) -> None:
-        if self._job is not None and self.state.worker.running_kind == "importance":
-            self.status.setText(f"{message} ({done} / {total})")
 
     def _on_result(self, result) -> None:
-        self._done()
         self.result = result
         self._draw()
 

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QCheckBox, QLabel, QPushButton
 
 from core.experiment_jobs import sanity_job
 from gui.docks.base import BaseDock, Panel
+from gui.widgets.job_control import DockJob
 from gui.widgets.panes import BACKGROUND, TEXT
 
 PENS = ((66, 133, 244), (219, 68, 55), (15, 157, 88), (244, 160, 0))
@@ -36,8 +37,6 @@ class SanityDock(BaseDock):
         self.run_button.clicked.connect(self.run)
         self.add_header_widget(self.run_button)
         self.cancel_button = QPushButton("Cancel", self)
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
         self.add_header_widget(self.cancel_button)
 
         self.plot = pg.PlotWidget(self, background=BACKGROUND)
@@ -56,9 +55,14 @@ class SanityDock(BaseDock):
 
         self.report = None  # core.experiment_jobs.SanityReport
         self.curves: dict[str, np.ndarray] = {}
-        self._job: int | None = None
-        state.worker.progress.connect(self._on_progress)
-        state.worker.cancelled.connect(self._on_cancelled)
+        self.job = DockJob(
+            state,
+            "sanity",
+            self.run_button,
+            self.cancel_button,
+            self.note,
+            cancelled_text="Cancelled; the real weights were restored.",
+        )
         state.modelChanged.connect(self._clear)
 
     def methods(self) -> tuple[str, ...]:
@@ -77,10 +81,7 @@ class SanityDock(BaseDock):
         if not methods:
             self.note.setText("Tick a CAM layer or guided backprop to have something to check.")
             return None
-        self.note.setText(f"Randomising layer by layer for {', '.join(methods)}… (Cancel stops)")
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self._job = st.worker.submit(
+        return self.job.submit(
             sanity_job,
             st.loaded,
             st.image,
@@ -88,34 +89,9 @@ class SanityDock(BaseDock):
             (st.cam_layers or [None])[0],
             st.target,
             spec=st.input_spec,
-            kind="sanity",
+            status=f"Randomising layer by layer for {', '.join(methods)}… (Cancel stops)",
             on_result=self._on_result,
-            on_error=self._on_error,
         )
-        return self._job
-
-    def cancel(self) -> None:
-        if self._job is not None:
-            self.state.worker.cancel()
-
-    def _done(self) -> None:
-        self._job = None
-        self.run_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-
-    def _on_cancelled(self, job_id: int, _kind: str) -> None:
-        if job_id == self._job:
-            self._done()
-            self.note.setText("Cancelled; the real weights were restored.")
-
-    def _on_error(self, message: str) -> None:
-        self._done()
-        self.note.setText(message)
-        self.state.errorRaised.emit(message)
-
-    def _on_progress(self, done: int, total: int, message: str) -> None:
-        if self._job is not None and self.state.worker.running_kind == "sanity":
-            self.note.setText(f"{message} ({done} / {total})")
 
     def _clear(self) -> None:
         self.report = None
@@ -123,7 +99,6 @@ class SanityDock(BaseDock):
         self.plot.clear()
 
     def _on_result(self, report) -> None:
-        self._done()
         self.report = report
         r = report.result
         self.plot.clear()
