@@ -11,6 +11,7 @@ from torch import nn
 
 from core.compare import RunView, before_after, compare_runs, top_deltas
 from core.errors import HookScopeError
+from core.guard import state_checksum
 from core.hookcode import hook_code
 from core.hooks import hook_count
 from core.images import load_image, to_tensor
@@ -57,26 +58,6 @@ def loaded(files):
     return lm, x
 
 
-def state(model):
-    return {k: v.clone() for k, v in model.state_dict().items()}
-
-
-def same_state(model, before):
-    now = model.state_dict()
-    return now.keys() == before.keys() and all(torch.equal(now[k], before[k]) for k in now)
-
-
-def demo_or_skip(spec="demo"):
-    import core.demo
-
-    if not hasattr(core.demo, "load_demo"):
-        pytest.skip("core.demo has no load_demo yet")
-    try:
-        return load_model(spec)
-    except (HookScopeError, RuntimeError) as exc:  # weights missing or still being retrained
-        pytest.skip(f"demo not available: {str(exc).splitlines()[0]}")
-
-
 # -- channel importance -----------------------------------------------------------------------
 def planted():
     """Channel 5 of the ReLU carries the evidence for class 1; the rest is weak noise."""
@@ -97,7 +78,7 @@ def planted():
 
 def test_importance_finds_the_planted_channel():
     model, x = planted()
-    before = state(model)
+    before = state_checksum(model)
     seen = []
     res = channel_importance(
         model, x, "1", target=1, batch_size=3, reporter=Reporter(lambda d, t, m: seen.append(d))
@@ -109,7 +90,7 @@ def test_importance_finds_the_planted_channel():
     assert seen == [0, 1, 2, 3]  # 8 channels in batches of 3
     one = channel_importance(model, x, "1", target=1, batch_size=1)
     np.testing.assert_allclose(one.probs, res.probs, atol=1e-6)
-    assert hook_count(model) == 0 and same_state(model, before)
+    assert hook_count(model) == 0 and state_checksum(model) == before
 
 
 def test_importance_cancel_and_errors():
@@ -145,7 +126,7 @@ def test_spearman_matches_the_definition():
 def test_sanity_restores_weights_bit_for_bit(loaded):
     lm, x = loaded
     model = lm.model
-    before = state(model)
+    before = state_checksum(model)
     ids = {k: id(p) for k, p in model.named_parameters()}
     res = cascading_randomization(
         model, x, methods=[saliency], target=3, layers=["fc", "layer4", "layer3"], seed=0
@@ -153,7 +134,7 @@ def test_sanity_restores_weights_bit_for_bit(loaded):
     assert res.steps == ("fc", "layer4", "layer3") and res.target == 3
     assert res.correlations["saliency"].shape == (3,)
     assert len(res.maps["saliency"]) == 3 and res.original["saliency"].shape == (64, 64)
-    assert same_state(model, before)
+    assert state_checksum(model) == before
     assert {k: id(p) for k, p in model.named_parameters()} == ids
     assert hook_count(model) == 0
     # Same seed, same numbers.
@@ -165,28 +146,28 @@ def test_sanity_restores_weights_bit_for_bit(loaded):
 
 def test_sanity_restores_weights_when_cancelled(loaded):
     lm, x = loaded
-    before = state(lm.model)
+    before = state_checksum(lm.model)
     rep = Reporter(lambda d, t, m: rep.cancel() if d == 3 else None)
     with pytest.raises(Cancelled):
         cascading_randomization(lm.model, x, methods=[saliency], reporter=rep)
-    assert same_state(lm.model, before)
+    assert state_checksum(lm.model) == before
 
     def broken(model, x, target):
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
         cascading_randomization(lm.model, x, methods=[broken], layers=["fc"])
-    assert same_state(lm.model, before) and hook_count(lm.model) == 0
+    assert state_checksum(lm.model) == before and hook_count(lm.model) == 0
 
 
 def test_sanity_correlation_falls_on_the_demo():
     pytest.importorskip("core.cam")
     pytest.importorskip("core.attribution")
-    lm = demo_or_skip("demo:clean")
+    lm = load_model("demo:clean")
     import core.demo
 
     x = to_tensor(load_image(SAMPLES / "car_road.png"), lm.input_spec)
-    before = state(lm.model)
+    before = state_checksum(lm.model)
     res = cascading_randomization(
         lm.model, x, methods=["gradcam", "guided_backprop"], cam_layer=core.demo.CAM_LAYER
     )
@@ -199,16 +180,16 @@ def test_sanity_correlation_falls_on_the_demo():
     # Grad-CAM depends on the classifier weights, so it decorrelates from the first steps on
     # (how fast depends on the trained weights); with every layer random it is unrelated.
     assert np.abs(cam).mean() < 0.5 and abs(cam[-1]) < 0.5, cam
-    assert same_state(lm.model, before) and hook_count(lm.model) == 0
+    assert state_checksum(lm.model) == before and hook_count(lm.model) == 0
 
 
 def test_sanity_guided_backprop_runs_and_restores(loaded):
     pytest.importorskip("core.attribution")
     lm, x = loaded
-    before = state(lm.model)
+    before = state_checksum(lm.model)
     res = cascading_randomization(lm.model, x, methods=["guided_backprop"], layers=["fc", "layer4"])
     assert np.isfinite(res.correlations["guided_backprop"]).all()
-    assert same_state(lm.model, before)
+    assert state_checksum(lm.model) == before
 
 
 # -- hook code --------------------------------------------------------------------------------
@@ -246,7 +227,7 @@ def test_hook_code_reproduces_run_probe(files, loaded, with_edits):
 
 
 def test_hook_code_on_the_demo_with_in_place_layers():
-    lm = demo_or_skip("demo:clean")
+    lm = load_model("demo:clean")
     img = str(SAMPLES / "car_road.png")
     occlude = [{"op": "occlude", "box": [0, 0, 30, 30], "colour": [0, 0, 0]}]
     from core.interventions import apply_image_edits
@@ -327,7 +308,7 @@ def test_compare_probe_runs_with_a_gradient_edit(loaded):
 
 
 def test_seed_experiment_car_pasted_on_sky_turns_airplane():
-    lm = demo_or_skip("demo")
+    lm = load_model("demo")
     names = lm.class_names
     road = load_image(SAMPLES / "car_road.png")
     mask = Image.open(SAMPLES / "car_road_mask.png")

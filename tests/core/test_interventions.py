@@ -9,6 +9,7 @@ from PIL import Image
 from torch import nn
 
 from core.errors import HookScopeError
+from core.guard import state_checksum
 from core.hooks import hook_count
 from core.interventions import (
     ActEdit,
@@ -19,6 +20,7 @@ from core.interventions import (
     parse_edit_flag,
     paste_object,
 )
+from core.models import load_model
 from core.probe import run_probe
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
@@ -32,15 +34,6 @@ def resnet():
     model = torchvision.models.resnet18().eval()
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     return model, x
-
-
-def state(model):
-    return {k: v.clone() for k, v in model.state_dict().items()}
-
-
-def same_state(model, before):
-    now = model.state_dict()
-    return now.keys() == before.keys() and all(torch.equal(now[k], before[k]) for k in now)
 
 
 def golden():
@@ -73,7 +66,7 @@ def test_golden_gradient_doubled_at_relu():
 
 def test_grad_scale_doubles_every_gradient_below(resnet):
     model, x = resnet
-    before = state(model)
+    before = state_checksum(model)
     r0 = run_probe(model, x, ["layer1", "layer2", "layer3"], target=3)
     r = run_probe(
         model,
@@ -92,7 +85,7 @@ def test_grad_scale_doubles_every_gradient_below(resnet):
     for name in ("layer2", "layer3"):
         assert torch.equal(r.records[name][0].grad_output, r0.records[name][0].grad_output)
     assert torch.equal(r.logits, r0.logits)
-    assert hook_count(model) == 0 and same_state(model, before)
+    assert hook_count(model) == 0 and state_checksum(model) == before
 
 
 def test_grad_clip_bounds_the_gradient_below(resnet):
@@ -259,23 +252,10 @@ def test_apply_image_edits(tmp_path):
 
 
 # -- the demo: the headline experiments -----------------------------------------------
-def demo_or_skip(spec="demo"):
-    import core.demo
-
-    if not hasattr(core.demo, "load_demo"):
-        pytest.skip("core.demo has no load_demo yet")
-    from core.models import load_model
-
-    try:
-        return load_model(spec)
-    except (HookScopeError, RuntimeError) as exc:  # weights missing or still being retrained
-        pytest.skip(f"demo not available: {str(exc).splitlines()[0]}")
-
-
 def test_demo_gradient_doubled():
     from core.images import load_image, to_tensor
 
-    lm = demo_or_skip()
+    lm = load_model("demo")
     x = to_tensor(load_image(SAMPLES / "car_on_sky.png"), lm.input_spec)
     r0 = run_probe(lm.model, x, ["features.block1"], target=None)
     r = run_probe(

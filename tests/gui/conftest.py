@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 from PySide6.QtCore import QSettings
 
 RUN_TIMEOUT_MS = 60_000
 
 
-@functools.cache
 def start_spec() -> str:
-    """The demo when its weights are there, else resnet18 (random init)."""
-    from core.models import load_model
-
-    try:
-        load_model("demo")
-        return "demo"
-    except Exception:  # missing weights, or the demo mid-rebuild
-        return "torchvision:resnet18"
+    """What the app opens on: the built-in demo (its weights are committed)."""
+    return "demo"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -43,24 +43,6 @@ def _r18():
     return "torchvision:resnet18"
 
 
-@pytest.fixture(scope="module")
-def _spec():
-    """The demo when it loads, else resnet18 with random weights."""
-    from core.models import load_model
-
-    try:
-        load_model("demo")
-        return "demo"
-    except Exception:  # the demo is optional here; any failure means "use resnet18"
-        return "torchvision:resnet18"
-
-
-@pytest.fixture
-def window(make_window, _spec):
-    """A main window after its first run (shadows conftest's: a broken demo falls back)."""
-    return make_window(_spec)
-
-
 def test_all_four_docks_are_present(window):
     names = [d.objectName() for d in window.analysis_docks]
     assert names == ["ActivationsDock", "GradientsDock", "CamDock", "AttributionDock"]

@@ -17,8 +17,6 @@ IMAGE = ROOT / "resources" / "samples" / "car_on_sky.png"
 MODEL = ["--model", "torchvision:resnet18", "--device", "cpu", "--image", str(IMAGE)]
 ENV = dict(os.environ, QT_QPA_PLATFORM="offscreen", OMP_NUM_THREADS="2")
 
-pytestmark = pytest.mark.skipif(not IMAGE.exists(), reason="sample image missing")
-
 
 def hookscope(*args, timeout=180):
     return subprocess.run(

@@ -12,9 +12,7 @@ import pytest
 
 from core.guard import state_checksum
 from gui.docks.image import SAMPLES_DIR
-from tests.gui.conftest import RUN_TIMEOUT_MS, start_spec
-
-pytestmark = pytest.mark.skipif(start_spec() != "demo", reason="needs the demo's weights")
+from tests.gui.conftest import RUN_TIMEOUT_MS
 
 SKY = str(SAMPLES_DIR / "sky.png")
 CAR_ROAD = str(SAMPLES_DIR / "car_road.png")
