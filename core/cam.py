@@ -100,6 +100,7 @@ class CamMethod:
 
     name = ""
     uses_gradients = True
+    one_pass = True  # the map needs only the layer's activations (and gradients)
 
     def work(self, layer: Layer) -> int:
         """Units of progress this layer costs (forward passes for perturbation methods)."""
@@ -204,6 +205,7 @@ class ScoreCAM(CamMethod):
 
     name = "scorecam"
     uses_gradients = False
+    one_pass = False
 
     def work(self, layer):
         return int(layer.acts.shape[1])
@@ -283,6 +285,7 @@ class AblationCAM(CamMethod):
 
     name = "ablationcam"
     uses_gradients = False
+    one_pass = False
 
     def work(self, layer):
         return int(layer.acts.shape[1])
@@ -395,13 +398,68 @@ def compute_cam(
             _layer(model, n, modules[n], captured[n], grads.get(n), reshape) for n in names
         ]
         run = Run(model, x, resolved, float(score.detach()), batch_size, reporter)
-        run.total = sum(impl.work(layer) for layer in layer_data)
-        maps = {}
-        for layer in layer_data:
-            reporter.check()
-            cam = impl.cam(run, layer).detach().float().cpu().clamp(min=0)
-            up = F.interpolate(cam[None, None], size=x.shape[-2:], mode="bilinear")
-            maps[layer.name] = normalize(up[0, 0].numpy())
+        return _maps(impl, run, layer_data)
+
+
+def cam_from_probe(
+    model: nn.Module,
+    x: torch.Tensor,
+    probe,
+    layers: Sequence[str],
+    method: str = "gradcam",
+    *,
+    reshape: Reshape | dict[str, Reshape] = None,
+) -> dict[str, np.ndarray] | None:
+    """The maps :func:`compute_cam` would give, from a probe's records, without another pass.
+
+    Works for the one-pass methods (all but ScoreCAM and AblationCAM) when every layer was
+    probed with gradients of the same target, and its last call is kept as a plain tensor.
+
+    Args:
+        model: The probed model (for token / channels-last layout detection).
+        x: The probed input, (1, C, H, W).
+        probe: A :class:`~core.probe.ProbeResult` of ``x`` with an integer target.
+        layers: Layer names, each probed.
+        method: A key of :data:`CAM_METHODS`.
+        reshape: As for :func:`compute_cam`.
+
+    Returns:
+        Layer name → map, or None when the records cannot give the same maps (then call
+        :func:`compute_cam`).
+    """
+    impl = CAM_METHODS.get(method, CamMethod)()
+    names = list(dict.fromkeys(layers))
+    if not impl.one_pass or not names or probe.dropped or probe.target is None:
+        return None
+    if x.dim() != 4 or x.shape[0] != 1:
+        return None
+    modules = dict(model.named_modules())
+    layer_data = []
+    for name in names:
+        recs = probe.records.get(name) or []
+        rec = recs[-1] if recs else None
+        if rec is None or name not in modules or list(rec.outputs) != [""]:
+            return None
+        if impl.uses_gradients and rec.grad_output is None:
+            return None
+        if rec.output.dtype != torch.float32:  # e.g. float16 storage: not the same numbers
+            return None
+        layer_data.append(
+            _layer(model, name, modules[name], (rec.output, rec.call), rec.grad_output, reshape)
+        )
+    run = Run(model, x, probe.target, float("nan"), 1, quiet())
+    return _maps(impl, run, layer_data)
+
+
+def _maps(impl: CamMethod, run: Run, layer_data: list[Layer]) -> dict[str, np.ndarray]:
+    """ReLU, upsample to the input's size and normalise each layer's map."""
+    run.total = sum(impl.work(layer) for layer in layer_data)
+    maps = {}
+    for layer in layer_data:
+        run.reporter.check()
+        cam = impl.cam(run, layer).detach().float().cpu().clamp(min=0)
+        up = F.interpolate(cam[None, None], size=run.x.shape[-2:], mode="bilinear")
+        maps[layer.name] = normalize(up[0, 0].numpy())
     return maps
 
 

@@ -82,6 +82,7 @@ def probe_job(
     spec=None,
     k: int = 5,
     edits=(),
+    threads: int | None = None,
 ):
     """Preprocess, probe (forward + backward), compute CAMs, and convert to a Snapshot.
 
@@ -97,6 +98,7 @@ def probe_job(
         k: Top-k size.
         edits: Gradient / activation edit dicts (``core.interventions.edit_from_dict``),
             active during the probe and the CAM, so every view shows the edited model.
+        threads: Intra-op threads for this job (``core.runtime.threads_for``); None: as is.
 
     Returns:
         A :class:`~core.snapshot.Snapshot`.
@@ -107,6 +109,7 @@ def probe_job(
     from core.images import to_tensor
     from core.interventions import edit_from_dict
     from core.probe import run_probe
+    from core.runtime import torch_threads
     from core.snapshot import make_snapshot
 
     start = time.perf_counter()
@@ -115,26 +118,32 @@ def probe_job(
     steps = 3 if cam_layers else 2
     reporter.progress(0, steps, "Forward and backward…")
     x = to_tensor(image, spec)
-    result = run_probe(
-        loaded.model,
-        x,
-        list(layers),
-        target,
-        class_names=loaded.class_names,
-        k=k,
-        edits=[
-            _cancel_checks(loaded.model, reporter),
-            *[edit_from_dict(loaded.model, d) for d in edits],
-        ],
-    )
-    cams, notes = {}, []
-    if cam_layers:
-        reporter.progress(1, steps, f"{cam_method} for {', '.join(cam_layers)}…")
-        with contextlib.ExitStack() as stack:
-            for d in edits:  # fresh hooks: the CAM explains the edited model too
-                stack.enter_context(edit_from_dict(loaded.model, d))
-            cams, note = _cams(reporter, loaded, x, cam_layers, cam_method, result.target)
-        notes += [note] if note else []
+    with torch_threads(threads):
+        result = run_probe(
+            loaded.model,
+            x,
+            list(layers),
+            target,
+            class_names=loaded.class_names,
+            k=k,
+            edits=[
+                _cancel_checks(loaded.model, reporter),
+                *[edit_from_dict(loaded.model, d) for d in edits],
+            ],
+        )
+        cams, notes = {}, []
+        if cam_layers:
+            reporter.progress(1, steps, f"{cam_method} for {', '.join(cam_layers)}…")
+            with contextlib.ExitStack() as stack:
+                for d in edits:  # fresh hooks: the CAM explains the edited model too
+                    stack.enter_context(edit_from_dict(loaded.model, d))
+                # With edits the records may hold an activation before or after its edit, so
+                # only an unedited probe stands in for the CAM's own pass.
+                probe = None if edits else result
+                cams, note = _cams(
+                    reporter, loaded, x, cam_layers, cam_method, result.target, probe
+                )
+            notes += [note] if note else []
     reporter.progress(steps - 1, steps, "Preparing the views…")
     snap = make_snapshot(
         result,
@@ -150,20 +159,28 @@ def probe_job(
     return snap
 
 
-def _cams(reporter: Reporter, loaded, x, layers, method, target):
-    """CAM maps, or ``({}, note)`` when the method fails on these layers."""
-    from core.cam import compute_cam
+def _cams(reporter: Reporter, loaded, x, layers, method, target, probe=None):
+    """CAM maps, or ``({}, note)`` when the method fails on these layers.
+
+    Gradient methods on layers ``probe`` recorded need no second pass.
+    """
+    from core.cam import cam_from_probe, compute_cam
     from core.errors import HookScopeError
 
     try:
-        maps = compute_cam(
-            loaded.model,
-            x,
-            list(layers),
-            method,
-            target,
-            class_names=loaded.class_names,
-            reporter=reporter,
+        maps = cam_from_probe(loaded.model, x, probe, layers, method) if probe else None
+        maps = (
+            maps
+            if maps is not None
+            else compute_cam(
+                loaded.model,
+                x,
+                list(layers),
+                method,
+                target,
+                class_names=loaded.class_names,
+                reporter=reporter,
+            )
         )
         return maps, None
     except HookScopeError as exc:

@@ -76,6 +76,24 @@ class ModuleTree:
     def find(self, name: str) -> ModuleNode | None:
         return next((n for n in self.root.walk() if n.name == name), None)
 
+    def macs(self) -> int:
+        """Rough multiply-accumulates of one forward, from the dry run's shapes.
+
+        Each module with its own parameters counts ``params x output positions x calls``:
+        exact for convolutions and linear layers, small extras for norms, attention products
+        not counted. Enough to tell a 60 M model from a 2 G one.
+        """
+        total = 0
+        for node in self.root.walk():
+            shape = node.out_shape
+            if not node.own_params or not node.calls or not shape:
+                continue
+            positions = (
+                shape[2] * shape[3] if len(shape) == 4 else shape[1] if len(shape) == 3 else 1
+            )
+            total += node.own_params * positions * node.calls
+        return total
+
 
 def build_tree(
     model: nn.Module, spec: InputSpec | None = None, example: torch.Tensor | None = None

@@ -222,19 +222,24 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, msecs)
 
     def _on_busy(self, busy: bool) -> None:
-        self.progress_label.setVisible(busy)
-        self.progress_bar.setVisible(busy)
-        self.cancel_button.setVisible(busy)
+        # The bar appears with the first progress report, so short runs do not flash it.
         self.cancel_action.setEnabled(busy)
-        if busy:
-            self.progress_bar.setRange(0, 0)
+        if not busy:
+            self._show_progress(False)
+
+    def _show_progress(self, shown: bool) -> None:
+        for w in (self.progress_label, self.progress_bar, self.cancel_button):
+            w.setVisible(shown)
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
         if total > 0:
             self.progress_bar.setRange(0, total)
             self.progress_bar.setValue(done)
+        else:
+            self.progress_bar.setRange(0, 0)  # busy indicator
         # Progress lives next to its bar so it never hides a message the user should read.
         self.progress_label.setText(message)
+        self._show_progress(True)
 
     def _on_model(self) -> None:
         lm = self.state.loaded

@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from core import jobs
 from core.errors import HookScopeError
 from core.images import load_image
+from core.runtime import threads_for
 from core.snapshot import Snapshot, cam_layer_default, default_layers
 from core.spec import InputSpec
 from core.targets import parse_target
@@ -72,6 +73,7 @@ class AppState(QObject):
         self.worker.cancelled.connect(self._on_cancelled)
         self.loaded = None  # core.models.LoadedModel
         self.tree = None  # core.tree.ModuleTree
+        self._macs = 0  # rough forward cost of the model, picks the torch thread count
         self.model_args: dict = {}
         self.device = "cpu"
         self.image = None  # PIL RGB
@@ -142,6 +144,7 @@ class AppState(QObject):
 
     def _set_model(self, lm, tree, args: dict, layers: list[str] | None) -> None:
         self.loaded, self.tree, self.model_args = lm, tree, args
+        self._macs = tree.macs()
         self.device = str(lm.device)
         self.input_spec = lm.input_spec
         names = {n.name for n in tree.nodes()}
@@ -343,11 +346,20 @@ class AppState(QObject):
             spec=self.input_spec,
             k=self.topk,
             edits=[dict(d) for d in self.edits],
+            threads=self._threads(),
             kind="probe",
             on_result=lambda snap: self._on_result(loaded, snap),
             on_error=self._on_run_error,
         )
         return self._run_id
+
+    def _threads(self) -> int | None:
+        """Torch threads for a probe of the current model at the current input size."""
+        spec, default = self.input_spec, self.loaded.input_spec
+        if spec is None:
+            return None
+        scale = (spec.size[0] * spec.size[1]) / (default.size[0] * default.size[1])
+        return threads_for(int(self._macs * scale))
 
     def cancel(self) -> None:
         """Cancel the running job and anything queued."""

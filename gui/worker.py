@@ -3,6 +3,11 @@
 The UI thread never runs torch. Jobs run one at a time on a single pool thread so two jobs
 never touch the same model at once. A new job of the same kind cancels the running one and
 waits behind it; only the latest pending job of each kind is kept.
+
+Progress does not travel by signal: the job only stores its latest value and the UI thread
+reads it every ``PROGRESS_POLL_MS``. Short runs (the demo's take ~5 ms) so never wake the UI
+thread, which would take the GIL and a core from the computation, and never flash a progress
+bar; long runs show progress after the first poll.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
 from core.errors import HookScopeError
 from core.jobs import Cancelled, Reporter
+
+PROGRESS_POLL_MS = 100
 
 
 @dataclass
@@ -30,14 +37,18 @@ class Job:
     kwargs: dict
     on_result: Callable[[Any], None] | None = None
     on_error: Callable[[str], None] | None = None
-    reporter: Reporter = field(default_factory=Reporter)
+    reporter: Reporter = field(init=False)
+    latest: tuple[int, int, str] | None = None  # last progress the job reported
+
+    def __post_init__(self) -> None:
+        # A plain attribute write from the pool thread; the UI thread polls it.
+        self.reporter = Reporter(lambda d, t, m: setattr(self, "latest", (d, t, m)))
 
 
 class _Bridge(QObject):
     """Signals emitted from the pool thread; delivered queued to the UI thread."""
 
     done = Signal(int, str, object)  # job id, status ("ok"|"error"|"cancelled"), payload
-    progress = Signal(int, int, int, str)  # job id, done, total, message
 
 
 class _Task(QRunnable):
@@ -71,7 +82,8 @@ class Worker(QObject):
         finished(id, kind, result): A job returned ``result``.
         failed(id, kind, message): A job raised; ``message`` is one sentence.
         cancelled(id, kind): A job was cancelled (running or dropped from the queue).
-        progress(done, total, message): Progress of the running job.
+        progress(done, total, message): Progress of the running job, polled every
+            ``PROGRESS_POLL_MS`` (so not at all for shorter jobs).
         busyChanged(bool): True while a job runs or waits.
     """
 
@@ -86,9 +98,14 @@ class Worker(QObject):
         super().__init__(parent)
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
+        # Keep the one thread: a new thread would start a new OpenMP team for torch.
+        self._pool.setExpiryTimeout(-1)
         self._bridge = _Bridge()
         self._bridge.done.connect(self._on_done)
-        self._bridge.progress.connect(self._on_progress)
+        self._poll = QTimer(self)
+        self._poll.setInterval(PROGRESS_POLL_MS)
+        self._poll.timeout.connect(self._on_poll)
+        self._shown: tuple[int, int, str] | None = None
         self._ids = itertools.count(1)
         self._running: Job | None = None
         self._pending: dict[str, Job] = {}  # kind -> latest job, in arrival order
@@ -109,7 +126,6 @@ class Worker(QObject):
         ``on_result`` / ``on_error`` are called in the UI thread.
         """
         job = Job(next(self._ids), kind, fn, args, kwargs, on_result, on_error)
-        reporter_for(job, self._bridge)
         old = self._pending.pop(kind, None)
         if old is not None:
             self.cancelled.emit(old.id, old.kind)
@@ -151,12 +167,15 @@ class Worker(QObject):
         kind = next(iter(self._pending))
         job = self._pending.pop(kind)
         self._running = job
+        self._shown = None
         self.started.emit(job.id, job.kind)
         self._pool.start(_Task(job, self._bridge))
+        self._poll.start()
 
     @Slot(int, str, object)
     def _on_done(self, job_id: int, status: str, payload: object) -> None:
         job, self._running = self._running, None
+        self._poll.stop()
         if job is None or job.id != job_id:  # cannot happen with one thread; be safe
             return
         if status == "ok":
@@ -173,12 +192,12 @@ class Worker(QObject):
         if not self.busy:
             self.busyChanged.emit(False)
 
-    @Slot(int, int, int, str)
-    def _on_progress(self, job_id: int, done: int, total: int, message: str) -> None:
-        if self._running is not None and self._running.id == job_id:
-            self.progress.emit(done, total, message)
-
-
-def reporter_for(job: Job, bridge: _Bridge) -> None:
-    """Give ``job`` a reporter whose progress travels to the UI thread by signal."""
-    job.reporter = Reporter(lambda d, t, m: bridge.progress.emit(job.id, d, t, m))
+    @Slot()
+    def _on_poll(self) -> None:
+        job = self._running
+        if job is None:
+            return
+        latest = job.latest or (0, 0, "Working…")
+        if latest != self._shown:
+            self._shown = latest
+            self.progress.emit(*latest)

@@ -114,7 +114,7 @@ class CamDock(BaseDock):
         state.modelChanged.connect(self._fill_layers)
         state.targetChanged.connect(lambda _: self._show_target())
         state.displayChanged.connect(self._on_display)
-        state.busyChanged.connect(lambda _: self._show_status())
+        state.busyChanged.connect(lambda busy: busy or self._show_status())
         state.progress.connect(self._on_progress)
         self._sync_controls()
         self._fill_layers()
@@ -199,6 +199,8 @@ class CamDock(BaseDock):
     def _on_progress(self, done: int, total: int, message: str) -> None:
         if self.state.cam_method in SLOW_METHODS and total > 0 and self.state.busy:
             self.status.setText(f"{message}: {done} / {total} (Esc cancels)")
+        elif self.state.busy:
+            self.status.setText("Running… (Esc cancels)")
 
     def _show_status(self) -> None:
         snap, st = self.state.snapshot, self.state

@@ -1,6 +1,8 @@
 """CAM family: agreement with pytorch-grad-cam, targets, layers, tokens, errors, cancel."""
 
+import contextlib
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,10 +11,13 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from core.cam import CAM_METHODS, compute_cam
+from core.cam import CAM_METHODS, cam_from_probe, compute_cam
 from core.errors import HookScopeError
 from core.hooks import HookSession, hook_count
-from core.jobs import Cancelled, Reporter
+from core.images import load_image, to_tensor
+from core.interventions import edit_from_dict
+from core.jobs import Cancelled, Reporter, load_job, probe_job
+from core.probe import run_probe
 
 pgc = pytest.importorskip("pytorch_grad_cam")
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
@@ -27,6 +32,7 @@ REFERENCE = {
     "scorecam": pgc.ScoreCAM,
     "ablationcam": pgc.AblationCAM,
 }
+SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 SLOW = {"scorecam", "ablationcam"}  # 512 forward passes each: use a smaller input
 
 
@@ -232,3 +238,53 @@ def test_swin_channels_last_output_agrees_with_pytorch_grad_cam():
     assert mine.std() > 0.05
     assert float(np.abs(mine - ref).max()) <= 1e-4
     assert hook_count(swin) == 0
+
+
+def test_cam_from_the_probe_equals_its_own_pass(resnet):
+    x = image(96)
+    layers = ["layer3", "layer4", "layer4.1.relu"]  # the last one is called twice
+    probe = run_probe(resnet, x, [*layers, "fc"])
+    for method, cls in CAM_METHODS.items():
+        got = cam_from_probe(resnet, x, probe, layers, method)
+        if not cls.one_pass:  # ScoreCAM and AblationCAM need forwards of their own
+            assert got is None, method
+            continue
+        ref = compute_cam(resnet, x, layers, method, probe.target)
+        for name in layers:
+            np.testing.assert_allclose(got[name], ref[name], atol=1e-6, err_msg=method)
+        assert max(m.std() for m in got.values()) > 0.05
+    # When the records cannot give the same numbers it says so, and the caller runs the CAM.
+    assert cam_from_probe(resnet, x, probe, ["layer2"], "gradcam") is None  # not probed
+    half = run_probe(resnet, x, layers, dtype=torch.float16)
+    assert cam_from_probe(resnet, x, half, layers, "gradcam") is None
+    forward_only = run_probe(resnet, x, layers, grads=False)
+    assert cam_from_probe(resnet, x, forward_only, layers, "gradcam") is None
+    eigen = cam_from_probe(resnet, x, forward_only, ["layer4"], "eigencam")["layer4"]
+    np.testing.assert_allclose(eigen, compute_cam(resnet, x, "layer4", "eigencam")["layer4"])
+    with pytest.raises(HookScopeError, match="Layer 'fc' outputs shape \\(1, 1000\\)"):
+        cam_from_probe(resnet, x, probe, ["fc"], "gradcam")
+    assert hook_count(resnet) == 0
+
+
+def test_probe_job_cams_equal_compute_cam_with_and_without_edits(monkeypatch):
+    lm, _ = load_job(Reporter(), "demo")
+    img = load_image(SAMPLES / "car_road.png")
+    x = to_tensor(img, lm.input_spec)
+    layers = ["features.block2", "features.block3", "fc"]
+    cam_layer = "features.block3"
+    for edits in (
+        [],
+        [{"kind": "grad", "layer": cam_layer, "op": "scale", "value": 2.0}],
+        [{"kind": "act", "layer": "features.block2", "op": "zero", "channels": [0, 1]}],
+    ):
+        with monkeypatch.context() as m:
+            if not edits:  # the probe's records stand in for the CAM's own pass
+                m.setattr("core.cam.compute_cam", lambda *a, **k: pytest.fail("second pass"))
+            snap = probe_job(Reporter(), lm, img, layers, 1, "gradcam++", [cam_layer], edits=edits)
+        with contextlib.ExitStack() as stack:
+            for d in edits:
+                stack.enter_context(edit_from_dict(lm.model, d))
+            ref = compute_cam(lm.model, x, cam_layer, "gradcam++", 1)[cam_layer]
+        np.testing.assert_allclose(snap.cams[cam_layer], ref, atol=1e-6, err_msg=str(edits))
+        assert ref.std() > 0.05
+    assert hook_count(lm.model) == 0

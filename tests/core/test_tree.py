@@ -66,3 +66,26 @@ def test_dry_run_failure_is_reported_not_raised():
     assert tree.error.startswith("The dry run on a zero input failed (RuntimeError")
     assert tree.find("0").out_shape is None and tree.find("0").own_params == 12
     assert hook_count(model) == 0
+
+
+def test_macs_estimate_matches_the_convolutions_and_linear_layers():
+    model = torchvision.models.resnet18()
+    exact = 0
+
+    def count(module, args, out):
+        nonlocal exact
+        positions = out.shape[2] * out.shape[3] if out.dim() == 4 else 1
+        exact += module.weight.numel() * positions
+
+    handles = [
+        m.register_forward_hook(count)
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d | nn.Linear)
+    ]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 224, 224))
+    for h in handles:
+        h.remove()
+    assert exact == 1_814_073_344  # torchvision lists resnet18 at 1.81 GFLOPS
+    macs = build_tree(model, InputSpec()).macs()
+    assert exact <= macs <= exact * 1.01  # norms add a little

@@ -57,6 +57,26 @@ def test_a_new_request_cancels_the_running_one_and_only_the_latest_pending_runs(
     assert third not in cancelled
 
 
+def test_progress_is_polled_so_short_jobs_send_none(qtbot):
+    worker = Worker()
+    seen = []
+    worker.progress.connect(lambda done, total, message: seen.append((done, total, message)))
+
+    def quick(reporter):
+        reporter.progress(1, 2, "quick")
+        return 1
+
+    with qtbot.waitSignal(worker.finished, timeout=5000):
+        worker.submit(quick)
+    assert seen == []
+    with qtbot.waitSignal(worker.finished, timeout=5000):
+        worker.submit(slow_echo, "slow", seconds=0.6)
+    # One poll per 100 ms while it ran, each a step of the job, never repeated.
+    assert 3 <= len(seen) <= 7, seen
+    assert all(total == 10 and message == "working" for _, total, message in seen)
+    assert [done for done, _, _ in seen] == sorted({done for done, _, _ in seen})
+
+
 def test_ui_timer_keeps_ticking_during_resnet50(make_window, qtbot):
     window = make_window("torchvision:resnet50", layers=["layer3", "layer4", "fc"])
     st = window.state
@@ -86,6 +106,7 @@ def test_cancel_stops_a_long_run_and_leaves_no_hooks(make_window, qtbot):
     with qtbot.waitSignal(st.worker.started, timeout=5000):
         st.run()
     qtbot.wait(150)  # let it get into the forward pass
+    qtbot.waitUntil(window.progress_bar.isVisible, timeout=2000)  # shown for a long run
     start = time.perf_counter()
     with qtbot.waitSignal(st.runCancelled, timeout=RUN_TIMEOUT_MS):
         window.cancel_action.trigger()
@@ -93,6 +114,7 @@ def test_cancel_stops_a_long_run_and_leaves_no_hooks(make_window, qtbot):
     assert not st.busy
     assert hook_count(model) == 0
     assert "cancelled" in window.statusBar().currentMessage().lower()
+    assert not window.progress_bar.isVisible()
 
     st.set_layers(["layer4", "fc"])
     with qtbot.waitSignal(st.resultChanged, timeout=RUN_TIMEOUT_MS) as blocker:

@@ -1,0 +1,180 @@
+"""Click Run → every visible dock repainted, against the bare compute of the same numbers.
+
+Run: python benchmarks/bench_app.py [SPEC ...]   (default: demo torchvision:resnet18; 2 threads)
+
+The app is measured in this process (offscreen Qt): from triggering Run ▸ Run to the last
+paint of any widget inside a dock. Runs alternate between two sample images (loaded while
+auto-run is off, before the click), so every run changes what the docks show. The bare compute is ``run_probe`` + ``compute_cam`` on the
+same input, layers and CAM settings, in a fresh Python process's main thread (no Qt loaded), as
+a script using ``core`` would run it, with the same allocator setting as the app. Medians of ``--repeats`` runs after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+IMAGES = [ROOT / "resources" / "samples" / n for n in ("airplane_sky.png", "car_road.png")]
+
+BARE = """
+import json, statistics, sys, time
+import torch
+torch.set_num_threads(2)
+from core.runtime import tune_allocator
+tune_allocator()  # as the app does, so the bare side is not slowed by page faults
+from core.cam import compute_cam
+from core.images import load_image, to_tensor
+from core.models import load_model
+from core.probe import run_probe
+a = json.loads(sys.argv[1])
+torch.manual_seed(0)
+lm = load_model(a["spec"])
+xs = [to_tensor(load_image(p), lm.input_spec) for p in a["images"]]
+runs = [0]
+def once(cam):
+    x = xs[runs[0] % len(xs)]
+    runs[0] += 1
+    t = time.perf_counter()
+    run_probe(lm.model, x, a["layers"], class_names=lm.class_names)
+    if cam:
+        compute_cam(lm.model, x, a["cam_layers"], a["cam_method"], class_names=lm.class_names)
+    return time.perf_counter() - t
+out = {}
+for cam in (False, True):
+    for _ in range(5):
+        once(cam)
+    out["probe_cam" if cam else "probe"] = statistics.median(once(cam) for _ in range(a["n"]))
+print(json.dumps(out))
+"""
+
+
+def bare_times(args: dict) -> dict:
+    """Medians of the bare compute, measured in a fresh process."""
+    res = subprocess.run(
+        [sys.executable, "-c", BARE, json.dumps(args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def app_times(spec: str, repeats: int) -> tuple[list[float], list[float], dict]:
+    """Click→last dock paint and worker-job seconds for ``repeats`` runs of the app."""
+    from PySide6.QtCore import QEvent, QEventLoop, QObject, QTimer
+    from PySide6.QtWidgets import QWidget
+
+    from gui.app import default_image, make_app
+    from gui.main_window import MainWindow
+    from gui.state import AppState
+
+    app = make_app()
+    state = AppState()
+    win = MainWindow(state, restore=False)
+    win.resize(1440, 900)
+    win.show()
+    docks = [d for d in win.docks if d.isVisible()]
+
+    class Paints(QObject):
+        last = 0.0
+
+        def eventFilter(self, obj, event):  # noqa: N802 (Qt name)
+            if event.type() == QEvent.Type.Paint:
+                Paints.last = time.perf_counter()
+            return False
+
+    results: list = []
+    loop = QEventLoop()
+
+    def got(snapshot) -> None:
+        results.append(snapshot)
+        loop.quit()
+
+    def wait(ms: int) -> None:
+        """Run the event loop (idle, as the app's own loop is) for ``ms`` or until a result."""
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
+    state.resultChanged.connect(got)
+    state.load_image(default_image())
+    state.load_model(spec)
+    wait(300_000)
+    if not results:
+        raise SystemExit(f"{spec}: the first run did not finish")
+    state.set_auto_run(False)
+    wait(300)
+    paints = Paints()
+    # On the docks' own widgets only, so the filter adds nothing to other events.
+    watched = [w for d in docks for w in [d, *d.findChildren(QWidget)]]
+    for w in watched:
+        w.installEventFilter(paints)
+    click, job = [], []
+    for i in range(repeats + 3):
+        state.load_image(IMAGES[i % 2])
+        wait(150)
+        results.clear()
+        Paints.last = 0.0
+        t0 = time.perf_counter()
+        win.run_action.trigger()
+        wait(300_000)
+        settle = QEventLoop()
+        QTimer.singleShot(150, settle.quit)  # generous: any paint the result caused lands
+        settle.exec()
+        if i >= 3:
+            click.append(Paints.last - t0)
+            job.append(results[0].seconds)
+    for w in watched:
+        w.removeEventFilter(paints)
+    setup = {
+        "spec": spec,
+        "images": [str(p) for p in IMAGES],
+        "layers": list(state.layers),
+        "cam_layers": list(state.cam_layers),
+        "cam_method": state.cam_method,
+        "n": repeats,
+    }
+    win.close()
+    QTimer.singleShot(0, lambda: None)
+    return click, job, setup
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("specs", nargs="*", default=["demo", "torchvision:resnet18"])
+    p.add_argument("--repeats", type=int, default=15)
+    a = p.parse_args()
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import torch
+
+    torch.set_num_threads(2)  # the app's own setting on this 2-core machine
+    from core.runtime import tune_allocator
+
+    tune_allocator()  # main.py does this at start
+    for spec in a.specs:
+        click, job, setup = app_times(spec, a.repeats)
+        bare = bare_times(setup)
+        med = statistics.median
+        print(f"{spec}: layers {setup['layers']}, {setup['cam_method']} on {setup['cam_layers']}")
+        print(
+            f"  click Run -> docks repainted   {med(click) * 1000:7.1f} ms (median of {a.repeats})"
+        )
+        print(f"  worker job inside that        {med(job) * 1000:7.1f} ms")
+        print(f"  bare run_probe                {bare['probe'] * 1000:7.1f} ms")
+        print(f"  bare run_probe + compute_cam  {bare['probe_cam'] * 1000:7.1f} ms")
+        ratio = med(click) / bare["probe_cam"]
+        print(
+            f"  app / bare                    {ratio:7.2f}  (<=1.5 {'yes' if ratio <= 1.5 else 'no'})"
+        )
+
+
+if __name__ == "__main__":
+    main()
