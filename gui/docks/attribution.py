@@ -279,9 +279,7 @@ class AttributionDock(BaseDock):
         self.overlay_rgb = colors.overlay(base, self.heat_map, st.colormap, max(st.alpha, 0.35))
         self.heat_pane.set_rgb(self.overlay_rgb)
         self.heat_pane.set_title(f"{self.result.title}: |attribution| over the input")
-        if self.heat_pane.bar is not None:
-            self.heat_pane.bar.setColorMap(colors.qt_colormap(st.colormap))
-            self.heat_pane.bar.setLevels((0.0, 1.0))
+        self.heat_pane.set_bar(st.colormap, (0.0, 1.0))
 
     def _on_hover(self, y: float, x: float) -> None:
         if self.signed_map is None or np.isnan(y):

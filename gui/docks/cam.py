@@ -255,9 +255,7 @@ class CamDock(BaseDock):
             pane = self.panes[name]
             pane.set_rgb(rgb)
             pane.set_title(f"{name} — {snap.cam_method}")
-            if pane.bar is not None:
-                pane.bar.setColorMap(colors.qt_colormap(st.colormap))
-                pane.bar.setLevels((0.0, 1.0))
+            pane.set_bar(st.colormap, (0.0, 1.0))
 
     def _why_empty(self) -> str:
         snap = self.state.snapshot

@@ -32,6 +32,7 @@ class ImagePane(pg.GraphicsLayoutWidget):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.image)
         self.bar: pg.ColorBarItem | None = None
+        self._bar_cmap = "viridis"
         if colorbar:
             self.bar = pg.ColorBarItem(
                 values=(0, 1), colorMap=colors.qt_colormap("viridis"), interactive=False, width=12
@@ -45,7 +46,8 @@ class ImagePane(pg.GraphicsLayoutWidget):
         return QSize(260, 260)
 
     def set_title(self, text: str) -> None:
-        self.title.setText(text, color=TEXT, size="9pt")
+        if text != self.title.text:  # setText re-lays out the HTML: skip it when unchanged
+            self.title.setText(text, color=TEXT, size="9pt")
 
     def set_rgb(self, rgb: np.ndarray | None) -> None:
         """Show a uint8 RGB image (None clears)."""
@@ -61,10 +63,17 @@ class ImagePane(pg.GraphicsLayoutWidget):
         self.image.setImage(np.ascontiguousarray(a, dtype=np.float32), autoLevels=False)
         self.image.setLookupTable(colors.lut(cmap))
         self.image.setLevels(levels)
-        if self.bar is not None:
-            self.bar.setColorMap(colors.qt_colormap(cmap))
-            self.bar.setLevels(levels)
+        self.set_bar(cmap, levels)
         self.view.autoRange(padding=0.01)
+
+    def set_bar(self, cmap: str, levels: tuple[float, float]) -> None:
+        """Point the colour bar (if any) at ``cmap`` and ``levels``."""
+        if self.bar is None:
+            return
+        if cmap != self._bar_cmap:  # rebuilding the bar's gradient is the slow part
+            self._bar_cmap = cmap
+            self.bar.setColorMap(colors.qt_colormap(cmap))
+        self.bar.setLevels(levels)
 
     def pixel_at(self, scene_pos: QPointF) -> tuple[float, float] | None:
         """Image (y, x) under a scene position, or None outside the image."""
