@@ -38,6 +38,8 @@ class ImagePane(pg.GraphicsLayoutWidget):
                 values=(0, 1), colorMap=colors.qt_colormap("viridis"), interactive=False, width=12
             )
             self.bar.getAxis("right").setTextPen(TEXT)
+            # pyqtgraph's 45 px hides labels like "1.5e+08" (a random-init resnet152 layer).
+            self.bar.getAxis("right").setWidth(58)
             self.addItem(self.bar, row=1, col=1)
         self.scene().sigMouseMoved.connect(self._on_move)
         self.scene().sigMouseClicked.connect(self._on_click)
