@@ -146,7 +146,11 @@ def _load_torchvision(spec: str) -> LoadedModel:
         weights = _pick_weights(enum, name, parts[2])
         meta_weights = weights
     try:
-        model = torchvision.models.get_model(name, weights=weights)
+        # Random weights from seed 0, so the same spec is the same model in every session
+        # (results, screenshots and tests repeat); the caller's RNG state is left alone.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = torchvision.models.get_model(name, weights=weights)
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
         raise HookScopeError(
             f"Could not download the pretrained weights {weights} for {name} (no network?); "

@@ -230,3 +230,15 @@ def test_demo_specs():
     assert load_model("demo:clean").name == "demo (clean)"
     with pytest.raises(HookScopeError, match="Unknown demo 'dirty'"):
         load_model("demo:dirty")
+
+
+def test_random_weights_are_the_same_model_every_time_and_leave_the_rng_alone():
+    from core.guard import state_checksum
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = load_model("torchvision:resnet18").model
+    assert torch.equal(torch.rand(3), expected)  # the caller's random stream is untouched
+    b = load_model("torchvision:resnet18").model
+    assert state_checksum(a) == state_checksum(b)
