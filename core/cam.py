@@ -9,6 +9,7 @@ ReLU, bilinear upsampling and min-max normalisation.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
@@ -618,11 +619,12 @@ def _channels_last(model, module, raw) -> bool:
         return False
     if isinstance(module, nn.LayerNorm):
         return tuple(module.normalized_shape) == (raw.shape[-1],)
-    try:
-        from torchvision.models.swin_transformer import SwinTransformer
-    except ImportError:  # pragma: no cover - torchvision is a dependency
+    # A Swin model exists only if its module was imported; importing torchvision just to ask
+    # would cost the first run of any other model ~1.4 s.
+    swin = sys.modules.get("torchvision.models.swin_transformer")
+    if swin is None:
         return False
-    return isinstance(model, SwinTransformer) and raw.shape[1] == raw.shape[2]
+    return isinstance(model, swin.SwinTransformer) and raw.shape[1] == raw.shape[2]
 
 
 def _suggest(model) -> str:

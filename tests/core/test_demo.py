@@ -4,6 +4,8 @@ Loads the committed weights (never retrains) and checks them on freshly generate
 from seeds the training script does not use.
 """
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +152,20 @@ def test_generator_is_deterministic():
     assert images.shape == (8, 96, 96, 3) and images.dtype == np.uint8
     assert labels.shape == (8,) and masks.shape == (8, 96, 96) and masks.dtype == bool
     assert all(m.any() for m in masks)
+
+
+def test_a_demo_run_does_not_import_torchvision():
+    # Importing torchvision costs ~1.4 s; the demo's first run (the app's start) must not pay it.
+    code = (
+        "import sys; from core.jobs import Reporter, load_job, probe_job;"
+        "from core.images import load_image;"
+        "lm, _ = load_job(Reporter(), 'demo');"
+        "img = load_image('resources/samples/airplane_sky.png');"
+        "probe_job(Reporter(), lm, img, ['features.block3', 'fc'], None, 'gradcam',"
+        " ['features.block3']);"
+        "print('torchvision' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
