@@ -428,9 +428,11 @@ def cam_from_probe(
         Layer name → map, or None when the records cannot give the same maps (then call
         :func:`compute_cam`).
     """
-    impl = CAM_METHODS.get(method, CamMethod)()
+    if method not in CAM_METHODS or not CAM_METHODS[method].one_pass:
+        return None
+    impl = CAM_METHODS[method]()
     names = list(dict.fromkeys(layers))
-    if not impl.one_pass or not names or probe.dropped or probe.target is None:
+    if not names or probe.dropped or probe.target is None:
         return None
     if x.dim() != 4 or x.shape[0] != 1:
         return None

@@ -169,10 +169,8 @@ def _cams(reporter: Reporter, loaded, x, layers, method, target, probe=None):
 
     try:
         maps = cam_from_probe(loaded.model, x, probe, layers, method) if probe else None
-        maps = (
-            maps
-            if maps is not None
-            else compute_cam(
+        if maps is None:
+            maps = compute_cam(
                 loaded.model,
                 x,
                 list(layers),
@@ -181,7 +179,6 @@ def _cams(reporter: Reporter, loaded, x, layers, method, target, probe=None):
                 class_names=loaded.class_names,
                 reporter=reporter,
             )
-        )
         return maps, None
     except HookScopeError as exc:
         return {}, str(exc)

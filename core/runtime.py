@@ -43,9 +43,9 @@ def tune_allocator() -> bool:
 def threads_for(macs: int) -> int | None:
     """Intra-op threads for a model of ``macs`` multiply-accumulates, None for torch's own.
 
-    A single run after the app sat idle wakes torch's sleeping OpenMP threads once per op; for
-    a small model that wake-up costs more than the second core gives (the demo: 7 ms on one
-    thread, 7 or 15 ms on two, at random).
+    A run that follows idle time (every click in the app) on two OpenMP threads sometimes
+    takes twice as long while the threads wake up; on a small model that costs more than the
+    second core gives. Measured on the demo in the app: 7 ms on one thread, 7 or 15 ms on two.
     """
     return 1 if macs < SMALL_MACS else None
 

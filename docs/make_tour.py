@@ -16,6 +16,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
+
 from gui.app import make_app  # noqa: E402
 from gui.docks.image import SAMPLES_DIR  # noqa: E402
 from gui.docks.image_lab import SKY_BLUE  # noqa: E402
@@ -26,22 +28,26 @@ ABLATE_TOP = 40
 
 
 def main(out: Path) -> int:
-    app = make_app()
+    make_app()
     state = AppState()
     window = MainWindow(state, restore=False)
     window.resize(1440, 900)
     window.show()
     docks = {d.objectName(): d for d in window.docks}
 
+    def wait(ms: int) -> None:
+        # A real event loop, not processEvents(): Qt deletes the dock tab bars it replaced
+        # only from one, and leftovers peek out between the docks in the shots.
+        loop = QEventLoop()
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
     def settle(seconds: float = 120.0) -> None:
         start = time.perf_counter()
-        app.processEvents()
+        wait(20)
         while state.busy and time.perf_counter() - start < seconds:
-            app.processEvents()
-            time.sleep(0.02)
-        for _ in range(30):  # let the docks paint
-            app.processEvents()
-            time.sleep(0.01)
+            wait(20)
+        wait(300)  # let the docks paint
 
     def shot(name: str, *raise_docks: str) -> None:
         for d in raise_docks:

@@ -358,9 +358,8 @@ class MainWindow(QMainWindow):
             self.state.load_image(path)
 
     def _push_recent(self, key: str, value: str) -> None:
-        s = settings()
-        items = [v for v in (s.value(key) or []) if v != value]
-        s.setValue(key, [value, *items][:RECENT_MAX])
+        items = [v for v in self._recent(key) if v != value]
+        settings().setValue(key, [value, *items][:RECENT_MAX])
 
     def _recent(self, key: str) -> list[str]:
         value = settings().value(key) or []

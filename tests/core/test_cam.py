@@ -255,6 +255,7 @@ def test_cam_from_the_probe_equals_its_own_pass(resnet):
         assert max(m.std() for m in got.values()) > 0.05
     # When the records cannot give the same numbers it says so, and the caller runs the CAM.
     assert cam_from_probe(resnet, x, probe, ["layer2"], "gradcam") is None  # not probed
+    assert cam_from_probe(resnet, x, probe, layers, "gradcam3") is None  # compute_cam says why
     half = run_probe(resnet, x, layers, dtype=torch.float16)
     assert cam_from_probe(resnet, x, half, layers, "gradcam") is None
     forward_only = run_probe(resnet, x, layers, grads=False)

@@ -233,3 +233,17 @@ def test_menus_shortcuts_and_recent_files(window):
     images = [a.text() for a in window.recent_images_menu.actions()]
     assert models and models[0].startswith(window.state.model_args["spec"])
     assert images and images[0].endswith(Path(window.state.image_path).name)
+
+
+def test_recent_lists_keep_whole_entries(window, tmp_path):
+    # After a restart QSettings gives a one-item list back as a plain string; iterating it
+    # split the path into single characters when the next entry was pushed.
+    from gui.main_window import settings
+
+    paths = [str(tmp_path / f"{name}.png") for name in ("a", "b", "c")]
+    settings().setValue("recent/test", paths[0])  # as read back from the file
+    for path in paths[1:]:
+        window._push_recent("recent/test", path)
+    assert window._recent("recent/test") == paths[::-1]
+    window._push_recent("recent/test", paths[0])
+    assert window._recent("recent/test") == [paths[0], paths[2], paths[1]]

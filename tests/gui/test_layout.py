@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QTabBar
 
 from gui.main_window import LAYOUT_VERSION, MainWindow, dock_area_map
 from gui.state import AppState
@@ -63,3 +64,22 @@ def test_layout_persists_through_qsettings(make_window, qtbot):
     again.show()
     assert dock_area_map(again) == expected
     assert again.dockWidgetArea(again.image_dock) == Qt.DockWidgetArea.BottomDockWidgetArea
+
+
+def test_one_working_tab_bar_per_tab_group_also_after_reset(make_window, qtbot):
+    # Qt replaces tab bars while it lays out (the old ones are deleted from the event loop);
+    # what is left must be one bar per group, and the one that switches its docks.
+    window = make_window(run=False)
+    for _ in range(2):
+        qtbot.wait(50)
+        bars = [b for b in window.findChildren(QTabBar) if b.parent() is window and b.isVisible()]
+        groups = [tuple(b.tabText(i) for i in range(b.count())) for b in bars]
+        assert len(groups) == len(set(groups)) == 3, groups
+        titles = {d.windowTitle(): d for d in window.docks}
+        for bar in bars:  # the visible bar is the one that switches its docks
+            first, second = titles[bar.tabText(0)], titles[bar.tabText(1)]
+            with qtbot.waitSignal(second.visibilityChanged, timeout=2000, check_params_cb=bool):
+                bar.setCurrentIndex(1)
+            with qtbot.waitSignal(first.visibilityChanged, timeout=2000, check_params_cb=bool):
+                bar.setCurrentIndex(0)
+        window.reset_layout()
