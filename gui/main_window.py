@@ -383,7 +383,8 @@ class MainWindow(QMainWindow):
         menu = self.recent_images_menu
         menu.clear()
         for path in self._recent("recent/images"):
-            menu.addAction(path, lambda p=path: self.state.load_image(p))
+            if Path(path).is_file():  # moved or deleted files are not offered
+                menu.addAction(path, lambda p=path: self.state.load_image(p))
         menu.setEnabled(bool(menu.actions()))
 
     # -- export -------------------------------------------------------------------------------

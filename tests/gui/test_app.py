@@ -247,3 +247,13 @@ def test_recent_lists_keep_whole_entries(window, tmp_path):
     assert window._recent("recent/test") == paths[::-1]
     window._push_recent("recent/test", paths[0])
     assert window._recent("recent/test") == [paths[0], paths[2], paths[1]]
+
+
+def test_recent_images_offer_only_files_that_exist(window, tmp_path):
+    from gui.main_window import settings
+
+    there = tmp_path / "there.png"
+    there.write_bytes(b"")
+    settings().setValue("recent/images", [str(tmp_path / "gone.png"), str(there), "/"])
+    window._fill_recent_images()
+    assert [a.text() for a in window.recent_images_menu.actions()] == [str(there)]
