@@ -112,13 +112,15 @@ def probe_job(
     from core.runtime import torch_threads
     from core.snapshot import make_snapshot
 
-    start = time.perf_counter()
-    spec = spec or loaded.input_spec
-    cam_layers = list(cam_layers or ()) if cam_method else []
-    steps = 3 if cam_layers else 2
-    reporter.progress(0, steps, "Forward and backward…")
-    x = to_tensor(image, spec)
+    # The whole job, snapshot included: switching the thread count back and forth between
+    # its parts would restart torch's thread pool mid-job.
     with torch_threads(threads):
+        start = time.perf_counter()
+        spec = spec or loaded.input_spec
+        cam_layers = list(cam_layers or ()) if cam_method else []
+        steps = 3 if cam_layers else 2
+        reporter.progress(0, steps, "Forward and backward…")
+        x = to_tensor(image, spec)
         result = run_probe(
             loaded.model,
             x,
@@ -144,18 +146,18 @@ def probe_job(
                     reporter, loaded, x, cam_layers, cam_method, result.target, probe
                 )
             notes += [note] if note else []
-    reporter.progress(steps - 1, steps, "Preparing the views…")
-    snap = make_snapshot(
-        result,
-        x,
-        spec,
-        model_name=loaded.name,
-        cams=cams,
-        cam_method=cam_method,
-        seconds=time.perf_counter() - start,
-        notes=tuple(notes),
-    )
-    reporter.progress(steps, steps, "Done")
+        reporter.progress(steps - 1, steps, "Preparing the views…")
+        snap = make_snapshot(
+            result,
+            x,
+            spec,
+            model_name=loaded.name,
+            cams=cams,
+            cam_method=cam_method,
+            seconds=time.perf_counter() - start,
+            notes=tuple(notes),
+        )
+        reporter.progress(steps, steps, "Done")
     return snap
 
 
