@@ -48,7 +48,7 @@ def threads_for(macs: int) -> int | None:
     second core gives. Click to repainted docks on the demo, five runs of 30 clicks each:
     median 21-24 ms on one thread, 22-30 ms on two.
     """
-    return 1 if macs < SMALL_MACS else None
+    return 1 if 0 < macs < SMALL_MACS else None  # 0: the dry run failed, size unknown
 
 
 @contextlib.contextmanager
