@@ -196,8 +196,18 @@ class EigenCAM(CamMethod):
         return torch.from_numpy(np.ascontiguousarray(proj, dtype=np.float32))
 
 
+class PerturbationCAM(CamMethod):
+    """Base of the methods that score a forward pass per channel instead of using gradients."""
+
+    uses_gradients = False
+    one_pass = False
+
+    def work(self, layer):
+        return int(layer.acts.shape[1])
+
+
 @register
-class ScoreCAM(CamMethod):
+class ScoreCAM(PerturbationCAM):
     """Score-CAM: softmax of the target score of the input masked by each upsampled channel.
 
     Masks use ``align_corners=True`` bilinear upsampling and per-channel min-max, like
@@ -205,11 +215,6 @@ class ScoreCAM(CamMethod):
     """
 
     name = "scorecam"
-    uses_gradients = False
-    one_pass = False
-
-    def work(self, layer):
-        return int(layer.acts.shape[1])
 
     def weights(self, run, layer):
         acts = layer.acts.to(run.x.device)
@@ -276,7 +281,7 @@ def inference_model(model: nn.Module) -> nn.Module:
 
 
 @register
-class AblationCAM(CamMethod):
+class AblationCAM(PerturbationCAM):
     """Ablation-CAM: relative drop of the target score when one channel is ablated.
 
     A channel is set to 0 when the layer's minimum is 0 (after a ReLU), else to min - 1e7.
@@ -285,11 +290,6 @@ class AblationCAM(CamMethod):
     """
 
     name = "ablationcam"
-    uses_gradients = False
-    one_pass = False
-
-    def work(self, layer):
-        return int(layer.acts.shape[1])
 
     def weights(self, run, layer):
         raw = layer.raw.to(run.x.device)
