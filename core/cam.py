@@ -436,20 +436,19 @@ def cam_from_probe(
         return None
     if x.dim() != 4 or x.shape[0] != 1:
         return None
-    modules = dict(model.named_modules())
-    layer_data = []
-    for name in names:
-        recs = probe.records.get(name) or []
-        rec = recs[-1] if recs else None
-        if rec is None or name not in modules or list(rec.outputs) != [""]:
+    last = {name: (probe.records.get(name) or [None])[-1] for name in names}
+    for rec in last.values():
+        if rec is None or list(rec.outputs) != [""]:
             return None
         if impl.uses_gradients and rec.grad_output is None:
             return None
         if rec.output.dtype != torch.float32:  # e.g. float16 storage: not the same numbers
             return None
-        layer_data.append(
-            _layer(model, name, modules[name], (rec.output, rec.call), rec.grad_output, reshape)
-        )
+    modules = resolve_modules(model, names)  # all probed, so all there
+    layer_data = [
+        _layer(model, n, modules[n], (r.output, r.call), r.grad_output, reshape)
+        for n, r in last.items()
+    ]
     run = Run(model, x, probe.target, float("nan"), 1, quiet())
     return _maps(impl, run, layer_data)
 
