@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from core.attribution import (
@@ -24,18 +23,9 @@ from core.cam import compute_cam
 from core.errors import HookScopeError
 from core.hooks import hook_count
 from core.jobs import Cancelled, Reporter
+from tests.core.conftest import image
 
 captum_attr = pytest.importorskip("captum.attr")
-
-
-@pytest.fixture(scope="module")
-def resnet():
-    torch.manual_seed(0)
-    return torchvision.models.resnet18().eval()
-
-
-def image(size, seed=1):
-    return torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
 def test_registry_names():

@@ -18,6 +18,7 @@ from core.images import load_image, to_tensor
 from core.interventions import edit_from_dict
 from core.jobs import Cancelled, Reporter, load_job, probe_job
 from core.probe import run_probe
+from tests.core.conftest import image
 
 pgc = pytest.importorskip("pytorch_grad_cam")
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
@@ -34,16 +35,6 @@ REFERENCE = {
 }
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 SLOW = {"scorecam", "ablationcam"}  # 512 forward passes each: use a smaller input
-
-
-@pytest.fixture(scope="module")
-def resnet():
-    torch.manual_seed(0)
-    return torchvision.models.resnet18().eval()
-
-
-def image(size, seed=1):
-    return torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
 class _FlippedEigenCAM(pgc.EigenCAM):
