@@ -73,7 +73,6 @@ class AppState(QObject):
         self.worker.cancelled.connect(self._on_cancelled)
         self.loaded = None  # core.models.LoadedModel
         self.tree = None  # core.tree.ModuleTree
-        self._macs = 0  # rough forward cost of the model, picks the torch thread count
         self.model_args: dict = {}
         self.device = "cpu"
         self.image = None  # PIL RGB
@@ -144,7 +143,6 @@ class AppState(QObject):
 
     def _set_model(self, lm, tree, args: dict, layers: list[str] | None) -> None:
         self.loaded, self.tree, self.model_args = lm, tree, args
-        self._macs = tree.macs()
         self.device = str(lm.device)
         self.input_spec = lm.input_spec
         names = {n.name for n in tree.nodes()}
@@ -359,7 +357,7 @@ class AppState(QObject):
         if spec is None:
             return None
         scale = (spec.size[0] * spec.size[1]) / (default.size[0] * default.size[1])
-        return threads_for(int(self._macs * scale))
+        return threads_for(int(self.tree.macs() * scale))
 
     def cancel(self) -> None:
         """Cancel the running job and anything queued."""
