@@ -74,7 +74,7 @@ def _edit_flag(flag: str):
     """Argparse type for one experiment flag; a bad value is a one-sentence usage error."""
 
     def parse(text: str) -> dict:
-        from core.interventions import parse_edit_flag
+        from core.experiments.interventions import parse_edit_flag
 
         try:
             return parse_edit_flag(flag, text)
@@ -106,7 +106,7 @@ def _edit_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_inspect(args) -> int:
-    from core.tree import build_tree
+    from core.engine.tree import build_tree
 
     lm = load_from_args(args)
     tree = build_tree(lm.model, lm.input_spec)
@@ -126,12 +126,12 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_probe(args) -> int:
-    from core.images import load_image, to_tensor
-    from core.probe import run_probe, tensor_stats
+    from core.engine.probe import run_probe, tensor_stats
+    from core.loading.images import load_image, to_tensor
 
     lm = load_from_args(args)
     x = to_tensor(load_image(args.image), lm.input_spec)
-    from core.interventions import describe_edit, edit_from_dict
+    from core.experiments.interventions import describe_edit, edit_from_dict
 
     edits = [edit_from_dict(lm.model, d) for d in args.edits or []]
     r = run_probe(
@@ -187,8 +187,8 @@ def cmd_probe(args) -> int:
 
 
 def cmd_importance(args) -> int:
-    from core.images import load_image, to_tensor
-    from core.importance import channel_importance
+    from core.experiments.importance import channel_importance
+    from core.loading.images import load_image, to_tensor
 
     lm = load_from_args(args)
     x = to_tensor(load_image(args.image), lm.input_spec)
@@ -217,7 +217,7 @@ def cmd_importance(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI, or open the GUI when no subcommand is given."""
-    from core.runtime import tune_allocator
+    from core.engine.runtime import tune_allocator
 
     tune_allocator()
     parser = build_parser()

@@ -32,12 +32,12 @@ BARE = """
 import json, statistics, sys, time
 import torch
 torch.set_num_threads(2)
-from core.runtime import tune_allocator
+from core.engine.runtime import tune_allocator
 tune_allocator()  # as the app does, so the bare side is not slowed by page faults
-from core.cam import compute_cam
-from core.images import load_image, to_tensor
-from core.models import load_model
-from core.probe import run_probe
+from core.methods.cam import compute_cam
+from core.loading.images import load_image, to_tensor
+from core.loading.models import load_model
+from core.engine.probe import run_probe
 a = json.loads(sys.argv[1])
 torch.manual_seed(0)
 lm = load_model(a["spec"])
@@ -159,7 +159,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)  # torch's default on this 2-core machine, as the app runs
-    from core.runtime import tune_allocator
+    from core.engine.runtime import tune_allocator
 
     tune_allocator()  # main.py does this at start
     for spec in a.specs:

@@ -19,7 +19,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import torchvision  # noqa: E402
 
-from core.cam import compute_cam  # noqa: E402
+from core.methods.cam import compute_cam  # noqa: E402
 
 LAYERS4 = ["layer1", "layer2", "layer3", "layer4"]
 

@@ -1,7 +1,7 @@
 """Cost of recording every leaf module's output, side by side with a bare forward.
 
 Run: python benchmarks/bench_hooks.py   (resnet50, 1x3x224x224, 2 threads)
-The app calls core.runtime.tune_allocator() at start; the script shows both allocators.
+The app calls core.engine.runtime.tune_allocator() at start; the script shows both allocators.
 Goal: HookScope capture (grads=False) <= 1.5x the bare forward, records exact under the
 in-place ReLUs and `out += identity` of torchvision's Bottleneck.
 """
@@ -18,8 +18,8 @@ import torch
 import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from core.hooks import HookSession  # noqa: E402
-from core.runtime import tune_allocator  # noqa: E402
+from core.engine.hooks import HookSession  # noqa: E402
+from core.engine.runtime import tune_allocator  # noqa: E402
 
 
 def leaves(model):
@@ -103,7 +103,7 @@ def main() -> None:
     """Measure in two fresh processes: glibc's default allocator, then HookScope's setting."""
     if len(sys.argv) > 1:
         if sys.argv[1] == "tuned":
-            print(f"allocator tuned (core.runtime.tune_allocator): {tune_allocator()}")
+            print(f"allocator tuned (core.engine.runtime.tune_allocator): {tune_allocator()}")
         else:
             print("allocator: glibc defaults")
         measure(repeat=15)

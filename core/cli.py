@@ -28,6 +28,6 @@ def names(text: str) -> list[str]:
 
 def load_from_args(args):
     """The LoadedModel the model options ask for."""
-    from core.models import load_model
+    from core.loading.models import load_model
 
     return load_model(args.model, args.weights, trust_pickle=args.trust_pickle, device=args.device)

@@ -21,8 +21,8 @@ CANCELLED_EXIT = 130
 
 def add_subcommands(subparsers) -> None:
     """Register ``cam`` and ``attribute`` (with ``set_defaults(func=...)``) on ``subparsers``."""
-    from core.attribution import ATTRIBUTION_METHODS
-    from core.cam import CAM_METHODS
+    from core.methods.attribution import ATTRIBUTION_METHODS
+    from core.methods.cam import CAM_METHODS
     from gui.figures import COLORMAPS
 
     p = subparsers.add_parser("cam", help="class activation maps for layers; save PNG/SVG/NPZ")
@@ -83,7 +83,7 @@ def _check_out(path: str) -> Path:
 
 
 def _load(args):
-    from core.images import load_image, to_tensor
+    from core.loading.images import load_image, to_tensor
 
     lm = load_from_args(args)
     img = load_image(args.image)
@@ -94,8 +94,8 @@ def _target(lm, x, target):
     """Resolve the target once so the figure and the sidecar can name it."""
     import torch
 
-    from core.probe import eval_mode, model_device
-    from core.targets import class_name, logits_of, resolve_target
+    from core.engine.probe import eval_mode, model_device
+    from core.engine.targets import class_name, logits_of, resolve_target
 
     with eval_mode(lm.model), torch.no_grad():
         logits = logits_of(lm.model(x.to(model_device(lm.model))))
@@ -112,7 +112,7 @@ def _progress(desc: str):
     """
     from tqdm import tqdm
 
-    from core.jobs import Reporter
+    from core.reporting import Reporter
 
     bar = None
 
@@ -146,7 +146,7 @@ def _progress(desc: str):
 
 def _run(job):
     """Run ``job(reporter)``; a cancel or Ctrl+C becomes a message and exit code 130."""
-    from core.jobs import Cancelled
+    from core.reporting import Cancelled
 
     try:
         with _progress("computing") as reporter:
@@ -177,8 +177,8 @@ def _title(lm, label: str, idx, name, prob) -> str:
 # -- commands ----------------------------------------------------------------------------------
 def cmd_cam(args) -> int:
     """``cam``: maps for each layer → overlay figure (.png/.svg) or arrays (.npz + .json)."""
-    from core.cam import _suggest, compute_cam
-    from core.export import save_arrays
+    from core.io.export import save_arrays
+    from core.methods.cam import compute_cam, suggest_layer
 
     out = _check_out(args.out)
     if not 0.0 <= args.alpha <= 1.0:
@@ -186,7 +186,7 @@ def cmd_cam(args) -> int:
     if args.batch_size < 1:
         raise HookScopeError(f"--batch-size must be at least 1, not {args.batch_size}.")
     lm, x = _load(args)
-    layers = args.layers or [_suggest(lm.model)]
+    layers = args.layers or [suggest_layer(lm.model)]
     idx, name, prob = _target(lm, x, args.target)
 
     def job(reporter):
@@ -215,7 +215,7 @@ def cmd_cam(args) -> int:
         npz, side = save_arrays(out, maps, settings)
         print(f"wrote {npz} and {side}")
         return 0
-    from core.images import to_display
+    from core.loading.images import to_display
     from gui.figures import cam_panels, save_figure
 
     rgb = to_display(x, lm.input_spec)
@@ -229,8 +229,8 @@ def cmd_attribute(args) -> int:
     """``attribute``: one attribution method → figure (.png/.svg) or arrays (.npz + .json)."""
     import numpy as np
 
-    from core.attribution import ATTRIBUTION_METHODS
-    from core.export import save_arrays
+    from core.io.export import save_arrays
+    from core.methods.attribution import ATTRIBUTION_METHODS
 
     out = _check_out(args.out)
     meth = ATTRIBUTION_METHODS[args.method]
@@ -268,7 +268,7 @@ def cmd_attribute(args) -> int:
         npz, side = save_arrays(out, {"attribution": attr, "map": summed}, settings)
         print(f"wrote {npz} and {side}")
         return 0
-    from core.images import to_display
+    from core.loading.images import to_display
     from gui.figures import attribution_panels, save_figure
 
     panels, bar = attribution_panels(

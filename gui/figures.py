@@ -20,8 +20,8 @@ from xml.sax.saxutils import escape
 import numpy as np
 from PIL import Image
 
+from core.display.render import blend, normalize, normalize_signed, upsample
 from core.errors import HookScopeError
-from core.render import blend, normalize, normalize_signed, upsample
 
 # Our names → pyqtgraph's bundled maps (no colour tables written here).
 COLORMAPS: dict[str, str] = {
@@ -449,7 +449,7 @@ def attribution_panels(
         gradient_rgb: Also show the gradient as an RGB picture (guided backprop style).
         show_input: Start with the input image.
     """
-    from core.render import gradient_to_rgb, robust_limit
+    from core.display.render import gradient_to_rgb, robust_limit
 
     a = np.asarray(attr, dtype=np.float32)
     a3 = a[None] if a.ndim == 2 else a

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.docks.base import BaseDock, save_panels
+from gui.docks.base import LAYOUT_VERSION, BaseDock, save_panels
 from gui.docks.image import IMAGE_FILTER, ImageDock
 from gui.docks.layer_stats import LayerStatsDock
 from gui.docks.model_tree import ModelTreeDock
@@ -55,7 +55,6 @@ EXPERIMENT_DOCKS = (
 """Experiment docks: Edits with Predictions, Image lab with Image, the rest tabbed centre."""
 EXPERIMENT_PLACES = {"EditsDock": "predictions", "ImageLabDock": "image"}
 
-LAYOUT_VERSION = 1
 RECENT_MAX = 8
 MODEL_EXAMPLES = ("demo", "demo:clean", "torchvision:resnet18", "torchvision:resnet50")
 
@@ -414,7 +413,7 @@ class MainWindow(QMainWindow):
     def export_all(self, folder: str | Path) -> list[Path]:
         """Every visible dock's figure as PNG, raw arrays as NPZ (+ JSON sidecar), settings JSON."""
         from core.errors import HookScopeError
-        from core.export import save_arrays, write_json
+        from core.io.export import save_arrays, write_json
 
         folder = Path(folder)
         written: list[Path] = []

@@ -1,4 +1,4 @@
-"""File ▸ Save session… / Open session…: the window's experiment as a core.session.Session.
+"""File ▸ Save session… / Open session…: the window's experiment as a core.io.session.Session.
 
 Saved: model spec + weights, image path and its edits, ticked layers, target, CAM method and
 layers (+ colour map, alpha), gradient / activation edits, and the dock layout (base64 of
@@ -15,9 +15,10 @@ from PySide6.QtCore import QByteArray
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from core.errors import HookScopeError
-from core.images import load_image
-from core.interventions import apply_image_edits
-from core.session import Session
+from core.experiments.interventions import apply_image_edits
+from core.io.session import Session
+from core.loading.images import load_image
+from gui.docks.base import LAYOUT_VERSION
 
 SESSION_FILTER = "HookScope session (*.json);;All files (*)"
 
@@ -153,6 +154,5 @@ def open_dialog(window) -> None:
 
 
 def _layout_version() -> int:
-    from gui.main_window import LAYOUT_VERSION  # lazily: main_window imports this module
 
     return LAYOUT_VERSION

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from core import jobs
+from core.display.snapshot import Snapshot, cam_layer_default, default_layers
+from core.engine.runtime import threads_for
+from core.engine.targets import parse_target
 from core.errors import HookScopeError
-from core.images import load_image
-from core.runtime import threads_for
-from core.snapshot import Snapshot, cam_layer_default, default_layers
-from core.spec import InputSpec
-from core.targets import parse_target
+from core.jobs import probe as jobs
+from core.loading.images import load_image
+from core.loading.spec import InputSpec
 from gui.worker import Worker
 
 DEFAULT_CAM_METHOD = "gradcam"
@@ -37,7 +37,7 @@ class AppState(QObject):
         camChanged(): CAM method or layers changed.
         displayChanged(): colour map or overlay alpha changed (redraw, no rerun).
         autoRunChanged(bool)
-        resultChanged(object): a new :class:`~core.snapshot.Snapshot`.
+        resultChanged(object): a new :class:`~core.display.snapshot.Snapshot`.
         runFailed(str): a run failed with this sentence (also sent to errorRaised).
         busyChanged(bool), progress(done, total, message)
         errorRaised(str): one-sentence user error (shown in the status bar).
@@ -71,8 +71,8 @@ class AppState(QObject):
         self.worker.busyChanged.connect(self.busyChanged)
         self.worker.progress.connect(self.progress)
         self.worker.cancelled.connect(self._on_cancelled)
-        self.loaded = None  # core.models.LoadedModel
-        self.tree = None  # core.tree.ModuleTree
+        self.loaded = None  # core.loading.models.LoadedModel
+        self.tree = None  # core.engine.tree.ModuleTree
         self.model_args: dict = {}
         self.device = "cpu"
         self.image = None  # PIL RGB
@@ -89,7 +89,9 @@ class AppState(QObject):
         self.auto_run = True
         self.topk = 5
         self.snapshot: Snapshot | None = None
-        self.edits: list[dict] = []  # core.interventions edit dicts, applied in every run
+        self.edits: list[
+            dict
+        ] = []  # core.experiments.interventions edit dicts, applied in every run
         self.image_edits: list[dict] = []  # image edit dicts that made ``image`` from the file
         self.last_run_seconds: float | None = None
         self._run_id: int | None = None

@@ -21,7 +21,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
 from core.errors import HookScopeError
-from core.jobs import Cancelled, Reporter
+from core.reporting import Cancelled, Reporter
 
 PROGRESS_POLL_MS = 100
 

@@ -30,7 +30,7 @@ class ActivationsDock(BaseDock):
         self.refresh()
 
     def current(self):
-        """The selected :class:`~core.snapshot.LayerCall`, or None."""
+        """The selected :class:`~core.display.snapshot.LayerCall`, or None."""
         snap, st = self.state.snapshot, self.state
         if snap is None or not st.selected_layer:
             return None

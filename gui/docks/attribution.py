@@ -1,6 +1,6 @@
 """Attribution dock: guided backprop, saliency, SmoothGrad, IG, occlusion… on the current image.
 
-The method list and each method's parameters come from ``core.attribution`` (the parameter
+The method list and each method's parameters come from ``core.methods.attribution`` (the parameter
 form is built from the method's signature). Run goes through the worker with progress and
 cancel; the result is numpy only.
 """
@@ -21,16 +21,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import mosaic as mz
-from core.attribution_jobs import AttributionResult, attribution_job, attribution_params
-from core.render import robust_limit
+from core.display import mosaic as mz
+from core.display.render import robust_limit
+from core.jobs.attribution import AttributionResult, attribution_job, attribution_params
 from gui.docks.base import BaseDock, Panel
 from gui.widgets import colors
 from gui.widgets.job_control import DockJob
 from gui.widgets.panes import ImagePane
 
 try:
-    from core.attribution import ATTRIBUTION_METHODS
+    from core.methods.attribution import ATTRIBUTION_METHODS
 except ImportError:  # the engine is not in this build: the dock says so
     ATTRIBUTION_METHODS = {}
 
@@ -44,7 +44,7 @@ def _label(name: str) -> str:
 
 
 class ParamForm(QWidget):
-    """Editors for a method's options, built from its ``core.attribution.Param`` records."""
+    """Editors for a method's options, built from its ``core.methods.attribution.Param`` records."""
 
     def __init__(self, parent=None):
         super().__init__(parent)

@@ -25,6 +25,9 @@ from core.errors import HookScopeError
 from gui import figures
 from gui.qtutil import qimage_to_rgb
 
+LAYOUT_VERSION = 1
+"""Version of the dock layout saved in settings and sessions."""
+
 Panel = tuple[str, np.ndarray]
 """(title, uint8 RGB array (H, W, 3))."""
 

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.cam import CAM_METHODS
+from core.methods.cam import CAM_METHODS
 from gui.docks.base import BaseDock, Panel
 from gui.widgets import colors
 from gui.widgets.panes import ImagePane

@@ -2,8 +2,8 @@
 
 Difference maps (run − baseline) for the selected layer's activation and gradient (mean over
 channels), the CAM, and the input gradient, on a diverging colour map with zero at the centre;
-a table of class probabilities before / after / delta. ``core.compare`` does the arithmetic on
-the Snapshots' numpy arrays.
+a table of class probabilities before / after / delta. ``core.experiments.compare`` does the
+arithmetic on the Snapshots' numpy arrays.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.compare import RunView, compare_runs
-from core.experiment_jobs import channel_mean
-from core.interventions import describe_edit
+from core.experiments.compare import RunView, compare_runs
+from core.experiments.interventions import describe_edit
+from core.jobs.experiments import channel_mean
 from gui.docks.base import BaseDock, Panel
 from gui.widgets import colors
 from gui.widgets.layer_picker import LayerPicker
@@ -115,7 +115,7 @@ class CompareDock(BaseDock):
 
         self.baseline: RunView | None = None
         self.baseline_image: np.ndarray | None = None
-        self.comparison = None  # core.compare.Comparison
+        self.comparison = None  # core.experiments.compare.Comparison
         self.run_view: RunView | None = None
         self.levels: dict[str, float] = {}
         self.maps: dict[str, np.ndarray] = {}

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
 )
 
-from core.interventions import describe_edit
+from core.experiments.interventions import describe_edit
 from gui.docks.base import BaseDock
 from gui.widgets.scroll import make_scrollable
 

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import mosaic as mz
+from core.display import mosaic as mz
 from gui.docks.base import BaseDock, Panel
 from gui.widgets import colors
 from gui.widgets.layer_picker import LayerPicker

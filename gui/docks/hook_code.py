@@ -1,6 +1,6 @@
 """Hook code dock: the plain PyTorch hooks that do what the app does now, ready to copy.
 
-Text only (``core.hookcode.hook_code`` writes it; no torch runs here), refreshed when the
+Text only (``core.io.hookcode.hook_code`` writes it; no torch runs here), refreshed when the
 model, image, layers, target or edits change.
 """
 
@@ -10,7 +10,7 @@ from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QPushButton
 
 from core.errors import HookScopeError
-from core.hookcode import hook_code
+from core.io.hookcode import hook_code
 from gui.docks.base import BaseDock
 
 

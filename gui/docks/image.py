@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.spec import InputSpec
+from core.loading.spec import InputSpec
 from gui.docks.base import BaseDock
 from gui.qtutil import pil_to_rgb, qimage_to_rgb, rgb_to_pixmap
 

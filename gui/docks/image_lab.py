@@ -2,8 +2,9 @@
 
 The tutorial's shortcut test in three moves: a plain sky-blue image, a car pasted onto sky, a
 box over the part the model looks at. Each change is an image edit dict
-(``core.interventions.apply_image_edits``) kept in ``AppState.image_edits`` for sessions; the
-edited image becomes the current one, and the predictions before and after show at once.
+(``core.experiments.interventions.apply_image_edits``) kept in ``AppState.image_edits`` for
+sessions; the edited image becomes the current one, and the predictions before and after
+show at once.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import HookScopeError
-from core.experiment_jobs import before_after_job
-from core.images import load_image
-from core.interventions import apply_image_edits, crop_to_mask
+from core.experiments.interventions import apply_image_edits, crop_to_mask
+from core.jobs.experiments import before_after_job
+from core.loading.images import load_image
 from gui.docks.base import BaseDock, Panel
 from gui.docks.image import IMAGE_FILTER, sample_paths
 from gui.qtutil import pil_to_rgb
@@ -153,7 +154,7 @@ class ImageLabDock(BaseDock):
         self.mask_path: str | None = None
         self._crop = None  # (patch crop PIL, mask crop PIL, (left, top) in the patch)
         self._full_size = (0, 0)
-        self.result = None  # core.experiment_jobs.BeforeAfterResult
+        self.result = None  # core.jobs.experiments.BeforeAfterResult
         state.imageChanged.connect(self._on_image)
         self._on_image()
 

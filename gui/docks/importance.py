@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QSplitter,
 )
 
-from core.experiment_jobs import importance_job
+from core.jobs.experiments import importance_job
 from gui.docks.base import BaseDock, Panel
 from gui.widgets.job_control import DockJob
 from gui.widgets.panes import BACKGROUND, TEXT
@@ -113,7 +113,7 @@ class ImportanceDock(BaseDock):
         row.addWidget(self.ablate_button)
         self.body.addLayout(row)
 
-        self.result = None  # core.importance.ChannelImportance
+        self.result = None  # core.experiments.importance.ChannelImportance
         self.heights = np.zeros(0)
         self.job = DockJob(state, "importance", self.run_button, self.cancel_button, self.status)
         state.layersChanged.connect(lambda _: self._fill_layers())

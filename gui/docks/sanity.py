@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QCheckBox, QLabel, QPushButton
 
-from core.experiment_jobs import sanity_job
+from core.jobs.experiments import sanity_job
 from gui.docks.base import BaseDock, Panel
 from gui.widgets.job_control import DockJob
 from gui.widgets.panes import BACKGROUND, TEXT
@@ -53,7 +53,7 @@ class SanityDock(BaseDock):
         self.note.setWordWrap(True)
         self.body.addWidget(self.note)
 
-        self.report = None  # core.experiment_jobs.SanityReport
+        self.report = None  # core.jobs.experiments.SanityReport
         self.curves: dict[str, np.ndarray] = {}
         self.job = DockJob(
             state,

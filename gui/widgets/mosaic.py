@@ -1,7 +1,7 @@
 """FeatureView: every channel of one layer output as one tiled image, plus a channel close-up.
 
 Shared by the Activations and Gradients docks. The mosaic is ONE ``pg.ImageItem`` fed one
-array (built by :func:`core.mosaic.tile` in a single numpy step), so 2048 channels stay fast.
+array (built by :func:`core.display.mosaic.tile` in one numpy step), so 2048 channels stay fast.
 Vector outputs (K,) are shown as a bar plot instead.
 """
 
@@ -22,11 +22,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import mosaic as mz
-from gui.docks.base import Panel
+from core.display import mosaic as mz
 from gui.widgets import colors
 from gui.widgets.draw import bar_chart
 from gui.widgets.panes import BACKGROUND, TEXT, ImagePane
+
+Panel = tuple[str, np.ndarray]
+"""(title, uint8 RGB array (H, W, 3)), as docks export them."""
 
 SCALES = ("per channel", "shared")
 PAGE_MAPS, PAGE_BARS, PAGE_EMPTY = 0, 1, 2
@@ -50,7 +52,7 @@ class FeatureView(QWidget):
     Attributes:
         maps: The shown (C, h, w) maps, or None for a vector.
         vector: The shown (K,) vector, or None.
-        tiles: The current :class:`core.mosaic.Tiles` (None for a vector).
+        tiles: The current :class:`core.display.mosaic.Tiles` (None for a vector).
         selected: The channel in the close-up.
     """
 

@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.attribution import (
+from core.engine.hooks import hook_count
+from core.errors import HookScopeError
+from core.methods.attribution import (
     ATTRIBUTION_METHODS,
     attribute,
     guided_backprop,
@@ -19,10 +21,8 @@ from core.attribution import (
     saliency,
     smoothgrad,
 )
-from core.cam import compute_cam
-from core.errors import HookScopeError
-from core.hooks import hook_count
-from core.jobs import Cancelled, Reporter
+from core.methods.cam import compute_cam
+from core.reporting import Cancelled, Reporter
 from tests.core.conftest import image
 
 captum_attr = pytest.importorskip("captum.attr")

@@ -5,10 +5,10 @@ import re
 import pytest
 
 import main
+from core.engine.probe import run_probe
 from core.errors import HookScopeError
-from core.images import load_image, to_tensor
-from core.models import load_model
-from core.probe import run_probe
+from core.loading.images import load_image, to_tensor
+from core.loading.models import load_model
 from tests.catalogue import CASES, cli_args, prepare
 
 
@@ -21,7 +21,7 @@ def run_core(fields):
     )
     x = to_tensor(load_image(fields["image"]), lm.input_spec)
     if fields["cam"]:
-        from core.cam import compute_cam
+        from core.methods.cam import compute_cam
 
         return compute_cam(
             lm.model, x, fields["layers"], "gradcam", fields["target"], class_names=lm.class_names

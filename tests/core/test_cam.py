@@ -11,13 +11,14 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from core.cam import CAM_METHODS, cam_from_probe, compute_cam
+from core.engine.hooks import HookSession, hook_count
+from core.engine.probe import run_probe
 from core.errors import HookScopeError
-from core.hooks import HookSession, hook_count
-from core.images import load_image, to_tensor
-from core.interventions import edit_from_dict
-from core.jobs import Cancelled, Reporter, load_job, probe_job
-from core.probe import run_probe
+from core.experiments.interventions import edit_from_dict
+from core.jobs.probe import load_job, probe_job
+from core.loading.images import load_image, to_tensor
+from core.methods.cam import CAM_METHODS, cam_from_probe, compute_cam
+from core.reporting import Cancelled, Reporter
 from tests.core.conftest import image
 
 pgc = pytest.importorskip("pytorch_grad_cam")
@@ -271,7 +272,9 @@ def test_probe_job_cams_equal_compute_cam_with_and_without_edits(monkeypatch):
     ):
         with monkeypatch.context() as m:
             if not edits:  # the probe's records stand in for the CAM's own pass
-                m.setattr("core.cam.compute_cam", lambda *a, **k: pytest.fail("second pass"))
+                m.setattr(
+                    "core.methods.cam.compute_cam", lambda *a, **k: pytest.fail("second pass")
+                )
             snap = probe_job(Reporter(), lm, img, layers, 1, "gradcam++", [cam_layer], edits=edits)
         with contextlib.ExitStack() as stack:
             for d in edits:

@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 import core.demo as demo
-from core.cam import compute_cam
 from core.demo.scenes import CLASS_NAMES, SAMPLE_SCALE, make_dataset, make_scene
+from core.methods.cam import compute_cam
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 AIRPLANE, CAR = CLASS_NAMES.index("airplane"), CLASS_NAMES.index("car")
@@ -157,8 +157,9 @@ def test_generator_is_deterministic():
 def test_a_demo_run_does_not_import_torchvision():
     # Importing torchvision costs ~1.4 s; the demo's first run (the app's start) must not pay it.
     code = (
-        "import sys; from core.jobs import Reporter, load_job, probe_job;"
-        "from core.images import load_image;"
+        "import sys; from core.reporting import Reporter;"
+        "from core.jobs.probe import load_job, probe_job;"
+        "from core.loading.images import load_image;"
         "lm, _ = load_job(Reporter(), 'demo');"
         "img = load_image('resources/samples/airplane_sky.png');"
         "probe_job(Reporter(), lm, img, ['features.block3', 'fc'], None, 'gradcam',"

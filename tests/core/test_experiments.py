@@ -9,19 +9,19 @@ import torch
 from PIL import Image
 from torch import nn
 
-from core.compare import RunView, before_after, compare_runs, top_deltas
+from core.engine.guard import state_checksum
+from core.engine.hooks import hook_count
+from core.engine.probe import run_probe
 from core.errors import HookScopeError
-from core.guard import state_checksum
-from core.hookcode import hook_code
-from core.hooks import hook_count
-from core.images import load_image, to_tensor
-from core.importance import channel_importance
-from core.interventions import ActEdit, GradEdit, crop_to_mask, paste_object
-from core.jobs import Cancelled, Reporter
-from core.models import load_model
-from core.probe import run_probe
-from core.sanity import cascading_randomization, rankdata, spearman
-from core.session import SESSION_VERSION, Session
+from core.experiments.compare import RunView, before_after, compare_runs, top_deltas
+from core.experiments.importance import channel_importance
+from core.experiments.interventions import ActEdit, GradEdit, crop_to_mask, paste_object
+from core.experiments.sanity import cascading_randomization, rankdata, spearman
+from core.io.hookcode import hook_code
+from core.io.session import SESSION_VERSION, Session
+from core.loading.images import load_image, to_tensor
+from core.loading.models import load_model
+from core.reporting import Cancelled, Reporter
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "resources" / "samples"
@@ -161,8 +161,8 @@ def test_sanity_restores_weights_when_cancelled(loaded):
 
 
 def test_sanity_correlation_falls_on_the_demo():
-    pytest.importorskip("core.cam")
-    pytest.importorskip("core.attribution")
+    pytest.importorskip("core.methods.cam")
+    pytest.importorskip("core.methods.attribution")
     lm = load_model("demo:clean")
     import core.demo
 
@@ -184,7 +184,7 @@ def test_sanity_correlation_falls_on_the_demo():
 
 
 def test_sanity_guided_backprop_runs_and_restores(loaded):
-    pytest.importorskip("core.attribution")
+    pytest.importorskip("core.methods.attribution")
     lm, x = loaded
     before = state_checksum(lm.model)
     res = cascading_randomization(lm.model, x, methods=["guided_backprop"], layers=["fc", "layer4"])
@@ -230,7 +230,7 @@ def test_hook_code_on_the_demo_with_in_place_layers():
     lm = load_model("demo:clean")
     img = str(SAMPLES / "car_road.png")
     occlude = [{"op": "occlude", "box": [0, 0, 30, 30], "colour": [0, 0, 0]}]
-    from core.interventions import apply_image_edits
+    from core.experiments.interventions import apply_image_edits
 
     x = to_tensor(apply_image_edits(load_image(img), occlude), lm.input_spec)
     # bn2's output is changed in place by `out += identity`; relu1 is ReLU(inplace=True).

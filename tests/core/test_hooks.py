@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from core.hooks import HookSession, hook_count
+from core.engine.hooks import HookSession, hook_count
 
 
 def golden_model():

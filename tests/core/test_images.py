@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 
 from core.errors import HookScopeError
-from core.images import load_image, occlude, paste, preprocess, solid, to_display, to_tensor
-from core.spec import InputSpec
+from core.loading.images import load_image, occlude, paste, preprocess, solid, to_display, to_tensor
+from core.loading.spec import InputSpec
 
 
 def gradient_rgb(w=40, h=30):

@@ -8,10 +8,11 @@ import torch
 from PIL import Image
 from torch import nn
 
+from core.engine.guard import state_checksum
+from core.engine.hooks import hook_count
+from core.engine.probe import run_probe
 from core.errors import HookScopeError
-from core.guard import state_checksum
-from core.hooks import hook_count
-from core.interventions import (
+from core.experiments.interventions import (
     ActEdit,
     GradEdit,
     apply_image_edits,
@@ -20,8 +21,7 @@ from core.interventions import (
     parse_edit_flag,
     paste_object,
 )
-from core.models import load_model
-from core.probe import run_probe
+from core.loading.models import load_model
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 
@@ -253,7 +253,7 @@ def test_apply_image_edits(tmp_path):
 
 # -- the demo: the issue's headline experiments -----------------------------------------------
 def test_demo_gradient_doubled():
-    from core.images import load_image, to_tensor
+    from core.loading.images import load_image, to_tensor
 
     lm = load_model("demo")
     x = to_tensor(load_image(SAMPLES / "car_on_sky.png"), lm.input_spec)
@@ -270,7 +270,7 @@ def test_scorecam_sees_activation_edits(resnet):
     """ScoreCAM's fast scoring copy must not drop the user's hooks."""
     import copy
 
-    from core.cam import compute_cam
+    from core.methods.cam import compute_cam
 
     model, x = resnet
     with ActEdit(model, "fc", op="zero"):

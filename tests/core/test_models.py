@@ -11,7 +11,7 @@ import torchvision
 from torch import nn
 
 from core.errors import HookScopeError
-from core.models import load_model, pick_device
+from core.loading.models import load_model, pick_device
 
 
 def test_torchvision_random_init_has_imagenet_names_and_spec():
@@ -233,7 +233,7 @@ def test_demo_specs():
 
 
 def test_random_weights_are_the_same_model_every_time_and_leave_the_rng_alone():
-    from core.guard import state_checksum
+    from core.engine.guard import state_checksum
 
     torch.manual_seed(123)
     expected = torch.rand(3)

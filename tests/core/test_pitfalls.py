@@ -7,9 +7,9 @@ import torch
 import torchvision
 from torch import nn
 
+from core.engine.hooks import HookSession, hook_count
+from core.engine.probe import run_probe
 from core.errors import HookScopeError
-from core.hooks import HookSession, hook_count
-from core.probe import run_probe
 
 torch.manual_seed(0)
 

@@ -5,9 +5,9 @@ import torch
 import torchvision
 from torch import nn
 
+from core.engine.probe import run_probe, tensor_stats
 from core.errors import HookScopeError
-from core.models import load_model
-from core.probe import run_probe, tensor_stats
+from core.loading.models import load_model
 from tests.core.test_hooks import golden_model
 
 

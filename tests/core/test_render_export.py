@@ -7,16 +7,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.errors import HookScopeError
-from core.export import load_arrays, save_arrays, sidecar_path
-from core.mosaic import channel_order, tile
-from core.render import (
+from core.display.mosaic import channel_order, tile
+from core.display.render import (
     blend,
     gradient_to_rgb,
     normalize,
     normalize_signed,
     upsample,
 )
+from core.errors import HookScopeError
+from core.io.export import load_arrays, save_arrays, sidecar_path
 
 
 def test_normalize_min_max_and_constant():

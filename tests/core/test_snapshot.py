@@ -7,11 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from core.jobs import Reporter, probe_job
-from core.models import LoadedModel
-from core.snapshot import default_layers
-from core.spec import InputSpec
-from core.tree import build_tree
+from core.display.snapshot import default_layers
+from core.engine.tree import build_tree
+from core.jobs.probe import probe_job
+from core.loading.models import LoadedModel
+from core.loading.spec import InputSpec
+from core.reporting import Reporter
 
 
 def tiny() -> LoadedModel:

@@ -4,9 +4,9 @@ import torch
 import torchvision
 from torch import nn
 
-from core.hooks import hook_count
-from core.spec import InputSpec
-from core.tree import build_tree
+from core.engine.hooks import hook_count
+from core.engine.tree import build_tree
+from core.loading.spec import InputSpec
 
 
 def test_resnet18_tree():

@@ -33,7 +33,7 @@ def _model_cache():
 def cached_loads(monkeypatch, _model_cache):
     """Load each plain spec once per session (loading is not what these tests are about)."""
     import gui.state
-    from core import jobs
+    from core.jobs import probe as jobs
 
     real = jobs.load_job
 

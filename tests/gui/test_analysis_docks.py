@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.cam import CAM_METHODS
-from core.hooks import hook_count
-from core.render import normalize
+from core.display.render import normalize
+from core.engine.hooks import hook_count
+from core.methods.cam import CAM_METHODS
 from tests.gui.conftest import RUN_TIMEOUT_MS
 
 

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from core.guard import state_checksum
+from core.engine.guard import state_checksum
 from gui.docks.image import SAMPLES_DIR
 from tests.gui.conftest import RUN_TIMEOUT_MS
 

@@ -8,8 +8,8 @@ import time
 import pytest
 from PySide6.QtCore import QTimer
 
+from core.engine.hooks import hook_count
 from core.errors import HookScopeError
-from core.hooks import hook_count
 from gui.worker import Worker
 from tests.gui.conftest import RUN_TIMEOUT_MS
 
@@ -125,8 +125,9 @@ def test_cancel_stops_a_long_run_and_leaves_no_hooks(make_window, qtbot):
 
 @pytest.mark.parametrize("when", ["before", "during"])
 def test_probe_job_cancel_raises_cancelled(when):
-    from core.images import solid
-    from core.jobs import Cancelled, Reporter, load_job, probe_job
+    from core.jobs.probe import load_job, probe_job
+    from core.loading.images import solid
+    from core.reporting import Cancelled, Reporter
 
     lm, tree = load_job(Reporter(), "torchvision:resnet18")
     reporter = Reporter()

@@ -1,66 +1,25 @@
-"""Long jobs as plain functions that report progress and can be cancelled.
-
-A job takes a ``Reporter``; the GUI wraps it in one worker thread, the CLI in a
-tqdm bar. Cancel is cooperative: the job calls ``reporter.check()`` between
-batches and :class:`Cancelled` unwinds through its ``finally`` blocks, so hooks
-are removed and model state is restored.
-"""
+"""Jobs the app's worker and the CLI both run: load a model, probe it and compute CAMs."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+from core.display.snapshot import make_snapshot
+from core.engine.probe import run_probe
+from core.engine.runtime import torch_threads
+from core.engine.tree import build_tree
+from core.errors import HookScopeError
+from core.experiments.interventions import edit_from_dict
+from core.loading.images import to_tensor
+from core.loading.models import load_model
+from core.methods.cam import cam_from_probe, compute_cam
+from core.reporting import Reporter
 
 
-class Cancelled(Exception):
-    """Raised inside a job when the user asked it to stop."""
-
-
-class Reporter:
-    """Progress sink and cancel flag shared between a job and whoever runs it.
-
-    Args:
-        on_progress: Called as ``on_progress(done, total, message)``; may be None.
-    """
-
-    def __init__(self, on_progress: Callable[[int, int, str], None] | None = None):
-        self._on_progress = on_progress
-        self._cancel = threading.Event()
-
-    def cancel(self) -> None:
-        """Ask the job to stop at its next check."""
-        self._cancel.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    def check(self) -> None:
-        """Raise :class:`Cancelled` if cancel was requested."""
-        if self._cancel.is_set():
-            raise Cancelled("The run was cancelled.")
-
-    def progress(self, done: int, total: int, message: str = "") -> None:
-        """Report ``done`` of ``total`` steps, then honour a pending cancel."""
-        if self._on_progress is not None:
-            self._on_progress(done, total, message)
-        self.check()
-
-
-def quiet() -> Reporter:
-    """Return a fresh reporter that reports nowhere."""
-    return Reporter()
-
-
-# -- jobs the GUI runs in its worker (added by the GUI; plain functions, no Qt) -------------
 def load_job(reporter: Reporter, spec: str, weights=None, trust_pickle=False, device="cpu"):
     """Load a model and describe its tree (the dry run) off the UI thread.
 
     Returns:
         ``(LoadedModel, ModuleTree)``.
     """
-    from core.models import load_model
-    from core.tree import build_tree
 
     reporter.progress(0, 2, f"Loading {spec}…")
     lm = load_model(spec, weights, trust_pickle=trust_pickle, device=device)
@@ -88,29 +47,23 @@ def probe_job(
 
     Args:
         reporter: Progress and cancel; cancel is also checked before every module's forward.
-        loaded: The :class:`~core.models.LoadedModel`.
+        loaded: The :class:`~core.loading.models.LoadedModel`.
         image: A PIL image.
         layers: Layer names to hook.
         target: None (top-1), class index or name.
-        cam_method: A key of ``core.cam.CAM_METHODS``, or None for no CAM.
+        cam_method: A key of ``core.methods.cam.CAM_METHODS``, or None for no CAM.
         cam_layers: Layers to compute CAM maps for.
         spec: Input spec overriding ``loaded.input_spec`` (edited size / normalisation).
         k: Top-k size.
-        edits: Gradient / activation edit dicts (``core.interventions.edit_from_dict``),
+        edits: Gradient / activation edit dicts (``core.experiments.interventions.edit_from_dict``),
             active during the probe and the CAM, so every view shows the edited model.
-        threads: Intra-op threads for this job (``core.runtime.threads_for``); None: as is.
+        threads: Intra-op threads for this job (``core.engine.runtime.threads_for``); None: as is.
 
     Returns:
-        A :class:`~core.snapshot.Snapshot`.
+        A :class:`~core.display.snapshot.Snapshot`.
     """
     import contextlib
     import time
-
-    from core.images import to_tensor
-    from core.interventions import edit_from_dict
-    from core.probe import run_probe
-    from core.runtime import torch_threads
-    from core.snapshot import make_snapshot
 
     # The whole job, snapshot included: switching the thread count back and forth between
     # its parts would restart torch's thread pool mid-job.
@@ -166,8 +119,6 @@ def _cams(reporter: Reporter, loaded, x, layers, method, target, probe=None):
 
     Gradient methods on layers ``probe`` recorded need no second pass.
     """
-    from core.cam import cam_from_probe, compute_cam
-    from core.errors import HookScopeError
 
     try:
         maps = cam_from_probe(loaded.model, x, probe, layers, method) if probe else None

@@ -25,14 +25,15 @@ import torch
 from PIL import Image
 from torch import nn
 
+from core.engine.hooks import flatten_parts, resolve_modules
 from core.errors import HookScopeError
-from core.hooks import flatten_parts, resolve_modules
+from core.loading.images import load_image, occlude, paste, solid, to_rgb
 
 GRAD_OPS = ("scale", "clip", "zero", "noise")
 ACT_OPS = ("zero", "scale", "mean", "topk")
 
 
-def _main_tensor(obj: Any) -> torch.Tensor | None:
+def main_tensor(obj: Any) -> torch.Tensor | None:
     """The first tensor of a module output (the part HookScope calls ``output``)."""
     parts = flatten_parts(obj)
     return parts[0][1] if parts else None
@@ -129,7 +130,7 @@ class GradEdit(_Hooks):
         self._handles.append(self.module.register_forward_hook(self._forward_hook))
 
     def _forward_hook(self, module, args, output):
-        out = _main_tensor(output)
+        out = main_tensor(output)
         if out is not None and out.requires_grad and torch.is_grad_enabled():
             out.register_hook(self._tensor_hook)
 
@@ -392,7 +393,6 @@ def paste_object(
         xy: Top-left corner in ``img`` pixels (may be partly outside).
         size: Resize patch and mask to (w, h) first.
     """
-    from core.images import paste
 
     if isinstance(mask, np.ndarray):
         arr = mask.astype(bool).astype(np.uint8) * 255 if mask.dtype == bool else mask
@@ -438,10 +438,9 @@ def apply_image_edits(img: Image.Image, edits: Sequence[dict], load=None) -> Ima
     Args:
         img: Starting image.
         edits: Edits, applied in order.
-        load: Function path → PIL image (default ``core.images.load_image``; masks are read
+        load: Function path → PIL image (default ``core.loading.images.load_image``; masks are read
             as greyscale with pillow).
     """
-    from core.images import load_image, occlude, solid, to_rgb
 
     out = to_rgb(img)
     for d in edits:

@@ -7,6 +7,8 @@ import hashlib
 import torch
 from torch import nn
 
+from core.engine.hooks import hook_count
+
 
 def state_checksum(model: nn.Module) -> str:
     """SHA-256 over every state_dict entry's name, dtype, shape and bytes."""
@@ -25,6 +27,5 @@ def training_flags(model: nn.Module) -> list[bool]:
 
 def fingerprint(model: nn.Module) -> tuple[str, tuple[bool, ...], int]:
     """(weights checksum, training flags, hooks left) — equal before and after any run."""
-    from core.hooks import hook_count
 
     return state_checksum(model), tuple(training_flags(model)), hook_count(model)

@@ -26,10 +26,10 @@ class Session:
         weights: State-dict file, or None.
         image: Input image path, or None (the demo's default).
         image_edits: Image edit dicts in order (``paste`` / ``solid`` / ``occlude``, see
-            ``core.interventions.apply_image_edits``).
+            ``core.experiments.interventions.apply_image_edits``).
         layers: Ticked layers.
         target: Class index or name, or None for top-1.
-        cam_method: Key of ``core.cam.CAM_METHODS``, or None.
+        cam_method: Key of ``core.methods.cam.CAM_METHODS``, or None.
         cam_layers: Layers to compute CAMs for.
         cam_params: Extra CAM parameters (batch size, smoothing...).
         grad_edits: Gradient edit dicts (``GradEdit.to_dict()``).

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from core.hooks import flatten_parts
-from core.spec import InputSpec
+from core.engine.hooks import flatten_parts
+from core.loading.spec import InputSpec
 
 
 @dataclass

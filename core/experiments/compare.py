@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.probe import _forward, eval_mode, model_device
-from core.targets import class_name, logits_of
+from core.engine.probe import eval_mode, forward_model, model_device
+from core.engine.targets import class_name, logits_of
 
 TopK = Sequence[tuple[int, str | None, float]]
 
@@ -45,7 +45,7 @@ class RunView:
 
     @classmethod
     def from_snapshot(cls, snap, label: str = "") -> RunView:
-        """From a :class:`core.snapshot.Snapshot` (first call of each layer)."""
+        """From a :class:`core.display.snapshot.Snapshot` (first call of each layer)."""
         acts, grads = {}, {}
         for name, calls in snap.layers.items():
             if calls:
@@ -58,7 +58,7 @@ class RunView:
 
     @classmethod
     def from_probe(cls, result, cams: Mapping[str, np.ndarray] | None = None, label: str = ""):
-        """From a :class:`core.probe.ProbeResult` (first sample, first call of each layer)."""
+        """From a ``ProbeResult`` (first sample, first call of each layer)."""
 
         def first(t):
             t = t.detach().float().cpu()
@@ -221,7 +221,7 @@ def before_after(
     probs = []
     with eval_mode(model), torch.no_grad():
         for x in (x_before, x_after):
-            logits = logits_of(_forward(model, x.detach()[:1].to(device)))
+            logits = logits_of(forward_model(model, x.detach()[:1].to(device)))
             probs.append(torch.softmax(logits.float().reshape(1, -1), 1)[0].cpu().numpy())
 
     def topk(p: np.ndarray):

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.engine.hooks import resolve_modules
+from core.engine.probe import eval_mode, forward_model, model_device
+from core.engine.targets import Target, class_name, logits_of, resolve_target
 from core.errors import HookScopeError
-from core.hooks import resolve_modules
-from core.interventions import _main_tensor
-from core.jobs import Reporter
-from core.probe import _forward, eval_mode, model_device
-from core.targets import Target, class_name, logits_of, resolve_target
+from core.experiments.interventions import main_tensor
+from core.reporting import Reporter
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def channel_importance(
     shape_box: dict[str, tuple[int, ...]] = {}
 
     def hook(mod, args, output):
-        out = _main_tensor(output)
+        out = main_tensor(output)
         if out is None or out.dim() < 2:
             raise HookScopeError(
                 f"Layer '{layer}' has no channel dimension to ablate; pick a layer whose "
@@ -104,7 +104,7 @@ def channel_importance(
     handle = module.register_forward_hook(hook)
     try:
         with eval_mode(model), torch.no_grad():
-            logits = logits_of(_forward(model, x)).float().reshape(1, -1)
+            logits = logits_of(forward_model(model, x)).float().reshape(1, -1)
             resolved = resolve_target(target, logits, class_names)
             base = float(torch.softmax(logits, 1)[0, resolved])
             if "shape" not in shape_box:
@@ -123,7 +123,7 @@ def channel_importance(
                 mask_box["mask"] = mask
                 # A real copy per item: an in-place first layer cannot write to a broadcast view.
                 batch = x.expand(len(chans), *x.shape[1:]).contiguous()
-                out = logits_of(_forward(model, batch))
+                out = logits_of(forward_model(model, batch))
                 p = torch.softmax(out.float().reshape(len(chans), -1), 1)[:, resolved]
                 probs[start : start + len(chans)] = p.cpu().double().numpy()
                 reporter.progress(b + 1, len(batches), f"Channels {start}–{chans[-1]} of {n}")

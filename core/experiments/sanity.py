@@ -16,11 +16,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.engine.hooks import resolve_modules
+from core.engine.probe import eval_mode, forward_model
+from core.engine.targets import Target, logits_of, resolve_target
 from core.errors import HookScopeError
-from core.hooks import resolve_modules
-from core.jobs import Reporter
-from core.probe import _forward, eval_mode
-from core.targets import Target, logits_of, resolve_target
+from core.methods.attribution import guided_backprop  # lazily: written alongside
+from core.methods.cam import CAM_METHODS, compute_cam
+from core.reporting import Reporter
 
 # (model, x, target class) -> 2-D map
 Explainer = Callable[[nn.Module, torch.Tensor, int], np.ndarray]
@@ -92,7 +94,7 @@ def parametrised_layers(model: nn.Module, x: torch.Tensor) -> list[str]:
         for name, m in owners.items():
             handles.append(m.register_forward_pre_hook(note(name)))
         with eval_mode(model), torch.no_grad():
-            _forward(model, x)
+            forward_model(model, x)
     finally:
         for h in handles:
             h.remove()
@@ -107,7 +109,6 @@ def _explainers(methods, cam_layer: str | None) -> dict[str, Explainer]:
             out[getattr(m, "__name__", f"method{len(out)}")] = m
             continue
         if m in ("guided_backprop", "guided-backprop", "guided"):
-            from core.attribution import guided_backprop  # lazily: written alongside
 
             def gbp(model, x, target, _f=guided_backprop):
                 # Rank the magnitude, summed over colour channels (as Adebayo et al.).
@@ -115,7 +116,6 @@ def _explainers(methods, cam_layer: str | None) -> dict[str, Explainer]:
 
             out["guided_backprop"] = gbp
             continue
-        from core.cam import CAM_METHODS, compute_cam
 
         if m not in CAM_METHODS:
             raise HookScopeError(
@@ -189,7 +189,7 @@ def cascading_randomization(
     Args:
         model: The model; its weights are changed during the run and restored bit-for-bit.
         x: One input (1, C, H, W).
-        methods: Names from ``core.cam.CAM_METHODS``, ``guided_backprop``, or callables
+        methods: Names from ``core.methods.cam.CAM_METHODS``, ``guided_backprop``, or callables
             ``(model, x, target) -> (H, W) array``.
         cam_layer: Layer for the CAM methods.
         target: Class to explain (default: the top-1 class with the real weights); kept fixed.
@@ -219,7 +219,7 @@ def cascading_randomization(
     try:
         with eval_mode(model):
             with torch.no_grad():
-                logits = logits_of(_forward(model, x)).float().reshape(1, -1)
+                logits = logits_of(forward_model(model, x)).float().reshape(1, -1)
             tgt = resolve_target(target, logits, class_names)
             if callable(tgt):
                 raise HookScopeError("The sanity check needs a class index or name as target.")

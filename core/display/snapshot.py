@@ -1,6 +1,6 @@
 """Snapshot: one probe's results as frozen numpy data, ready for a view that never sees tensors.
 
-Built in the worker thread from a :class:`~core.probe.ProbeResult` (and CAM maps), so the GUI
+Built in the worker thread from a :class:`~core.engine.probe.ProbeResult` (and CAM maps), so the GUI
 only draws arrays and never runs torch.
 """
 
@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from core.images import to_display
-from core.probe import ProbeResult, tensor_stats
-from core.spec import InputSpec
-from core.tree import ModuleTree
+from core.engine.probe import ProbeResult, tensor_stats
+from core.engine.tree import ModuleTree
+from core.loading.images import to_display
+from core.loading.spec import InputSpec
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.jobs import Reporter
+from core.engine.guard import state_checksum
+from core.engine.targets import class_name
+from core.errors import HookScopeError
+from core.experiments.compare import before_after
+from core.experiments.importance import channel_importance
+from core.experiments.sanity import cascading_randomization
+from core.loading.images import to_tensor
+from core.reporting import Reporter
 
 
 @dataclass(frozen=True)
@@ -18,9 +25,9 @@ class SanityReport:
     """A cascading randomisation and the proof that the real weights came back.
 
     Attributes:
-        result: The :class:`~core.sanity.SanityResult` (numpy maps and correlations).
+        result: The :class:`~core.experiments.sanity.SanityResult` (numpy maps and correlations).
         methods: Method names in plot order.
-        checksum_before: ``core.guard.state_checksum`` before the run.
+        checksum_before: ``core.engine.guard.state_checksum`` before the run.
         checksum_after: The same after it (equal when the weights were restored).
         target_name: Name of the explained class, if known.
     """
@@ -40,10 +47,8 @@ def importance_job(reporter: Reporter, loaded, image, layer: str, target=None, *
     """Rank the channels of ``layer`` by the target-probability drop when each is zeroed.
 
     Returns:
-        A :class:`~core.importance.ChannelImportance` (numpy arrays only).
+        A :class:`~core.experiments.importance.ChannelImportance` (numpy arrays only).
     """
-    from core.images import to_tensor
-    from core.importance import channel_importance
 
     x = to_tensor(image, spec or loaded.input_spec)
     return channel_importance(
@@ -65,11 +70,6 @@ def sanity_job(
 
     CAM methods without a ``cam_layer`` are dropped (guided backprop needs none).
     """
-    from core.errors import HookScopeError
-    from core.guard import state_checksum
-    from core.images import to_tensor
-    from core.sanity import cascading_randomization
-    from core.targets import class_name
 
     methods = tuple(m for m in methods if cam_layer or m in ("guided_backprop", "guided"))
     if not methods:
@@ -104,7 +104,7 @@ class BeforeAfterResult:
 
     Attributes:
         before, after: Top-k lists ``(class_index, class_name or None, prob)``.
-        classes: :class:`~core.compare.ClassDelta` for the union of both lists.
+        classes: :class:`~core.experiments.compare.ClassDelta` for the union of both lists.
         edit: The image edit dict that was applied.
     """
 
@@ -118,8 +118,6 @@ def before_after_job(
     reporter: Reporter, loaded, image_before, image_after, edit: dict, *, spec=None, k: int = 5
 ) -> BeforeAfterResult:
     """Top-k of an image before and after an edit (one forward each, no gradients)."""
-    from core.compare import before_after
-    from core.images import to_tensor
 
     spec = spec or loaded.input_spec
     reporter.progress(0, 1, "Predicting before and after…")

@@ -10,15 +10,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.jobs import Reporter
+from core.engine.probe import eval_mode, model_device
+from core.engine.targets import class_name, logits_of, resolve_target
+from core.errors import HookScopeError
+from core.loading.images import to_display, to_tensor
+from core.methods.attribution import ATTRIBUTION_METHODS, attribute
+from core.reporting import Reporter
 
 
 def attribution_params(method: str) -> tuple:
-    """The options of an attribution method (``core.attribution.Param`` records).
+    """The options of an attribution method (``core.methods.attribution.Param`` records).
 
     They come from the registry, so the GUI form, the CLI and the method never disagree.
     """
-    from core.attribution import ATTRIBUTION_METHODS
 
     return tuple(ATTRIBUTION_METHODS[method].params)
 
@@ -28,7 +32,7 @@ class AttributionResult:
     """One attribution run as numpy data (the GUI never sees tensors).
 
     Attributes:
-        method: Key of ``core.attribution.ATTRIBUTION_METHODS``.
+        method: Key of ``core.methods.attribution.ATTRIBUTION_METHODS``.
         params: The parameters used.
         target: Explained class index (None for a callable target).
         target_name: Its name, if known.
@@ -57,9 +61,9 @@ def attribution_job(
 
     Args:
         reporter: Progress and cancel (passed to the method when it takes one).
-        loaded: The :class:`~core.models.LoadedModel`.
+        loaded: The :class:`~core.loading.models.LoadedModel`.
         image: A PIL image.
-        method: A key of ``core.attribution.ATTRIBUTION_METHODS``.
+        method: A key of ``core.methods.attribution.ATTRIBUTION_METHODS``.
         params: Keyword parameters for the method (see :func:`attribution_params`).
         target: None (top-1), class index or name.
         spec: Input spec overriding ``loaded.input_spec``.
@@ -67,12 +71,6 @@ def attribution_job(
     import time
 
     import torch
-
-    from core.attribution import ATTRIBUTION_METHODS, attribute
-    from core.errors import HookScopeError
-    from core.images import to_display, to_tensor
-    from core.probe import eval_mode, model_device
-    from core.targets import class_name, logits_of, resolve_target
 
     if method not in ATTRIBUTION_METHODS:
         raise HookScopeError(

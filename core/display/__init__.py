@@ -1,0 +1,1 @@
+"""Numbers to pictures without Qt: normalisation, channel mosaics, the snapshot a run shows."""

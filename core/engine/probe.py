@@ -1,0 +1,216 @@
+"""One forward and one backward for a target: logits, top-k, records, input gradient."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from core.engine.hooks import HookSession, Record
+from core.engine.targets import Target, class_name, logits_of, resolve_target, target_scores
+from core.errors import HookScopeError
+from core.reporting import Cancelled
+
+DEFAULT_MAX_BYTES = 1 << 30
+"""Records beyond 1 GiB are dropped (with a note) so a big model cannot exhaust memory."""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one probe saw.
+
+    Attributes:
+        logits: Model scores (N, K), on CPU.
+        probs: Softmax of ``logits``.
+        topk: ``(class_index, class_name or None, prob)`` for the first sample, best first.
+        target: The explained class index (None for a callable target).
+        target_name: Its name, if known.
+        records: Layer name → one :class:`Record` per call, with gradients.
+        input_grad: Gradient of the target score wrt the input (1, C, H, W), or None.
+        param_grad_norms: Layer → L2 norm of the gradient of its parameters (None if frozen).
+        dropped: Calls not kept because of the memory cap.
+        seconds: Wall time of forward + backward.
+        notes: Things the user should know (e.g. why gradients are missing).
+    """
+
+    logits: torch.Tensor
+    probs: torch.Tensor
+    topk: list[tuple[int, str | None, float]]
+    target: int | None
+    target_name: str | None
+    records: dict[str, list[Record]]
+    input_grad: torch.Tensor | None
+    param_grad_norms: dict[str, float | None] = field(default_factory=dict)
+    dropped: int = 0
+    seconds: float = 0.0
+    notes: tuple[str, ...] = ()
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module):
+    """Run in eval mode, then give every submodule back its own training flag."""
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, mode in modes.items():
+            m.train(mode)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Device of the first parameter or buffer (CPU for a parameter-free model)."""
+    for t in [*model.parameters(), *model.buffers()]:
+        return t.device
+    return torch.device("cpu")
+
+
+def run_probe(
+    model: nn.Module,
+    x: torch.Tensor,
+    layers: Iterable[str],
+    target: Target = None,
+    *,
+    class_names: Sequence[str] | None = None,
+    k: int = 5,
+    grads: bool = True,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    dtype: torch.dtype | None = None,
+    edits: Sequence = (),
+) -> ProbeResult:
+    """Run one forward and one backward with hooks on ``layers``.
+
+    Gradients come from ``torch.autograd.grad`` on the input and the hooked layers'
+    parameters, so the model's ``.grad`` fields are never touched and frozen models still
+    give input and activation gradients.
+
+    Args:
+        model: Any module; run in eval mode, the user's modes restored after.
+        x: Input batch (N, C, H, W); the first sample is explained.
+        layers: Qualified module names to record.
+        target: None (top-1), class index, class name, or callable(output) -> score.
+        class_names: For names in top-k and string targets.
+        k: How many classes to list.
+        grads: False for a forward-only probe.
+        max_bytes: Cap on recorded bytes (see :class:`HookSession`); None for no cap.
+        dtype: Storage dtype for records (e.g. ``torch.float16``).
+        edits: Context managers entered around the pass (e.g. interventions).
+    """
+    layers = list(dict.fromkeys(layers))
+    device = model_device(model)
+    notes: list[str] = []
+    x = x.detach().to(device).clone().requires_grad_(grads)
+    start = time.perf_counter()
+    with eval_mode(model), torch.enable_grad() if grads else torch.no_grad():
+        session = HookSession(model, layers, grads=grads, max_bytes=max_bytes, dtype=dtype)
+        with session, contextlib.ExitStack() as stack:
+            for edit in edits:
+                stack.enter_context(edit)
+            output = forward_model(model, x)
+            logits = logits_of(output)
+            _check_logits(logits)
+            resolved = resolve_target(target, logits, class_names)
+            input_grad, norms = None, {}
+            if grads:
+                input_grad, norms = _backward(session, output, resolved, x, notes)
+    seconds = time.perf_counter() - start
+    silent = [name for name, recs in session.records.items() if not recs]
+    if silent:
+        raise HookScopeError(
+            f"Layer '{silent[0]}' did not run in the forward pass, so nothing was recorded; "
+            "pick a layer the forward actually calls."
+        )
+    if session.dropped:
+        notes.append(
+            f"{session.dropped} layer call(s) were not kept because records passed the "
+            "memory cap; hook fewer layers or raise the cap."
+        )
+    logits = logits.detach().float().cpu().reshape(logits.shape[0], -1)
+    probs = torch.softmax(logits, dim=1)
+    values, idx = probs[0].topk(min(k, probs.shape[1]))
+    topk = [(int(i), class_name(int(i), class_names), float(v)) for v, i in zip(values, idx)]
+    return ProbeResult(
+        logits=logits,
+        probs=probs,
+        topk=topk,
+        target=resolved if isinstance(resolved, int) else None,
+        target_name=class_name(resolved, class_names) if isinstance(resolved, int) else None,
+        records=session.records,
+        input_grad=input_grad,
+        param_grad_norms=norms,
+        dropped=session.dropped,
+        seconds=seconds,
+        notes=tuple(notes),
+    )
+
+
+def forward_model(model: nn.Module, x: torch.Tensor):
+    """Call the model, turning its failures into one-sentence :class:`HookScopeError`."""
+    try:
+        return model(x)
+    except (HookScopeError, Cancelled):
+        raise
+    except RuntimeError as exc:
+        text = str(exc)
+        if "channels" in text or "size mismatch" in text or "shape" in text:
+            raise HookScopeError(
+                f"The model rejected an input of shape {tuple(x.shape)} "
+                f"({text.splitlines()[0][:160]}); check the input size and channel count."
+            ) from exc
+        raise HookScopeError(
+            f"The model's forward pass failed with RuntimeError: {text.splitlines()[0][:200]}."
+        ) from exc
+    except Exception as exc:
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise HookScopeError(
+            f"The model's forward pass failed with {type(exc).__name__}: {first}."
+        ) from exc
+
+
+def _check_logits(logits: torch.Tensor) -> None:
+    if logits.is_floating_point() and not torch.isfinite(logits).all():
+        bad = int((~torch.isfinite(logits)).sum())
+        raise HookScopeError(
+            f"The model's output has {bad} NaN or Inf value(s), so there is nothing to explain; "
+            "check its weights and input normalisation."
+        )
+
+
+def _backward(session: HookSession, output, resolved, x, notes):
+    score = target_scores(resolved, output).sum()
+    if not score.requires_grad:
+        notes.append(
+            "The output does not depend on the input through autograd (the forward detaches "
+            "or runs under no_grad), so there are no gradients."
+        )
+        return None, {}
+    params: dict[str, list[torch.Tensor]] = {
+        name: [p for p in m.parameters() if p.requires_grad] for name, m in session.modules.items()
+    }
+    flat = list({id(p): p for ps in params.values() for p in ps}.values())
+    got = torch.autograd.grad(score, [x, *flat], allow_unused=True)
+    by_id = {id(p): g for p, g in zip(flat, got[1:])}
+    norms: dict[str, float | None] = {}
+    for name, ps in params.items():
+        gs = [by_id[id(p)] for p in ps if by_id[id(p)] is not None]
+        norms[name] = float(torch.sqrt(sum((g.float() ** 2).sum() for g in gs))) if gs else None
+    input_grad = got[0].detach().cpu() if got[0] is not None else None
+    return input_grad, norms
+
+
+def tensor_stats(t: torch.Tensor) -> dict[str, float]:
+    """Mean, std, min, max and fraction of exact zeros of a tensor."""
+    f = t.detach().float()
+    if f.numel() == 0:
+        return {"mean": 0.0, "std": 0.0, "min": 0.0, "max": 0.0, "zeros": 0.0}
+    return {
+        "mean": float(f.mean()),
+        "std": float(f.std()) if f.numel() > 1 else 0.0,
+        "min": float(f.min()),
+        "max": float(f.max()),
+        "zeros": float((f == 0).float().mean()),
+    }

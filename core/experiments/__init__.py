@@ -1,0 +1,1 @@
+"""Experiments on a model: gradient / activation edits, channel importance, compare, sanity."""

@@ -1,0 +1,1 @@
+"""Files: figure and array export, sessions, the generated hook code."""

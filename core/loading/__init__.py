@@ -1,0 +1,1 @@
+"""Loading: model specs (``models``), images and their edits (``images``), the input spec."""

@@ -1,0 +1,149 @@
+"""Images: load any common file as RGB, turn it into a model tensor and back, make edits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+
+from core.errors import HookScopeError
+from core.loading.spec import InputSpec
+
+MAX_PIXELS = 80_000_000
+"""Refuse images above this many pixels (decompression-bomb guard, ~9000×9000)."""
+
+Colour = tuple[int, int, int]
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Load an image file as 8-bit RGB.
+
+    Handles PNG, JPEG, BMP, WebP and TIFF; grey, palette, CMYK and 16-bit images; RGBA
+    composited on white; EXIF orientation; the first frame of animations.
+
+    Raises:
+        HookScopeError: One sentence for a missing, unreadable, empty or huge file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise HookScopeError(f"Image file {path} does not exist.")
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            if w * h > MAX_PIXELS:
+                raise HookScopeError(
+                    f"{path.name} is {w}×{h} pixels, more than HookScope opens "
+                    f"({MAX_PIXELS // 1_000_000} megapixels); shrink it first."
+                )
+            if w == 0 or h == 0:
+                raise HookScopeError(f"{path.name} has no pixels ({w}×{h}).")
+            img.seek(0)
+            img = ImageOps.exif_transpose(img)
+            return to_rgb(img)
+    except HookScopeError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise HookScopeError(
+            f"{path.name} is too large to open safely (decompression-bomb guard); shrink it first."
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise HookScopeError(
+            f"{path.name} is not an image HookScope can read (PNG, JPEG, BMP, WebP or TIFF)."
+        ) from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise HookScopeError(
+            f"{path.name} could not be decoded ({str(exc).rstrip('.')}); it may be truncated."
+        ) from exc
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB (alpha composited on white, 16-bit scaled down)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        if img.mode == "F":
+            lo, hi = float(arr.min()), float(arr.max())
+            arr, top = (arr - lo), (hi - lo) or 1.0
+        grey = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _fit(img: Image.Image, spec: InputSpec) -> Image.Image:
+    """Resize the shorter side, then centre-crop to ``spec.size`` (torchvision's recipe)."""
+    h, w = spec.size
+    if spec.resize:
+        scale = spec.resize / min(img.size)
+    else:
+        scale = max(h / img.height, w / img.width)
+    new = (max(w, round(img.width * scale)), max(h, round(img.height * scale)))
+    if new != img.size:
+        img = img.resize(new, Image.BILINEAR)
+    left, top = (img.width - w) // 2, (img.height - h) // 2
+    return img.crop((left, top, left + w, top + h))
+
+
+def preprocess(img: Image.Image, spec: InputSpec) -> Image.Image:
+    """The image the model sees, before normalisation (resized, cropped, grey if 1-channel)."""
+    img = _fit(to_rgb(img), spec)
+    return img.convert("L") if spec.channels == 1 else img
+
+
+def to_tensor(img: Image.Image, spec: InputSpec) -> torch.Tensor:
+    """Image → normalised float32 tensor of shape (1, C, H, W) for the model."""
+    arr = np.asarray(preprocess(img, spec), dtype=np.float32) / 255.0
+    arr = arr[:, :, None] if arr.ndim == 2 else arr
+    mean = np.asarray(spec.mean, dtype=np.float32)[: spec.channels]
+    std = np.asarray(spec.std, dtype=np.float32)[: spec.channels]
+    arr = (arr - mean) / std
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
+
+
+def to_display(x: torch.Tensor, spec: InputSpec) -> np.ndarray:
+    """Model tensor (1, C, H, W) or (C, H, W) → uint8 RGB array (H, W, 3) for showing."""
+    t = x.detach().cpu().float()
+    t = t[0] if t.dim() == 4 else t
+    mean = torch.tensor(spec.mean[: t.shape[0]]).view(-1, 1, 1)
+    std = torch.tensor(spec.std[: t.shape[0]]).view(-1, 1, 1)
+    arr = ((t * std + mean).clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+    return np.repeat(arr, 3, axis=2) if arr.shape[2] == 1 else np.ascontiguousarray(arr)
+
+
+def to_image(x: torch.Tensor, spec: InputSpec) -> Image.Image:
+    """Model tensor → PIL RGB image (inverse of :func:`to_tensor` up to rounding)."""
+    return Image.fromarray(to_display(x, spec), "RGB")
+
+
+def solid(colour: Colour, spec: InputSpec | None = None, size: tuple[int, int] | None = None):
+    """A plain-colour RGB image at the model's input size (or ``size`` as (w, h))."""
+    if size is None:
+        h, w = spec.size if spec is not None else (224, 224)
+        size = (w, h)
+    return Image.new("RGB", size, tuple(int(c) for c in colour))
+
+
+def paste(
+    img: Image.Image, patch: Image.Image, xy: tuple[int, int], mask: Image.Image | None = None
+) -> Image.Image:
+    """Return a copy of ``img`` with ``patch`` pasted at ``xy`` (top-left); RGBA alpha is used."""
+    out = to_rgb(img).copy()
+    if mask is None and patch.mode in ("RGBA", "LA"):
+        mask = patch.getchannel("A")
+    out.paste(patch.convert("RGB"), tuple(int(v) for v in xy), mask)
+    return out
+
+
+def occlude(img: Image.Image, box: tuple[int, int, int, int], colour: Colour = (0, 0, 0)):
+    """Return a copy of ``img`` with the box (left, top, right, bottom) filled with ``colour``."""
+    out = to_rgb(img).copy()
+    left, top, right, bottom = (int(v) for v in box)
+    ImageDraw.Draw(out).rectangle((left, top, right - 1, bottom - 1), fill=tuple(colour))
+    return out

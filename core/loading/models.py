@@ -1,0 +1,400 @@
+"""Loading models from a spec string: torchvision, a Python factory, TorchScript, pickle, demo."""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import pickle
+import sys
+import urllib.error
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import core.demo as demo
+from core.errors import HookScopeError
+from core.loading.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to probe.
+
+    Attributes:
+        model: The module, in eval mode, on ``device``.
+        name: Short display name.
+        class_names: Names of the output classes, or None when unknown.
+        input_spec: Input size, channels and normalisation.
+        spec: The spec string it was loaded from.
+        weights: Path of the state_dict file applied, if any.
+        device: Where the model lives.
+        scripted: True for TorchScript (no Python hooks on submodules).
+    """
+
+    model: nn.Module
+    name: str
+    class_names: list[str] | None
+    input_spec: InputSpec
+    spec: str = ""
+    weights: str | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    scripted: bool = False
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """Resolve ``auto|cpu|cuda|mps`` to a device; one sentence when it is not available."""
+    name = (name or "auto").lower()
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if has_mps else torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" and torch.cuda.is_available():
+        return torch.device("cuda")
+    if name == "mps" and has_mps:
+        return torch.device("mps")
+    if name in ("cuda", "mps"):
+        raise HookScopeError(f"Device '{name}' is not available on this machine; use --device cpu.")
+    raise HookScopeError(f"Unknown device '{name}': use auto, cpu, cuda or mps.")
+
+
+def load_model(
+    spec: str,
+    weights: str | Path | None = None,
+    *,
+    trust_pickle: bool = False,
+    device: str | torch.device = "cpu",
+) -> LoadedModel:
+    """Load a model from a spec string.
+
+    Args:
+        spec: ``demo``, ``demo:clean``, ``torchvision:NAME``, ``torchvision:NAME:WEIGHTS``,
+            ``path/file.py:factory``, or a ``.pt`` file (TorchScript or pickled module).
+        weights: Optional state_dict file applied after building (``weights_only=True``).
+        trust_pickle: Allow unpickling a full module (runs code from the file).
+        device: Device name or ``torch.device``.
+
+    Returns:
+        The model in eval mode with its names and input spec.
+
+    Raises:
+        HookScopeError: With one sentence saying what failed and what to do.
+    """
+    spec = str(spec).strip()
+    if not spec:
+        raise HookScopeError("No model given: pass a spec such as demo or torchvision:resnet18.")
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    if spec == "demo" or spec.startswith("demo:"):
+        lm = _load_demo(spec)
+    elif spec.startswith("torchvision:"):
+        lm = _load_torchvision(spec)
+    elif ".py:" in spec or spec.endswith(".py"):
+        lm = _load_factory(spec)
+    else:
+        lm = _load_file(spec, trust_pickle)
+    if weights is not None:
+        apply_state_dict(lm.model, weights)
+        lm.weights = str(weights)
+    lm.spec = spec
+    lm.model.eval()
+    lm.model.to(dev)
+    lm.device = dev
+    return lm
+
+
+# -- the spec forms ----------------------------------------------------------------------------
+def _load_demo(spec: str) -> LoadedModel:
+
+    variant = spec.partition(":")[2] or "shortcut"
+    if variant not in ("shortcut", "clean"):
+        raise HookScopeError(f"Unknown demo '{variant}': use demo or demo:clean.")
+    path = demo.weights_path(variant)
+    if not path.exists():
+        raise HookScopeError(
+            f"The demo weights {path} are missing; run python -m core.demo.train to make them."
+        )
+    size = demo.INPUT_SIZE
+    return LoadedModel(
+        model=demo.load_demo(variant),
+        name=f"demo ({variant})",
+        class_names=list(demo.CLASS_NAMES),
+        input_spec=InputSpec((size, size), 3, tuple(demo.MEAN), tuple(demo.STD)),
+    )
+
+
+def _load_torchvision(spec: str) -> LoadedModel:
+    import torchvision
+
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[1]:
+        raise HookScopeError(f"Bad torchvision spec '{spec}': write torchvision:NAME[:WEIGHTS].")
+    name = parts[1]
+    available = torchvision.models.list_models()
+    if name not in available:
+        close = difflib.get_close_matches(name.lower(), available, n=4, cutoff=0.5)
+        hint = ", ".join(close) if close else "resnet18, vgg16, vit_b_16"
+        raise HookScopeError(f"torchvision has no model named '{name}'; try one of {hint}.")
+    enum = _weights_enum(name)
+    meta_weights = enum.DEFAULT if enum is not None else None
+    weights = None
+    if len(parts) == 3:
+        weights = _pick_weights(enum, name, parts[2])
+        meta_weights = weights
+    try:
+        # Random weights from seed 0, so the same spec is the same model in every session
+        # (results, screenshots and tests repeat); the caller's RNG state is left alone.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = torchvision.models.get_model(name, weights=weights)
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+        raise HookScopeError(
+            f"Could not download the pretrained weights {weights} for {name} (no network?); "
+            f"download them on another machine and pass the file with --weights, or use "
+            f"torchvision:{name} for random weights."
+        ) from exc
+    class_names, input_spec = None, InputSpec()
+    if meta_weights is not None:
+        cats = meta_weights.meta.get("categories")
+        class_names = list(cats) if cats else None
+        input_spec = _spec_from_weights(meta_weights)
+    return LoadedModel(model, name, class_names, input_spec)
+
+
+def _weights_enum(name: str):
+    import torchvision
+
+    try:
+        return torchvision.models.get_model_weights(name)
+    except (ValueError, KeyError):
+        return None
+
+
+def _pick_weights(enum, name: str, text: str):
+    if enum is None:
+        raise HookScopeError(f"torchvision has no pretrained weights for {name}.")
+    if text.upper() == "DEFAULT":
+        return enum.DEFAULT
+    key = text.split(".")[-1]
+    if key in enum.__members__:
+        return enum[key]
+    raise HookScopeError(
+        f"Unknown weights '{text}' for {name}; choose DEFAULT or one of "
+        f"{', '.join(enum.__members__)}."
+    )
+
+
+def _spec_from_weights(w) -> InputSpec:
+    try:
+        tf = w.transforms()
+        crop = tf.crop_size[0] if isinstance(tf.crop_size, (list, tuple)) else tf.crop_size
+        resize = tf.resize_size[0] if isinstance(tf.resize_size, (list, tuple)) else None
+        return InputSpec((int(crop), int(crop)), 3, tuple(tf.mean), tuple(tf.std), resize)
+    except (AttributeError, TypeError, IndexError):
+        return InputSpec()
+
+
+def _load_factory(spec: str) -> LoadedModel:
+    path_text, _, factory = spec.rpartition(":") if ".py:" in spec else (spec, "", "")
+    path = Path(path_text)
+    if not factory:
+        raise HookScopeError(f"Name the factory function too, as in {path}:build.")
+    if not path.is_file():
+        raise HookScopeError(f"Model file {path} does not exist.")
+    mod_name = f"hookscope_user_{abs(hash(str(path.resolve())))}"
+    try:
+        mod_spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(mod_spec)
+        sys.modules[mod_name] = module
+        mod_spec.loader.exec_module(module)
+    except Exception as exc:
+        raise HookScopeError(
+            f"Running {path.name} failed with {type(exc).__name__}: {_first_line(exc)}."
+        ) from exc
+    build = getattr(module, factory, None)
+    if not callable(build):
+        raise HookScopeError(f"{path.name} has no function named '{factory}'.")
+    try:
+        model = build()
+    except Exception as exc:
+        raise HookScopeError(
+            f"The factory {factory}() in {path.name} raised {type(exc).__name__}: "
+            f"{_first_line(exc)}."
+        ) from exc
+    if not isinstance(model, nn.Module):
+        raise HookScopeError(
+            f"The factory {factory}() in {path.name} returned {type(model).__name__}, "
+            "not a torch.nn.Module."
+        )
+    names = getattr(model, "class_names", None) or getattr(module, "CLASS_NAMES", None)
+    spec_obj = getattr(model, "input_spec", None) or getattr(module, "INPUT_SPEC", None)
+    return LoadedModel(model, f"{path.stem}:{factory}", _names(names), _input_spec(spec_obj, model))
+
+
+def _load_file(spec: str, trust_pickle: bool) -> LoadedModel:
+    path = Path(spec)
+    if not path.exists():
+        raise HookScopeError(
+            f"Model file {path} does not exist; give a path, demo, or torchvision:NAME."
+        )
+    if path.is_dir() or path.stat().st_size == 0:
+        raise HookScopeError(f"{path} is empty or a folder, not a model file.")
+    if _is_torchscript(path):
+        try:
+            model = torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:
+            raise HookScopeError(
+                f"{path.name} looks like TorchScript but could not be loaded: {_first_line(exc)}."
+            ) from exc
+        lm = LoadedModel(model, path.stem, None, _input_spec(None, model), scripted=True)
+        return lm
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not _is_pickled_object(path, exc):
+            raise HookScopeError(
+                f"{path.name} is not a model file HookScope can read (TorchScript archive, "
+                "pickled module or state_dict); it may be truncated or not a PyTorch file."
+            ) from exc
+        if not trust_pickle:
+            raise HookScopeError(
+                f"{path.name} is a pickled Python object and unpickling runs code stored in "
+                "the file, so HookScope refuses it; if you trust its source, use "
+                "--trust-pickle (Trust pickle in the dialog)."
+            ) from exc
+        obj = _unpickle_trusted(path)
+    except Exception as exc:
+        raise HookScopeError(
+            f"{path.name} is not a model file HookScope can read (TorchScript archive, "
+            f"pickled module or state_dict): {_first_line(exc)}."
+        ) from exc
+    if isinstance(obj, nn.Module):
+        return LoadedModel(
+            obj, path.stem, _names(getattr(obj, "class_names", None)), _input_spec(None, obj)
+        )
+    if isinstance(obj, dict):
+        raise HookScopeError(
+            f"{path.name} holds weights (a state_dict), not a model; pass the architecture "
+            f"as the model and this file as weights, e.g. --model torchvision:resnet18 "
+            f"--weights {path.name}."
+        )
+    raise HookScopeError(f"{path.name} holds a {type(obj).__name__}, not a torch.nn.Module.")
+
+
+def _unpickle_trusted(path: Path):
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise HookScopeError(
+            f"Unpickling {path.name} failed with {type(exc).__name__}: {_first_line(exc)}."
+        ) from exc
+
+
+def _is_pickled_object(path: Path, exc: Exception) -> bool:
+    """True when the safe loader refused real Python objects (not garbage bytes)."""
+    if "unsupported global" in str(exc).lower():
+        return True
+    with open(path, "rb") as fh:
+        return fh.read(1) == b"\x80"  # a bare pickle stream starts with PROTO
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith("constants.pkl") or "/code/" in n for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+# -- weights ---------------------------------------------------------------------------------
+def apply_state_dict(model: nn.Module, weights: str | Path) -> None:
+    """Load a state_dict file into ``model`` safely; one sentence naming any mismatch."""
+    path = Path(weights)
+    if not path.is_file():
+        raise HookScopeError(f"Weights file {path} does not exist.")
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise HookScopeError(
+            f"{path.name} is not a weights file HookScope can read safely (a state_dict saved "
+            f"with torch.save): {_first_line(exc)}."
+        ) from exc
+    if isinstance(state, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise HookScopeError(f"{path.name} does not hold a state_dict (name → tensor).")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}  # saved from DataParallel
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    clashes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or clashes:
+        bits = []
+        if missing:
+            bits.append(f"missing {', '.join(missing[:3])}")
+        if unexpected:
+            bits.append(f"unexpected {', '.join(unexpected[:3])}")
+        if clashes:
+            bits.append(f"shape clash {', '.join(clashes[:2])}")
+        raise HookScopeError(
+            f"The weights in {path.name} do not fit this model ({'; '.join(bits)}); "
+            "check that they were saved from the same architecture."
+        )
+    model.load_state_dict(state)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _names(names) -> list[str] | None:
+    return [str(n) for n in names] if names else None
+
+
+def _input_spec(obj, model: nn.Module) -> InputSpec:
+    if isinstance(obj, InputSpec):
+        return obj
+    if isinstance(obj, dict):
+        size = obj.get("size", 224)
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        ch = int(obj.get("channels", 3))
+        default_mean, default_std = _default_norm(ch)
+        return InputSpec(
+            size,
+            ch,
+            tuple(obj.get("mean", default_mean)),
+            tuple(obj.get("std", default_std)),
+            obj.get("resize"),
+        )
+    ch = _first_conv_channels(model)
+    mean, std = _default_norm(ch)
+    return InputSpec((224, 224), ch, mean, std)
+
+
+def _default_norm(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    if channels == 3:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return (0.5,) * channels, (0.5,) * channels
+
+
+def _first_conv_channels(model: nn.Module) -> int:
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return m.in_channels
+    return 3
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__).rstrip(".")[:200]

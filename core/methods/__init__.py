@@ -1,0 +1,1 @@
+"""Explanation methods: the CAM registry (``cam``), attributions, faithfulness metrics."""

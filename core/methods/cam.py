@@ -1,0 +1,638 @@
+"""Class activation maps: Grad-CAM and its family, one small class per method.
+
+Definitions follow pytorch-grad-cam 1.5.x so results can be checked against it. Shared work
+lives once in :func:`compute_cam`: hooks, target, one forward, one backward that stops at the
+hooked outputs (``torch.autograd.grad``, no parameter ``.grad`` touched), token reshaping,
+ReLU, bilinear upsampling and min-max normalisation.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.display.render import normalize
+from core.engine.hooks import hook_count, resolve_modules
+from core.engine.probe import eval_mode, model_device
+from core.engine.targets import Target, logits_of, resolve_target, target_scores
+from core.errors import HookScopeError
+from core.reporting import Cancelled, Reporter, quiet
+
+Reshape = Callable[[torch.Tensor], torch.Tensor] | tuple[int, int] | str | None
+
+CAM_METHODS: dict[str, type[CamMethod]] = {}
+
+
+def register(cls: type[CamMethod]) -> type[CamMethod]:
+    """Class decorator: add a method to :data:`CAM_METHODS` under ``cls.name``."""
+    CAM_METHODS[cls.name] = cls
+    return cls
+
+
+# -- what every method sees --------------------------------------------------------------------
+@dataclass
+class Layer:
+    """One hooked layer after the forward (and backward) pass.
+
+    Attributes:
+        name: Qualified module name.
+        module: The module.
+        raw: Its output as the model produced it (detached), e.g. (1, T, C) for tokens.
+        acts: The same arranged as a grid, (1, C, h, w).
+        grads: Gradient of the target score wrt ``acts``, (1, C, h, w), or None.
+        to_grid: Turns a raw-shaped tensor into the grid layout.
+        channel_dim: Axis of ``raw`` that holds the channels.
+        call: Which call of the module (0-based) ``raw`` comes from.
+    """
+
+    name: str
+    module: nn.Module
+    raw: torch.Tensor
+    acts: torch.Tensor
+    grads: torch.Tensor | None
+    to_grid: Callable[[torch.Tensor], torch.Tensor]
+    channel_dim: int
+    call: int
+
+
+@dataclass
+class Run:
+    """State shared by the methods of one :func:`compute_cam` call."""
+
+    model: nn.Module
+    x: torch.Tensor
+    target: int | Callable
+    score: float
+    batch_size: int
+    reporter: Reporter
+    total: int = 0
+    done: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def step(self, n: int, message: str) -> None:
+        """Count ``n`` units of work done; raises :class:`Cancelled` when asked to stop."""
+        self.done += n
+        self.reporter.progress(self.done, max(self.total, self.done), message)
+
+    def scores(self, output) -> torch.Tensor:
+        """Target score per sample of a batched output, shape (N,)."""
+        s = target_scores(self.target, output).reshape(-1)
+        n = logits_of(output).shape[0]
+        if s.numel() != n:  # a callable that sums over the batch: score samples one by one
+            logits = logits_of(output)
+            s = torch.stack([target_scores(self.target, logits[i : i + 1]).sum() for i in range(n)])
+        return s.float()
+
+
+class CamMethod:
+    """Base class: ``cam = sum_c weights[c] * acts[c]``; subclasses override :meth:`weights`.
+
+    Methods that build the map differently override :meth:`cam` instead.
+    """
+
+    name = ""
+    uses_gradients = True
+    one_pass = True  # the map needs only the layer's activations (and gradients)
+
+    def work(self, layer: Layer) -> int:
+        """Units of progress this layer costs (forward passes for perturbation methods)."""
+        return 0
+
+    def weights(self, run: Run, layer: Layer) -> torch.Tensor:
+        """Channel weights, shape (C,)."""
+        raise NotImplementedError
+
+    def cam(self, run: Run, layer: Layer) -> torch.Tensor:
+        """The map at the layer's resolution, (h, w), before ReLU."""
+        w = self.weights(run, layer)
+        return (w[:, None, None] * layer.acts[0]).sum(0)
+
+
+@register
+class GradCAM(CamMethod):
+    """Grad-CAM: channel weight = spatial mean of the gradient."""
+
+    name = "gradcam"
+
+    def weights(self, run, layer):
+        return layer.grads[0].mean(dim=(1, 2))
+
+
+@register
+class GradCAMPlusPlus(CamMethod):
+    """Grad-CAM++ (eq. 19 of arXiv:1710.11063, as pytorch-grad-cam computes it)."""
+
+    name = "gradcam++"
+
+    def weights(self, run, layer):
+        a, g = layer.acts[0], layer.grads[0]
+        g2 = g * g
+        g3 = g2 * g
+        sum_a = a.sum(dim=(1, 2), keepdim=True)
+        aij = g2 / (2 * g2 + sum_a * g3 + 1e-6)
+        aij = torch.where(g != 0, aij, torch.zeros_like(aij))
+        return (g.clamp(min=0) * aij).sum(dim=(1, 2))
+
+
+@register
+class XGradCAM(CamMethod):
+    """XGrad-CAM: gradient weighted by the activation's share of its channel sum."""
+
+    name = "xgradcam"
+
+    def weights(self, run, layer):
+        a, g = layer.acts[0], layer.grads[0]
+        sum_a = a.sum(dim=(1, 2), keepdim=True)
+        return (g * a / (sum_a + 1e-7)).sum(dim=(1, 2))
+
+
+@register
+class HiResCAM(CamMethod):
+    """HiResCAM: element-wise gradient × activation, summed over channels."""
+
+    name = "hirescam"
+
+    def cam(self, run, layer):
+        return (layer.grads[0] * layer.acts[0]).sum(0)
+
+
+@register
+class LayerCAM(CamMethod):
+    """LayerCAM: positive gradient × activation, summed over channels."""
+
+    name = "layercam"
+
+    def cam(self, run, layer):
+        return (layer.grads[0].clamp(min=0) * layer.acts[0]).sum(0)
+
+
+@register
+class EigenCAM(CamMethod):
+    """EigenCAM: projection on the first principal component of the activations.
+
+    The SVD's sign is arbitrary; like pytorch-grad-cam we keep numpy's and apply the ReLU
+    after, so a map can come out as the "negative" of the object.
+    """
+
+    name = "eigencam"
+    uses_gradients = False
+
+    def cam(self, run, layer):
+        a = layer.acts[0].cpu().numpy().astype(np.float32)
+        a = np.nan_to_num(a, nan=0.0)
+        flat = a.reshape(a.shape[0], -1).T  # (h*w, C)
+        flat = flat - flat.mean(axis=0)
+        _, _, vt = np.linalg.svd(flat, full_matrices=False)
+        proj = (flat @ vt[0]).reshape(a.shape[1:])
+        return torch.from_numpy(np.ascontiguousarray(proj, dtype=np.float32))
+
+
+class PerturbationCAM(CamMethod):
+    """Base of the methods that score a forward pass per channel instead of using gradients."""
+
+    uses_gradients = False
+    one_pass = False
+
+    def work(self, layer):
+        return int(layer.acts.shape[1])
+
+
+@register
+class ScoreCAM(PerturbationCAM):
+    """Score-CAM: softmax of the target score of the input masked by each upsampled channel.
+
+    Masks use ``align_corners=True`` bilinear upsampling and per-channel min-max, like
+    pytorch-grad-cam. Channels that give the same mask are scored once.
+    """
+
+    name = "scorecam"
+
+    def weights(self, run, layer):
+        acts = layer.acts.to(run.x.device)
+        n_ch = acts.shape[1]
+        size = run.x.shape[-2:]
+        # Channels whose min-max normalised maps are equal (all the dead ones, and e.g. those
+        # with a single positive cell at the same place) give the same mask: score one each.
+        flat = acts[0].reshape(n_ch, -1)
+        lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
+        norm = torch.where(hi > lo, (flat - lo) / (hi - lo), torch.zeros_like(flat))
+        _, inverse = torch.unique(norm, dim=0, return_inverse=True)
+        first = torch.full((int(inverse.max()) + 1,), n_ch, dtype=torch.long, device=acts.device)
+        first.scatter_reduce_(0, inverse, torch.arange(n_ch, device=acts.device), "amin")
+        group = torch.bincount(inverse).cpu()
+        reps = first.cpu().tolist()
+        rep_scores = torch.empty(len(reps))
+        scorer = inference_model(run.model)
+        bs = max(1, run.batch_size)
+        for i in range(0, len(reps), bs):
+            idx = reps[i : i + bs]
+            with torch.inference_mode():
+                up = F.interpolate(acts[:, idx], size=size, mode="bilinear", align_corners=True)[0]
+                lo_u = up.amin(dim=(1, 2), keepdim=True)
+                hi_u = up.amax(dim=(1, 2), keepdim=True)
+                masks = (up - lo_u) / (hi_u - lo_u + 1e-8)
+                # channels_last input takes oneDNN's faster conv path on CPU.
+                batch = (run.x * masks[:, None]).contiguous(memory_format=torch.channels_last)
+                rep_scores[i : i + len(idx)] = run.scores(scorer(batch)).cpu()
+            run.step(int(group[i : i + len(idx)].sum()), f"{self.name} {layer.name}")
+        scores = rep_scores[inverse.cpu()]
+        return torch.softmax(scores, dim=0).to(layer.acts.device)
+
+
+_FUSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def inference_model(model: nn.Module) -> nn.Module:
+    """A faster eval-only copy of ``model`` for many scoring forwards, or ``model`` itself.
+
+    Score-CAM runs hundreds of forwards. torch.fx folds BatchNorm into the convolutions and,
+    on CPU, runs convolutions in oneDNN's blocked layout (``optimize_for_inference``); scores
+    agree to ~1e-6. The copy is cached per model and rebuilt when a parameter or buffer
+    changes; models torch.fx cannot trace run as they are.
+    """
+    if model.training or isinstance(model, torch.jit.ScriptModule) or hook_count(model):
+        return model  # a traced copy would drop the user's hooks (e.g. activation edits)
+    tensors = [*model.parameters(), *model.buffers()]
+    key = tuple((t.data_ptr(), t._version) for t in tensors)
+    hit = _FUSED.get(model)
+    if hit is not None and hit[0] == key:
+        return hit[1] or model
+    fast = None
+    try:
+        from torch.fx.experimental import optimization as fx_opt
+
+        on_cpu = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fast = (fx_opt.optimize_for_inference if on_cpu else fx_opt.fuse)(model).eval()
+    except Exception:  # untraceable models (data-dependent control flow, ...) run as is
+        fast = None
+    _FUSED[model] = (key, fast)
+    return fast or model
+
+
+@register
+class AblationCAM(PerturbationCAM):
+    """Ablation-CAM: relative drop of the target score when one channel is ablated.
+
+    A channel is set to 0 when the layer's minimum is 0 (after a ReLU), else to min - 1e7.
+    pytorch-grad-cam compounds that offset within a batch (min - k·1e7 for the k-th row); we
+    use min - 1e7 for every row so the result does not depend on the batch size.
+    """
+
+    name = "ablationcam"
+
+    def weights(self, run, layer):
+        raw = layer.raw.to(run.x.device)
+        cdim = layer.channel_dim
+        n_ch = raw.shape[cdim]
+        low = raw.min()
+        value = 0.0 if float(low) == 0.0 else float(low) - 1e7
+        scores = torch.empty(n_ch)
+        bs = max(1, run.batch_size)
+        for i in range(0, n_ch, bs):
+            idx = torch.arange(i, min(i + bs, n_ch))
+            batch = raw.expand(len(idx), *raw.shape[1:]).clone()
+            view = batch.movedim(cdim, 1)  # a view: writes land in ``batch``
+            view[torch.arange(len(idx)), idx] = value
+            scores[i : i + len(idx)] = self._forward(run, layer, batch).cpu()
+            run.step(len(idx), f"{self.name} {layer.name}")
+        orig = run.score
+        return ((orig - scores) / orig).to(layer.acts.device)
+
+    @staticmethod
+    def _forward(run: Run, layer: Layer, batch: torch.Tensor) -> torch.Tensor:
+        """Scores with the layer's output replaced by ``batch``.
+
+        The rest of the network broadcasts a 1-sample input against the batch, so layers before
+        the hooked one run once instead of once per channel; a model that cannot (e.g. it
+        concatenates along the batch) is rerun with the input repeated.
+        """
+        calls = [0]
+
+        def swap(module, args, output):
+            calls[0] += 1
+            return batch if calls[0] - 1 == layer.call else None
+
+        n = batch.shape[0]
+        handle = layer.module.register_forward_hook(swap)
+        try:
+            with torch.inference_mode():
+                if not run.extra.get("no_broadcast"):
+                    try:
+                        out = run.model(run.x)
+                        if logits_of(out).shape[0] == n:
+                            return run.scores(out)
+                    except (RuntimeError, ValueError, IndexError):
+                        pass
+                    run.extra["no_broadcast"] = True
+                calls[0] = 0
+                return run.scores(run.model(run.x.expand(n, *run.x.shape[1:]).contiguous()))
+        finally:
+            handle.remove()
+
+
+# -- the shared pipeline ----------------------------------------------------------------------
+def compute_cam(
+    model: nn.Module,
+    x: torch.Tensor,
+    layers: Sequence[str] | str,
+    method: str = "gradcam",
+    target: Target = None,
+    *,
+    class_names: Sequence[str] | None = None,
+    batch_size: int = 32,
+    reshape: Reshape | dict[str, Reshape] = None,
+    reporter: Reporter | None = None,
+) -> dict[str, np.ndarray]:
+    """Class activation maps for several layers from one forward (and one backward) pass.
+
+    Args:
+        model: Any ``nn.Module``; run in eval mode inside, each submodule's mode restored.
+        x: One input, (1, C, H, W).
+        layers: Qualified module names (``model.named_modules()``), or one name.
+        method: A key of :data:`CAM_METHODS`.
+        target: None (top-1), class index, class name, or callable(output) -> score.
+        class_names: Names for a string target.
+        batch_size: Forward batch size of ScoreCAM / AblationCAM.
+        reshape: How to arrange a layer's output as (N, C, h, w): None (automatic: (N, C, h, w)
+            as is, tokens (N, T, C) on a square grid with or without a class token, channels-last
+            (N, h, w, C) for LayerNorm and Swin), ``(h, w)`` for tokens, ``"nhwc"``, or a callable
+            like pytorch-grad-cam's ``reshape_transform``; or a dict layer name → one of those.
+        reporter: Progress and cancel (ScoreCAM / AblationCAM report per batch).
+
+    Returns:
+        Layer name → float32 map (H, W) in [0, 1] at the input's size.
+
+    Raises:
+        HookScopeError: Unknown method or layer, a layer without a spatial map, bad input.
+        Cancelled: When the reporter was cancelled.
+    """
+    if method not in CAM_METHODS:
+        raise HookScopeError(f"Unknown CAM method '{method}': use one of {', '.join(CAM_METHODS)}.")
+    names = [layers] if isinstance(layers, str) else list(dict.fromkeys(layers))
+    if not names:
+        raise HookScopeError("No layer given for the CAM: pick at least one layer, e.g. layer4.")
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] != 1:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise HookScopeError(f"compute_cam takes one image of shape (1, C, H, W), not {shape}.")
+    impl = CAM_METHODS[method]()
+    reporter = reporter or quiet()
+    reporter.check()
+    modules = resolve_modules(model, names)
+    x = x.detach().to(model_device(model))
+    with eval_mode(model):
+        output, captured = _forward(model, x, modules, impl.uses_gradients)
+        resolved = resolve_target(target, logits_of(output), class_names)
+        score = target_scores(resolved, output).sum()
+        grads = _backward(score, captured, names) if impl.uses_gradients else {}
+        layer_data = [
+            _layer(model, n, modules[n], captured[n], grads.get(n), reshape) for n in names
+        ]
+        run = Run(model, x, resolved, float(score.detach()), batch_size, reporter)
+        return _maps(impl, run, layer_data)
+
+
+def cam_from_probe(
+    model: nn.Module,
+    x: torch.Tensor,
+    probe,
+    layers: Sequence[str],
+    method: str = "gradcam",
+    *,
+    reshape: Reshape | dict[str, Reshape] = None,
+) -> dict[str, np.ndarray] | None:
+    """The maps :func:`compute_cam` would give, from a probe's records, without another pass.
+
+    Works for the one-pass methods (all but ScoreCAM and AblationCAM) when every layer was
+    probed with gradients of the same target, and its last call is kept as a plain tensor.
+
+    Args:
+        model: The probed model (for token / channels-last layout detection).
+        x: The probed input, (1, C, H, W).
+        probe: A :class:`~core.engine.probe.ProbeResult` of ``x`` with an integer target.
+        layers: Layer names, each probed.
+        method: A key of :data:`CAM_METHODS`.
+        reshape: As for :func:`compute_cam`.
+
+    Returns:
+        Layer name → map, or None when the records cannot give the same maps (then call
+        :func:`compute_cam`).
+    """
+    if method not in CAM_METHODS or not CAM_METHODS[method].one_pass:
+        return None
+    impl = CAM_METHODS[method]()
+    names = list(dict.fromkeys(layers))
+    if not names or probe.dropped or probe.target is None:
+        return None
+    if x.dim() != 4 or x.shape[0] != 1:
+        return None
+    last = {name: (probe.records.get(name) or [None])[-1] for name in names}
+    for rec in last.values():
+        if rec is None or list(rec.outputs) != [""]:
+            return None
+        if impl.uses_gradients and rec.grad_output is None:
+            return None
+        if rec.output.dtype != torch.float32:  # e.g. float16 storage: not the same numbers
+            return None
+    modules = resolve_modules(model, names)  # all probed, so all there
+    layer_data = [
+        _layer(model, n, modules[n], (r.output, r.call), r.grad_output, reshape)
+        for n, r in last.items()
+    ]
+    run = Run(model, x, probe.target, float("nan"), 1, quiet())
+    return _maps(impl, run, layer_data)
+
+
+def _maps(impl: CamMethod, run: Run, layer_data: list[Layer]) -> dict[str, np.ndarray]:
+    """ReLU, upsample to the input's size and normalise each layer's map."""
+    run.total = sum(impl.work(layer) for layer in layer_data)
+    maps = {}
+    for layer in layer_data:
+        run.reporter.check()
+        cam = impl.cam(run, layer).detach().float().cpu().clamp(min=0)
+        up = F.interpolate(cam[None, None], size=run.x.shape[-2:], mode="bilinear")
+        maps[layer.name] = normalize(up[0, 0].numpy())
+    return maps
+
+
+def _forward(model, x, modules, with_grad):
+    """Forward with capture hooks; returns ``(output, {name: (tensor, call)})``.
+
+    With gradients the part of the network below the first hooked layer runs without
+    autograd: that layer's output becomes a leaf and the backward stops there.
+    """
+    captured: dict[str, tuple[torch.Tensor, int]] = {}
+    calls = dict.fromkeys(modules, 0)
+
+    def make_hook(name):
+        def hook(module, args, output):
+            if not isinstance(output, torch.Tensor):
+                raise HookScopeError(
+                    f"Layer '{name}' returns {type(output).__name__}, not a tensor, so it has "
+                    "no map to explain; pick a layer that outputs a feature map."
+                )
+            calls[name] += 1
+            if not with_grad:
+                captured[name] = (output.detach().clone(), calls[name] - 1)
+                return None
+            if not torch.is_grad_enabled() or not output.requires_grad:
+                torch.set_grad_enabled(True)
+                output = output.detach().requires_grad_(True)
+            captured[name] = (output, calls[name] - 1)
+            # Later in-place ops (ReLU(inplace=True), +=) must write to a copy, not the
+            # tensor we differentiate against.
+            return output.clone()
+
+        return hook
+
+    handles = []
+    prev = torch.is_grad_enabled()
+    try:
+        for name, module in modules.items():
+            handles.append(module.register_forward_hook(make_hook(name)))
+        torch.set_grad_enabled(False)
+        output = _call(model, x)
+    finally:
+        torch.set_grad_enabled(prev)
+        for h in handles:
+            h.remove()
+    missing = [n for n in modules if n not in captured]
+    if missing:
+        raise HookScopeError(
+            f"Layer '{missing[0]}' did not run in the forward pass; pick a layer the model "
+            "actually calls."
+        )
+    return output, captured
+
+
+def _call(model, x):
+    try:
+        return model(x)
+    except (HookScopeError, Cancelled, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise HookScopeError(
+            f"The model's forward pass failed with {type(exc).__name__}: {first}."
+        ) from exc
+
+
+def _backward(score, captured, names) -> dict[str, torch.Tensor]:
+    """Gradients of the score wrt every hooked output in one backward pass."""
+    tensors = [captured[n][0] for n in names]
+    if not score.requires_grad:
+        raise HookScopeError(
+            "The target score does not depend on the hooked layers through autograd; "
+            "pick layers before the output and make sure forward does not detach."
+        )
+    got = torch.autograd.grad(score, tensors, allow_unused=True)
+    return {
+        n: (g if g is not None else torch.zeros_like(t)).detach()
+        for n, t, g in zip(names, tensors, got)
+    }
+
+
+def _layer(model, name, module, cap, grad, reshape) -> Layer:
+    raw, call = cap
+    raw = raw.detach()
+    spec = reshape.get(name) if isinstance(reshape, dict) else reshape
+    to_grid, cdim = _grid_fn(model, name, module, raw, spec)
+    acts = to_grid(raw)
+    if acts.dim() != 4 or acts.shape[0] != raw.shape[0]:
+        raise HookScopeError(
+            f"The reshape for layer '{name}' gave shape {tuple(acts.shape)}; it must give "
+            "(N, C, h, w)."
+        )
+    return Layer(
+        name,
+        module,
+        raw,
+        acts.float(),
+        to_grid(grad).float() if grad is not None else None,
+        to_grid,
+        cdim,
+        call,
+    )
+
+
+def _grid_fn(model, name, module, raw, spec):
+    """Pick ``(to_grid, channel_dim)`` for a layer's output."""
+    shape = tuple(raw.shape)
+    if callable(spec):
+        return spec, (1 if raw.dim() == 4 else raw.dim() - 1)
+    nhwc = isinstance(spec, str) and spec.lower() == "nhwc"
+    if nhwc or (spec is None and _channels_last(model, module, raw)):
+        if raw.dim() != 4:
+            raise HookScopeError(f"Layer '{name}' outputs shape {shape}, not (N, h, w, C).")
+        return (lambda t: t.permute(0, 3, 1, 2)), 3
+    if raw.dim() == 4:
+        return (lambda t: t), 1
+    if raw.dim() == 3:
+        n_tok = shape[1]
+        if isinstance(spec, tuple | list):
+            h, w = (int(v) for v in spec)
+        else:
+            grid = _square(n_tok)
+            if grid is None:
+                raise HookScopeError(
+                    f"Layer '{name}' outputs {n_tok} tokens, which do not form a square grid; "
+                    "pass reshape=(h, w) for its token grid."
+                )
+            h = w = grid
+        extra = n_tok - h * w
+        if extra < 0:
+            raise HookScopeError(
+                f"Layer '{name}' outputs {n_tok} tokens, fewer than the {h}x{w} grid asked for."
+            )
+
+        def tokens(t, h=h, w=w, extra=extra):
+            return t[:, extra:, :].reshape(t.shape[0], h, w, t.shape[2]).permute(0, 3, 1, 2)
+
+        return tokens, 2
+    raise HookScopeError(
+        f"Layer '{name}' outputs shape {shape}, which has no spatial grid for a CAM map; "
+        f"pick a convolutional or token layer such as '{suggest_layer(model)}'."
+    )
+
+
+def _square(n_tok: int) -> int | None:
+    """Side of the square token grid, with or without a leading class token."""
+    for extra in (0, 1):
+        side = math.isqrt(n_tok - extra) if n_tok > extra else 0
+        if side > 1 and side * side == n_tok - extra:
+            return side
+    return None
+
+
+def _channels_last(model, module, raw) -> bool:
+    """True for (N, h, w, C) outputs: LayerNorm over the last axis, or a torchvision Swin."""
+    if raw.dim() != 4:
+        return False
+    if isinstance(module, nn.LayerNorm):
+        return tuple(module.normalized_shape) == (raw.shape[-1],)
+    # A Swin model exists only if its module was imported; importing torchvision just to ask
+    # would cost the first run of any other model ~1.4 s.
+    swin = sys.modules.get("torchvision.models.swin_transformer")
+    if swin is None:
+        return False
+    return isinstance(model, swin.SwinTransformer) and raw.shape[1] == raw.shape[2]
+
+
+def suggest_layer(model) -> str:
+    """A sensible CAM layer: the last convolution, or a norm of the last transformer block."""
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and n]
+    norms = [n for n, m in model.named_modules() if isinstance(m, nn.LayerNorm) and n]
+    if len(norms) > len(convs):
+        firsts = [n for n in norms if n.endswith(("ln_1", "norm1"))]
+        return (firsts or norms)[-1]
+    return convs[-1] if convs else "a layer with an (N, C, h, w) output"
