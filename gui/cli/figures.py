@@ -1,6 +1,6 @@
 """The ``cam`` and ``attribute`` subcommands: compute headless, save a figure or arrays.
 
-``main.build_parser`` calls :func:`add_subcommands`. Figures use the same renderer as the GUI
+``main.build_parser`` calls :func:`add_subcommand`. Figures use the same renderer as the GUI
 (:mod:`gui.figures`, Qt offscreen); ``.npz`` output needs no Qt at all.
 """
 
@@ -19,7 +19,7 @@ FIGURE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
 CANCELLED_EXIT = 130
 
 
-def add_subcommands(subparsers) -> None:
+def add_subcommand(subparsers) -> None:
     """Register ``cam`` and ``attribute`` (with ``set_defaults(func=...)``) on ``subparsers``."""
     from core.methods.attribution import ATTRIBUTION_METHODS
     from core.methods.cam import CAM_METHODS

@@ -1,8 +1,10 @@
-"""Command-line pieces shared by every subcommand (no Qt): model options and loading."""
+"""The command line's Qt-free subcommands (one module each) and the options they share."""
 
 from __future__ import annotations
 
 import argparse
+
+from core.loading.models import load_model
 
 
 def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -28,6 +30,4 @@ def names(text: str) -> list[str]:
 
 def load_from_args(args):
     """The LoadedModel the model options ask for."""
-    from core.loading.models import load_model
-
     return load_model(args.model, args.weights, trust_pickle=args.trust_pickle, device=args.device)

@@ -1,0 +1,117 @@
+"""``probe``: one forward + backward with hooks; print stats."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from core.cli import add_model_args, load_from_args, names
+from core.engine.probe import run_probe, tensor_stats
+from core.errors import HookScopeError
+from core.experiments.interventions import describe_edit, edit_from_dict, parse_edit_flag
+from core.loading.images import load_image, to_tensor
+
+
+def add_subcommand(subparsers) -> None:
+    """Register the subcommand on ``subparsers``."""
+    p = subparsers.add_parser("probe", help="one forward + backward with hooks; print stats")
+    add_model_args(p)
+    p.add_argument("--image", required=True)
+    p.add_argument("--layers", required=True, type=names, help="comma-separated module names")
+    p.add_argument("--target", help="class index or name (default: top-1)")
+    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _edit_args(p)
+    p.set_defaults(func=cmd_probe)
+
+
+def _edit_flag(flag: str):
+    """Argparse type for one experiment flag; a bad value is a one-sentence usage error."""
+
+    def parse(text: str) -> dict:
+
+        try:
+            return parse_edit_flag(flag, text)
+        except HookScopeError as exc:
+            raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+
+    parse.__name__ = flag
+    return parse
+
+
+def _edit_args(p: argparse.ArgumentParser) -> None:
+    """Gradient and activation edits, kept in command-line order in ``args.edits``."""
+    g = p.add_argument_group("experiments (repeatable)")
+    for flag, metavar, text in (
+        ("grad-scale", "LAYER=K", "multiply the gradient flowing back through LAYER by K"),
+        ("grad-clip", "LAYER=C", "clip that gradient to ±C"),
+        ("grad-zero", "LAYER", "zero that gradient"),
+        ("grad-noise", "LAYER=S", "add seeded noise of S × the gradient's std"),
+        ("ablate", "LAYER:0,5,7", "zero these output channels of LAYER"),
+    ):
+        g.add_argument(
+            f"--{flag}",
+            dest="edits",
+            action="append",
+            type=_edit_flag(flag),
+            metavar=metavar,
+            help=text,
+        )
+
+
+def cmd_probe(args) -> int:
+
+    lm = load_from_args(args)
+    x = to_tensor(load_image(args.image), lm.input_spec)
+
+    edits = [edit_from_dict(lm.model, d) for d in args.edits or []]
+    r = run_probe(
+        lm.model, x, args.layers, args.target, class_names=lm.class_names, k=args.topk, edits=edits
+    )
+    layers = {}
+    for name, recs in r.records.items():
+        calls = []
+        for rec in recs:
+            parts = {}
+            for part, t in rec.outputs.items():
+                g = rec.grads.get(part)
+                parts[part or "output"] = {
+                    "shape": list(t.shape),
+                    "activation": tensor_stats(t),
+                    "gradient": tensor_stats(g) if g is not None else None,
+                }
+            calls.append({"call": rec.call, "parts": parts})
+        layers[name] = {"calls": calls, "param_grad_norm": r.param_grad_norms.get(name)}
+    grad_norm = float(r.input_grad.norm()) if r.input_grad is not None else None
+    if args.json:
+        out = {
+            "model": lm.name,
+            "target": r.target,
+            "target_name": r.target_name,
+            "topk": [{"index": i, "name": n, "prob": p} for i, n, p in r.topk],
+            "input_grad_norm": grad_norm,
+            "edits": [describe_edit(e.to_dict()) for e in edits],
+            "layers": layers,
+            "notes": list(r.notes),
+        }
+        print(json.dumps(out, indent=1))
+        return 0
+    print(f"{lm.name}: target {r.target} ({r.target_name or '-'})")
+    for i, n, p in r.topk:
+        print(f"  {p:7.2%}  {i:5d}  {n or ''}")
+    print(f"input gradient norm: {grad_norm}")
+    cols = "mean std min max zeros"
+    for name, info in layers.items():
+        print(f"\n{name}  (param grad norm: {info['param_grad_norm']})")
+        for call in info["calls"]:
+            for part, s in call["parts"].items():
+                label = f"  call {call['call']} {part} {s['shape']}"
+                print(label)
+                for kind in ("activation", "gradient"):
+                    st = s[kind]
+                    if st is not None:
+                        vals = " ".join(f"{k}={st[k]:.4g}" for k in cols.split())
+                        print(f"    {kind:<10} {vals}")
+    for note in r.notes:
+        print(f"note: {note}")
+    return 0

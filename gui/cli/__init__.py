@@ -1,0 +1,1 @@
+"""Subcommands that draw figures with the app's renderer (Qt offscreen)."""
