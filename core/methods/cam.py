@@ -402,6 +402,85 @@ def compute_cam(
         return _maps(impl, run, layer_data)
 
 
+def compute_cam_batch(
+    model: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    method: str = "gradcam",
+    targets: Sequence[int] | torch.Tensor | None = None,
+    *,
+    reshape: Reshape = None,
+) -> tuple[np.ndarray, torch.Tensor]:
+    """One layer's maps for every image of a batch from one forward and one backward pass.
+
+    Sample ``i``'s map is :func:`compute_cam` of ``x[i:i+1]`` with target ``targets[i]``: the
+    backward differentiates the sum of the per-sample scores, and in eval mode samples do not
+    mix, so each gradient is that sample's own. Only one-pass methods (all but ScoreCAM and
+    AblationCAM, which score a forward per channel of one image).
+
+    Args:
+        model: A classifier whose output gives (N, K) class scores.
+        x: A batch, (N, C, H, W).
+        layer: Qualified module name.
+        method: A key of :data:`CAM_METHODS` with ``one_pass``.
+        targets: Class index per sample; None: each sample's top-1 class.
+        reshape: As for :func:`compute_cam`.
+
+    Returns:
+        ``(maps, logits)``: float32 (N, H, W) in [0, 1] and the detached (N, K) scores.
+    """
+    if method not in CAM_METHODS:
+        raise HookScopeError(f"Unknown CAM method '{method}': use one of {', '.join(CAM_METHODS)}.")
+    impl = CAM_METHODS[method]()
+    if not impl.one_pass:
+        raise HookScopeError(
+            f"{method} scores a forward pass per channel of one image, so it has no batched "
+            "form; compute it image by image with compute_cam."
+        )
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] < 1:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise HookScopeError(f"compute_cam_batch takes a batch (N, C, H, W), not {shape}.")
+    n = x.shape[0]
+    modules = resolve_modules(model, [layer])
+    x = x.detach().to(model_device(model))
+    with eval_mode(model):
+        output, captured = _forward(model, x, modules, impl.uses_gradients)
+        logits = logits_of(output)
+        if logits.dim() != 2 or logits.shape[0] != n:
+            raise HookScopeError(
+                f"The model's output has shape {tuple(logits.shape)}, not (N, classes); a "
+                "batched CAM needs a classifier."
+            )
+        if targets is None:
+            idx = logits.detach().argmax(1)
+        else:
+            idx = torch.as_tensor(targets, dtype=torch.long, device=logits.device).reshape(-1)
+            if idx.numel() != n or bool((idx < 0).any()) or bool((idx >= logits.shape[1]).any()):
+                raise HookScopeError(
+                    f"compute_cam_batch needs one target in 0..{logits.shape[1] - 1} per image."
+                )
+        scores = logits.gather(1, idx[:, None])[:, 0]
+        grads = _backward(scores.sum(), captured, [layer]) if impl.uses_gradients else {}
+        whole = _layer(model, layer, modules[layer], captured[layer], grads.get(layer), reshape)
+        cams = []
+        for i in range(n):
+            one = Layer(
+                whole.name,
+                whole.module,
+                whole.raw[i : i + 1],
+                whole.acts[i : i + 1],
+                whole.grads[i : i + 1] if whole.grads is not None else None,
+                whole.to_grid,
+                whole.channel_dim,
+                whole.call,
+            )
+            run = Run(model, x[i : i + 1], int(idx[i]), float(scores[i].detach()), 1, quiet())
+            cams.append(impl.cam(run, one).detach().float().cpu().clamp(min=0))
+        up = F.interpolate(torch.stack(cams)[:, None], size=x.shape[-2:], mode="bilinear")
+        maps = np.stack([normalize(m) for m in up[:, 0].numpy()])
+        return maps, logits.detach()
+
+
 def cam_from_probe(
     model: nn.Module,
     x: torch.Tensor,
