@@ -15,7 +15,9 @@ from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
+    QScrollArea,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -25,11 +27,11 @@ from core.errors import HookScopeError
 from gui import figures
 from gui.qtutil import qimage_to_rgb
 
-LAYOUT_VERSION = 1
-"""Version of the dock layout saved in settings and sessions."""
+LAYOUT_VERSION = 2
+"""Version of the dock layout saved in settings and sessions (2: scrolling docks, panel bar)."""
 
-Panel = tuple[str, np.ndarray]
-"""(title, uint8 RGB array (H, W, 3))."""
+Panel = figures.Panel
+"""A figure panel: title, uint8 RGB (H, W, 3), optional colour bar; a ``(title, rgb)`` tuple too."""
 
 
 class BaseDock(QDockWidget):
@@ -64,7 +66,14 @@ class BaseDock(QDockWidget):
         self.body = QVBoxLayout()
         self.body.setSpacing(3)
         outer.addLayout(self.body, 1)
-        self.setWidget(root)
+        self.content = root
+        # Below its content's minimum a dock scrolls instead of painting over its neighbours:
+        # QMainWindow squeezes docks under their minimum size when the window is small.
+        self.scroll = QScrollArea(self)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(root)
+        self.setWidget(self.scroll)
 
         self.save_action = QAction("Save…", self)
         self.save_action.setToolTip(f"Save the {self.TITLE} figure as PNG or SVG")
@@ -130,7 +139,7 @@ class BaseDock(QDockWidget):
 
     def make_panels(self) -> list[Panel]:
         """Override: the figure as panels; the default grabs the content widget."""
-        pix = self.widget().grab()
+        pix = self.content.grab()
         return [(self.TITLE, qimage_to_rgb(pix.toImage()))]
 
     def make_arrays(self) -> dict[str, np.ndarray]:
@@ -180,8 +189,8 @@ class BaseDock(QDockWidget):
 
 
 def figure_items(panels: list[Panel]) -> list:
-    """Dock panels as :class:`gui.figures.Panel` items."""
-    return [figures.Panel(t, _rgb(a)) for t, a in panels]
+    """Dock panels (or ``(title, rgb)`` tuples) as :class:`gui.figures.Panel` items."""
+    return [figures.Panel(p[0], _rgb(p[1]), *p[2:]) for p in panels]
 
 
 def save_panels(panels: list[Panel], path: Path, title: str = "") -> None:

@@ -6,7 +6,12 @@ from PySide6.QtWidgets import QDockWidget, QFrame, QScrollArea
 
 
 def make_scrollable(dock: QDockWidget) -> QScrollArea:
-    """Put the dock's current widget inside a frameless, resizable scroll area."""
+    """Put the dock's current widget inside a frameless, resizable scroll area.
+
+    A dock that already scrolls (every ``BaseDock`` does) keeps its one scroll area.
+    """
+    if isinstance(dock.widget(), QScrollArea):
+        return dock.widget()
     area = QScrollArea(dock)
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setWidgetResizable(True)
