@@ -5,6 +5,11 @@ Capture is copy-on-write: a forward hook keeps a detached *reference* to each ou
 ``inplace=True``). Only a recorded tensor that is about to be overwritten is cloned, just
 before the write. That keeps records exact under in-place ops at a fraction of the cost of
 cloning everything (resnet50: most conv outputs are never overwritten).
+
+When the session exits nothing watches any more, so a record still sharing memory with a tensor
+someone else holds (the model's output, the input, a tensor the autograd graph saved) is cloned
+then: records are owned, and a later ``out.add_(1)`` cannot reach them. Tensors only the records
+hold (most activations once the forward is over) are kept as they are, without a copy.
 """
 
 from __future__ import annotations
@@ -145,6 +150,19 @@ def _written_tensor(func, args, kwargs) -> torch.Tensor | None:
     if kind >= 0 and len(args) > kind and args[kind] is True:
         return args[0]
     return None
+
+
+def _storage_refs(t: torch.Tensor) -> int | None:
+    """Strong references to ``t``'s storage (one per tensor or view using it, plus a constant).
+
+    None when this torch cannot tell; callers then assume the storage is shared.
+    """
+    count = getattr(torch._C, "_storage_Use_Count", None)
+    return None if count is None else count(t.untyped_storage()._cdata)
+
+
+# What a storage held by exactly one tensor reports (the Python storage object may add one).
+_ONE_TENSOR = _storage_refs(torch.empty(1))
 
 
 class _CopyOnWrite(TorchFunctionMode):
@@ -300,20 +318,34 @@ class HookSession:
                 parts[key] = parts[key].clone()
 
     def _finish_watch(self) -> None:
-        """Warn if something we could not see (C++ code) overwrote a recorded tensor."""
+        """Make the records owned; warn if code we could not see (C++) overwrote one."""
         stale = [
             (parts, key)
             for entries in self._watched.values()
             for parts, key, version in entries
             if key in parts and parts[key]._version != version
         ]
-        self._watched.clear()
+        self._own()
         if stale:
             warnings.warn(
                 f"{len(stale)} recorded tensor(s) were changed in place by code HookScope cannot "
                 'watch; rerun with HookSession(copy="always") for exact records.',
                 stacklevel=3,
             )
+
+    def _own(self) -> None:
+        """Clone records that still share memory with a tensor outside the session."""
+        watched, self._watched = self._watched, {}
+        for entries in watched.values():
+            live = [(parts, key) for parts, key, _ in entries if key in parts]
+            if not live:
+                continue
+            # Our tensors account for len(live) references; any more means someone else
+            # (caller, autograd graph, another view) can still write this memory.
+            refs = _storage_refs(live[0][0][live[0][1]])
+            if refs is None or _ONE_TENSOR is None or refs > _ONE_TENSOR - 1 + len(live):
+                for parts, key in live:
+                    parts[key] = parts[key].clone()
 
     def _grad_hook(self, rec: Record, key: str):
         def hook(grad):

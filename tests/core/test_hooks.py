@@ -106,3 +106,37 @@ def test_float16_storage_halves_record_size():
     out = s.records["0"][0].output
     assert out.dtype == torch.float16
     assert torch.allclose(out.float(), model[0](x), rtol=1e-3, atol=1e-3)  # fp16: 11-bit mantissa
+
+
+def test_records_are_owned_after_the_session_exits():
+    model = golden_model()
+    x = torch.ones(1, 3)
+    with HookSession(model, ["0", "2"], grads=False) as s:
+        out = model(x)
+    fc2, fc1 = s.records["2"][0], s.records["0"][0]
+    out.add_(100)  # the caller's live output, edited after the session
+    x.mul_(0)  # and the caller's input, which the first layer recorded
+    assert fc2.output.tolist() == [[89.0]]
+    assert fc1.input.tolist() == [[1.0, 1.0, 1.0]]
+    assert hook_count(model) == 0
+
+
+def test_records_only_the_session_holds_are_not_copied_at_exit():
+    """Copy-on-write stays cheap: an activation nobody else holds keeps its memory."""
+    model = golden_model()
+    seen = {}
+
+    def note(module, args, output):
+        seen["ptr"] = output.untyped_storage().data_ptr()
+
+    handle = model[0].register_forward_hook(note)
+    try:
+        with torch.no_grad(), HookSession(model, ["0", "2"], inputs=False) as s:
+            out = model(torch.ones(1, 3))
+    finally:
+        handle.remove()
+    # fc1's output was freed by the forward (only the record holds it): no clone was made.
+    assert s.records["0"][0].output.untyped_storage().data_ptr() == seen["ptr"]
+    assert s.records["0"][0].output.tolist() == [[7.0, -13.0, 27.0, -29.0]]
+    out.add_(1)
+    assert s.records["2"][0].output.tolist() == [[89.0]]
