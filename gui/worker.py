@@ -83,7 +83,7 @@ class Worker(QObject):
         failed(id, kind, message): A job raised; ``message`` is one sentence.
         cancelled(id, kind): A job was cancelled (running or dropped from the queue).
         progress(done, total, message): Progress of the running job, polled every
-            ``PROGRESS_POLL_MS`` (so not at all for shorter jobs).
+            ``poll_ms`` (so not at all for shorter jobs), only when it changed.
         busyChanged(bool): True while a job runs or waits.
     """
 
@@ -94,7 +94,7 @@ class Worker(QObject):
     progress = Signal(int, int, str)
     busyChanged = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, parent: QObject | None = None, poll_ms: int = PROGRESS_POLL_MS):
         super().__init__(parent)
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
@@ -103,8 +103,8 @@ class Worker(QObject):
         self._bridge = _Bridge()
         self._bridge.done.connect(self._on_done)
         self._poll = QTimer(self)
-        self._poll.setInterval(PROGRESS_POLL_MS)
-        self._poll.timeout.connect(self._on_poll)
+        self._poll.setInterval(poll_ms)
+        self._poll.timeout.connect(self.poll)
         self._shown: tuple[int, int, str] | None = None
         self._ids = itertools.count(1)
         self._running: Job | None = None
@@ -138,14 +138,23 @@ class Worker(QObject):
             self.busyChanged.emit(True)
         return job.id
 
-    def cancel(self) -> None:
-        """Cancel the running job and drop every pending one."""
-        pending, self._pending = list(self._pending.values()), {}
+    def cancel(self, job_id: int | None = None) -> None:
+        """Cancel one job by id (running or pending), or with no id every job.
+
+        Cancelling an id that already finished, or that is unknown, does nothing.
+        """
+        if job_id is None:
+            pending, self._pending = list(self._pending.values()), {}
+        else:
+            pending = [job for job in self._pending.values() if job.id == job_id]
+            for job in pending:
+                del self._pending[job.kind]
         for job in pending:
             self.cancelled.emit(job.id, job.kind)
-        if self._running is not None:
-            self._running.reporter.cancel()
-        elif pending:
+        running = self._running
+        if running is not None and job_id in (None, running.id):
+            running.reporter.cancel()
+        elif pending and not self.busy:
             self.busyChanged.emit(False)
 
     @property
@@ -193,7 +202,8 @@ class Worker(QObject):
             self.busyChanged.emit(False)
 
     @Slot()
-    def _on_poll(self) -> None:
+    def poll(self) -> None:
+        """Emit ``progress`` if the running job reported something new (the timer calls this)."""
         job = self._running
         if job is None:
             return

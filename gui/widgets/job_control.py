@@ -57,8 +57,9 @@ class DockJob(QObject):
         return self.job_id
 
     def cancel(self) -> None:
+        """Cancel this dock's job only; a probe or another dock's job keeps running."""
         if self.running:
-            self.state.worker.cancel()
+            self.state.worker.cancel(self.job_id)
 
     def _finish(self) -> None:
         self.job_id = None

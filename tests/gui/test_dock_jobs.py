@@ -22,3 +22,36 @@ def test_cancel_channel_importance_then_run_again(make_window, qtbot):
     with qtbot.waitSignal(st.worker.finished, timeout=RUN_TIMEOUT_MS):
         imp.run("layer4")
     assert len(imp.result.drops) == 512 and imp.run_button.isEnabled()
+
+
+def test_cancelling_a_docks_job_leaves_the_running_probe_alone(make_window, qtbot):
+    import threading
+
+    window = make_window()
+    st = window.state
+    st.set_auto_run(False)
+    imp = next(d for d in window.docks if d.objectName() == "ImportanceDock")
+    imp.raise_()
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(module, args):  # the probe waits inside its forward until the test lets it go
+        entered.set()
+        release.wait(RUN_TIMEOUT_MS / 1000)
+
+    handle = st.loaded.model.features.res.register_forward_pre_hook(hold)
+    cancelled_ids = []
+    st.worker.cancelled.connect(lambda job_id, _kind: cancelled_ids.append(job_id))
+    try:
+        probe_id = st.run()
+        qtbot.waitUntil(entered.is_set, timeout=RUN_TIMEOUT_MS)
+        dock_id = imp.run("features.res")  # queued behind the running probe
+        imp.cancel_button.click()
+        assert cancelled_ids == [dock_id] and imp.status.text() == "Cancelled."
+        assert imp.run_button.isEnabled() and not imp.cancel_button.isEnabled()
+        with qtbot.waitSignal(st.resultChanged, timeout=RUN_TIMEOUT_MS):
+            release.set()
+    finally:
+        release.set()
+        handle.remove()
+    assert probe_id not in cancelled_ids and imp.result is None
+    assert hook_count(st.loaded.model) == 0
