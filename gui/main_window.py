@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QByteArray, QSettings, QSignalBlocker, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QTabBar,
+    QToolBar,
     QToolButton,
     QWidget,
 )
@@ -54,6 +55,10 @@ EXPERIMENT_DOCKS = (
 )
 """Experiment docks: Edits with Predictions, Image lab with Image, the rest tabbed centre."""
 EXPERIMENT_PLACES = {"EditsDock": "predictions", "ImageLabDock": "image"}
+
+SIDE_WIDTHS = (300, 340)
+"""Widths of the Model column and the Image / Predictions column at 1440 px; plots get the rest."""
+DEFAULT_SIZE = (1440, 900)
 
 RECENT_MAX = 8
 MODEL_EXAMPLES = ("demo", "demo:clean", "torchvision:resnet18", "torchvision:resnet50")
@@ -117,25 +122,46 @@ class MainWindow(QMainWindow):
             *self.experiment_docks,
         ]
         self._current_dock: BaseDock | None = None
+        self._make_panel_bar()
         self._default_layout()
         self._default_state = self.saveState(LAYOUT_VERSION)
         self._make_status_bar()
         self._make_menus()
         self._connect_state()
-        self.resize(1440, 900)
+        self.resize(*self._start_size())
         if restore:
             self.restore_layout()
         QApplication.instance().focusChanged.connect(self._on_focus)
+        for dock in self.docks:
+            dock.dockLocationChanged.connect(lambda *_: QTimer.singleShot(0, self._tidy_tabs))
 
     # -- layout -------------------------------------------------------------------------------
+    def _start_size(self) -> tuple[int, int]:
+        """1440×900, or the screen's free area when it is smaller."""
+        w, h = DEFAULT_SIZE
+        screen = self.screen()
+        if screen is not None:
+            free = screen.availableGeometry()
+            w, h = min(w, free.width()), min(h, free.height())
+        return w, h
+
     def _default_layout(self) -> None:
-        """Model tree left, analysis docks tabbed in the centre, Image over Predictions right."""
+        """Model tree left, analysis docks tabbed in the centre, Image over Predictions right.
+
+        All three columns share one dock area, where only the centre is "expanding": the side
+        columns keep their width when the window grows and the plots get the space (across two
+        areas, Qt gives every extra pixel to the left one: the Model tree).
+        """
         for dock in self.docks:
             dock.setVisible(True)
             dock.setFloating(False)
         centre = [*self.analysis_docks, self.stats_dock]
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.tree_dock)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, centre[0])
+        for dock in self.panel_groups()[0][1] + sum(
+            (docks for _, docks in self.panel_groups()[3:]), []
+        ):
+            dock.set_keeps_width(True)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.tree_dock)
+        self.splitDockWidget(self.tree_dock, centre[0], Qt.Orientation.Horizontal)
         self.splitDockWidget(centre[0], self.image_dock, Qt.Orientation.Horizontal)
         self.splitDockWidget(self.image_dock, self.predictions_dock, Qt.Orientation.Vertical)
         for dock in centre[1:]:
@@ -147,9 +173,12 @@ class MainWindow(QMainWindow):
         self.image_dock.raise_()
         self.predictions_dock.raise_()
         centre[0].raise_()
+        # Narrow screens get narrower side columns, so the plots keep about half the width.
+        scale = min(1.0, self._start_size()[0] / DEFAULT_SIZE[0])
+        tree_w, image_w = (round(w * scale) for w in SIDE_WIDTHS)
         self.resizeDocks(
             [self.tree_dock, centre[0], self.image_dock],
-            [380, 720, 340],
+            [tree_w, 720, image_w],
             Qt.Orientation.Horizontal,
         )
         self.resizeDocks(
@@ -158,10 +187,77 @@ class MainWindow(QMainWindow):
         self._tidy_tabs()
 
     def _tidy_tabs(self) -> None:
-        """Whole tab titles with scroll arrows: "Activ…", "Gra…" read badly with nine tabs."""
+        """Whole tab titles with scroll arrows: "Activ…", "Gra…" read badly with nine tabs.
+
+        Qt makes a new tab bar (eliding) whenever docks are regrouped or a state is restored,
+        so this runs after every restore and every dock move; the panel bar reaches any tab.
+        """
         for bar in self.findChildren(QTabBar):
-            bar.setElideMode(Qt.TextElideMode.ElideNone)
-            bar.setUsesScrollButtons(True)
+            if bar.elideMode() != Qt.TextElideMode.ElideNone:
+                bar.setElideMode(Qt.TextElideMode.ElideNone)
+            if not bar.usesScrollButtons():
+                bar.setUsesScrollButtons(True)
+
+    def restoreState(self, state, version: int = 0) -> bool:  # noqa: N802
+        """QMainWindow.restoreState, then whole tab titles and sane column widths."""
+        ok = super().restoreState(state, version)
+        self._tidy_tabs()
+        QTimer.singleShot(0, self._tidy_tabs)
+        return ok
+
+    # -- panel bar ----------------------------------------------------------------------------
+    def panel_groups(self) -> list[tuple[str, list[BaseDock]]]:
+        """Every dock in one group: the panel bar lists them in this order."""
+        placed = {"image": [], "predictions": []}
+        centre = []
+        for dock in self.experiment_docks:
+            place = EXPERIMENT_PLACES.get(dock.objectName())
+            (placed[place] if place in placed else centre).append(dock)
+        return [
+            ("Model", [self.tree_dock]),
+            ("Analysis", [*self.analysis_docks, self.stats_dock]),
+            ("Experiments", centre),
+            ("Input", [self.image_dock, *placed["image"]]),
+            ("Output", [self.predictions_dock, *placed["predictions"]]),
+        ]
+
+    def _make_panel_bar(self) -> None:
+        """A vertical bar with one button per panel: any panel is one click away at any size.
+
+        Tabs share their strip with up to a dozen panels; the bar never hides one behind scroll
+        arrows, and a button shows (if closed) and raises its panel.
+        """
+        bar = self.panel_bar = QToolBar("Panels", self)
+        bar.setObjectName("PanelBar")
+        bar.setOrientation(Qt.Orientation.Vertical)
+        bar.setMovable(False)
+        bar.setFloatable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        bar.setStyleSheet("QToolButton { padding: 1px 3px; text-align: left; }")
+        self.addToolBar(Qt.ToolBarArea.LeftToolBarArea, bar)
+        self.panel_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        group.setExclusive(False)
+        for i, (_name, docks) in enumerate(self.panel_groups()):
+            if not docks:
+                continue
+            if i:
+                bar.addSeparator()
+            for dock in docks:
+                action = QAction(_two_lines(dock.TITLE), self, checkable=True)
+                action.setToolTip(f"Show the {dock.TITLE} panel")
+                action.triggered.connect(lambda _=False, d=dock: self.show_panel(d))
+                dock.visibilityChanged.connect(lambda shown, a=action: _set_checked(a, shown))
+                group.addAction(action)
+                bar.addAction(action)
+                self.panel_actions[dock.objectName()] = action
+
+    def show_panel(self, dock: BaseDock) -> None:
+        """Open ``dock`` if closed and bring it to the front of its tab group."""
+        if not dock.toggleViewAction().isChecked():
+            dock.show()
+        dock.raise_()
+        _set_checked(self.panel_actions.get(dock.objectName()), True)
 
     def reset_layout(self) -> None:
         """Put every dock back where it starts."""
@@ -550,6 +646,18 @@ class OpenModelDialog(QDialog):
             "trust_pickle": self.trust.isChecked(),
             "device": self.device.currentText(),
         }
+
+
+def _two_lines(title: str) -> str:
+    """"Channel importance" → two lines, so the panel bar stays narrow."""
+    head, sep, tail = title.partition(" ")
+    return f"{head}\n{tail}" if sep else title
+
+
+def _set_checked(action: QAction | None, on: bool) -> None:
+    if action is not None:
+        with QSignalBlocker(action):
+            action.setChecked(on)
 
 
 def dock_area_map(window: QMainWindow) -> dict[str, tuple[int, bool]]:

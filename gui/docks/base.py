@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QScrollArea,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -29,6 +30,9 @@ from gui.qtutil import qimage_to_rgb
 
 LAYOUT_VERSION = 2
 """Version of the dock layout saved in settings and sessions (2: scrolling docks, panel bar)."""
+
+SIDE_HINT_WIDTH = 4000
+"""Width hint of a dock that keeps its width (see ``BaseDock.set_keeps_width``)."""
 
 Panel = figures.Panel
 """A figure panel: title, uint8 RGB (H, W, 3), optional colour bar; a ``(title, rgb)`` tuple too."""
@@ -93,6 +97,24 @@ class BaseDock(QDockWidget):
             self._header_tail.addWidget(btn)
         self.header.addStretch(1)
         self.header.addLayout(self._header_tail)
+
+    # -- width in the window ---------------------------------------------------------------
+    def set_keeps_width(self, on: bool) -> None:
+        """Keep this dock's width when the window grows (side columns); plots take the space.
+
+        A "Maximum" width policy makes Qt's dock layout give extra width to the other docks;
+        the huge width hint keeps the user free to drag the column wider (Qt caps a Maximum
+        policy at the hint).
+        """
+        self._keeps_width = on
+        horizontal = QSizePolicy.Policy.Maximum if on else QSizePolicy.Policy.Preferred
+        self.setSizePolicy(horizontal, QSizePolicy.Policy.Preferred)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        hint = super().sizeHint()
+        if getattr(self, "_keeps_width", False):
+            hint.setWidth(SIDE_HINT_WIDTH)
+        return hint
 
     # -- redraw after a run -------------------------------------------------------------------
     def on_result(self, redraw) -> None:
@@ -184,7 +206,8 @@ class BaseDock(QDockWidget):
         panels = self.figure_panels()
         if not panels:
             return
-        QGuiApplication.clipboard().setImage(figures.render_figure(figure_items(panels)))
+        image = figures.render_figure(figure_items(panels), title=self.TITLE)  # as Save writes
+        QGuiApplication.clipboard().setImage(image)
         self.state.statusMessage.emit(f"{self.TITLE} figure copied to the clipboard.")
 
 

@@ -20,9 +20,9 @@ def test_every_dock_has_an_object_name_and_a_view_toggle(make_window):
 def test_default_layout_tree_left_image_and_predictions_right(make_window):
     window = make_window(run=False)
     area = window.dockWidgetArea
-    assert area(window.tree_dock) == Qt.DockWidgetArea.LeftDockWidgetArea
+    # One dock area for the three columns: only there do the side columns keep their width.
     right = Qt.DockWidgetArea.RightDockWidgetArea
-    assert area(window.image_dock) == area(window.predictions_dock) == right
+    assert area(window.tree_dock) == area(window.image_dock) == area(window.predictions_dock)
     # The image column sits right of the centre docks, which share one tabbed place.
     centre = [*window.analysis_docks, window.stats_dock]
     assert {area(d) for d in centre} == {right}
