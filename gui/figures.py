@@ -1,9 +1,12 @@
-"""Colouring and figures: pyqtgraph colour maps, overlays, colour bars, PNG and SVG files.
+"""The one renderer: pyqtgraph colour maps, overlays, colour bars, figures (PNG, SVG, clipboard).
 
-One renderer for the GUI docks and the CLI: a figure is a row of panels (title + RGB image)
-with an optional colour bar. PNG is painted with QPainter; SVG is written as plain XML with
-each image embedded as a base64 PNG, so it opens in any browser. Works headless with
-``QT_QPA_PLATFORM=offscreen`` (the CLI sets it when there is no display).
+Every coloured picture HookScope shows or writes comes from here: the docks colour their maps
+with :func:`colorize` / :func:`overlay` (or hand the raw values to a ``pg.ImageItem`` with
+:func:`lut`, which maps values to colours exactly as :func:`colorize` does), and Save, Copy,
+File ▸ Export all and the CLI's ``cam`` / ``attribute`` figures paint the same arrays with
+:func:`render_figure` / :func:`save_figure`. A figure is a row of panels (title + RGB image),
+each with an optional colour bar at its right. PNG is painted with QPainter; SVG is plain XML
+with each image embedded as a base64 PNG. Works headless with ``QT_QPA_PLATFORM=offscreen``.
 """
 
 from __future__ import annotations
@@ -13,14 +16,23 @@ import io
 import os
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 from xml.sax.saxutils import escape
 
 import numpy as np
 from PIL import Image
 
-from core.display.render import blend, normalize, normalize_signed, upsample
+from core.display.mosaic import signed_levels, value_levels
+from core.display.render import (
+    attribution_heat,
+    attribution_map,
+    blend,
+    gradient_to_rgb,
+    normalize_signed,
+    upsample,
+)
 from core.errors import HookScopeError
 
 # Our names → pyqtgraph's bundled maps (no colour tables written here).
@@ -41,46 +53,93 @@ COLORMAPS: dict[str, str] = {
 SIGNED_COLORMAPS = ("bwr", "coolwarm", "gwv")
 DEFAULT_CMAP = "jet"
 DEFAULT_SIGNED_CMAP = "bwr"
+DIVERGING = DEFAULT_SIGNED_CMAP
+"""Blue-white-red: zero in the middle, for gradients and signed attributions."""
+UNSIGNED_CMAP = "inferno"
+"""Magnitudes from 0 (saliency, |gradient|)."""
+NAN_RGB = (150, 150, 150)
+"""Colour of NaN (the gaps between mosaic tiles); a pane shows it as its view's background."""
+HEAT_MIN_ALPHA = 0.35
+"""An attribution overlay never fades below this, so a low alpha still shows where it looked."""
 
 FONT_PX = 13
 MARGIN = 10
 GAP = 10
 BAR_W = 16
 BAR_TEXT_W = 64
+MIN_SIDE = 192
+MAX_SIDE = 2048
 
 
-@lru_cache(maxsize=32)
-def lut(name: str = DEFAULT_CMAP, n: int = 256) -> np.ndarray:
-    """Colour map ``name`` (a :data:`COLORMAPS` key or a pyqtgraph name) as (n, 3) uint8."""
-    import pyqtgraph as pg
+# -- colours -----------------------------------------------------------------------------------
+def colormap_names() -> list[str]:
+    """Our colour map names, for combo boxes and the CLI's help."""
+    return list(COLORMAPS)
+
+
+def check_colormap(name: str) -> str:
+    """Return ``name`` if it is a colour map (ours or pyqtgraph's).
+
+    Raises:
+        HookScopeError: One sentence naming the valid choices.
+    """
+    lut(name)
+    return name
+
+
+@cache
+def lut(name: str = DEFAULT_CMAP) -> np.ndarray:
+    """Colour map ``name`` (a :data:`COLORMAPS` key or a pyqtgraph name) as (256, 3) uint8.
+
+    Raises:
+        HookScopeError: Unknown name (never a silent fallback).
+    """
+    import pyqtgraph as pg  # loads Qt: only when something is coloured (not for --help, .npz)
 
     key = COLORMAPS.get(str(name).lower(), name)
     try:
         cmap = pg.colormap.get(key)
-    except (FileNotFoundError, KeyError, ValueError, OSError):
-        raise HookScopeError(
-            f"Unknown colour map '{name}': use one of {', '.join(COLORMAPS)}."
-        ) from None
-    table = np.asarray(cmap.getLookupTable(0.0, 1.0, n, alpha=False, mode="byte"))
-    return np.ascontiguousarray(table[:, :3].astype(np.uint8))
+    except (FileNotFoundError, KeyError, ValueError, OSError, TypeError):
+        cmap = None
+    if cmap is None:
+        raise HookScopeError(f"Unknown colour map '{name}': use one of {', '.join(COLORMAPS)}.")
+    table = np.asarray(cmap.getLookupTable(0.0, 1.0, 256, alpha=False, mode="byte"))
+    table = np.ascontiguousarray(table[:, :3].astype(np.uint8))
+    table.setflags(write=False)
+    return table
+
+
+@cache
+def qt_colormap(name: str):
+    """The ``pg.ColorMap`` of :func:`lut` (for ``pg.ColorBarItem``); built once per name."""
+    import pyqtgraph as pg
+
+    return pg.ColorMap(np.linspace(0.0, 1.0, 256), lut(name))
 
 
 def colorize(
-    map2d: np.ndarray,
-    cmap: str = DEFAULT_CMAP,
-    *,
-    vmin: float | None = None,
-    vmax: float | None = None,
+    a: np.ndarray, cmap: str = DEFAULT_CMAP, levels: tuple[float, float] = (0.0, 1.0)
 ) -> np.ndarray:
-    """Colour a 2-D map: values in [0, 1] (or scaled from ``vmin``..``vmax``) → uint8 RGB."""
-    m = np.asarray(map2d, dtype=np.float32)
-    if m.ndim != 2:
-        raise ValueError(f"colorize expects a 2-D map, got shape {m.shape}")
-    if vmin is not None or vmax is not None:
-        m = normalize(m, vmin, vmax)
+    """Colour a 2-D array: ``levels`` (lo, hi) span the colour map; uint8 RGB (H, W, 3).
+
+    Values map to colours exactly as a ``pg.ImageItem`` with ``lut(cmap)`` and these levels
+    shows them (pyqtgraph's own ``rescaleData``), so a pane and a saved figure agree pixel for
+    pixel. NaN becomes :data:`NAN_RGB`, the background a mosaic pane shows through NaN.
+    """
+    from pyqtgraph.functions import rescaleData
+
+    a = np.asarray(a, dtype=np.float32)
+    if a.ndim != 2:
+        raise ValueError(f"colorize expects a 2-D map, got shape {a.shape}")
     table = lut(cmap)
-    idx = np.clip(np.nan_to_num(m, nan=0.0) * (len(table) - 1) + 0.5, 0, len(table) - 1)
-    return table[idx.astype(np.intp)]
+    lo, hi = float(levels[0]), float(levels[1])
+    span = hi - lo or 1.0
+    nan = np.isnan(a)
+    safe = np.where(nan, np.float32(lo), a) if nan.any() else a
+    idx = rescaleData(safe, len(table) / span, lo, dtype=np.uint8, clip=(0, len(table) - 1))
+    rgb = table[idx]
+    rgb[nan] = NAN_RGB
+    return rgb
 
 
 def colorize_signed(
@@ -119,25 +178,34 @@ def colorbar_image(cmap: str, height: int = 224, width: int = BAR_W) -> np.ndarr
 
 # -- figures -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Panel:
-    """One picture of a figure: a title over a uint8 RGB image (H, W, 3)."""
-
-    title: str
-    rgb: np.ndarray
-
-
-@dataclass(frozen=True)
 class ColorBar:
-    """A colour bar at the right of a figure, labelled from ``vmin`` (bottom) to ``vmax``."""
+    """A colour bar, labelled from ``vmin`` (bottom) to ``vmax`` (top)."""
 
     cmap: str = DEFAULT_CMAP
     vmin: float = 0.0
     vmax: float = 1.0
     label: str = ""
 
+    @property
+    def levels(self) -> tuple[float, float]:
+        return (self.vmin, self.vmax)
+
+
+class Panel(NamedTuple):
+    """One picture of a figure: a title over a uint8 RGB image (H, W, 3), maybe a colour bar.
+
+    A plain ``(title, rgb)`` tuple is a panel without a bar.
+    """
+
+    title: str
+    rgb: np.ndarray
+    bar: ColorBar | None = None
+
 
 @dataclass(frozen=True)
-class _Box:
+class Box:
+    """A rectangle of a figure, in figure pixels."""
+
     x: int
     y: int
     w: int
@@ -145,13 +213,19 @@ class _Box:
 
 
 @dataclass(frozen=True)
-class _Layout:
+class Layout:
+    """Where everything of a figure goes (see :func:`layout`).
+
+    Attributes:
+        panels: Per panel: its image box, its title baseline y, its colour bar box or None.
+        ticks: Per colour bar: (y, text) tick labels at the bar's right.
+    """
+
     width: int
     height: int
     title_y: int | None
-    panels: list[tuple[_Box, int]]  # image box, title baseline y
-    bar: _Box | None
-    ticks: list[tuple[int, str]]  # (y, text) at the bar's right
+    panels: list[tuple[Box, int, Box | None]]
+    ticks: list[list[tuple[int, str]]]
     bar_label_y: int
 
 
@@ -171,55 +245,67 @@ def _elide(text: str, width: int) -> str:
     return text[:keep] + "…"
 
 
-def auto_scale(panels, min_side: int = 192) -> int:
-    """Integer magnification that makes small panels (e.g. 64 px maps) readable."""
-    tallest = max((int(np.asarray(p.rgb).shape[0]) for p in panels), default=min_side)
-    return max(1, -(-min_side // max(tallest, 1)))
+def panel_scale(rgb: np.ndarray) -> int:
+    """Integer magnification that makes a small panel (e.g. a 7×7 map) readable.
+
+    Whole pixels become blocks (nearest neighbour), so a saved figure holds exactly what the
+    dock shows, only bigger.
+    """
+    h, w = np.asarray(rgb).shape[:2]
+    k = -(-MIN_SIDE // max(1, h))
+    return max(1, min(k, MAX_SIDE // max(1, h, w)))
 
 
-def _layout(panels, colorbar, title, scale: float) -> _Layout:
+def layout(panels: list[Panel], title: str | None = None, scale: float | None = None) -> Layout:
+    """Place the panels, their titles and colour bars left to right.
+
+    Args:
+        panels: Checked panels (see :func:`check_panels`).
+        title: Optional line of text above the panels.
+        scale: Magnification of every panel; None: :func:`panel_scale` per panel.
+    """
     line = int(FONT_PX * 1.6)
     top = MARGIN + (line if title else 0)
-    sizes = [
-        (int(round(p.rgb.shape[1] * scale)), int(round(p.rgb.shape[0] * scale))) for p in panels
-    ]
-    has_titles = any(p.title for p in panels)
+    has_titles = any(p.title for p in panels) or any(p.bar and p.bar.label for p in panels)
     img_top = top + (line if has_titles else 0)
-    tallest = max((h for _, h in sizes), default=0)
-    x = MARGIN
-    boxes = []
-    for w, h in sizes:
-        boxes.append((_Box(x, img_top, w, h), img_top - int(FONT_PX * 0.5)))
+    x, bottom, boxes, ticks = MARGIN, img_top, [], []
+    for p in panels:
+        k = scale or panel_scale(p.rgb)
+        w, h = int(round(p.rgb.shape[1] * k)), int(round(p.rgb.shape[0] * k))
+        box = Box(x, img_top, w, h)
         x += w + GAP
-    bar, ticks = None, []
-    if colorbar is not None:
-        bar_h = max(tallest, 64)
-        bar = _Box(x, img_top, BAR_W, bar_h)
-        vals = np.linspace(colorbar.vmax, colorbar.vmin, 3)
-        ys = [img_top + int(round(i * (bar_h - 1) / 2)) for i in range(3)]
-        ticks = [(y, _fmt(v)) for y, v in zip(ys, vals)]
-        label_w = int(len(colorbar.label) * FONT_PX * 0.62)  # generous estimate, no Qt needed
-        x += max(BAR_W + BAR_TEXT_W, label_w + 4)
-    else:
-        x -= GAP
+        bar = None
+        if p.bar is not None:
+            bar = Box(x - GAP // 2, img_top, BAR_W, max(h, 64))
+            vals = np.linspace(p.bar.vmax, p.bar.vmin, 3)
+            ys = [img_top + int(round(i * (bar.h - 1) / 2)) for i in range(3)]
+            ticks.append([(y, _fmt(v)) for y, v in zip(ys, vals)])
+            x += max(BAR_W + BAR_TEXT_W, _text_w(p.bar.label) + 4) - GAP // 2 + GAP
+        bottom = max(bottom, img_top + max(h, bar.h if bar else 0))
+        boxes.append((box, img_top - int(FONT_PX * 0.5), bar))
+    x -= GAP
     width = max(x + MARGIN, 2 * MARGIN + 1, _text_w(title or "") + 2 * MARGIN)
-    height = img_top + max(tallest, bar.h if bar else 0) + MARGIN
-    return _Layout(
-        width, height, MARGIN + FONT_PX if title else None, boxes, bar, ticks, img_top - 6
+    return Layout(
+        width, bottom + MARGIN, MARGIN + FONT_PX if title else None, boxes, ticks, img_top - 6
     )
 
 
-def _tick_baseline(y: int, bar: _Box) -> int:
+def _tick_baseline(y: int, bar: Box) -> int:
     """Baseline of a tick label: centred on the tick, kept within the bar's height."""
     return min(max(y + FONT_PX // 2 - 1, bar.y + FONT_PX - 3), bar.y + bar.h)
 
 
-def _check_panels(panels) -> list[Panel]:
+def check_panels(panels, colorbar: ColorBar | None = None) -> list[Panel]:
+    """Panels (or ``(title, rgb)`` tuples) as :class:`Panel` with uint8 (H, W, 3) images.
+
+    ``colorbar`` goes at the right of the last panel, unless that panel has its own.
+    """
     panels = list(panels)
     if not panels:
         raise HookScopeError("A figure needs at least one panel.")
     out = []
     for p in panels:
+        p = Panel(*p)
         rgb = np.asarray(p.rgb)
         if rgb.ndim == 2:
             rgb = np.repeat(rgb[..., None], 3, axis=2)
@@ -227,7 +313,12 @@ def _check_panels(panels) -> list[Panel]:
             raise ValueError(
                 f"panel '{p.title}' must be uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}"
             )
-        out.append(Panel(p.title, np.ascontiguousarray(rgb[..., :3])))
+        if p.bar is not None:
+            check_colormap(p.bar.cmap)
+        out.append(Panel(p.title, np.ascontiguousarray(rgb[..., :3]), p.bar))
+    if colorbar is not None and out[-1].bar is None:
+        check_colormap(colorbar.cmap)
+        out[-1] = out[-1]._replace(bar=colorbar)
     return out
 
 
@@ -251,22 +342,30 @@ def render_figure(
     title: str | None = None,
     scale: float | None = None,
 ):
-    """Paint a figure into a ``QImage`` (white background); ``scale`` None = :func:`auto_scale`."""
+    """Paint a figure into a ``QImage`` (white background).
+
+    Args:
+        panels: :class:`Panel` items or ``(title, rgb)`` tuples, left to right.
+        colorbar: A colour bar for the last panel, unless it carries its own.
+        title: Optional line of text above the panels.
+        scale: Magnification of every panel; None: :func:`panel_scale` per panel.
+    """
     from PySide6 import QtCore, QtGui
 
     from gui.qtutil import rgb_to_qimage
 
     ensure_qt()
-    panels = _check_panels(panels)
-    scale = scale or auto_scale(panels)
-    lay = _layout(panels, colorbar, title, scale)
+    panels = check_panels(panels, colorbar)
+    lay = layout(panels, title, scale)
     img = QtGui.QImage(lay.width, lay.height, QtGui.QImage.Format.Format_RGB32)
     img.fill(QtGui.QColor("white"))
     p = QtGui.QPainter(img)
     try:
         p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, True)
         p.setRenderHint(QtGui.QPainter.RenderHint.TextAntialiasing, True)
-        p.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, scale != int(scale))
+        # Whole-pixel magnification stays blocky (the dock's pixels, bigger); odd scales smooth.
+        smooth = scale is not None and scale != int(scale)
+        p.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, smooth)
         font = QtGui.QFont()
         font.setPixelSize(FONT_PX)
         p.setFont(font)
@@ -274,23 +373,25 @@ def render_figure(
         fm = QtGui.QFontMetrics(font)
         if title:
             p.drawText(MARGIN, lay.title_y, title)
-        for panel, (box, ty) in zip(panels, lay.panels):
+        bars = iter(lay.ticks)
+        for panel, (box, ty, b) in zip(panels, lay.panels):
             p.drawImage(QtCore.QRect(box.x, box.y, box.w, box.h), rgb_to_qimage(panel.rgb))
             text = fm.elidedText(panel.title, QtCore.Qt.TextElideMode.ElideRight, box.w)
             p.drawText(box.x + (box.w - fm.horizontalAdvance(text)) // 2, ty, text)
-        if colorbar is not None and lay.bar is not None:
-            b = lay.bar
+            if b is None:
+                continue
+            ticks = next(bars)
             p.drawImage(
-                QtCore.QRect(b.x, b.y, b.w, b.h), rgb_to_qimage(colorbar_image(colorbar.cmap, b.h))
+                QtCore.QRect(b.x, b.y, b.w, b.h), rgb_to_qimage(colorbar_image(panel.bar.cmap, b.h))
             )
             p.setPen(QtGui.QColor(90, 90, 90))
             p.drawRect(b.x, b.y, b.w - 1, b.h - 1)
             p.setPen(QtGui.QColor(20, 20, 20))
-            for y, text in lay.ticks:
+            for y, text in ticks:
                 p.drawLine(b.x + b.w, y, b.x + b.w + 3, y)
                 p.drawText(b.x + b.w + 6, _tick_baseline(y, b), text)
-            if colorbar.label:
-                p.drawText(b.x, lay.bar_label_y, colorbar.label)
+            if panel.bar.label:
+                p.drawText(b.x, lay.bar_label_y, panel.bar.label)
     finally:
         p.end()
     return img
@@ -315,9 +416,9 @@ def figure_svg(
     panels: list[Panel], colorbar: ColorBar | None = None, *, title=None, scale=None
 ) -> str:
     """The figure as SVG text: images embedded as base64 PNG, titles and ticks as text."""
-    panels = _check_panels(panels)
-    scale = scale or auto_scale(panels)
-    lay = _layout(panels, colorbar, title, scale)
+    panels = check_panels(panels, colorbar)
+    lay = layout(panels, title, scale)
+    smooth = "auto" if scale is not None and scale != int(scale) else "pixelated"
     font = f'font-family="DejaVu Sans, Arial, sans-serif" font-size="{FONT_PX}" fill="#141414"'
     out = [
         '<?xml version="1.0" encoding="UTF-8"?>',
@@ -327,9 +428,8 @@ def figure_svg(
         f'<rect width="{lay.width}" height="{lay.height}" fill="white"/>',
     ]
 
-    def image(box: _Box, rgb: np.ndarray, label: str) -> str:
+    def image(box: Box, rgb: np.ndarray, label: str) -> str:
         data = f"data:image/png;base64,{_png_b64(rgb)}"
-        smooth = "auto" if scale != int(scale) else "pixelated"
         return (
             f'<image x="{box.x}" y="{box.y}" width="{box.w}" height="{box.h}" '
             f'preserveAspectRatio="none" style="image-rendering:{smooth}" '
@@ -338,20 +438,22 @@ def figure_svg(
 
     if title:
         out.append(f'<text x="{MARGIN}" y="{lay.title_y}" {font}>{escape(title)}</text>')
-    for panel, (box, ty) in zip(panels, lay.panels):
+    bars = iter(lay.ticks)
+    for panel, (box, ty, b) in zip(panels, lay.panels):
         out.append(image(box, panel.rgb, panel.title))
         if panel.title:
             cx = box.x + box.w / 2
             text = escape(_elide(panel.title, box.w))
             out.append(f'<text x="{cx:g}" y="{ty}" text-anchor="middle" {font}>{text}</text>')
-    if colorbar is not None and lay.bar is not None:
-        b = lay.bar
-        out.append(image(b, colorbar_image(colorbar.cmap, b.h), f"colour map {colorbar.cmap}"))
+        if b is None:
+            continue
+        bar = panel.bar
+        out.append(image(b, colorbar_image(bar.cmap, b.h), f"colour map {bar.cmap}"))
         out.append(
             f'<rect x="{b.x + 0.5}" y="{b.y + 0.5}" width="{b.w - 1}" height="{b.h - 1}" '
             'fill="none" stroke="#5a5a5a"/>'
         )
-        for y, text in lay.ticks:
+        for y, text in next(bars):
             out.append(
                 f'<line x1="{b.x + b.w}" y1="{y + 0.5}" x2="{b.x + b.w + 3}" y2="{y + 0.5}" '
                 'stroke="#141414"/>'
@@ -359,10 +461,8 @@ def figure_svg(
             out.append(
                 f'<text x="{b.x + b.w + 6}" y="{_tick_baseline(y, b)}" {font}>{escape(text)}</text>'
             )
-        if colorbar.label:
-            out.append(
-                f'<text x="{b.x}" y="{lay.bar_label_y}" {font}>{escape(colorbar.label)}</text>'
-            )
+        if bar.label:
+            out.append(f'<text x="{b.x}" y="{lay.bar_label_y}" {font}>{escape(bar.label)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -379,10 +479,10 @@ def save_figure(
 
     Args:
         path: Output file; the suffix picks the format (``.png``, ``.svg``, ``.jpg``).
-        panels: Pictures shown left to right.
-        colorbar: Optional colour bar at the right.
+        panels: Pictures shown left to right (:class:`Panel` or ``(title, rgb)``).
+        colorbar: Optional colour bar at the right of the last panel (unless it has one).
         title: Optional line of text above the panels.
-        scale: Panel magnification; None picks an integer one so panels are >= 192 px tall.
+        scale: Panel magnification; None: :func:`panel_scale` per panel.
 
     Returns:
         The path written.
@@ -406,23 +506,40 @@ def save_figure(
     return path
 
 
-# -- ready-made panel sets (CLI and docks) -----------------------------------------------------
+# -- ready-made panel sets (docks and CLI) -----------------------------------------------------
 def cam_panels(
     image_rgb: np.ndarray,
     maps: dict[str, np.ndarray],
     *,
     method: str = "",
+    target: str | int | None = None,
     cmap: str = DEFAULT_CMAP,
     alpha: float = 0.5,
     show_input: bool = True,
 ) -> tuple[list[Panel], ColorBar]:
-    """The input plus one overlay per layer, and the [0, 1] colour bar."""
+    """The input plus one overlay per layer, and the [0, 1] colour bar.
+
+    The CAM dock shows exactly these overlays; its Save and the CLI's ``cam`` write them.
+    """
+    check_colormap(cmap)
     panels = [Panel("input", image_rgb)] if show_input else []
-    label = f"{method} " if method else ""
+    tail = "".join(f" · {t}" for t in (method, target) if t not in ("", None))
     panels += [
-        Panel(f"{label}{name}", overlay(image_rgb, m, cmap, alpha)) for name, m in maps.items()
+        Panel(f"{name}{tail}", overlay(image_rgb, m, cmap, alpha)) for name, m in maps.items()
     ]
     return panels, ColorBar(cmap, 0.0, 1.0, method or "CAM")
+
+
+def attribution_bar(map2d: np.ndarray, signed: bool, cmap: str | None = None) -> ColorBar:
+    """Colour map and levels of an attribution map (see ``core.display.render.attribution_map``).
+
+    Signed maps: a diverging map, ±max |map| (zero at the centre); magnitudes: from 0 to the max.
+    """
+    if signed:
+        cmap = cmap if cmap in SIGNED_COLORMAPS else DEFAULT_SIGNED_CMAP
+        lo, hi = signed_levels(map2d)
+        return ColorBar(cmap, lo, hi, "channel sum")
+    return ColorBar(check_colormap(cmap or UNSIGNED_CMAP), 0.0, value_levels(map2d)[1], "|max|")
 
 
 def attribution_panels(
@@ -434,36 +551,34 @@ def attribution_panels(
     cmap: str | None = None,
     gradient_rgb: bool = False,
     show_input: bool = True,
+    heat_cmap: str | None = None,
+    alpha: float = 0.5,
 ) -> tuple[list[Panel], ColorBar]:
-    """Panels for a (C, H, W) attribution: the channel sum coloured, plus its colour bar.
-
-    Signed maps use a diverging map centred on 0 with limits at the 99.5th percentile of |sum|
-    (outliers clip); unsigned maps (saliency) use the max over channels from 0.
+    """Panels for a (C, H, W) attribution; the Attribution dock shows these, the CLI saves them.
 
     Args:
         image_rgb: The input as uint8 (H, W, 3).
         attr: Attribution (C, H, W) or (H, W).
         title: Panel title of the map.
-        signed: Colour with a diverging map.
-        cmap: Colour map (default bwr when signed, inferno otherwise).
+        signed: Colour the channel sum with a diverging map (else max |a| from 0).
+        cmap: Colour map of the map (default bwr when signed, inferno otherwise).
         gradient_rgb: Also show the gradient as an RGB picture (guided backprop style).
         show_input: Start with the input image.
-    """
-    from core.display.render import gradient_to_rgb, robust_limit
+        heat_cmap: Also show |attribution| (relative to its 99.5th percentile) over the
+            input in this colour map.
+        alpha: Opacity of that overlay (at least :data:`HEAT_MIN_ALPHA`).
 
+    Returns:
+        The panels and the colour bar of the map panel (each panel carries its own bar).
+    """
     a = np.asarray(attr, dtype=np.float32)
-    a3 = a[None] if a.ndim == 2 else a
     panels = [Panel("input", image_rgb)] if show_input else []
     if gradient_rgb:
-        panels.append(Panel(f"{title} (RGB)", gradient_to_rgb(a3)))
-    if signed:
-        cmap = cmap if cmap in SIGNED_COLORMAPS else DEFAULT_SIGNED_CMAP
-        m = a3.sum(axis=0)
-        lim = robust_limit(m) or float(np.abs(m).max())
-        panels.append(Panel(title, colorize_signed(m, cmap, lim)))
-        return panels, ColorBar(cmap, -lim, lim, "channel sum")
-    cmap = cmap or "inferno"
-    m = np.abs(a3).max(axis=0)
-    hi = float(m.max())
-    panels.append(Panel(title, colorize(m, cmap, vmin=0.0, vmax=hi if hi > 0 else 1.0)))
-    return panels, ColorBar(cmap, 0.0, hi, "channel max")
+        panels.append(Panel(f"{title} (RGB)", gradient_to_rgb(a[None] if a.ndim == 2 else a)))
+    m = attribution_map(a, signed)
+    bar = attribution_bar(m, signed, cmap)
+    panels.append(Panel(title, colorize(m, bar.cmap, bar.levels), bar))
+    if heat_cmap is not None:
+        heat = overlay(image_rgb, attribution_heat(a), heat_cmap, max(alpha, HEAT_MIN_ALPHA))
+        panels.append(Panel(f"{title} |attribution|", heat, ColorBar(heat_cmap, 0.0, 1.0, "rel.")))
+    return panels, bar

@@ -19,6 +19,7 @@ from core.errors import HookScopeError
 from core.jobs import probe as jobs
 from core.loading.images import load_image
 from core.loading.spec import InputSpec
+from gui.figures import check_colormap
 from gui.worker import Worker
 
 DEFAULT_CAM_METHOD = "gradcam"
@@ -304,9 +305,15 @@ class AppState(QObject):
             self._maybe_run()
 
     def set_display(self, colormap: str | None = None, alpha: float | None = None) -> None:
-        """Change the colour map or overlay alpha (a redraw, no rerun)."""
+        """Change the colour map or overlay alpha (a redraw, no rerun).
+
+        An unknown colour map emits ``errorRaised`` and keeps the current one.
+        """
         if colormap is not None:
-            self.colormap = colormap
+            try:
+                self.colormap = check_colormap(colormap)
+            except HookScopeError as exc:
+                self.errorRaised.emit(str(exc))
         if alpha is not None:
             self.alpha = float(alpha)
         self.displayChanged.emit()

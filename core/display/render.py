@@ -101,3 +101,23 @@ def gradient_to_rgb(grad: np.ndarray) -> np.ndarray:
     g = g / (g.std() + 1e-5) * 0.1 + 0.5
     rgb = (np.clip(g, 0, 1) * 255 + 0.5).astype(np.uint8)
     return np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else np.ascontiguousarray(rgb[..., :3])
+
+
+def attribution_map(attr: np.ndarray, signed: bool) -> np.ndarray:
+    """The 2-D picture of a (C, H, W) attribution that the app shows and the CLI saves.
+
+    Signed methods: the sum over colour channels (sign kept). Magnitude methods (saliency):
+    the max of |a| over channels, as Simonyan et al. show saliency. A (H, W) map is kept.
+    """
+    a = np.asarray(attr, dtype=np.float32)
+    if a.ndim == 2:
+        return a.copy()
+    return a.sum(axis=0) if signed else np.abs(a).max(axis=0)
+
+
+def attribution_heat(attr: np.ndarray, percentile: float = 99.5) -> np.ndarray:
+    """|attribution| summed over channels over its ``percentile`` (outliers clip), in [0, 1]."""
+    a = np.abs(np.asarray(attr, dtype=np.float32))
+    a = a.sum(axis=0) if a.ndim == 3 else a
+    limit = robust_limit(a, percentile) if a.size else 0.0
+    return np.clip(a / limit, 0.0, 1.0).astype(np.float32) if limit > 0 else np.zeros_like(a)

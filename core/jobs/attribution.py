@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.display.render import attribution_heat, attribution_map
 from core.engine.probe import eval_mode, model_device
 from core.engine.targets import class_name, logits_of, resolve_target
 from core.errors import HookScopeError
@@ -41,6 +42,10 @@ class AttributionResult:
         signed: Whether the sign of the attribution matters.
         title: Display name of the method.
         seconds: Wall time.
+        map2d: The (H, W) map the app shows and the CLI saves as ``map``
+            (``core.display.render.attribution_map``).
+        heat: |attribution| in [0, 1] (``core.display.render.attribution_heat``).
+        target_prob: Softmax probability of the target class (None without class scores).
     """
 
     method: str
@@ -52,6 +57,9 @@ class AttributionResult:
     signed: bool = True
     title: str = ""
     seconds: float = 0.0
+    map2d: np.ndarray | None = None
+    heat: np.ndarray | None = None
+    target_prob: float | None = None
 
 
 def attribution_job(
@@ -108,6 +116,9 @@ def attribution_job(
         attr = attr[0]
     reporter.progress(1, 1, "Done")
     index = resolved if isinstance(resolved, int) else None
+    prob = None
+    if index is not None and logits.dim() == 2:  # class scores only: never softmax a dense map
+        prob = float(torch.softmax(logits[0].float(), 0)[index])
     return AttributionResult(
         method=method,
         params=kwargs,
@@ -118,4 +129,7 @@ def attribution_job(
         attribution=np.ascontiguousarray(attr),
         input_image=to_display(x, spec),
         seconds=time.perf_counter() - start,
+        map2d=attribution_map(attr, entry.signed),
+        heat=attribution_heat(attr),
+        target_prob=prob,
     )

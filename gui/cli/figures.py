@@ -25,6 +25,7 @@ def add_subcommand(subparsers) -> None:
     from core.methods.cam import CAM_METHODS
     from gui.figures import COLORMAPS
 
+    maps = ", ".join(COLORMAPS)
     p = subparsers.add_parser("cam", help="class activation maps for layers; save PNG/SVG/NPZ")
     _common(p)
     p.add_argument(
@@ -35,14 +36,17 @@ def add_subcommand(subparsers) -> None:
     )
     p.add_argument("--method", default="gradcam", choices=list(CAM_METHODS), help="CAM method")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the map (0-1)")
-    p.add_argument("--colormap", default="jet", choices=list(COLORMAPS))
+    p.add_argument("--colormap", default="jet", help=f"colour map of the overlay: {maps}")
     p.add_argument("--batch-size", type=int, default=32, help="ScoreCAM/AblationCAM batch")
     p.set_defaults(func=cmd_cam)
 
     p = subparsers.add_parser("attribute", help="input attributions; save PNG/SVG/NPZ")
     _common(p)
     p.add_argument("--method", required=True, choices=list(ATTRIBUTION_METHODS))
-    p.add_argument("--colormap", default=None, choices=list(COLORMAPS))
+    p.add_argument(
+        "--colormap", default="viridis", help=f"colour map of the |attribution| overlay: {maps}"
+    )
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (0-1)")
     seen: dict[str, str] = {}
     for m in ATTRIBUTION_METHODS.values():
         for prm in m.params:
@@ -80,6 +84,15 @@ def _check_out(path: str) -> Path:
             f"Cannot write '{out.name}': the output must end in .png, .svg or .npz."
         )
     return out
+
+
+def _check_display(args) -> None:
+    """A bad colour map or alpha is a one-sentence error before any model is loaded."""
+    from gui.figures import check_colormap
+
+    check_colormap(args.colormap)
+    if not 0.0 <= args.alpha <= 1.0:
+        raise HookScopeError(f"--alpha must be between 0 and 1, not {args.alpha}.")
 
 
 def _load(args):
@@ -181,8 +194,7 @@ def cmd_cam(args) -> int:
     from core.methods.cam import compute_cam, suggest_layer
 
     out = _check_out(args.out)
-    if not 0.0 <= args.alpha <= 1.0:
-        raise HookScopeError(f"--alpha must be between 0 and 1, not {args.alpha}.")
+    _check_display(args)
     if args.batch_size < 1:
         raise HookScopeError(f"--batch-size must be at least 1, not {args.batch_size}.")
     lm, x = _load(args)
@@ -233,6 +245,7 @@ def cmd_attribute(args) -> int:
     from core.methods.attribution import ATTRIBUTION_METHODS
 
     out = _check_out(args.out)
+    _check_display(args)
     meth = ATTRIBUTION_METHODS[args.method]
     allowed = {p.name for p in meth.params}
     given = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
@@ -276,8 +289,8 @@ def cmd_attribute(args) -> int:
         attr,
         title=meth.title,
         signed=meth.signed,
-        cmap=args.colormap,
-        gradient_rgb=args.method in ("guided-backprop", "guided-gradcam"),
+        heat_cmap=args.colormap,
+        alpha=args.alpha,
     )
     save_figure(out, panels, bar, title=_title(lm, meth.title, idx, name, prob))
     print(f"wrote {out}")

@@ -21,11 +21,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.display import mosaic as mz
-from core.display.render import robust_limit
 from core.jobs.attribution import AttributionResult, attribution_job, attribution_params
+from gui import figures
 from gui.docks.base import BaseDock, Panel
-from gui.widgets import colors
 from gui.widgets.job_control import DockJob
 from gui.widgets.panes import ImagePane
 
@@ -33,10 +31,6 @@ try:
     from core.methods.attribution import ATTRIBUTION_METHODS
 except ImportError:  # the engine is not in this build: the dock says so
     ATTRIBUTION_METHODS = {}
-
-UNSIGNED_CMAP = "inferno"
-HEAT_PERCENTILE = 99.5
-"""|attribution| above this percentile saturates, so one hot pixel does not wash out the map."""
 
 
 def _label(name: str) -> str:
@@ -174,7 +168,8 @@ class AttributionDock(BaseDock):
         self.heat_map: np.ndarray | None = None
         self.overlay_rgb: np.ndarray | None = None
         self.signed_levels = (-1.0, 1.0)
-        self.signed_cmap = colors.DIVERGING
+        self.signed_cmap = figures.DIVERGING
+        self.figure: list[figures.Panel] = []  # what Save / Copy write: the panes' pictures
         self._stale = False
         self.job = DockJob(state, "attribution", self.run_button, self.cancel_button, self.status)
         state.displayChanged.connect(self._draw)
@@ -235,17 +230,9 @@ class AttributionDock(BaseDock):
 
     def _on_result(self, result: AttributionResult) -> None:
         self.result, self._stale = result, False
-        a = result.attribution
-        self.signed_map = a.sum(axis=0) if a.ndim == 3 else a.astype(np.float32)
-        abs_map = np.abs(a).sum(axis=0) if a.ndim == 3 else np.abs(a)
-        limit = robust_limit(abs_map, HEAT_PERCENTILE) if abs_map.size else 0.0
-        self.heat_map = np.clip(abs_map / limit, 0, 1) if limit > 0 else np.zeros_like(abs_map)
-        if result.signed:
-            self.signed_cmap = colors.DIVERGING
-            self.signed_levels = mz.signed_levels(self.signed_map)
-        else:  # e.g. saliency is |gradient|: a sequential map from 0
-            self.signed_cmap = UNSIGNED_CMAP
-            self.signed_levels = (0.0, mz.value_levels(self.signed_map)[1])
+        self.signed_map, self.heat_map = result.map2d, result.heat
+        bar = figures.attribution_bar(result.map2d, result.signed)
+        self.signed_cmap, self.signed_levels = bar.cmap, bar.levels
         self._draw()
         target = result.target_name or result.target
         params = ", ".join(f"{k}={v}" for k, v in result.params.items())
@@ -262,6 +249,7 @@ class AttributionDock(BaseDock):
 
     def _on_model(self) -> None:
         self.result = self.signed_map = self.heat_map = self.overlay_rgb = None
+        self.figure = []
         self.signed_pane.set_rgb(None)
         self.heat_pane.set_rgb(None)
         self._on_method(self.method)
@@ -271,15 +259,24 @@ class AttributionDock(BaseDock):
     def _draw(self) -> None:
         if self.result is None:
             return
+        r, st = self.result, self.state
+        # One renderer: the panes show what Save, Copy and the CLI's ``attribute`` write.
+        panels, _ = figures.attribution_panels(
+            r.input_image,
+            r.attribution,
+            title=f"{r.title} · {r.target_name or r.target}",
+            signed=r.signed,
+            heat_cmap=st.colormap,
+            alpha=st.alpha,
+        )
+        self.figure = panels
         self.signed_pane.set_values(self.signed_map, self.signed_cmap, self.signed_levels)
-        kind = "signed" if self.result.signed else "magnitude"
-        self.signed_pane.set_title(f"{self.result.title}: {kind} (sum over colour channels)")
-        st = self.state
-        base = self.result.input_image
-        self.overlay_rgb = colors.overlay(base, self.heat_map, st.colormap, max(st.alpha, 0.35))
+        kind = "signed (sum" if r.signed else "magnitude (max"
+        self.signed_pane.set_title(f"{r.title}: {kind} over colour channels)")
+        self.overlay_rgb = panels[-1].rgb
         self.heat_pane.set_rgb(self.overlay_rgb)
-        self.heat_pane.set_title(f"{self.result.title}: |attribution| over the input")
-        self.heat_pane.set_bar(st.colormap, (0.0, 1.0))
+        self.heat_pane.set_title(f"{r.title}: |attribution| over the input")
+        self.heat_pane.set_bar(panels[-1].bar.cmap, panels[-1].bar.levels)
 
     def _on_hover(self, y: float, x: float) -> None:
         if self.signed_map is None or np.isnan(y):
@@ -290,18 +287,7 @@ class AttributionDock(BaseDock):
 
     # -- figures and export -------------------------------------------------------------------
     def make_panels(self) -> list[Panel]:
-        if self.result is None:
-            return []
-        r = self.result
-        signed = colors.colorize(self.signed_map, self.signed_cmap, self.signed_levels)
-        target = r.target_name or r.target
-        return [
-            ("input", colors.enlarge(r.input_image, 224)),
-            (f"{r.title} · {target}", colors.enlarge(signed, 224)),
-            ("scale", colors.colorbar(self.signed_cmap, self.signed_levels, 224)),
-            (f"{r.title} |attribution|", colors.enlarge(self.overlay_rgb, 224)),
-            ("scale", colors.colorbar(self.state.colormap, (0.0, 1.0), 224, "rel.")),
-        ]
+        return list(self.figure) if self.result is not None else []
 
     def make_arrays(self) -> dict[str, np.ndarray]:
         """Raw data behind the figure (for File ▸ Export all)."""

@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.methods.cam import CAM_METHODS
+from gui import figures
 from gui.docks.base import BaseDock, Panel
-from gui.widgets import colors
 from gui.widgets.panes import ImagePane
 
 SLOW_METHODS = ("scorecam", "ablationcam")
@@ -66,7 +66,7 @@ class CamDock(BaseDock):
         controls.addSpacing(8)
         controls.addWidget(QLabel("Colours", self))
         self.cmap_combo = QComboBox(self)
-        self.cmap_combo.addItems(colors.colormap_names())
+        self.cmap_combo.addItems(figures.colormap_names())
         self.cmap_combo.currentTextChanged.connect(lambda n: self.state.set_display(colormap=n))
         controls.addWidget(self.cmap_combo)
         controls.addWidget(QLabel("Alpha", self))
@@ -108,6 +108,7 @@ class CamDock(BaseDock):
         self.panes: dict[str, ImagePane] = {}
         self.maps: dict[str, np.ndarray] = {}
         self.overlays: dict[str, np.ndarray] = {}
+        self.figure: list[figures.Panel] = []  # what Save / Copy write: the overlays shown
         self.on_result(self.refresh)
         state.camChanged.connect(self._sync_controls)
         state.layersChanged.connect(lambda _: self._fill_layers())
@@ -245,17 +246,26 @@ class CamDock(BaseDock):
     def redraw(self) -> None:
         """Recolour the overlays (colour map / alpha changed, or new maps)."""
         snap, st = self.state.snapshot, self.state
-        self.overlays = {}
+        self.overlays, self.figure = {}, []
         if snap is None or not self.maps:
             self.note.setText(self._why_empty())
             return
-        for name, cam in self.maps.items():
-            rgb = colors.overlay(snap.input_image, cam, st.colormap, st.alpha)
-            self.overlays[name] = rgb
+        # One renderer: the panes show the very arrays that Save, Copy and the CLI write.
+        panels, bar = figures.cam_panels(
+            snap.input_image,
+            self.maps,
+            method=snap.cam_method or "",
+            target=snap.target_name or snap.target,
+            cmap=st.colormap,
+            alpha=st.alpha,
+        )
+        self.figure = [*panels[:-1], panels[-1]._replace(bar=bar)]
+        for name, panel in zip(self.maps, panels[1:]):
+            self.overlays[name] = panel.rgb
             pane = self.panes[name]
-            pane.set_rgb(rgb)
+            pane.set_rgb(panel.rgb)
             pane.set_title(f"{name} — {snap.cam_method}")
-            pane.set_bar(st.colormap, (0.0, 1.0))
+            pane.set_bar(bar.cmap, bar.levels)
 
     def _why_empty(self) -> str:
         snap = self.state.snapshot
@@ -269,16 +279,7 @@ class CamDock(BaseDock):
 
     # -- figures and export -------------------------------------------------------------------
     def make_panels(self) -> list[Panel]:
-        snap = self.state.snapshot
-        if not self.overlays or snap is None:
-            return []
-        target = snap.target_name or snap.target
-        panels: list[Panel] = [("input", colors.enlarge(snap.input_image, 224))]
-        for name, rgb in self.overlays.items():
-            panels.append((f"{name} · {snap.cam_method} · {target}", colors.enlarge(rgb, 224)))
-        h = panels[-1][1].shape[0]
-        panels.append(("CAM", colors.colorbar(self.state.colormap, (0.0, 1.0), height=h)))
-        return panels
+        return list(self.figure) if self.state.snapshot is not None else []
 
     def make_arrays(self) -> dict[str, np.ndarray]:
         """Raw data behind the figure (for File ▸ Export all)."""

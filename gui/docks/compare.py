@@ -28,12 +28,12 @@ from PySide6.QtWidgets import (
 from core.experiments.compare import RunView, compare_runs
 from core.experiments.interventions import describe_edit
 from core.jobs.experiments import channel_mean
+from gui import figures
 from gui.docks.base import BaseDock, Panel
-from gui.widgets import colors
 from gui.widgets.layer_picker import LayerPicker
 from gui.widgets.panes import ImagePane
 
-DIVERGING = colors.DIVERGING
+DIVERGING = figures.DIVERGING
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 
@@ -255,13 +255,11 @@ class CompareDock(BaseDock):
         if self.comparison is None:
             return []
         snap = self.state.snapshot
-        panels: list[Panel] = [
-            ("baseline", colors.enlarge(self.baseline_image, 192)),
-            ("this run", colors.enlarge(snap.input_image, 192)),
-        ]
+        panels: list[Panel] = [("baseline", self.baseline_image), ("this run", snap.input_image)]
         for key, a in self.maps.items():
             m = self.levels.get(key) or float(np.nanmax(np.abs(a))) or 1.0
-            panels.append((f"Δ {key}", colors.enlarge(colors.colorize(a, DIVERGING, (-m, m)), 192)))
+            rgb = figures.colorize(a, DIVERGING, (-m, m))  # the pane's colours (set_values)
+            panels.append(figures.Panel(f"Δ {key}", rgb, figures.ColorBar(DIVERGING, -m, m)))
         return panels
 
     def make_arrays(self) -> dict[str, np.ndarray]:

@@ -18,14 +18,14 @@ from PySide6.QtWidgets import (
 )
 
 from core.display import mosaic as mz
+from gui import figures
 from gui.docks.base import BaseDock, Panel
-from gui.widgets import colors
 from gui.widgets.layer_picker import LayerPicker
 from gui.widgets.mosaic import FeatureView
 from gui.widgets.panes import ImagePane
 
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-UNSIGNED_CMAP = "inferno"
+UNSIGNED_CMAP = figures.UNSIGNED_CMAP
 
 
 class GradientsDock(BaseDock):
@@ -129,7 +129,7 @@ class GradientsDock(BaseDock):
         mode = self.input_mode.currentText()
         self.input_map = mz.input_gradient_map(snap.input_grad, mode)
         signed = mode != mz.INPUT_GRAD_MODES[0]
-        self.input_cmap = colors.DIVERGING if signed else UNSIGNED_CMAP
+        self.input_cmap = figures.DIVERGING if signed else UNSIGNED_CMAP
         self.input_levels = (
             mz.signed_levels(self.input_map)
             if signed
@@ -168,11 +168,10 @@ class GradientsDock(BaseDock):
     def make_panels(self) -> list[Panel]:
         panels = list(self.view.panels())
         if self.input_map is not None:
-            rgb = colors.colorize(self.input_map, self.input_cmap, self.input_levels)
-            panels.append(
-                (f"input gradient ({self.input_mode.currentText()})", colors.enlarge(rgb))
-            )
-            panels.append(("scale", colors.colorbar(self.input_cmap, self.input_levels, 256)))
+            rgb = figures.colorize(self.input_map, self.input_cmap, self.input_levels)
+            bar = figures.ColorBar(self.input_cmap, *self.input_levels)
+            title = f"input gradient ({self.input_mode.currentText()})"
+            panels.append(figures.Panel(title, rgb, bar))
         return panels
 
     def make_arrays(self) -> dict[str, np.ndarray]:

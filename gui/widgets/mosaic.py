@@ -9,30 +9,37 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (
     QComboBox,
     QGraphicsRectItem,
     QHBoxLayout,
     QLabel,
+    QSizePolicy,
+    QSpinBox,
     QSplitter,
     QStackedWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from core.display import mosaic as mz
-from gui.widgets import colors
+from gui import figures
 from gui.widgets.draw import bar_chart
 from gui.widgets.panes import BACKGROUND, TEXT, ImagePane
 
-Panel = tuple[str, np.ndarray]
-"""(title, uint8 RGB array (H, W, 3)), as docks export them."""
+Panel = figures.Panel
+"""A figure panel as docks export them (a ``(title, rgb)`` tuple is one too)."""
 
 SCALES = ("per channel", "shared")
+PAGE_SIZES = ("64", "256", "1024", "all")
+"""Tiles per page: a few hundred stay readable; 2048 in one panel are a moiré strip."""
+DEFAULT_PAGE_SIZE = "256"
+HINT = "Wheel zooms · drag pans · hover reads a value · click a tile for a close-up"
 PAGE_MAPS, PAGE_BARS, PAGE_EMPTY = 0, 1, 2
-GAP = (150, 150, 150)
+GAP = figures.NAN_RGB  # the view's background shows through NaN gaps
 
 
 def _fmt(v: float) -> str:
@@ -61,7 +68,7 @@ class FeatureView(QWidget):
     def __init__(self, parent=None, *, signed: bool = False, what: str = "activation"):
         super().__init__(parent)
         self.signed, self.what = signed, what
-        self.cmap = colors.DIVERGING if signed else "viridis"
+        self.cmap = figures.DIVERGING if signed else "viridis"
         self.maps: np.ndarray | None = None
         self.vector: np.ndarray | None = None
         self.tiles: mz.Tiles | None = None
@@ -87,10 +94,37 @@ class FeatureView(QWidget):
         )
         self.scale_combo.currentTextChanged.connect(lambda _: self._redraw())
         row.addWidget(self.scale_combo)
+        row.addWidget(QLabel("Show", self))
+        self.page_size_combo = QComboBox(self)
+        self.page_size_combo.addItems(PAGE_SIZES)
+        self.page_size_combo.setCurrentText(DEFAULT_PAGE_SIZE)
+        self.page_size_combo.setToolTip(
+            "Tiles per page; with Sort by mean / max / std the first page is the top channels"
+        )
+        self.page_size_combo.currentTextChanged.connect(lambda _: self._on_page_size())
+        row.addWidget(self.page_size_combo)
+        self.page_spin = QSpinBox(self)
+        self.page_spin.setPrefix("page ")
+        self.page_spin.setMinimum(1)
+        self.page_spin.setToolTip("Which page of channels the mosaic shows")
+        self.page_spin.valueChanged.connect(lambda _: self._redraw())
+        row.addWidget(self.page_spin)
+        self.fit_button = QToolButton(self)
+        self.fit_button.setText("Fit")
+        self.fit_button.setToolTip("Zoom the mosaic out to the whole page")
+        self.fit_button.clicked.connect(lambda: self.mosaic_pane.view.autoRange(padding=0.01))
+        row.addWidget(self.fit_button)
         self.info = QLabel("", self)
         self.info.setStyleSheet("color: palette(mid);")
+        # Long counts must not widen the dock: the label gives way and its tooltip keeps it all.
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.info.setMinimumWidth(20)
         row.addWidget(self.info, 1)
         outer.addLayout(row)
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(120)
+        self._fit_timer.timeout.connect(self._refit)
 
         self.stack = QStackedWidget(self)
         outer.addWidget(self.stack, 1)
@@ -166,8 +200,9 @@ class FeatureView(QWidget):
         self.stack.addWidget(self.empty_label)
         self.stack.setCurrentIndex(PAGE_EMPTY)
 
-        self.hover_label = QLabel(" ", self)
+        self.hover_label = QLabel(HINT, self)
         self.hover_label.setToolTip("Channel and value under the mouse")
+        self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         outer.addWidget(self.hover_label)
 
     # -- data ---------------------------------------------------------------------------------
@@ -212,23 +247,70 @@ class FeatureView(QWidget):
         self._draw_channel()
 
     # -- drawing ------------------------------------------------------------------------------
+    def page_size(self) -> int:
+        """Tiles per page (all channels for "all")."""
+        text = self.page_size_combo.currentText()
+        n = self.maps.shape[0] if self.maps is not None else 0
+        return max(1, n if text == "all" else int(text))
+
+    def _on_page_size(self) -> None:
+        self.page_spin.setValue(1)
+        self._redraw()
+
+    def _mosaic_area(self) -> tuple[float, float]:
+        """(height, width) the mosaic can fill, in screen pixels (4:3 before the first show)."""
+        r = self.mosaic_pane.view.boundingRect()
+        return (r.height(), r.width()) if r.width() > 10 and r.height() > 10 else (300.0, 400.0)
+
+    def _cols(self, n: int) -> int:
+        h, w = self.maps.shape[1:]
+        return mz.grid_cols(n, (h, w), self._mosaic_area())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit_timer.start()
+
+    def _refit(self) -> None:
+        # A new panel shape may want another column count to fill it.
+        if self.tiles is not None and self.maps is not None:
+            if self._cols(len(self.tiles.order)) != self.tiles.cols:
+                self._redraw()
+
     def _redraw(self) -> None:
         if self.maps is None:
             if self.vector is not None:
                 self._draw_bars()
             return
         maps = self.maps
-        order = mz.channel_order(maps, self.sort_combo.currentText())
-        per_channel = self.scale_combo.currentText() == SCALES[0]
-        self.tiles = mz.tile(maps, order, signed=self.signed, per_channel=per_channel)
-        self.mosaic_pane.set_values(self.tiles.image, self.cmap, self.tiles.levels)
         c, h, w = maps.shape
-        self.mosaic_pane.set_title(
-            f"{self.title} — {c} channels of {h}×{w}, sorted by {self.sort_combo.currentText()}"
+        sort = self.sort_combo.currentText()
+        order = mz.channel_order(maps, sort)
+        per = self.page_size()
+        pages = max(1, -(-c // per))
+        self.page_spin.blockSignals(True)
+        self.page_spin.setMaximum(pages)
+        self.page_spin.setSuffix(f" of {pages}")
+        self.page_spin.blockSignals(False)
+        self.page_spin.setEnabled(pages > 1)
+        first = (min(self.page_spin.value(), pages) - 1) * per
+        order = order[first : first + per]
+        per_channel = self.scale_combo.currentText() == SCALES[0]
+        self.tiles = mz.tile(
+            maps, order, signed=self.signed, per_channel=per_channel, cols=self._cols(len(order))
         )
-        self.info.setText(f"{c} channels · {h}×{w} · click a tile for a close-up")
+        self.mosaic_pane.set_values(self.tiles.image, self.cmap, self.tiles.levels)
+        shown = (
+            f"{c} channels of {h}×{w}"
+            if len(order) == c
+            else f"channels {first + 1}–{first + len(order)} of {c} ({h}×{w})"
+        )
+        by = "index" if sort == "index" else f"{sort}, largest first"
+        self.mosaic_pane.set_title(f"{self.title} — {shown}, by {by}")
+        self.info.setText(f"{c} channels · {h}×{w} · {HINT.lower()}")
+        self.info.setToolTip(self.info.text())
         self.sort_combo.setEnabled(True)
         self.scale_combo.setEnabled(True)
+        self.page_size_combo.setEnabled(True)
         self.stack.setCurrentIndex(PAGE_MAPS)
         self.selected = min(self.selected, c - 1)
         self._draw_channel()
@@ -270,16 +352,18 @@ class FeatureView(QWidget):
         self.info.setText(f"vector of {len(v)} values · hover a bar for its value")
         self.sort_combo.setEnabled(False)
         self.scale_combo.setEnabled(False)
+        self.page_size_combo.setEnabled(False)
+        self.page_spin.setEnabled(False)
         self.stack.setCurrentIndex(PAGE_BARS)
 
     # -- mouse --------------------------------------------------------------------------------
     def describe(self, y: float, x: float) -> str:
         """Text for mosaic pixel (y, x): channel, position in the tile and the raw value."""
         if self.tiles is None or self.maps is None or np.isnan(y):
-            return " "
+            return HINT
         ch = self.tiles.channel_at(y, x)
         if ch is None:
-            return " "
+            return HINT
         h, w = self.tiles.tile
         ty, tx = int(y) % (h + self.tiles.pad), int(x) % (w + self.tiles.pad)
         return f"channel {ch}  ·  (y {ty}, x {tx})  ·  {self.what} {_fmt(self.maps[ch, ty, tx])}"
@@ -287,7 +371,7 @@ class FeatureView(QWidget):
     def _on_hover(self, y: float, x: float) -> None:
         text = self.describe(y, x)
         self.hover_label.setText(text)
-        self.mosaic_pane.setToolTip(text.strip())
+        self.mosaic_pane.setToolTip("" if text == HINT else text)
 
     def _on_click(self, y: float, x: float) -> None:
         ch = self.tiles.channel_at(y, x) if self.tiles is not None else None
@@ -332,16 +416,23 @@ class FeatureView(QWidget):
         ch = self.maps[self.selected]
         lv = self.channel_levels(ch)
         counts, edges = mz.histogram(ch)
-        mosaic_rgb = colors.enlarge(colors.colorize(t.image, self.cmap, t.levels), 360)
+        title = f"{self.title}: {self.maps.shape[0]} channels by {self.sort_combo.currentText()}"
+        # The panes' colours: set_values colours exactly as figures.colorize does.
         return [
-            (
-                f"{self.title}: {self.maps.shape[0]} channels by {self.sort_combo.currentText()}",
-                mosaic_rgb,
+            Panel(
+                title,
+                figures.colorize(t.image, self.cmap, t.levels),
+                figures.ColorBar(self.cmap, *t.levels),
             ),
-            ("scale", colors.colorbar(self.cmap, t.levels, height=min(360, mosaic_rgb.shape[0]))),
-            (f"channel {self.selected}", colors.enlarge(colors.colorize(ch, self.cmap, lv), 240)),
-            ("scale", colors.colorbar(self.cmap, lv, height=240)),
-            (f"channel {self.selected} histogram", bar_chart(counts, edges=edges, size=(300, 200))),
+            Panel(
+                f"channel {self.selected}",
+                figures.colorize(ch, self.cmap, lv),
+                figures.ColorBar(self.cmap, *lv),
+            ),
+            Panel(
+                f"channel {self.selected} histogram",
+                bar_chart(counts, edges=edges, size=(300, 200)),
+            ),
         ]
 
     def _bar_rgb(self) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QSize, Signal
 
-from gui.widgets import colors
+from gui import figures
 
 BACKGROUND = (246, 246, 246)
 TEXT = (40, 40, 40)
@@ -35,7 +35,7 @@ class ImagePane(pg.GraphicsLayoutWidget):
         self._bar_cmap = "viridis"
         if colorbar:
             self.bar = pg.ColorBarItem(
-                values=(0, 1), colorMap=colors.qt_colormap("viridis"), interactive=False, width=12
+                values=(0, 1), colorMap=figures.qt_colormap("viridis"), interactive=False, width=12
             )
             self.bar.getAxis("right").setTextPen(TEXT)
             # pyqtgraph's 45 px hides labels like "1.5e+08" (a random-init resnet152 layer).
@@ -61,9 +61,13 @@ class ImagePane(pg.GraphicsLayoutWidget):
         self.view.autoRange(padding=0.01)
 
     def set_values(self, a: np.ndarray, cmap: str, levels: tuple[float, float]) -> None:
-        """Show a float image through colour map ``cmap`` at fixed ``levels``."""
+        """Show a float image through colour map ``cmap`` at fixed ``levels``.
+
+        pyqtgraph colours it exactly as ``gui.figures.colorize(a, cmap, levels)`` does, so the
+        pane and a saved figure agree pixel for pixel.
+        """
         self.image.setImage(np.ascontiguousarray(a, dtype=np.float32), autoLevels=False)
-        self.image.setLookupTable(colors.lut(cmap))
+        self.image.setLookupTable(figures.lut(cmap))
         self.image.setLevels(levels)
         self.set_bar(cmap, levels)
         self.view.autoRange(padding=0.01)
@@ -74,7 +78,7 @@ class ImagePane(pg.GraphicsLayoutWidget):
             return
         if cmap != self._bar_cmap:  # rebuilding the bar's gradient is the slow part
             self._bar_cmap = cmap
-            self.bar.setColorMap(colors.qt_colormap(cmap))
+            self.bar.setColorMap(figures.qt_colormap(cmap))
         self.bar.setLevels(levels)
 
     def pixel_at(self, scene_pos: QPointF) -> tuple[float, float] | None:
