@@ -248,8 +248,7 @@ class AppState(QObject):
         if self.tree is not None and not any(c in layers for c in self.cam_layers):
             self.cam_layers = cam_layer_default(self.tree, layers)
             self.camChanged.emit()
-        if self.selected_layer not in layers and layers:
-            self.select(layers[-1], 0)
+        self._settle_selection()
         self._maybe_run()
 
     def set_layer_ticked(self, name: str, ticked: bool) -> None:
@@ -287,11 +286,41 @@ class AppState(QObject):
         return True
 
     def select(self, layer: str, call: int = 0) -> None:
-        """Select the layer (and call) the analysis docks show."""
+        """Select the layer (and call) the analysis docks show.
+
+        Only a ticked layer can be shown: selecting another one keeps the selection and says
+        how to record it, so a dock never goes blank while its Layer box names another layer.
+        """
+        if layer not in self.layers:
+            self.statusMessage.emit(
+                f"'{layer}' is not hooked: tick its box in the model tree to record it."
+            )
+            return
         if (layer, call) == (self.selected_layer, self.selected_call):
             return
         self.selected_layer, self.selected_call = layer, call
         self.selectionChanged.emit(layer, call)
+
+    def recorded_layers(self) -> list[str]:
+        """Ticked layers the last run recorded: the ones a dock can show, in tick order."""
+        snap = self.snapshot
+        return [n for n in self.layers if snap is not None and n in snap.layers]
+
+    def _settle_selection(self) -> None:
+        """Keep the selection on a ticked layer with data (a CAM layer first, else the last).
+
+        Before the first run (or for a layer ticked since the last one) any ticked layer does.
+        """
+        recorded = self.recorded_layers()
+        pool = recorded or self.layers
+        if self.selected_layer in pool or (
+            self.selected_layer in self.layers and not recorded
+        ):
+            return
+        if not pool:
+            return
+        pick = next((n for n in self.cam_layers if n in pool), pool[-1])
+        self.select(pick, 0)
 
     def set_cam(self, method: str | None = None, layers: list[str] | None = None) -> None:
         """Change the CAM method and/or the CAM layers, then rerun."""
@@ -384,6 +413,7 @@ class AppState(QObject):
         self.last_run_seconds = time.perf_counter() - self._run_started
         self.snapshot = snap
         self.resultChanged.emit(snap)
+        self._settle_selection()
 
     def _on_run_error(self, message: str) -> None:
         self.runFailed.emit(message)
@@ -391,5 +421,26 @@ class AppState(QObject):
 
     def _on_cancelled(self, job_id: int, kind: str) -> None:
         if kind == "probe" and job_id == self._run_id:
+            self.statusMessage.emit(self._agree_with_shown())
             self.runCancelled.emit()
-            self.statusMessage.emit("Run cancelled.")
+
+    def _agree_with_shown(self) -> str:
+        """After a cancel: CAM controls back to what the docks show; a sentence saying which.
+
+        The cancelled run's CAM choice (e.g. a slow scorecam) would otherwise sit in the Method
+        box above the last finished run's map.
+        """
+        snap = self.snapshot
+        if snap is None:
+            return "Run cancelled: nothing has been computed yet (Ctrl+R runs again)."
+        shown = snap.cam_method
+        wanted = self.cam_method
+        if shown and (shown != wanted or list(snap.cams) != self.cam_layers):
+            self.cam_method, self.cam_layers = shown, list(snap.cams)
+            self.camChanged.emit()
+            if wanted and wanted != shown:
+                return (
+                    f"{wanted} cancelled: showing {shown} from the last finished run "
+                    "(pick it again to rerun)."
+                )
+        return "Run cancelled: showing the last finished run."

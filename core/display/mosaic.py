@@ -89,6 +89,20 @@ def channel_order(maps: np.ndarray, by: str = "index") -> np.ndarray:
     return np.argsort(-key, kind="stable")
 
 
+def grid_cols(n: int, tile: tuple[int, int], area: tuple[float, float], pad: int = 1) -> int:
+    """Columns that show ``n`` tiles of ``tile`` (h, w) largest in an ``area`` (height, width).
+
+    The mosaic then fills its panel whatever the panel's shape, instead of a square block.
+    """
+    n = max(int(n), 1)
+    th, tw = tile[0] + pad, tile[1] + pad
+    height, width = max(area[0], 1.0), max(area[1], 1.0)
+    cols = np.arange(1, n + 1)
+    rows = np.ceil(n / cols)
+    scale = np.minimum(width / (cols * tw - pad), height / (rows * th - pad))
+    return int(cols[int(np.argmax(scale))])  # first best: the fewest columns at that scale
+
+
 def tile(
     maps: np.ndarray,
     order: np.ndarray | None = None,

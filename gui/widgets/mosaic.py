@@ -453,6 +453,8 @@ class FeatureView(QWidget):
         return {
             "sort": self.sort_combo.currentText(),
             "scale": self.scale_combo.currentText(),
+            "per_page": self.page_size_combo.currentText(),
+            "page": self.page_spin.value(),
             "colormap": self.cmap,
             "selected_channel": self.selected,
         }

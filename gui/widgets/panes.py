@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QSize, Signal
+from PySide6.QtCore import QPointF, QSize, Qt, Signal
+from PySide6.QtGui import QFont, QFontMetrics
 
 from gui import figures
 
@@ -28,6 +29,7 @@ class ImagePane(pg.GraphicsLayoutWidget):
         self.setBackground(BACKGROUND)
         self.ci.layout.setContentsMargins(2, 2, 2, 2)
         self.title = self.addLabel(title, row=0, col=0, colspan=2, color=TEXT, size="9pt")
+        self.full_title = title
         self.view = self.addViewBox(row=1, col=0, lockAspect=True, invertY=True, enableMenu=False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.image)
@@ -48,8 +50,29 @@ class ImagePane(pg.GraphicsLayoutWidget):
         return QSize(260, 260)
 
     def set_title(self, text: str) -> None:
-        if text != self.title.text:  # setText re-lays out the HTML: skip it when unchanged
-            self.title.setText(text, color=TEXT, size="9pt")
+        """Set the title; one too long for the pane is elided (whole in the tooltip).
+
+        A pyqtgraph label is as wide as its text at least: a long title would widen the scene
+        past the widget and push the colour bar's labels out of view ("1.(").
+        """
+        self.full_title = text
+        self.setToolTip(text)
+        self._fit_title()
+
+    def _fit_title(self) -> None:
+        text = self.full_title
+        font = QFont(self.font())
+        font.setPointSizeF(9)
+        room = max(20, self.width() - 12)
+        shown = QFontMetrics(font).elidedText(text, Qt.TextElideMode.ElideMiddle, room)
+        if shown != self.title.text:  # setText re-lays out the HTML: skip it when unchanged
+            self.title.setText(shown, color=TEXT, size="9pt")
+            self.title.setMinimumWidth(0)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if hasattr(self, "full_title"):  # pyqtgraph resizes once before __init__ is done
+            self._fit_title()
 
     def set_rgb(self, rgb: np.ndarray | None) -> None:
         """Show a uint8 RGB image (None clears)."""

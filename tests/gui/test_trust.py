@@ -1,0 +1,123 @@
+"""What a panel shows is what its controls say; the layout holds at 1000×700 (issue 16)."""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QTabBar
+
+from gui.docks.base import LAYOUT_VERSION
+from tests.gui.conftest import RUN_TIMEOUT_MS
+
+
+def dock(window, name):
+    return next(d for d in window.docks if d.objectName() == name)
+
+
+def shown_layer(window, name):
+    """(Layer box text, layer in the dock's title) of an analysis dock."""
+    d = dock(window, name)
+    return d.picker.combo.currentText(), d.view.title.split(" ")[0].removeprefix("∂score/∂")
+
+
+def test_unticking_the_shown_layer_moves_every_dock_to_a_recorded_one(make_window, qtbot):
+    window = make_window()
+    st = window.state
+    gone = st.selected_layer
+    assert gone in st.snapshot.layers
+    with qtbot.waitSignal(st.resultChanged, timeout=RUN_TIMEOUT_MS):
+        st.set_layer_ticked(gone, False)
+    assert st.selected_layer != gone and st.selected_layer in st.snapshot.layers
+    for name in ("ActivationsDock", "GradientsDock"):
+        dock(window, name).flush()
+        box, title = shown_layer(window, name)
+        assert box == title == st.selected_layer, name
+    # The same without a rerun: the docks still show a layer the last run recorded.
+    st.set_auto_run(False)
+    now = st.selected_layer
+    st.set_layer_ticked(now, False)
+    assert st.selected_layer in st.recorded_layers() and st.selected_layer != now
+    box, title = shown_layer(window, "ActivationsDock")
+    assert box == title == st.selected_layer
+
+
+def test_selecting_an_unticked_module_keeps_the_shown_layer_and_says_why(make_window, qtbot):
+    window = make_window()
+    st = window.state
+    before = st.selected_layer
+    unticked = next(n.name for n in st.tree.nodes() if n.name and n.name not in st.layers)
+    with qtbot.waitSignal(st.statusMessage, timeout=1000) as msg:
+        st.select(unticked, 0)
+    assert unticked in msg.args[0] and "tick" in msg.args[0]
+    assert st.selected_layer == before
+    box, title = shown_layer(window, "ActivationsDock")
+    assert box == title == before
+
+
+def test_cancelled_cam_run_puts_the_method_box_back_on_the_shown_map(make_window, qtbot):
+    window = make_window()
+    st, cam = window.state, dock(window, "CamDock")
+    shown = st.snapshot.cam_method
+    assert cam.method_combo.currentText() == shown == "gradcam"
+    gate = threading.Event()
+
+    def hold(reporter):
+        while not gate.wait(0.01):
+            reporter.check()
+
+    st.worker.submit(hold, kind="gate")  # the probe below waits behind it: cancel is certain
+    st.set_cam(method="scorecam")
+    assert cam.method_combo.currentText() == "scorecam"
+    with qtbot.waitSignal(st.runCancelled, timeout=RUN_TIMEOUT_MS):
+        st.cancel()
+    gate.set()
+    st.worker.wait(10_000)
+    assert st.cam_method == st.snapshot.cam_method == "gradcam"
+    assert cam.method_combo.currentText() == "gradcam"
+    assert all(p.full_title.endswith("gradcam") for p in cam.panes.values())
+
+
+def test_no_dock_paints_outside_itself_at_1000x700(make_window, qtbot):
+    window = make_window()
+    window.resize(1000, 700)
+    qtbot.wait(100)
+    assert window.width() == 1000 and window.height() == 700
+    docks = [d for d in window.docks if d.isVisible() and not d.visibleRegion().isEmpty()]
+    assert len(docks) >= 4
+    frame = window.rect()
+    for d in docks:
+        g = d.geometry()
+        assert frame.contains(g), d.objectName()
+        # The content never sticks out of its dock: below its minimum it scrolls.
+        assert d.scroll.viewport().width() <= g.width(), d.objectName()
+    for i, a in enumerate(docks):
+        for b in docks[i + 1 :]:
+            assert not a.geometry().intersects(b.geometry()), (a.objectName(), b.objectName())
+
+
+def test_side_columns_keep_their_width_and_the_plots_get_the_space(make_window, qtbot):
+    window = make_window(run=False)
+    window.resize(1280, 800)
+    qtbot.wait(50)
+    tree, image, plots = window.tree_dock.width(), window.image_dock.width(), None
+    plots = window.analysis_docks[0].width()
+    window.resize(1600, 1000)
+    qtbot.wait(50)
+    assert window.tree_dock.width() == tree and window.image_dock.width() == image
+    assert window.analysis_docks[0].width() == plots + 320
+
+
+def test_every_panel_is_one_click_away_and_no_tab_title_is_cut(make_window, qtbot):
+    window = make_window(run=False)
+    saved = window.saveState(LAYOUT_VERSION)
+    window.restoreState(saved, LAYOUT_VERSION)  # what opening a session does
+    qtbot.wait(50)
+    for bar in window.findChildren(QTabBar):
+        assert bar.elideMode() == Qt.TextElideMode.ElideNone
+    for d in window.docks:
+        action = window.panel_actions[d.objectName()]
+        action.trigger()
+        qtbot.wait(10)
+        assert d.isVisible() and not d.visibleRegion().isEmpty(), d.objectName()
+        assert action.isChecked()
