@@ -313,9 +313,7 @@ class AppState(QObject):
         """
         recorded = self.recorded_layers()
         pool = recorded or self.layers
-        if self.selected_layer in pool or (
-            self.selected_layer in self.layers and not recorded
-        ):
+        if self.selected_layer in pool or (self.selected_layer in self.layers and not recorded):
             return
         if not pool:
             return
