@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from core.cli import add_model_args, load_from_args
-from core.engine.tree import build_tree
+from core.engine.tree import ModuleNode, build_tree
 
 
 def add_subcommand(subparsers) -> None:
@@ -17,7 +18,6 @@ def add_subcommand(subparsers) -> None:
 
 
 def cmd_inspect(args) -> int:
-
     lm = load_from_args(args)
     tree = build_tree(lm.model, lm.input_spec)
     nodes = [n for n in tree.nodes() if n.name]
@@ -27,9 +27,34 @@ def cmd_inspect(args) -> int:
     print(f"{lm.name}: {tree.root.total_params:,} parameters, input {lm.input_spec.size}")
     if tree.error:
         print(f"note: {tree.error}")
-    for n in nodes:
-        indent = "  " * n.name.count(".")
-        shape = "x".join(map(str, n.out_shape)) if n.out_shape else "-"
-        calls = f"  ×{n.calls}" if n.calls > 1 else ""
-        print(f"{indent}{n.short_name:<20} {n.type:<22} {shape:<18} {n.total_params:>12,}{calls}")
+    for line in format_table(nodes, COLUMNS):
+        print(line)
     return 0
+
+
+# One column of the text tree: header, the cell for a node, right-aligned or not.
+Column = tuple[str, Callable[[ModuleNode], str], bool]
+
+COLUMNS: list[Column] = [
+    # The full dotted name is what --layers takes; indentation shows the nesting.
+    ("module", lambda n: "  " * n.name.count(".") + n.name, False),
+    ("type", lambda n: n.type, False),
+    ("output", lambda n: "x".join(map(str, n.out_shape)) if n.out_shape else "-", False),
+    ("params", lambda n: f"{n.total_params:,}", True),
+    ("calls", lambda n: f"×{n.calls}" if n.calls > 1 else "", False),
+]
+
+
+def format_table(nodes: list[ModuleNode], columns: list[Column]) -> list[str]:
+    """Lines of a header and one row per node, each column as wide as its widest cell."""
+    rows = [[header for header, _, _ in columns]]
+    rows += [[cell(n) for _, cell, _ in columns] for n in nodes]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    lines = []
+    for row in rows:
+        cells = [
+            text.rjust(width) if right else text.ljust(width)
+            for text, width, (_, _, right) in zip(row, widths, columns)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return lines
