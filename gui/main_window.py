@@ -340,10 +340,26 @@ class MainWindow(QMainWindow):
         lm = self.state.loaded
         if lm is None:
             return
-        self.model_label.setText(f"Model: {lm.name}")
+        random = getattr(lm, "random_weights", False)
+        label = f"{lm.name} (random weights)" if random else lm.name
+        self.model_label.setText(f"Model: {label}")
+        # Random weights predict confidently and mean nothing: say so wherever results show.
+        self.model_label.setStyleSheet("color: #b00020; font-weight: bold;" if random else "")
+        self.model_label.setToolTip(
+            f"{lm.name} has random weights: its predictions and maps mean nothing. Load "
+            f"pretrained weights (e.g. torchvision:{lm.name}:DEFAULT) or a weights file."
+            if random
+            else f"Weights: {getattr(lm, 'weights_source', 'model')}"
+            + (f" ({lm.weights})" if lm.weights else "")
+        )
         self.device_label.setText(f"Device: {lm.device}")
-        self.setWindowTitle(f"HookScope — {lm.name}")
-        self.show_message(f"Loaded {lm.name}.", 5000)
+        self.setWindowTitle(f"HookScope — {label}")
+        self.show_message(
+            f"Loaded {lm.name} with random weights: its predictions mean nothing."
+            if random
+            else f"Loaded {lm.name}.",
+            15000 if random else 5000,
+        )
         args = self.state.model_args
         if args.get("spec"):
             self._push_recent("recent/models", json.dumps(args))

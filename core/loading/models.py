@@ -32,6 +32,10 @@ class LoadedModel:
         weights: Path of the state_dict file applied, if any.
         device: Where the model lives.
         scripted: True for TorchScript (no Python hooks on submodules).
+        weights_source: Where the weights come from: ``"random"`` (torchvision without
+            pretrained weights: predictions mean nothing), ``"pretrained"`` (torchvision's),
+            ``"bundled"`` (the demo's), ``"file"`` (a state_dict passed as ``weights``),
+            ``"model"`` (whatever the factory or model file holds).
     """
 
     model: nn.Module
@@ -42,6 +46,12 @@ class LoadedModel:
     weights: str | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     scripted: bool = False
+    weights_source: str = "model"
+
+    @property
+    def random_weights(self) -> bool:
+        """True when the weights are a random initialisation (say so next to every result)."""
+        return self.weights_source == "random"
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -100,6 +110,7 @@ def load_model(
     if weights is not None:
         apply_state_dict(lm.model, weights)
         lm.weights = str(weights)
+        lm.weights_source = "file"
     lm.spec = spec
     lm.model.eval()
     lm.model.to(dev)
@@ -124,6 +135,7 @@ def _load_demo(spec: str) -> LoadedModel:
         name=f"demo ({variant})",
         class_names=list(demo.CLASS_NAMES),
         input_spec=InputSpec((size, size), 3, tuple(demo.MEAN), tuple(demo.STD)),
+        weights_source="bundled",
     )
 
 
@@ -162,7 +174,8 @@ def _load_torchvision(spec: str) -> LoadedModel:
         cats = meta_weights.meta.get("categories")
         class_names = list(cats) if cats else None
         input_spec = _spec_from_weights(meta_weights)
-    return LoadedModel(model, name, class_names, input_spec)
+    source = "random" if weights is None else "pretrained"
+    return LoadedModel(model, name, class_names, input_spec, weights_source=source)
 
 
 def _weights_enum(name: str):

@@ -121,3 +121,11 @@ def test_every_panel_is_one_click_away_and_no_tab_title_is_cut(make_window, qtbo
         qtbot.wait(10)
         assert d.isVisible() and not d.visibleRegion().isEmpty(), d.objectName()
         assert action.isChecked()
+
+
+def test_random_weights_are_named_in_the_title_and_the_status_bar(make_window):
+    window = make_window(spec="torchvision:resnet18", layers=["layer4", "fc"])
+    assert "random weights" in window.windowTitle()
+    assert "random weights" in window.model_label.text()
+    demo = make_window(run=True)
+    assert "random" not in demo.windowTitle() and "random" not in demo.model_label.text()
