@@ -1,9 +1,11 @@
 """File ▸ Save session… / Open session…: the window's experiment as a core.io.session.Session.
 
-Saved: model spec + weights, image path and its edits, ticked layers, target, CAM method and
-layers (+ colour map, alpha), gradient / activation edits, and the dock layout (base64 of
-``saveState``) in the ``gui`` dict. Loading restores all of it; a file that moved is one
-sentence in a dialog and the current state stays as it was.
+Saved: model spec + weights, image path and its edits, input size and normalisation, ticked
+layers, target, CAM method and layers (+ colour map, alpha), gradient / activation edits in the
+order they were added, the pinned Compare baseline (the choices that made it, rerun on open),
+and the dock layout (base64 of ``saveState``) in the ``gui`` dict. Loading restores all of it,
+so the reopened run gives the same numbers to the last digit; a file that moved is one sentence
+in a dialog and the current state stays as it was.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from core.errors import HookScopeError
 from core.experiments.interventions import apply_image_edits
 from core.io.session import Session
 from core.loading.images import load_image
+from core.loading.spec import InputSpec
 from gui.docks.base import LAYOUT_VERSION
 
 SESSION_FILTER = "HookScope session (*.json);;All files (*)"
@@ -28,6 +31,9 @@ def session_from_window(window) -> Session:
     st = window.state
     args = st.model_args or {}
     layout = bytes(window.saveState(_layout_version()))
+    spec = st.input_spec
+    compare = _compare_dock(window)
+    baseline = getattr(compare, "baseline_choices", None) if compare is not None else None
     return Session(
         model=args.get("spec") or "demo",
         weights=args.get("weights"),
@@ -40,13 +46,19 @@ def session_from_window(window) -> Session:
         cam_params={"colormap": st.colormap, "alpha": st.alpha},
         grad_edits=[dict(d) for d in st.edits if d.get("kind") == "grad"],
         act_edits=[dict(d) for d in st.edits if d.get("kind") == "act"],
+        input_spec=spec.to_dict() if spec is not None else None,
         gui={
             "layout": base64.b64encode(layout).decode("ascii"),
             "edit_order": [d.get("kind") for d in st.edits],
             "selected_layer": st.selected_layer,
             "trust_pickle": bool(args.get("trust_pickle")),
+            "baseline": baseline,
         },
     )
+
+
+def _compare_dock(window):
+    return next((d for d in window.docks if d.objectName() == "CompareDock"), None)
 
 
 def save_session(window, path: str | Path) -> Path | None:
@@ -71,11 +83,28 @@ def open_session(window, path: str | Path) -> bool:
         image = None
         if session.image:
             image = apply_image_edits(load_image(session.image), session.image_edits)
+        baseline = session.gui.get("baseline")
+        if baseline:
+            baseline = dict(baseline, pil=_edited_image(baseline, Path(path).parent))
     except (HookScopeError, OSError) as exc:
         QMessageBox.warning(window, "HookScope", str(exc))
         return False
-    restore(window, session, image)
+    restore(window, session, image, baseline)
     return True
+
+
+def _edited_image(choices: dict, folder: Path):
+    """The baseline's input image (looked for next to the session too, like the session's)."""
+    path = choices.get("image")
+    if not path:
+        return None
+    if not Path(path).is_file() and (folder / Path(path).name).is_file():
+        path = str(folder / Path(path).name)
+    if not Path(path).is_file():
+        raise HookScopeError(
+            f"The pinned baseline's image {path} is missing; put it back or unpin before saving."
+        )
+    return apply_image_edits(load_image(path), choices.get("image_edits") or [])
 
 
 def _edits(session: Session) -> list[dict]:
@@ -90,28 +119,59 @@ def _edits(session: Session) -> list[dict]:
     return [dict(d) for d in out + grads + acts]
 
 
-def restore(window, session: Session, image=None) -> None:
-    """Put a loaded session into the window (the model loads in the worker first)."""
+def _apply(st, choices: dict, image) -> None:
+    """Put run choices (``AppState.run_choices()`` form) into the state, without running."""
+    if image is not None:
+        st.set_image(image, choices.get("image"))
+        st.image_edits = [dict(d) for d in choices.get("image_edits") or []]
+        st.imageChanged.emit()
+    # Back to the model's own spec when none was saved: the same size and normalisation.
+    spec = choices.get("input_spec")
+    st.set_input_spec(InputSpec.from_dict(spec) if spec else st.loaded.input_spec)
+    st.set_layers(list(choices.get("layers") or []) or st.layers)
+    st.set_cam(method=choices.get("cam_method"), layers=list(choices.get("cam_layers") or []))
+    target = choices.get("target")
+    if isinstance(target, str):
+        st.set_target_text(target)
+    else:
+        st.set_target(target)
+    st.set_edits([dict(d) for d in choices.get("edits") or []])
+
+
+def _session_choices(session: Session) -> dict:
+    return {
+        "image": session.image,
+        "image_edits": session.image_edits,
+        "input_spec": session.input_spec,
+        "layers": session.layers,
+        "target": session.target,
+        "cam_method": session.cam_method,
+        "cam_layers": session.cam_layers,
+        "edits": _edits(session),
+    }
+
+
+def restore(window, session: Session, image=None, baseline: dict | None = None) -> None:
+    """Put a loaded session into the window (the model loads in the worker first).
+
+    With a pinned baseline, its choices run first and are pinned in the Compare dock, then the
+    session's own choices run: both numbers are what they were when the session was saved.
+    """
     st = window.state
 
-    def rest() -> None:
+    def quietly(fn) -> None:
         was = st.auto_run
         st.auto_run = False  # one run at the end, not one per restored choice
         try:
-            if image is not None:
-                st.set_image(image, session.image)
-                st.image_edits = [dict(d) for d in session.image_edits]
-                st.imageChanged.emit()
-            st.set_layers(list(session.layers) or st.layers)
-            st.set_cam(method=session.cam_method, layers=list(session.cam_layers))
+            fn()
+        finally:
+            st.auto_run = was
+
+    def current() -> None:
+        def put() -> None:
+            _apply(st, _session_choices(session), image)
             params = session.cam_params or {}
             st.set_display(params.get("colormap"), params.get("alpha"))
-            target = session.target
-            if isinstance(target, str):
-                st.set_target_text(target)
-            else:
-                st.set_target(target)
-            st.set_edits(_edits(session))
             selected = session.gui.get("selected_layer")
             if selected in st.layers:
                 st.select(selected, 0)
@@ -119,10 +179,25 @@ def restore(window, session: Session, image=None) -> None:
             if layout:
                 data = QByteArray(base64.b64decode(layout))
                 window.restoreState(data, _layout_version())
-        finally:
-            st.auto_run = was
+
+        quietly(put)
         st.run()
         st.statusMessage.emit("Session restored.")
+
+    def rest() -> None:
+        compare = _compare_dock(window)
+        if not baseline or compare is None:
+            current()
+            return
+
+        def pinned(_snap) -> None:
+            st.resultChanged.disconnect(pinned)
+            compare.pin()
+            current()
+
+        quietly(lambda: _apply(st, baseline, baseline.get("pil")))
+        st.resultChanged.connect(pinned)
+        st.run()
 
     args = st.model_args or {}
     if (

@@ -351,6 +351,22 @@ class AppState(QObject):
             self.autoRunChanged.emit(on)
             self._maybe_run()
 
+    def run_choices(self) -> dict:
+        """Every choice that decides a run's numbers, as plain data (sessions, a pinned baseline).
+
+        The model is not in it (see ``model_args``); the image is its path plus its edits.
+        """
+        return {
+            "image": self.image_path,
+            "image_edits": [dict(d) for d in self.image_edits],
+            "input_spec": self.input_spec.to_dict() if self.input_spec else None,
+            "layers": list(self.layers),
+            "target": self.target,
+            "cam_method": self.cam_method,
+            "cam_layers": list(self.cam_layers),
+            "edits": [dict(d) for d in self.edits],
+        }
+
     # -- running ------------------------------------------------------------------------------
     @property
     def ready(self) -> bool:

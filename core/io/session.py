@@ -32,6 +32,8 @@ class Session:
         cam_method: Key of ``core.methods.cam.CAM_METHODS``, or None.
         cam_layers: Layers to compute CAMs for.
         cam_params: Extra CAM parameters (batch size, smoothing...).
+        input_spec: Input size and normalisation (``InputSpec.to_dict()``) when edited, or
+            None for the model's own.
         grad_edits: Gradient edit dicts (``GradEdit.to_dict()``).
         act_edits: Activation edit dicts (``ActEdit.to_dict()``).
         gui: Opaque data of the GUI (dock layout as base64, zoom...); stored as is.
@@ -47,6 +49,7 @@ class Session:
     cam_method: str | None = None
     cam_layers: list[str] = field(default_factory=list)
     cam_params: dict[str, Any] = field(default_factory=dict)
+    input_spec: dict[str, Any] | None = None
     grad_edits: list[dict] = field(default_factory=list)
     act_edits: list[dict] = field(default_factory=list)
     gui: dict[str, Any] = field(default_factory=dict)

@@ -26,6 +26,17 @@ class InputSpec:
     std: tuple[float, ...] = IMAGENET_STD
     resize: int | None = None
 
+    @classmethod
+    def from_dict(cls, d: dict) -> InputSpec:
+        """Inverse of :meth:`to_dict` (sessions)."""
+        return cls(
+            size=tuple(int(v) for v in d["size"]),
+            channels=int(d.get("channels", 3)),
+            mean=tuple(float(v) for v in d["mean"]),
+            std=tuple(float(v) for v in d["std"]),
+            resize=None if d.get("resize") is None else int(d["resize"]),
+        )
+
     def to_dict(self) -> dict:
         """Plain-data form for JSON."""
         return {

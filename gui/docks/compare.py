@@ -115,6 +115,7 @@ class CompareDock(BaseDock):
 
         self.baseline: RunView | None = None
         self.baseline_image: np.ndarray | None = None
+        self.baseline_choices: dict | None = None
         self.comparison = None  # core.experiments.compare.Comparison
         self.run_view: RunView | None = None
         self.levels: dict[str, float] = {}
@@ -133,12 +134,15 @@ class CompareDock(BaseDock):
             return False
         self.baseline = RunView.from_snapshot(snap, run_label(self.state))
         self.baseline_image = snap.input_image
+        # What made it, so a saved session can redo the baseline exactly.
+        self.baseline_choices = self.state.run_choices()
         self.clear_button.setEnabled(True)
         self.refresh()
         return True
 
     def unpin(self) -> None:
         self.baseline, self.baseline_image, self.comparison = None, None, None
+        self.baseline_choices = None
         self.clear_button.setEnabled(False)
         self.refresh()
 

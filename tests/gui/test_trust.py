@@ -129,3 +129,48 @@ def test_random_weights_are_named_in_the_title_and_the_status_bar(make_window):
     assert "random weights" in window.model_label.text()
     demo = make_window(run=True)
     assert "random" not in demo.windowTitle() and "random" not in demo.model_label.text()
+
+
+def test_session_reopens_in_a_fresh_window_with_the_same_numbers(make_window, qtbot, tmp_path):
+    import numpy as np
+
+    from core.loading.spec import InputSpec
+    from gui import session_io
+
+    def run(state, action):
+        with qtbot.waitSignal(state.resultChanged, timeout=RUN_TIMEOUT_MS):
+            action()
+        qtbot.waitUntil(lambda: not state.busy, timeout=RUN_TIMEOUT_MS)
+
+    first = make_window()
+    st = first.state
+    mean = InputSpec.from_dict(dict(st.input_spec.to_dict(), size=[80, 80], mean=[0.4, 0.5, 0.6]))
+    run(st, lambda: st.set_input_spec(mean))
+    compare = dock(first, "CompareDock")
+    assert compare.pin()
+    # Two edits of one layer: their order changes the numbers.
+    scale = {"kind": "act", "layer": "features.block3", "op": "scale", "on": "output"}
+    scale.update(channels=[1, 2], value=3.0)
+    zero = {"kind": "act", "layer": "features.block3", "op": "zero", "on": "output"}
+    zero.update(channels=[2])
+    grad = {"kind": "grad", "layer": "features.block2", "op": "scale", "value": 2.0}
+    run(st, lambda: st.set_edits([zero, grad, scale]))
+    run(st, lambda: st.set_target(2))
+    path = session_io.save_session(first, tmp_path / "s.json")
+
+    second = make_window()  # a fresh window on the model's defaults
+    s2, compare2 = second.state, dock(second, "CompareDock")
+    assert s2.input_spec != st.input_spec
+    assert session_io.open_session(second, path)
+    qtbot.waitUntil(
+        lambda: compare2.baseline is not None and s2.edits and not s2.busy,
+        timeout=RUN_TIMEOUT_MS,
+    )
+    assert s2.input_spec == st.input_spec and s2.edits == [zero, grad, scale]
+    assert s2.target == 2 and s2.snapshot.target == 2
+    np.testing.assert_array_equal(s2.snapshot.probs, st.snapshot.probs)  # to the last digit
+    np.testing.assert_array_equal(compare2.baseline.probs, compare.baseline.probs)
+    assert compare2.comparison.classes == compare.comparison.classes
+    for layer, diff in compare.comparison.activations.items():
+        np.testing.assert_array_equal(compare2.comparison.activations[layer], diff)
+    assert compare2.baseline.label == compare.baseline.label
