@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from core.display.snapshot import Snapshot, cam_layer_default, default_layers
 from core.engine.runtime import threads_for
 from core.engine.targets import parse_target
+from core.engine.tree import build_tree
 from core.errors import HookScopeError
 from core.jobs import probe as jobs
 from core.loading.images import load_image
@@ -45,6 +46,8 @@ class AppState(QObject):
         loadFailed(str): opening a model or image failed (also sent to errorRaised).
         statusMessage(str): a short information message for the status bar.
         editsChanged(list): the gradient / activation edit dicts of the probe.
+        shapesChanged(): the tree's output shapes were redone for a new input size (same
+            nodes, new ``out_shapes`` / ``calls``).
     """
 
     modelChanged = Signal()
@@ -65,6 +68,7 @@ class AppState(QObject):
     loadFailed = Signal(str)
     statusMessage = Signal(str)
     editsChanged = Signal(list)
+    shapesChanged = Signal()
 
     def __init__(self, worker: Worker | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -74,6 +78,7 @@ class AppState(QObject):
         self.worker.cancelled.connect(self._on_cancelled)
         self.loaded = None  # core.loading.models.LoadedModel
         self.tree = None  # core.engine.tree.ModuleTree
+        self.tree_spec: InputSpec | None = None  # the input its shapes were measured with
         self.model_args: dict = {}
         self.device = "cpu"
         self.image = None  # PIL RGB
@@ -146,6 +151,7 @@ class AppState(QObject):
 
     def _set_model(self, lm, tree, args: dict, layers: list[str] | None) -> None:
         self.loaded, self.tree, self.model_args = lm, tree, args
+        self.tree_spec = lm.input_spec
         self.device = str(lm.device)
         self.input_spec = lm.input_spec
         names = {n.name for n in tree.nodes()}
@@ -230,7 +236,34 @@ class AppState(QObject):
             return
         self.input_spec = spec
         self.specChanged.emit()
+        self._refresh_shapes()
         self._maybe_run()
+
+    def _refresh_shapes(self) -> None:
+        """Redo the dry run at the new input size, so the tree's shapes follow the runs.
+
+        Queued before the probe in the worker; the nodes keep their identity (the tree view
+        keeps its expansion and selection), only their shapes and call counts change.
+        """
+        loaded, spec = self.loaded, self.input_spec
+        if loaded is None or spec is None or self.tree is None:
+            return
+        if self.tree_spec is not None and spec.size == self.tree_spec.size:
+            return
+
+        def done(fresh) -> None:
+            if loaded is not self.loaded or spec != self.input_spec or fresh.error:
+                return
+            new = {n.name: n for n in fresh.nodes()}
+            for node in self.tree.nodes():
+                if node.name in new:
+                    node.out_shapes, node.calls = new[node.name].out_shapes, new[node.name].calls
+            self.tree_spec = spec
+            self.shapesChanged.emit()
+
+        self.worker.submit(
+            _shapes_job, loaded.model, spec, kind="shapes", on_result=done, on_error=lambda _: None
+        )
 
     def set_input_size(self, h: int, w: int) -> None:
         """Change only the input size."""
@@ -405,7 +438,7 @@ class AppState(QObject):
 
     def _threads(self) -> int | None:
         """Torch threads for a probe of the current model at the current input size."""
-        spec, default = self.input_spec, self.loaded.input_spec
+        spec, default = self.input_spec, self.tree_spec or self.loaded.input_spec
         if spec is None:
             return None
         scale = (spec.size[0] * spec.size[1]) / (default.size[0] * default.size[1])
@@ -458,3 +491,9 @@ class AppState(QObject):
                     "(pick it again to rerun)."
                 )
         return "Run cancelled: showing the last finished run."
+
+
+def _shapes_job(reporter, model, spec):
+    """The dry run at ``spec`` (worker thread): a tree whose shapes and calls are current."""
+    reporter.progress(0, 0, "Measuring shapes…")
+    return build_tree(model, spec)

@@ -48,6 +48,7 @@ class ModuleTreeModel(QAbstractItemModel):
         self._ticked: set[str] = set()
         state.modelChanged.connect(self.reload)
         state.layersChanged.connect(self._on_layers)
+        state.shapesChanged.connect(self._on_shapes)
 
     # -- data from the state -----------------------------------------------------------------
     def reload(self) -> None:
@@ -72,6 +73,16 @@ class ModuleTreeModel(QAbstractItemModel):
             idx = self.index_of(name)
             if idx.isValid():
                 self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.CheckStateRole])
+
+    def _on_shapes(self) -> None:
+        """Same nodes, new output shapes and call counts: repaint every row's text."""
+        if self.tree is None:
+            return
+        last = len(COLUMNS) - 1
+        for node in self.tree.nodes():
+            first = self.index_of(node.name)
+            if first.isValid():
+                self.dataChanged.emit(first, self.index_of(node.name, last))
 
     def node(self, index: Index) -> ModuleNode | None:
         return index.internalPointer() if index.isValid() else None

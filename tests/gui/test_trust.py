@@ -174,3 +174,20 @@ def test_session_reopens_in_a_fresh_window_with_the_same_numbers(make_window, qt
     for layer, diff in compare.comparison.activations.items():
         np.testing.assert_array_equal(compare2.comparison.activations[layer], diff)
     assert compare2.baseline.label == compare.baseline.label
+
+
+def test_tree_shapes_follow_the_input_size_of_the_last_run(make_window, qtbot):
+    from gui.tree_model import COLUMNS
+
+    window = make_window()
+    st, model = window.state, window.tree_dock.model
+    layer = "features.block3"
+    before = st.tree.find(layer).out_shape
+    with qtbot.waitSignal(st.shapesChanged, timeout=RUN_TIMEOUT_MS):
+        st.set_input_size(160, 160)
+    qtbot.waitUntil(lambda: not st.busy, timeout=RUN_TIMEOUT_MS)
+    act = st.snapshot.call(layer).activation
+    shape = st.tree.find(layer).out_shape
+    assert shape[1:] == act.shape and shape != before
+    text = model.index_of(layer, COLUMNS.index("Output")).data()
+    assert text == "×".join(map(str, act.shape))
