@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QDockWidget,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -31,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui import filedialogs
 from gui.docks.base import LAYOUT_VERSION, BaseDock, save_panels
 from gui.docks.image import IMAGE_FILTER, ImageDock
 from gui.docks.layer_stats import LayerStatsDock
@@ -464,7 +464,7 @@ class MainWindow(QMainWindow):
             self.state.load_model(**dialog.values())
 
     def open_image_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", IMAGE_FILTER)
+        path = filedialogs.open_file(self, "Open image", IMAGE_FILTER)
         if path:
             self.state.load_image(path)
 
@@ -518,7 +518,9 @@ class MainWindow(QMainWindow):
         self.current_dock().save_figure()
 
     def export_all_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export all figures and data to…")
+        folder = filedialogs.new_or_existing_dir(
+            self, "Export all figures and data to the folder (created if new)", "hookscope_export"
+        )
         if folder:
             self.export_all(folder)
 
@@ -642,15 +644,13 @@ class OpenModelDialog(QDialog):
         form.addRow(buttons)
 
     def _browse_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Model file", "", "Models (*.pt *.pth *.py);;All files (*)"
-        )
+        path = filedialogs.open_file(self, "Model file", "Models (*.pt *.pth *.py);;All files (*)")
         if path:
             self.spec.setCurrentText(path + (":build" if path.endswith(".py") else ""))
 
     def _browse_weights(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Weights file", "", "Weights (*.pt *.pth *.bin);;All files (*)"
+        path = filedialogs.open_file(
+            self, "Weights file", "Weights (*.pt *.pth *.bin);;All files (*)"
         )
         if path:
             self.weights.setText(path)
@@ -665,7 +665,7 @@ class OpenModelDialog(QDialog):
 
 
 def _two_lines(title: str) -> str:
-    """"Channel importance" → two lines, so the panel bar stays narrow."""
+    """Two-word titles on two lines ("Channel importance"), so the panel bar stays narrow."""
     head, sep, tail = title.partition(" ")
     return f"{head}\n{tail}" if sep else title
 

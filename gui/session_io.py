@@ -14,13 +14,14 @@ import base64
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QMessageBox
 
 from core.errors import HookScopeError
 from core.experiments.interventions import apply_image_edits
 from core.io.session import Session
 from core.loading.images import load_image
 from core.loading.spec import InputSpec
+from gui import filedialogs
 from gui.docks.base import LAYOUT_VERSION
 
 SESSION_FILTER = "HookScope session (*.json);;All files (*)"
@@ -217,13 +218,13 @@ def restore(window, session: Session, image=None, baseline: dict | None = None) 
 
 
 def save_dialog(window) -> None:
-    path, _ = QFileDialog.getSaveFileName(window, "Save session", "session.json", SESSION_FILTER)
+    path = filedialogs.save_file(window, "Save session", "session.json", SESSION_FILTER)
     if path:
         save_session(window, path)
 
 
 def open_dialog(window) -> None:
-    path, _ = QFileDialog.getOpenFileName(window, "Open session", "", SESSION_FILTER)
+    path = filedialogs.open_file(window, "Open session", SESSION_FILTER)
     if path:
         open_session(window, path)
 

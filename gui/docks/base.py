@@ -14,7 +14,6 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
-    QFileDialog,
     QFrame,
     QHBoxLayout,
     QScrollArea,
@@ -25,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import HookScopeError
-from gui import figures
+from gui import figures, filedialogs
 from gui.qtutil import qimage_to_rgb
 
 LAYOUT_VERSION = 2
@@ -179,7 +178,7 @@ class BaseDock(QDockWidget):
     def save_figure(self, path: str | Path | None = None) -> Path | None:
         """Save :meth:`figure_panels` as PNG or SVG (asks for a path when none is given)."""
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(
+            path = filedialogs.save_file(
                 self,
                 f"Save {self.TITLE} figure",
                 f"{self.figure_name()}.png",

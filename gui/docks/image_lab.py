@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QColorDialog,
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -36,6 +35,7 @@ from core.errors import HookScopeError
 from core.experiments.interventions import apply_image_edits, crop_to_mask
 from core.jobs.experiments import before_after_job
 from core.loading.images import load_image
+from gui import filedialogs
 from gui.docks.base import BaseDock, Panel
 from gui.docks.image import IMAGE_FILTER, sample_paths
 from gui.qtutil import pil_to_rgb
@@ -178,7 +178,7 @@ class ImageLabDock(BaseDock):
     def _on_patch_combo(self, i: int) -> None:
         data = self.patch_combo.itemData(i)
         if data == "file":
-            path, _ = QFileDialog.getOpenFileName(self, "Object to paste", "", IMAGE_FILTER)
+            path = filedialogs.open_file(self, "Object to paste", IMAGE_FILTER)
             if path:
                 self.set_patch(path)
         elif data:

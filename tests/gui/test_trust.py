@@ -191,3 +191,39 @@ def test_tree_shapes_follow_the_input_size_of_the_last_run(make_window, qtbot):
     assert shape[1:] == act.shape and shape != before
     text = model.index_of(layer, COLUMNS.index("Output")).data()
     assert text == "×".join(map(str, act.shape))
+
+
+def test_file_dialogs_open_in_the_last_folder_and_export_all_makes_its_folder(
+    make_window, qtbot, tmp_path, monkeypatch
+):
+    import shutil
+
+    from PySide6.QtWidgets import QFileDialog
+
+    from gui.app import default_image
+
+    window = make_window()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    sky = shutil.copy(default_image(), photos / "sky.png")
+    asked = []
+
+    def fake_open(parent, caption, folder, filter=""):
+        asked.append(folder)
+        return str(sky), ""
+
+    def fake_save(parent, caption, name, filter="", options=None):
+        asked.append(name)
+        return str(tmp_path / "new" / "export"), ""
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", fake_open)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", fake_save)
+    with qtbot.waitSignal(window.state.resultChanged, timeout=RUN_TIMEOUT_MS):
+        window.open_image_dialog()
+    window.open_image_dialog()  # the next dialog starts where the last file came from
+    assert asked[-1] == str(photos)
+    qtbot.waitUntil(lambda: not window.state.busy, timeout=RUN_TIMEOUT_MS)
+    window.export_all_dialog()
+    assert asked[-1].startswith(str(photos))  # Export all starts there too
+    out = tmp_path / "new" / "export"
+    assert out.is_dir() and (out / "settings.json").is_file()
