@@ -14,6 +14,7 @@ SUBCOMMANDS = (
     "core.cli.probe",
     "core.cli.importance",
     "gui.cli.figures",
+    "gui.cli.scan",
 )
 """Modules with ``add_subcommand(subparsers)``: core-only commands, then those drawing figures."""
 

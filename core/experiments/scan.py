@@ -1,0 +1,553 @@
+"""Dataset scan: the CAM of every image in a folder, and SpRAy clusters of those maps.
+
+A shortcut ("blue sky means airplane") is a pattern across a dataset, not a property of one
+image. Lapuschkin et al. (2019, "Unmasking Clever Hans predictors") found such strategies by
+spectral clustering of many explanations (SpRAy); this module holds the numeric parts:
+
+- the folder: :func:`list_images`, :func:`folder_labels`, :func:`mask_path`;
+- decoding: :class:`ScanDataset` (a torch ``Dataset``; a broken file is a row with an error);
+- the per-batch work: :func:`scan_batch` (one forward and one backward for the whole batch);
+- clustering: :func:`spray` (kNN affinity, spectral clustering, eigengap, t-SNE / UMAP).
+
+A scan's map at size S is defined as the ``cam`` command's map (float32, the input's H×W,
+ReLU, bilinear upsample, min-max) resized to S×S by :func:`resize_map`: bilinear,
+``align_corners=False``, no antialias — the same interpolation the CAM pipeline upsamples with.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.display.render import upsample
+from core.engine.probe import eval_mode, model_device
+from core.engine.targets import logits_of
+from core.errors import HookScopeError
+from core.loading.images import load_image, preprocess, to_tensor
+from core.loading.spec import InputSpec
+from core.methods.cam import CAM_METHODS, compute_cam, compute_cam_batch
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+"""File endings a scan reads (any case)."""
+
+CLUSTER_SIDE = 16
+"""Maps are average-pooled to this side before clustering (SpRAy works on small maps)."""
+
+
+# -- the folder -------------------------------------------------------------------------------
+def list_images(root: str | Path, limit: int | None = None) -> list[str]:
+    """Every image file below ``root``, recursively, as sorted relative POSIX paths.
+
+    Hidden files and folders (a leading dot) are skipped. ``limit`` keeps the first N.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise HookScopeError(f"The image folder {root} does not exist or is not a folder.")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        rel = Path(dirpath).relative_to(root)
+        for f in filenames:
+            if not f.startswith(".") and f.lower().endswith(IMAGE_SUFFIXES):
+                found.append((rel / f).as_posix())
+    found.sort()
+    return found[:limit] if limit is not None else found
+
+
+def folder_labels(paths: Sequence[str], class_names: Sequence[str] | None) -> list[int] | None:
+    """Labels from torchvision's ImageFolder layout, or None when the folder does not use it.
+
+    The layout is used when every image lies in an immediate sub-folder and each such folder is
+    named after one of the model's classes (any case; or a class index for unnamed classes).
+    """
+    if not paths:
+        return None
+    tops = {p.split("/")[0] for p in paths}
+    if any("/" not in p for p in paths):
+        return None
+    lookup = {str(n).lower(): i for i, n in enumerate(class_names or [])}
+    if not class_names:
+        if not all(t.isdigit() for t in tops):
+            return None
+        lookup = {t: int(t) for t in tops}
+    if not all(t.lower() in lookup for t in tops):
+        return None
+    return [lookup[p.split("/")[0].lower()] for p in paths]
+
+
+def mask_path(masks_root: str | Path, rel: str) -> Path | None:
+    """The mask of image ``rel``: the same relative path under ``masks_root`` (or a ``.png``).
+
+    Returns:
+        The mask file, or None when there is none.
+    """
+    exact = Path(masks_root) / rel
+    if exact.is_file():
+        return exact
+    png = exact.with_suffix(".png")
+    return png if png.is_file() else None
+
+
+def load_mask(path: str | Path, spec: InputSpec) -> np.ndarray:
+    """A mask file as the model sees it: bool (H, W), same resize and crop as the image.
+
+    A pixel brighter than 127 is the object.
+    """
+    img = load_image(path)
+    return np.asarray(preprocess(img, spec).convert("L")) > 127
+
+
+def spec_from_dict(d: dict) -> InputSpec:
+    """An :class:`InputSpec` from its ``to_dict`` form (JSON lists back to tuples)."""
+    kw = {k: d[k] for k in ("channels", "resize") if k in d}
+    kw |= {k: tuple(d[k]) for k in ("size", "mean", "std") if k in d}
+    return InputSpec(**kw)
+
+
+# -- decoding ---------------------------------------------------------------------------------
+def decode_item(
+    root: str | Path, rel: str, spec: InputSpec, masks_root: str | Path | None = None
+) -> dict:
+    """Decode one image (and its mask) of a scan.
+
+    Returns:
+        A dict: ``x`` (C, H, W) float32 tensor, ``mask`` (H, W) bool tensor, ``has_mask``,
+        ``error`` ("" when fine). A file that does not decode gives zeros and its error
+        sentence, so one corrupt image never ends a scan.
+    """
+    h, w = spec.size
+    item = {
+        "x": torch.zeros(spec.channels, h, w),
+        "mask": torch.zeros(h, w, dtype=torch.bool),
+        "has_mask": False,
+        "error": "",
+    }
+    try:
+        item["x"] = to_tensor(load_image(Path(root) / rel), spec)[0]
+    except HookScopeError as exc:
+        item["error"] = str(exc)
+        return item
+    except Exception as exc:  # a decoder bug must not end the scan either
+        item["error"] = f"{Path(rel).name} could not be read ({type(exc).__name__}: {exc})."
+        return item
+    if masks_root:
+        mp = mask_path(masks_root, rel)
+        if mp is not None:
+            try:
+                item["mask"] = torch.from_numpy(load_mask(mp, spec))
+                item["has_mask"] = True
+            except HookScopeError as exc:
+                item["error"] = f"Its mask: {exc}"
+    return item
+
+
+class ScanDataset(torch.utils.data.Dataset):
+    """Images ``paths[i]`` for ``i`` in ``indices``, decoded by :func:`decode_item` in a
+    ``DataLoader`` worker; items also carry ``i``."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        paths: Sequence[str],
+        spec: InputSpec,
+        masks_root: str | Path | None = None,
+        indices: Sequence[int] | None = None,
+    ):
+        self.root = Path(root)
+        self.paths = list(paths)
+        self.spec = spec
+        self.masks_root = Path(masks_root) if masks_root else None
+        self.indices = list(range(len(self.paths))) if indices is None else list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k: int) -> dict:
+        i = self.indices[k]
+        return {"i": i} | decode_item(self.root, self.paths[i], self.spec, self.masks_root)
+
+
+def collate(items: Sequence[dict]) -> dict:
+    """Stack decoded items: ``i`` int64 (N,), ``x`` (N, C, H, W), ``mask`` (N, H, W),
+    ``has_mask`` bool (N,), ``error`` list of str."""
+    return {
+        "i": np.asarray([it["i"] for it in items], np.int64),
+        "x": torch.stack([it["x"] for it in items]),
+        "mask": torch.stack([it["mask"] for it in items]),
+        "has_mask": np.asarray([it["has_mask"] for it in items], bool),
+        "error": [it["error"] for it in items],
+    }
+
+
+def decode_worker_init(_worker_id: int) -> None:
+    """DataLoader workers decode with one torch thread (the main process owns the cores) and
+    leave Ctrl+C to the main process, which stops the scan cleanly."""
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def scan_decoded(
+    model: nn.Module,
+    batch: dict,
+    layer: str,
+    method: str = "gradcam",
+    target: str | int = "pred",
+    *,
+    labels: Sequence[int] | np.ndarray | None = None,
+    map_size: int = 64,
+    reshape=None,
+) -> dict[str, np.ndarray]:
+    """:func:`scan_batch` on a :func:`collate`-d batch, skipping the rows that did not decode.
+
+    Args:
+        labels: Label per row of the batch (-1 = none), or None.
+
+    Returns:
+        Numpy columns, one entry per row: ``i``, ``pred``, ``prob``, ``target``,
+        ``target_prob`` (-1 / NaN for error rows), ``bg_mass``, ``error`` (str, "" when fine),
+        ``maps`` float16 (N, S, S), zeros for error rows.
+    """
+    n = len(batch["i"])
+    ok = np.asarray([not e for e in batch["error"]], bool)
+    out = {
+        "i": np.asarray(batch["i"], np.int64),
+        "pred": np.full(n, -1, np.int64),
+        "prob": np.full(n, np.nan, np.float32),
+        "target": np.full(n, -1, np.int64),
+        "target_prob": np.full(n, np.nan, np.float32),
+        "bg_mass": np.full(n, np.nan, np.float32),
+        "error": np.asarray(batch["error"], dtype=object).astype(str),
+        "maps": np.zeros((n, map_size, map_size), np.float16),
+    }
+    if ok.any():
+        sel = torch.from_numpy(np.flatnonzero(ok))
+        res = scan_batch(
+            model,
+            batch["x"][sel],
+            layer,
+            method,
+            target,
+            labels=None if labels is None else np.asarray(labels, np.int64)[ok],
+            masks=batch["mask"][sel].numpy(),
+            has_mask=np.asarray(batch["has_mask"], bool)[ok],
+            map_size=map_size,
+            reshape=reshape,
+        )
+        for key in ("pred", "prob", "target", "target_prob", "bg_mass"):
+            out[key][ok] = getattr(res, key)
+        out["maps"][ok] = res.maps.astype(np.float16)
+    return out
+
+
+# -- per batch --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScanBatch:
+    """Numbers of one batch, row ``k`` for sample ``k``.
+
+    Attributes:
+        pred: Top-1 class index, int64 (N,).
+        prob: Its softmax probability, float32 (N,).
+        target: The explained class, int64 (N,).
+        target_prob: The target's probability, float32 (N,).
+        maps: CAMs at the map size, float32 (N, S, S) in [0, 1].
+        bg_mass: Share of the map's mass outside the object, float32 (N,); NaN without a mask
+            or for an all-zero map.
+    """
+
+    pred: np.ndarray
+    prob: np.ndarray
+    target: np.ndarray
+    target_prob: np.ndarray
+    maps: np.ndarray
+    bg_mass: np.ndarray
+
+
+def resize_map(m: np.ndarray, size: int) -> np.ndarray:
+    """A map at the input's size → ``size`` × ``size``: how a scan's map is defined.
+
+    Bilinear, ``align_corners=False`` (half-pixel centres), no antialias, clipped to [0, 1];
+    (N, H, W) stacks are resized map by map. An S×S input is returned as float32 unchanged.
+    """
+    m = np.asarray(m, dtype=np.float32)
+    if m.shape[-2:] == (size, size):
+        return m
+    return np.clip(upsample(m, (size, size)), 0.0, 1.0)
+
+
+def background_mass(m: np.ndarray, mask: np.ndarray) -> float:
+    """Share of a non-negative map's mass outside ``mask`` (True = object); NaN for a zero map."""
+    m = np.asarray(m, dtype=np.float64)
+    total = m.sum()
+    if not total > 0:
+        return float("nan")
+    return float(m[~np.asarray(mask, bool)].sum() / total)
+
+
+def scan_batch(
+    model: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    method: str = "gradcam",
+    target: str | int = "pred",
+    *,
+    labels: Sequence[int] | np.ndarray | None = None,
+    masks: torch.Tensor | np.ndarray | None = None,
+    has_mask: Sequence[bool] | np.ndarray | None = None,
+    map_size: int = 64,
+    reshape=None,
+) -> ScanBatch:
+    """CAMs, predictions and background mass for a batch of images.
+
+    One-pass methods run one batched forward and backward (:func:`compute_cam_batch`); ScoreCAM
+    and AblationCAM, which score a forward per channel, run :func:`compute_cam` per image.
+
+    Args:
+        model: A classifier.
+        x: (N, C, H, W) inputs.
+        layer: The CAM layer.
+        method: A key of ``CAM_METHODS``.
+        target: ``"pred"`` (top-1), ``"label"`` (``labels[k]``; -1 falls back to top-1) or a
+            class index.
+        labels: Class index per sample (-1 = none), for ``target="label"``.
+        masks: Object masks at the input size, bool (N, H, W), or None.
+        has_mask: Which samples have a mask (default: all when ``masks`` is given).
+        map_size: Side S of the returned maps (:func:`resize_map`).
+        reshape: Layout of the layer's output, as for ``compute_cam``.
+    """
+    n = x.shape[0]
+    if target == "pred":
+        targets = None
+    elif target == "label":
+        if labels is None:
+            raise HookScopeError("--target label needs labels: use an ImageFolder layout.")
+        targets = np.asarray(labels, dtype=np.int64)
+    else:
+        targets = np.full(n, int(target), dtype=np.int64)
+    if targets is not None and (targets < 0).any():
+        # Unlabelled rows explain their prediction: one extra forward finds it.
+        targets = np.where(targets < 0, _logits(model, x).argmax(1).numpy(), targets)
+    if method not in CAM_METHODS or CAM_METHODS[method].one_pass:
+        maps, logits = compute_cam_batch(model, x, layer, method, targets, reshape=reshape)
+        logits = logits.float().cpu()
+        tgt = logits.argmax(1).numpy() if targets is None else targets
+    else:
+        rows, logit_rows, tgt = [], [], []
+        for k in range(n):
+            t = None if targets is None else int(targets[k])
+            xi = x[k : k + 1]
+            rows.append(compute_cam(model, xi, layer, method, t, reshape=reshape)[layer])
+            lg = _logits(model, xi)
+            logit_rows.append(lg)
+            tgt.append(int(lg.argmax(1)) if t is None else t)
+        maps = np.stack(rows)
+        logits = torch.cat(logit_rows)
+        tgt = np.asarray(tgt)
+    probs = torch.softmax(logits, dim=1).numpy()
+    pred = probs.argmax(1)
+    tgt = np.asarray(tgt, dtype=np.int64)
+    bg = np.full(n, np.nan, dtype=np.float32)
+    if masks is not None:
+        masks = np.asarray(masks, bool)
+        flags = np.ones(n, bool) if has_mask is None else np.asarray(has_mask, bool)
+        for k in np.flatnonzero(flags):
+            bg[k] = background_mass(maps[k], masks[k])
+    return ScanBatch(
+        pred=pred.astype(np.int64),
+        prob=probs[np.arange(n), pred].astype(np.float32),
+        target=tgt,
+        target_prob=probs[np.arange(n), tgt].astype(np.float32),
+        maps=resize_map(maps, map_size),
+        bg_mass=bg,
+    )
+
+
+def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """(N, K) float32 CPU class scores from a no-grad forward in eval mode."""
+    with eval_mode(model), torch.no_grad():
+        return logits_of(model(x.to(model_device(model)))).float().cpu()
+
+
+# -- clustering (SpRAy) -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Clustering:
+    """SpRAy on a set of maps.
+
+    Attributes:
+        labels: Cluster per map, int64 (N,); 0 is the largest cluster.
+        xy: 2-D embedding, float32 (N, 2).
+        eigenvalues: Smallest eigenvalues of the normalised graph Laplacian, ascending.
+        n_clusters: Number of clusters.
+        embedding: "tsne", "umap" or "none" (fewer than 3 maps).
+        features: The pooled maps that were clustered, float32 (N, side²).
+    """
+
+    labels: np.ndarray
+    xy: np.ndarray
+    eigenvalues: np.ndarray
+    n_clusters: int
+    embedding: str
+    features: np.ndarray
+
+
+def pool_maps(maps: np.ndarray, side: int = CLUSTER_SIDE, chunk: int = 1024) -> np.ndarray:
+    """(N, S, S) maps → (N, side²) float32 features by area averaging (S > side).
+
+    ``maps`` may be a memory map: it is read ``chunk`` rows at a time.
+    """
+    out = []
+    for a in range(0, len(maps), chunk):
+        t = torch.from_numpy(np.asarray(maps[a : a + chunk], dtype=np.float32))
+        if t.shape[-1] > side:
+            t = F.adaptive_avg_pool2d(t[:, None], side)[:, 0]
+        out.append(t.reshape(t.shape[0], -1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, side * side), np.float32)
+
+
+def knn_affinity(features: np.ndarray, neighbors: int = 10):
+    """Symmetric kNN connectivity graph (sparse CSR), as SpRAy / CoRelAy's ``SparseKNN``."""
+    from scipy import sparse
+    from sklearn.neighbors import kneighbors_graph
+
+    k = max(1, min(neighbors, features.shape[0] - 1))
+    a = kneighbors_graph(features, k, mode="connectivity", include_self=False)
+    return sparse.csr_matrix((a + a.T) * 0.5)
+
+
+def laplacian_spectrum(affinity, count: int) -> np.ndarray:
+    """The ``count`` smallest eigenvalues of the symmetric normalised Laplacian, ascending."""
+    from scipy import sparse
+    from scipy.sparse.linalg import eigsh
+
+    n = affinity.shape[0]
+    deg = np.asarray(affinity.sum(axis=1)).ravel()
+    inv = sparse.diags(1.0 / np.sqrt(np.maximum(deg, 1e-12)))
+    norm_a = inv @ affinity @ inv  # L = I - norm_a: its smallest are norm_a's largest
+    count = max(1, min(count, n))
+    if n <= 400 or count >= n - 1:
+        vals = np.linalg.eigvalsh(norm_a.toarray())[::-1][:count]
+    else:
+        vals = eigsh(norm_a, k=count, which="LA", return_eigenvectors=False, v0=np.ones(n))
+        vals = np.sort(vals)[::-1]
+    return np.clip(1.0 - vals, 0.0, 2.0)
+
+
+def eigengap(eigenvalues: np.ndarray, max_clusters: int) -> int:
+    """Number of clusters k (2..max) from the Laplacian's smallest eigenvalues λ (ascending).
+
+    k clusters leave λ[0..k-1] near 0 and λ[k] clearly above; the jump is measured relative
+    to λ[k], ``(λ[k] − λ[k−1]) / λ[k]``, so the step off a run of (near) zeros wins over an
+    equal step higher up the spectrum, which only splits a cluster's inside.
+    """
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    top = min(max_clusters, len(lam) - 1)
+    if top < 2:
+        return 1
+    hi, lo = lam[2 : top + 1], lam[1:top]
+    rel = np.where(hi > 1e-9, (hi - lo) / np.maximum(hi, 1e-9), 0.0)
+    return int(np.argmax(rel)) + 2
+
+
+def spray(
+    maps: np.ndarray,
+    clusters: str | int = "auto",
+    *,
+    side: int = CLUSTER_SIDE,
+    neighbors: int = 10,
+    max_clusters: int = 10,
+    seed: int = 0,
+) -> Clustering:
+    """Spectral relevance analysis of a stack of maps.
+
+    Maps are area-pooled to ``side``×``side``, joined in a symmetric kNN graph, clustered with
+    scikit-learn's spectral clustering on that graph (the number of clusters from the
+    Laplacian's eigengap for ``"auto"``, :func:`eigengap`), and embedded in 2-D with UMAP when
+    installed, else t-SNE. Clusters are renumbered by size, largest first (ties: first row first).
+
+    Args:
+        maps: (N, S, S) float maps (a memory map is read in chunks).
+        clusters: ``"auto"`` or a number of clusters.
+        side: Pooled side.
+        neighbors: k of the kNN graph.
+        max_clusters: Upper bound for ``"auto"``.
+        seed: Random state of every step (same maps, same result).
+    """
+    from sklearn.cluster import SpectralClustering
+
+    n = len(maps)
+    if n == 0:
+        empty = np.zeros(0, np.int64)
+        feats = np.zeros((0, side * side), np.float32)
+        return Clustering(empty, np.zeros((0, 2), np.float32), np.zeros(0), 0, "none", feats)
+    feats = pool_maps(maps, side)
+    if n < 3:
+        xy = np.zeros((n, 2), np.float32)
+        xy[:, 0] = np.arange(n)
+        return Clustering(np.zeros(n, np.int64), xy, np.zeros(n), 1, "none", feats)
+    aff = knn_affinity(feats, neighbors)
+    lam = laplacian_spectrum(aff, min(n, max(max_clusters, 2) + 1))
+    if clusters == "auto":
+        k = eigengap(lam, max_clusters)
+    else:
+        k = int(clusters)
+        if k < 1:
+            raise HookScopeError(f"--clusters must be auto or at least 1, not {clusters}.")
+    k = min(k, n)
+    if k == 1:
+        raw = np.zeros(n, np.int64)
+    else:
+        sc = SpectralClustering(
+            n_clusters=k, affinity="precomputed", random_state=seed, assign_labels="kmeans"
+        )
+        with warnings.catch_warnings():
+            # Well separated strategies give a disconnected kNN graph: that is the finding.
+            warnings.filterwarnings("ignore", "Graph is not fully connected")
+            raw = sc.fit_predict(aff).astype(np.int64)
+    xy, how = embed_2d(feats, seed)
+    return Clustering(_by_size(raw), xy, lam, int(len(np.unique(raw))), how, feats)
+
+
+def embed_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
+    """2-D embedding of feature rows: UMAP when installed, else t-SNE (scikit-learn)."""
+    n = len(features)
+    try:
+        import umap  # optional; not a dependency
+
+        red = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, n - 1))
+        return red.fit_transform(features).astype(np.float32), "umap"
+    except ImportError:
+        pass
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30.0, max(2.0, (n - 1) / 3.0)))
+    tsne = TSNE(2, perplexity=perplexity, init="pca", random_state=seed, n_jobs=1)
+    return tsne.fit_transform(features.astype(np.float32)).astype(np.float32), "tsne"
+
+
+def _by_size(raw: np.ndarray) -> np.ndarray:
+    """Renumber cluster ids 0.. by size, largest first; ties by first occurrence."""
+    ids, first, counts = np.unique(raw, return_index=True, return_counts=True)
+    order = sorted(range(len(ids)), key=lambda j: (-counts[j], first[j]))
+    remap = np.empty(int(ids.max()) + 1, np.int64)
+    for new, j in enumerate(order):
+        remap[ids[j]] = new
+    return remap[raw]
+
+
+def auto_workers() -> int:
+    """Default decoding processes: one per spare core, at most four."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def batches_for(n: int, batch_size: int) -> int:
+    """Number of batches for ``n`` rows."""
+    return math.ceil(n / max(1, batch_size))

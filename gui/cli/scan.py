@@ -1,0 +1,157 @@
+"""The ``scan`` subcommand: CAMs of a whole folder, SpRAy clusters, a static HTML report.
+
+The numbers come from :func:`core.jobs.scan.scan_job` (the app's Dataset dock runs the same
+job); this module adds the progress bar and the colours: the PNGs and the report use the
+app's colour map (:mod:`gui.figures`), so they look like the docks.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from contextlib import contextmanager
+from functools import partial
+
+from core.cli import add_model_args, load_from_args
+from core.errors import HookScopeError
+
+CANCELLED_EXIT = 130
+
+
+def add_subcommand(subparsers) -> None:
+    """Register ``scan`` on ``subparsers``."""
+    from core.methods.cam import CAM_METHODS
+
+    p = subparsers.add_parser(
+        "scan",
+        help="CAMs of every image in a folder, clustered (SpRAy); Parquet, maps, HTML report",
+        description="Scan a folder: per image the prediction and its CAM; the maps clustered "
+        "with spectral clustering to show the model's strategies. Rerunning the same command "
+        "resumes an interrupted scan.",
+    )
+    add_model_args(p)
+    p.add_argument("--images", required=True, metavar="DIR", help="image folder (recursive)")
+    p.add_argument("--layer", default=None, help="CAM layer (default: the last convolution)")
+    p.add_argument("--method", default="gradcam", choices=list(CAM_METHODS), help="CAM method")
+    p.add_argument(
+        "--target",
+        default="pred",
+        help="pred (top-1, default), label (from the folder layout) or a class index / name",
+    )
+    p.add_argument("--masks", metavar="DIR", help="object masks at the same relative paths")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: scan-<DIR name>)")
+    p.add_argument("--map-size", type=int, default=64, metavar="S", help="stored map side (64)")
+    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per batch")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="decoding processes (default: one per spare core, at most 4)",
+    )
+    p.add_argument("--clusters", default="auto", help="auto (eigengap) or a number of clusters")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="first N images only")
+    p.add_argument(
+        "--ray",
+        default=None,
+        metavar="local|auto|ADDRESS",
+        help="run on Ray: local starts a local runtime, auto joins this machine's cluster",
+    )
+    p.add_argument("--colormap", default="jet", help="colour map of the PNGs and the report")
+    p.set_defaults(func=cmd_scan)
+
+
+@contextmanager
+def _progress():
+    """A Reporter drawing a tqdm bar (images/s, time left) on stderr; Ctrl+C cancels it.
+
+    The scan stops after the current batch and writes the partial output; a second Ctrl+C
+    interrupts at once (the parts already on disk still resume).
+    """
+    from tqdm import tqdm
+
+    from core.reporting import Reporter
+
+    bar = None
+
+    def on_progress(done: int, total: int, message: str) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(
+                total=total, initial=done, desc=message, file=sys.stderr, unit="img", leave=True
+            )
+        if bar.total != total:
+            bar.total = total
+        if message and bar.desc != message:
+            bar.set_description_str(message, refresh=False)
+        bar.update(done - bar.n)
+
+    reporter = Reporter(on_progress)
+
+    def on_sigint(signum, frame):
+        if reporter.cancelled:
+            raise KeyboardInterrupt
+        reporter.cancel()
+
+    old = None
+    try:
+        old = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield reporter
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+        if bar is not None:
+            bar.close()
+
+
+def cmd_scan(args) -> int:
+    """``scan``: run :func:`core.jobs.scan.scan_job` and print where the outputs are."""
+    from core.jobs.scan import scan_job
+    from core.methods.cam import suggest_layer
+    from core.reporting import Cancelled
+    from gui.figures import colorize, lut
+
+    lut(args.colormap)  # an unknown colour map fails now, not after the scan
+    clusters = args.clusters.strip().lower()
+    if clusters != "auto" and not clusters.isdigit():
+        raise HookScopeError(f"--clusters must be auto or a number, not {args.clusters}.")
+    lm = load_from_args(args)
+    layer = args.layer or suggest_layer(lm.model)
+    try:
+        with _progress() as reporter:
+            summary = scan_job(
+                reporter,
+                lm,
+                args.images,
+                layer,
+                method=args.method,
+                target=args.target,
+                masks=args.masks,
+                out=args.out,
+                map_size=args.map_size,
+                batch_size=args.batch_size,
+                workers=args.workers,
+                clusters=clusters if clusters == "auto" else int(clusters),
+                limit=args.limit,
+                ray=args.ray,
+                model_spec=args.model,
+                colorize=partial(colorize, cmap=args.colormap),
+            )
+    except (Cancelled, KeyboardInterrupt):
+        print(
+            "hookscope: cancelled; the rows so far are in the output folder, and running the "
+            "same command again resumes the scan.",
+            file=sys.stderr,
+        )
+        return CANCELLED_EXIT
+    resumed = f", {summary.resumed} resumed" if summary.resumed else ""
+    print(
+        f"scanned {summary.rows} images ({summary.computed} computed{resumed}, "
+        f"{summary.errors} unreadable) at {summary.images_per_s:.1f} images/s; "
+        f"{summary.clusters} clusters"
+    )
+    print(f"wrote {summary.out}/results.parquet, maps.npy, clusters.json, report.html")
+    return 0
