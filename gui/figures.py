@@ -582,3 +582,32 @@ def attribution_panels(
         heat = overlay(image_rgb, attribution_heat(a), heat_cmap, max(alpha, HEAT_MIN_ALPHA))
         panels.append(Panel(f"{title} |attribution|", heat, ColorBar(heat_cmap, 0.0, 1.0, "rel.")))
     return panels, bar
+
+
+def cam_figure(snapshot, cmap: str = DEFAULT_CMAP, alpha: float = 0.5) -> list[Panel]:
+    """The CAM figure of a ``core.display.snapshot.Snapshot``: the CAM dock and ``cam`` CLI."""
+    panels, bar = cam_panels(
+        snapshot.input_image,
+        snapshot.cams,
+        method=snapshot.cam_method or "",
+        target=snapshot.target_name or snapshot.target,
+        cmap=cmap,
+        alpha=alpha,
+    )
+    return [*panels[:-1], panels[-1]._replace(bar=bar)]
+
+
+def attribution_figure(result, heat_cmap: str = "viridis", alpha: float = 0.5) -> list[Panel]:
+    """The figure of a ``core.jobs.attribution.AttributionResult``: the dock and ``attribute``.
+
+    The input, the attribution map with its colour bar, and |attribution| over the input.
+    """
+    panels, _ = attribution_panels(
+        result.input_image,
+        result.attribution,
+        title=f"{result.title} · {result.target_name or result.target}",
+        signed=result.signed,
+        heat_cmap=heat_cmap,
+        alpha=alpha,
+    )
+    return panels

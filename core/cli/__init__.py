@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+from contextlib import contextmanager
 
 from core.loading.models import load_model
+from core.reporting import Cancelled, Reporter
 
 
 def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -31,3 +35,81 @@ def names(text: str) -> list[str]:
 def load_from_args(args):
     """The LoadedModel the model options ask for."""
     return load_model(args.model, args.weights, trust_pickle=args.trust_pickle, device=args.device)
+
+
+CANCELLED_EXIT = 130
+"""Exit code after Ctrl+C cancelled a job (nothing written)."""
+COARSE_STEPS = 3
+"""Progress with at most this many steps is a job's phases (probe, CAM, views): no bar, so a
+quick run's output or one-sentence error stands alone on stderr."""
+
+
+@contextmanager
+def progress_reporter(desc: str = "computing"):
+    """A Reporter drawing a tqdm bar on stderr; Ctrl+C cancels it at the job's next check.
+
+    Only loops of forward passes (ScoreCAM, occlusion, importance, ...) draw a bar. A second
+    Ctrl+C interrupts at once. Each new loop message starts the bar afresh.
+    """
+    from tqdm import tqdm
+
+    bar = None
+    label = None
+
+    def on_progress(done: int, total: int, message: str) -> None:
+        nonlocal bar, label
+        if total <= COARSE_STEPS:  # a job's phases, not a loop of forward passes: no bar
+            return
+        if bar is None:
+            # delay: a loop that ends (or fails) within half a second prints no bar at all.
+            bar = tqdm(
+                total=total,
+                desc=message or desc,
+                file=sys.stderr,
+                leave=False,
+                unit="fw",
+                delay=0.5,
+            )
+            label = message
+        elif message != label:
+            label = message
+            bar.set_description(message or desc, refresh=False)
+            bar.reset(total=total)
+        bar.total = total
+        bar.update(done - bar.n)
+
+    reporter = Reporter(on_progress)
+
+    def on_sigint(signum, frame):
+        if reporter.cancelled:
+            raise KeyboardInterrupt
+        reporter.cancel()
+
+    old = None
+    try:
+        old = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread: keep Python's default
+        pass
+    try:
+        yield reporter
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+        if bar is not None:
+            bar.close()
+
+
+def run_job(job, *args, **kwargs):
+    """Run ``job(reporter, *args, **kwargs)`` (a ``core.jobs`` function) with a progress bar.
+
+    The CLI runs the very job functions the app's worker runs and only formats their results.
+
+    Returns:
+        ``(result, 0)``, or ``(None, CANCELLED_EXIT)`` after Ctrl+C (a message is printed).
+    """
+    try:
+        with progress_reporter() as reporter:
+            return job(reporter, *args, **kwargs), 0
+    except (Cancelled, KeyboardInterrupt):
+        print("hookscope: cancelled (Ctrl+C); nothing was written.", file=sys.stderr)
+        return None, CANCELLED_EXIT

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from core.cli import add_model_args, load_from_args
-from core.experiments.importance import channel_importance
-from core.loading.images import load_image, to_tensor
+from core.cli import add_model_args, load_from_args, run_job
+from core.errors import HookScopeError
+from core.jobs.experiments import importance_job
+from core.loading.images import load_image
 
 
 def add_subcommand(subparsers) -> None:
@@ -23,12 +24,16 @@ def add_subcommand(subparsers) -> None:
 
 
 def cmd_importance(args) -> int:
-
+    """Run ``importance_job`` (the Channel importance dock's job) and print its ranking."""
+    if args.batch_size < 1:
+        raise HookScopeError(f"--batch-size must be at least 1, not {args.batch_size}.")
     lm = load_from_args(args)
-    x = to_tensor(load_image(args.image), lm.input_spec)
-    res = channel_importance(
-        lm.model, x, args.layer, args.target, class_names=lm.class_names, batch_size=args.batch_size
+    image = load_image(args.image)
+    res, code = run_job(
+        importance_job, lm, image, args.layer, args.target, batch_size=args.batch_size
     )
+    if code:
+        return code
     top = res.top(max(args.top, 0))
     if args.json:
         out = {

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from core.cli import add_model_args, load_from_args, names
-from core.engine.probe import run_probe, tensor_stats
+from core.cli import add_model_args, load_from_args, names, run_job
 from core.errors import HookScopeError
-from core.experiments.interventions import describe_edit, edit_from_dict, parse_edit_flag
-from core.loading.images import load_image, to_tensor
+from core.experiments.interventions import describe_edit, parse_edit_flag
+from core.jobs.probe import probe_job
+from core.loading.images import load_image
 
 
 def add_subcommand(subparsers) -> None:
@@ -60,44 +60,36 @@ def _edit_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_probe(args) -> int:
-
+    """Run ``probe_job`` (what the app runs on every click) and print its numbers."""
     lm = load_from_args(args)
-    x = to_tensor(load_image(args.image), lm.input_spec)
-
-    edits = [edit_from_dict(lm.model, d) for d in args.edits or []]
-    r = run_probe(
-        lm.model, x, args.layers, args.target, class_names=lm.class_names, k=args.topk, edits=edits
-    )
-    layers = {}
-    for name, recs in r.records.items():
-        calls = []
-        for rec in recs:
-            parts = {}
-            for part, t in rec.outputs.items():
-                g = rec.grads.get(part)
-                parts[part or "output"] = {
-                    "shape": list(t.shape),
-                    "activation": tensor_stats(t),
-                    "gradient": tensor_stats(g) if g is not None else None,
-                }
-            calls.append({"call": rec.call, "parts": parts})
-        layers[name] = {"calls": calls, "param_grad_norm": r.param_grad_norms.get(name)}
-    grad_norm = float(r.input_grad.norm()) if r.input_grad is not None else None
+    image = load_image(args.image)
+    edits = list(args.edits or [])
+    snap, code = run_job(probe_job, lm, image, args.layers, args.target, k=args.topk, edits=edits)
+    if code:
+        return code
+    layers = {
+        name: {
+            "calls": [{"call": c.call, "parts": c.parts} for c in calls],
+            "param_grad_norm": snap.param_grad_norms.get(name),
+        }
+        for name, calls in snap.layers.items()
+    }
+    grad_norm = snap.input_grad_norm
     if args.json:
         out = {
             "model": lm.name,
-            "target": r.target,
-            "target_name": r.target_name,
-            "topk": [{"index": i, "name": n, "prob": p} for i, n, p in r.topk],
+            "target": snap.target,
+            "target_name": snap.target_name,
+            "topk": [{"index": i, "name": n, "prob": p} for i, n, p in snap.topk],
             "input_grad_norm": grad_norm,
-            "edits": [describe_edit(e.to_dict()) for e in edits],
+            "edits": [describe_edit(d) for d in edits],
             "layers": layers,
-            "notes": list(r.notes),
+            "notes": list(snap.notes),
         }
         print(json.dumps(out, indent=1))
         return 0
-    print(f"{lm.name}: target {r.target} ({r.target_name or '-'})")
-    for i, n, p in r.topk:
+    print(f"{lm.name}: target {snap.target} ({snap.target_name or '-'})")
+    for i, n, p in snap.topk:
         print(f"  {p:7.2%}  {i:5d}  {n or ''}")
     print(f"input gradient norm: {grad_norm}")
     cols = "mean std min max zeros"
@@ -112,6 +104,6 @@ def cmd_probe(args) -> int:
                     if st is not None:
                         vals = " ".join(f"{k}={st[k]:.4g}" for k in cols.split())
                         print(f"    {kind:<10} {vals}")
-    for note in r.notes:
+    for note in snap.notes:
         print(f"note: {note}")
     return 0

@@ -30,6 +30,8 @@ class LayerCall:
             (K,) for vectors, other ranks kept as they are.
         gradient: Gradient wrt that output, same shape, or None.
         stats: ``{"activation": {...}, "gradient": {...} or None}`` from ``tensor_stats``.
+        parts: Every output part (``"output"`` for a plain tensor) → ``{"shape": [...],
+            "activation": stats, "gradient": stats or None}``: what ``probe`` prints.
     """
 
     layer: str
@@ -39,6 +41,7 @@ class LayerCall:
     activation: np.ndarray
     gradient: np.ndarray | None
     stats: dict[str, dict[str, float] | None]
+    parts: dict[str, dict] = field(default_factory=dict)
 
     @property
     def is_map(self) -> bool:
@@ -60,6 +63,7 @@ class Snapshot:
         param_grad_norms: Layer → L2 norm of its parameter gradient (None if frozen).
         input_image: The model input as the model saw it, uint8 (H, W, 3).
         input_grad: Gradient of the target score wrt the input (C, H, W), or None.
+        input_grad_norm: L2 norm of the whole input gradient (batch included), or None.
         cams: CAM layer → map (H, W) float32 in [0, 1] at the input size.
         cam_method: Name of the CAM method used (None when no CAM ran).
         input_spec: The input spec used for preprocessing.
@@ -83,6 +87,7 @@ class Snapshot:
     seconds: float = 0.0
     probe_seconds: float = 0.0
     notes: tuple[str, ...] = ()
+    input_grad_norm: float | None = None
 
     def call(self, layer: str, call: int = 0) -> LayerCall | None:
         """The given call of ``layer``, or None when it was not recorded."""
@@ -128,6 +133,15 @@ def layer_calls(result: ProbeResult) -> dict[str, list[LayerCall]]:
             main = rec.outputs.get(part)
             grad = rec.grads.get(part)
             act = _sample(main) if main is not None else np.zeros((0,), np.float32)
+            parts = {}
+            for key, t in rec.outputs.items():
+                g = rec.grads.get(key)
+                parts[key or "output"] = {
+                    "shape": list(t.shape),
+                    "activation": tensor_stats(t),
+                    "gradient": tensor_stats(g) if g is not None else None,
+                }
+            main_stats = parts.get(part or "output", {})
             calls.append(
                 LayerCall(
                     layer=name,
@@ -137,9 +151,10 @@ def layer_calls(result: ProbeResult) -> dict[str, list[LayerCall]]:
                     activation=act,
                     gradient=_sample(grad),
                     stats={
-                        "activation": tensor_stats(main) if main is not None else None,
-                        "gradient": tensor_stats(grad) if grad is not None else None,
+                        "activation": main_stats.get("activation"),
+                        "gradient": main_stats.get("gradient"),
                     },
+                    parts=parts,
                 )
             )
         out[name] = calls
@@ -174,10 +189,14 @@ def make_snapshot(
         seconds=result.seconds if seconds is None else seconds,
         probe_seconds=result.seconds,
         notes=tuple(result.notes) + tuple(notes),
+        input_grad_norm=None if result.input_grad is None else float(result.input_grad.norm()),
     )
 
 
 def _is_map(node) -> bool:
+    """True when the node's output has a spatial grid larger than 1×1 (by its layout)."""
+    if node.layout is not None:
+        return bool(node.calls) and node.layout.spatial
     shape = node.out_shape
     return bool(node.calls) and shape is not None and len(shape) == 4 and shape[2] * shape[3] > 1
 

@@ -43,8 +43,13 @@ class SanityReport:
         return self.checksum_before == self.checksum_after
 
 
-def importance_job(reporter: Reporter, loaded, image, layer: str, target=None, *, spec=None):
+def importance_job(
+    reporter: Reporter, loaded, image, layer: str, target=None, *, spec=None, batch_size: int = 32
+):
     """Rank the channels of ``layer`` by the target-probability drop when each is zeroed.
+
+    Args:
+        batch_size: Ablated copies of the input per forward pass.
 
     Returns:
         A :class:`~core.experiments.importance.ChannelImportance` (numpy arrays only).
@@ -52,7 +57,13 @@ def importance_job(reporter: Reporter, loaded, image, layer: str, target=None, *
 
     x = to_tensor(image, spec or loaded.input_spec)
     return channel_importance(
-        loaded.model, x, layer, target, class_names=loaded.class_names, reporter=reporter
+        loaded.model,
+        x,
+        layer,
+        target,
+        class_names=loaded.class_names,
+        batch_size=batch_size,
+        reporter=reporter,
     )
 
 

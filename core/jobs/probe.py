@@ -42,6 +42,7 @@ def probe_job(
     k: int = 5,
     edits=(),
     threads: int | None = None,
+    batch_size: int = 32,
 ):
     """Preprocess, probe (forward + backward), compute CAMs, and convert to a Snapshot.
 
@@ -58,6 +59,7 @@ def probe_job(
         edits: Gradient / activation edit dicts (``core.experiments.interventions.edit_from_dict``),
             active during the probe and the CAM, so every view shows the edited model.
         threads: Intra-op threads for this job (``core.engine.runtime.threads_for``); None: as is.
+        batch_size: Forward batch size of ScoreCAM / AblationCAM.
 
     Returns:
         A :class:`~core.display.snapshot.Snapshot`.
@@ -96,7 +98,7 @@ def probe_job(
                 # only an unedited probe stands in for the CAM's own pass.
                 probe = None if edits else result
                 cams, note = _cams(
-                    reporter, loaded, x, cam_layers, cam_method, result.target, probe
+                    reporter, loaded, x, cam_layers, cam_method, result.target, probe, batch_size
                 )
             notes += [note] if note else []
         reporter.progress(steps - 1, steps, "Preparing the views…")
@@ -114,7 +116,7 @@ def probe_job(
     return snap
 
 
-def _cams(reporter: Reporter, loaded, x, layers, method, target, probe=None):
+def _cams(reporter: Reporter, loaded, x, layers, method, target, probe=None, batch_size=32):
     """CAM maps, or ``({}, note)`` when the method fails on these layers.
 
     Gradient methods on layers ``probe`` recorded need no second pass.
@@ -130,6 +132,7 @@ def _cams(reporter: Reporter, loaded, x, layers, method, target, probe=None):
                 method,
                 target,
                 class_names=loaded.class_names,
+                batch_size=batch_size,
                 reporter=reporter,
             )
         return maps, None

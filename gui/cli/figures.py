@@ -1,22 +1,20 @@
-"""The ``cam`` and ``attribute`` subcommands: compute headless, save a figure or arrays.
+"""The ``cam`` and ``attribute`` subcommands: run the app's jobs headless, save a figure or arrays.
 
-``main.build_parser`` calls :func:`add_subcommand`. Figures use the same renderer as the GUI
-(:mod:`gui.figures`, Qt offscreen); ``.npz`` output needs no Qt at all.
+``main.build_parser`` calls :func:`add_subcommand`. The numbers come from the job functions the
+app's worker runs (``core.jobs.probe.probe_job``, ``core.jobs.attribution.attribution_job``);
+this module only formats them. Figures are drawn by the app's renderer (:mod:`gui.figures`, Qt
+offscreen), so a saved figure shows what the dock shows; ``.npz`` output needs no Qt at all.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
-from contextlib import contextmanager
 from pathlib import Path
 
-from core.cli import add_model_args, load_from_args, names
+from core.cli import add_model_args, load_from_args, names, run_job
 from core.errors import HookScopeError
 
 FIGURE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
-CANCELLED_EXIT = 130
 
 
 def add_subcommand(subparsers) -> None:
@@ -95,128 +93,65 @@ def _check_display(args) -> None:
         raise HookScopeError(f"--alpha must be between 0 and 1, not {args.alpha}.")
 
 
-def _load(args):
-    from core.loading.images import load_image, to_tensor
-
-    lm = load_from_args(args)
-    img = load_image(args.image)
-    return lm, to_tensor(img, lm.input_spec)
-
-
-def _target(lm, x, target):
-    """Resolve the target once so the figure and the sidecar can name it."""
-    import torch
-
-    from core.engine.probe import eval_mode, model_device
-    from core.engine.targets import class_name, logits_of, resolve_target
-
-    with eval_mode(lm.model), torch.no_grad():
-        logits = logits_of(lm.model(x.to(model_device(lm.model))))
-    idx = resolve_target(target, logits, lm.class_names)
-    prob = float(torch.softmax(logits.reshape(logits.shape[0], -1)[0].float(), 0)[idx])
-    return idx, class_name(idx, lm.class_names), prob
-
-
-@contextmanager
-def _progress(desc: str):
-    """A Reporter drawing a tqdm bar on stderr; Ctrl+C cancels it at the next batch.
-
-    A second Ctrl+C interrupts at once.
-    """
-    from tqdm import tqdm
-
-    from core.reporting import Reporter
-
-    bar = None
-
-    def on_progress(done: int, total: int, message: str) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, desc=message or desc, file=sys.stderr, leave=False, unit="fw")
-        bar.total = total
-        bar.update(done - bar.n)
-
-    reporter = Reporter(on_progress)
-
-    def on_sigint(signum, frame):
-        if reporter.cancelled:
-            raise KeyboardInterrupt
-        reporter.cancel()
-
-    old = None
-    try:
-        old = signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not the main thread: keep Python's default
-        pass
-    try:
-        yield reporter
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
-        if bar is not None:
-            bar.close()
-
-
-def _run(job):
-    """Run ``job(reporter)``; a cancel or Ctrl+C becomes a message and exit code 130."""
-    from core.reporting import Cancelled
-
-    try:
-        with _progress("computing") as reporter:
-            return job(reporter), 0
-    except (Cancelled, KeyboardInterrupt):
-        print("hookscope: cancelled (Ctrl+C); nothing was written.", file=sys.stderr)
-        return None, CANCELLED_EXIT
-
-
-def _describe(lm, args, idx, name, prob) -> dict:
+def _describe(lm, args, target, name, prob) -> dict:
     return {
         "model": args.model,
         "model_name": lm.name,
         "weights": args.weights,
         "image": str(Path(args.image)),
         "input_spec": lm.input_spec.to_dict(),
-        "target": idx if isinstance(idx, int) else None,
+        "target": target,
         "target_name": name,
         "target_prob": prob,
     }
 
 
-def _title(lm, label: str, idx, name, prob) -> str:
-    who = f"{idx} ({name})" if name else f"{idx}"
-    return f"{label} · {lm.name} · target {who}, p = {prob:.3f}"
+def _title(lm, label: str, target, name, prob) -> str:
+    who = f"{target} ({name})" if name else f"{target}"
+    p = f", p = {prob:.3f}" if prob is not None else ""
+    return f"{label} · {lm.name} · target {who}{p}"
+
+
+def _save(out: Path, panels, title: str) -> None:
+    from gui.figures import save_figure
+
+    save_figure(out, panels, title=title)
+    print(f"wrote {out}")
 
 
 # -- commands ----------------------------------------------------------------------------------
 def cmd_cam(args) -> int:
-    """``cam``: maps for each layer → overlay figure (.png/.svg) or arrays (.npz + .json)."""
+    """``cam``: the app's probe job with CAM → overlay figure (.png/.svg) or arrays (.npz)."""
     from core.io.export import save_arrays
-    from core.methods.cam import compute_cam, suggest_layer
+    from core.jobs.probe import probe_job
+    from core.loading.images import load_image
+    from core.methods.cam import suggest_layer
 
     out = _check_out(args.out)
     _check_display(args)
     if args.batch_size < 1:
         raise HookScopeError(f"--batch-size must be at least 1, not {args.batch_size}.")
-    lm, x = _load(args)
+    lm = load_from_args(args)
+    image = load_image(args.image)
     layers = args.layers or [suggest_layer(lm.model)]
-    idx, name, prob = _target(lm, x, args.target)
-
-    def job(reporter):
-        return compute_cam(
-            lm.model,
-            x,
-            layers,
-            args.method,
-            idx,
-            class_names=lm.class_names,
-            batch_size=args.batch_size,
-            reporter=reporter,
-        )
-
-    maps, code = _run(job)
+    snap, code = run_job(
+        probe_job,
+        lm,
+        image,
+        layers,
+        args.target,
+        args.method,
+        layers,
+        batch_size=args.batch_size,
+    )
     if code:
         return code
-    settings = _describe(lm, args, idx, name, prob) | {
+    missing = [name for name in layers if name not in snap.cams]
+    if missing:  # the app shows why as a note; here it is the error
+        raise HookScopeError(snap.notes[-1] if snap.notes else f"No CAM for layer {missing[0]}.")
+    target = snap.target
+    prob = float(snap.probs[target]) if isinstance(target, int) else None
+    settings = _describe(lm, args, target, snap.target_name, prob) | {
         "kind": "cam",
         "method": args.method,
         "layers": layers,
@@ -224,24 +159,21 @@ def cmd_cam(args) -> int:
         "normalisation": "ReLU, bilinear upsample (align_corners=False), min-max per map",
     }
     if out.suffix.lower() == ".npz":
-        npz, side = save_arrays(out, maps, settings)
+        npz, side = save_arrays(out, {name: snap.cams[name] for name in layers}, settings)
         print(f"wrote {npz} and {side}")
         return 0
-    from core.loading.images import to_display
-    from gui.figures import cam_panels, save_figure
+    from gui.figures import cam_figure
 
-    rgb = to_display(x, lm.input_spec)
-    panels, bar = cam_panels(rgb, maps, method=args.method, cmap=args.colormap, alpha=args.alpha)
-    save_figure(out, panels, bar, title=_title(lm, args.method, idx, name, prob))
-    print(f"wrote {out}")
+    panels = cam_figure(snap, args.colormap, args.alpha)
+    _save(out, panels, _title(lm, args.method, target, snap.target_name, prob))
     return 0
 
 
 def cmd_attribute(args) -> int:
-    """``attribute``: one attribution method → figure (.png/.svg) or arrays (.npz + .json)."""
-    import numpy as np
-
+    """``attribute``: the app's attribution job → figure (.png/.svg) or arrays (.npz + .json)."""
     from core.io.export import save_arrays
+    from core.jobs.attribution import attribution_job
+    from core.loading.images import load_image
     from core.methods.attribution import ATTRIBUTION_METHODS
 
     out = _check_out(args.out)
@@ -253,45 +185,27 @@ def cmd_attribute(args) -> int:
     if extra:
         flag = "--" + extra[0].replace("_", "-")
         raise HookScopeError(f"{flag} does not apply to {args.method}; see attribute --help.")
-    lm, x = _load(args)
-    idx, name, prob = _target(lm, x, args.target)
     options = {p.name: p.default for p in meth.params} | given
     for key in ("batch_size", "samples", "steps", "window", "stride"):
         if key in options and options[key] is not None and options[key] < 1:
             raise HookScopeError(f"--{key.replace('_', '-')} must be at least 1.")
-    if meth.name == "ig":
-        options["spec"] = lm.input_spec
-
-    def job(reporter):
-        kw = dict(options, class_names=lm.class_names)
-        if meth.long:
-            kw["reporter"] = reporter
-        return meth.func(lm.model, x, idx, **kw)
-
-    attr, code = _run(job)
+    lm = load_from_args(args)
+    image = load_image(args.image)
+    result, code = run_job(attribution_job, lm, image, args.method, options, args.target)
     if code:
         return code
-    settings = _describe(lm, args, idx, name, prob) | {
+    r = result
+    settings = _describe(lm, args, r.target, r.target_name, r.target_prob) | {
         "kind": "attribution",
         "method": args.method,
-        "options": {k: v for k, v in options.items() if k != "spec"},
+        "options": dict(r.params),
     }
     if out.suffix.lower() == ".npz":
-        summed = attr.sum(axis=0) if meth.signed else np.abs(attr).max(axis=0)
-        npz, side = save_arrays(out, {"attribution": attr, "map": summed}, settings)
+        npz, side = save_arrays(out, {"attribution": r.attribution, "map": r.map2d}, settings)
         print(f"wrote {npz} and {side}")
         return 0
-    from core.loading.images import to_display
-    from gui.figures import attribution_panels, save_figure
+    from gui.figures import attribution_figure
 
-    panels, bar = attribution_panels(
-        to_display(x, lm.input_spec),
-        attr,
-        title=meth.title,
-        signed=meth.signed,
-        heat_cmap=args.colormap,
-        alpha=args.alpha,
-    )
-    save_figure(out, panels, bar, title=_title(lm, meth.title, idx, name, prob))
-    print(f"wrote {out}")
+    panels = attribution_figure(r, args.colormap, args.alpha)
+    _save(out, panels, _title(lm, r.title, r.target, r.target_name, r.target_prob))
     return 0

@@ -261,15 +261,7 @@ class AttributionDock(BaseDock):
             return
         r, st = self.result, self.state
         # One renderer: the panes show what Save, Copy and the CLI's ``attribute`` write.
-        panels, _ = figures.attribution_panels(
-            r.input_image,
-            r.attribution,
-            title=f"{r.title} · {r.target_name or r.target}",
-            signed=r.signed,
-            heat_cmap=st.colormap,
-            alpha=st.alpha,
-        )
-        self.figure = panels
+        self.figure = panels = figures.attribution_figure(r, st.colormap, st.alpha)
         self.signed_pane.set_values(self.signed_map, self.signed_cmap, self.signed_levels)
         kind = "signed (sum" if r.signed else "magnitude (max"
         self.signed_pane.set_title(f"{r.title}: {kind} over colour channels)")

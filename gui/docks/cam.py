@@ -251,16 +251,9 @@ class CamDock(BaseDock):
             self.note.setText(self._why_empty())
             return
         # One renderer: the panes show the very arrays that Save, Copy and the CLI write.
-        panels, bar = figures.cam_panels(
-            snap.input_image,
-            self.maps,
-            method=snap.cam_method or "",
-            target=snap.target_name or snap.target,
-            cmap=st.colormap,
-            alpha=st.alpha,
-        )
-        self.figure = [*panels[:-1], panels[-1]._replace(bar=bar)]
-        for name, panel in zip(self.maps, panels[1:]):
+        self.figure = figures.cam_figure(snap, st.colormap, st.alpha)
+        bar = self.figure[-1].bar
+        for name, panel in zip(self.maps, self.figure[1:]):
             self.overlays[name] = panel.rgb
             pane = self.panes[name]
             pane.set_rgb(panel.rgb)

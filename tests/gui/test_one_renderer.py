@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,6 +18,8 @@ from gui.docks.base import figure_items
 from gui.qtutil import qimage_to_rgb
 from gui.widgets.panes import ImagePane
 from tests.gui.conftest import RUN_TIMEOUT_MS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def dock(window, name):
@@ -82,6 +89,31 @@ def test_cam_dock_shows_what_save_and_copy_write(window, tmp_path):
     cam.copy_to_clipboard()
     copied = qimage_to_rgb(QGuiApplication.clipboard().image())
     np.testing.assert_array_equal(copied, saved)
+
+
+def test_the_cli_cam_figure_shows_the_cam_docks_pixels(window, tmp_path):
+    from gui.app import default_image
+
+    state, cam = window.state, dock(window, "CamDock")
+    snap = state.snapshot
+    assert cam.overlays and state.loaded.name.startswith("demo")
+    out = tmp_path / "cli.png"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "cam", "--model", "demo",
+         "--image", default_image(), "--layers", ",".join(snap.cams),
+         "--method", snap.cam_method, "--colormap", state.colormap,
+         "--alpha", str(state.alpha), "--out", str(out)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env=dict(os.environ, QT_QPA_PLATFORM="offscreen", OMP_NUM_THREADS="1"),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    saved = np.asarray(Image.open(out).convert("RGB"))
+    panels = cam.figure_panels()
+    input_image = snap.input_image
+    np.testing.assert_array_equal(panel_region(saved, panels, 0, "t", input_image), input_image)
+    for i, name in enumerate(cam.overlays, start=1):
+        picture = shown(cam.panes[name])
+        np.testing.assert_array_equal(panel_region(saved, panels, i, "t", picture), picture)
 
 
 def test_attribution_and_mosaic_docks_show_what_save_writes(qtbot, window, tmp_path):
