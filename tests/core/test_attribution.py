@@ -25,8 +25,6 @@ from core.methods.cam import compute_cam
 from core.reporting import Cancelled, Reporter
 from tests.core.conftest import image
 
-captum_attr = pytest.importorskip("captum.attr")
-
 
 def test_registry_names():
     assert list(ATTRIBUTION_METHODS) == [
@@ -40,6 +38,7 @@ def test_registry_names():
 
 
 def test_guided_backprop_matches_captum_with_inplace_relus(resnet):
+    captum_attr = pytest.importorskip("captum.attr")
     x = image(224)
     mine = guided_backprop(resnet, x, target=7)
     ref = captum_attr.GuidedBackprop(resnet).attribute(x, target=7)[0].detach().numpy()
@@ -80,6 +79,7 @@ class TwinNet(nn.Module):
 
 @pytest.mark.parametrize("style", ["functional", "inplace", "method"])
 def test_functional_relus_are_guided_too(style):
+    captum_attr = pytest.importorskip("captum.attr")
     torch.manual_seed(0)
     module_net = TwinNet("module").eval()
     other = TwinNet(style).eval()
@@ -95,6 +95,7 @@ def test_functional_relus_are_guided_too(style):
 
 @pytest.mark.parametrize("rule", ["riemann_trapezoid", "gausslegendre"])
 def test_integrated_gradients_match_captum(resnet, rule):
+    captum_attr = pytest.importorskip("captum.attr")
     x = image(64)
     base = make_baseline(x, "black")
     mine = integrated_gradients(resnet, x, 7, steps=20, baseline="black", rule=rule, batch_size=8)
@@ -114,6 +115,7 @@ def test_integrated_gradients_complete_on_a_small_net():
 
 
 def test_occlusion_matches_captum(resnet):
+    captum_attr = pytest.importorskip("captum.attr")
     x = image(64)
     mine = occlusion(resnet, x, 7, window=12, stride=8, fill=0.0, batch_size=16)
     ref = captum_attr.Occlusion(resnet).attribute(
@@ -128,6 +130,7 @@ def test_occlusion_matches_captum(resnet):
 
 
 def test_saliency_matches_captum(resnet):
+    captum_attr = pytest.importorskip("captum.attr")
     x = image(64)
     ref = captum_attr.Saliency(resnet).attribute(x, target=4)[0].numpy()
     np.testing.assert_allclose(saliency(resnet, x, target=4), ref, atol=1e-7)
