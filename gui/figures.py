@@ -135,10 +135,12 @@ def colorize(
     lo, hi = float(levels[0]), float(levels[1])
     span = hi - lo or 1.0
     nan = np.isnan(a)
-    safe = np.where(nan, np.float32(lo), a) if nan.any() else a
+    has_nan = bool(nan.any())
+    safe = np.where(nan, np.float32(lo), a) if has_nan else a
     idx = rescaleData(safe, len(table) / span, lo, dtype=np.uint8, clip=(0, len(table) - 1))
-    rgb = table[idx]
-    rgb[nan] = NAN_RGB
+    rgb = np.take(table, idx, axis=0)  # several times faster than table[idx]
+    if has_nan:
+        rgb[nan] = NAN_RGB
     return rgb
 
 
