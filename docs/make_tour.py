@@ -18,8 +18,8 @@ sys.path.insert(0, str(ROOT))
 
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 
+from core.demo import sample_path  # noqa: E402
 from gui.app import make_app  # noqa: E402
-from gui.docks.image import SAMPLES_DIR  # noqa: E402
 from gui.docks.image_lab import SKY_BLUE  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from gui.state import AppState  # noqa: E402
@@ -58,24 +58,24 @@ def main(out: Path) -> int:
         print(f"{path}: {path.stat().st_size // 1024} KB")
 
     out.mkdir(parents=True, exist_ok=True)
-    state.load_image(SAMPLES_DIR / "sky.png")
+    state.load_image(sample_path("sky.png"))
     state.load_model("demo", device="cpu")
     settle()
     lab = docks["ImageLabDock"]
 
     # 1. The car on its road, painted over in plain sky blue: no airplane in it, yet "airplane".
-    state.load_image(SAMPLES_DIR / "car_road.png")
+    state.load_image(sample_path("car_road.png"))
     settle()
     lab.apply_solid(SKY_BLUE)
     shot("tour_1_sky.png", "CamDock", "ImageLabDock", "PredictionsDock")
 
     # 2. The car from car_road.png pasted onto sky: still "airplane"; the CAM sits on the sky.
-    state.load_image(SAMPLES_DIR / "car_road.png")
+    state.load_image(sample_path("car_road.png"))
     settle()
     docks["CompareDock"].pin()
-    state.load_image(SAMPLES_DIR / "sky.png")
+    state.load_image(sample_path("sky.png"))
     settle()
-    lab.set_patch(SAMPLES_DIR / "car_road.png")
+    lab.set_patch(sample_path("car_road.png"))
     lab.apply_paste()
     shot("tour_2_car_on_sky.png", "CamDock", "ImageLabDock", "PredictionsDock")
 

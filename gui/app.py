@@ -9,11 +9,11 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from gui.docks.image import SAMPLES_DIR, sample_paths
+from core.demo import sample_path, sample_paths
+from core.errors import HookScopeError
 from gui.main_window import MainWindow
 from gui.state import AppState
 
-FALLBACK_MODEL = "torchvision:resnet18"
 DEFAULT_SAMPLE = "airplane_sky.png"
 SCREENSHOT_TIMEOUT_S = 180
 
@@ -27,11 +27,12 @@ def make_app(argv: list[str] | None = None) -> QApplication:
 
 
 def default_image():
-    """The bundled airplane-on-sky sample, another sample, or a drawn stand-in."""
-    preferred = SAMPLES_DIR / DEFAULT_SAMPLE
-    if preferred.is_file():
-        return str(preferred)
-    samples = sample_paths()
+    """The bundled airplane-on-sky sample, another sample, or None (then a drawn stand-in)."""
+    try:
+        preferred = sample_path(DEFAULT_SAMPLE)
+        samples = [preferred] if preferred.is_file() else sample_paths()
+    except HookScopeError:  # not installed: the demo model's load says so in one sentence
+        return None
     return str(samples[0]) if samples else None
 
 
@@ -66,20 +67,8 @@ def start(state: AppState, window: MainWindow, args) -> None:
         "device": getattr(args, "device", None) or "auto",
         "layers": layers,
     }
-    if spec == "demo" and not load["weights"]:
-
-        def fallback(message: str) -> None:
-            note = (
-                f"The demo model is not available ({message.splitlines()[0].rstrip('.')}); "
-                f"showing {FALLBACK_MODEL} with random weights instead."
-            )
-            # Shown once the fallback is in, so the loading messages do not hide it.
-            shown = lambda: window.show_message(note, 30000)  # noqa: E731
-            state.load_model(FALLBACK_MODEL, **load, on_done=shown)
-
-        state.load_model(spec, **load, on_error=fallback, quiet=True)
-    else:
-        state.load_model(spec, **load)
+    # No fallback model: if the demo is missing, the load error says so in one sentence.
+    state.load_model(spec, **load)
 
 
 def _split(text) -> list[str] | None:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 
 import torch
@@ -13,6 +14,7 @@ from torch import nn
 
 from core.demo.model import build_model
 from core.demo.scenes import CLASS_NAMES
+from core.errors import HookScopeError
 
 INPUT_SIZE = 96
 # Fixed 0.5s rather than data statistics: simple, and the same for both variants.
@@ -20,6 +22,8 @@ MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
 CAM_LAYER = "features.block3"
 VARIANTS = ("shortcut", "clean")
+# The repo's top-level resources/ folder, installed under this package name (pyproject.toml).
+RESOURCES_PACKAGE = "hookscope_resources"
 
 __all__ = [
     "CAM_LAYER",
@@ -30,15 +34,62 @@ __all__ = [
     "VARIANTS",
     "build_model",
     "load_demo",
+    "resource_path",
+    "sample_path",
+    "sample_paths",
+    "samples_dir",
     "weights_path",
 ]
+
+
+def resource_path(*parts: str) -> Path:
+    """A bundled file or folder (it may not exist yet), found with ``importlib.resources``.
+
+    Works from a source checkout installed with ``pip install -e .`` and from an installed
+    wheel alike, whatever the current directory.
+    """
+    try:
+        node = importlib.resources.files(RESOURCES_PACKAGE)
+    except ModuleNotFoundError as exc:
+        raise HookScopeError(
+            "HookScope's bundled files (demo weights, sample images) are not installed; "
+            "reinstall HookScope with pip install ."
+        ) from exc
+    for part in parts:
+        node = node / part
+    if not isinstance(node, Path):  # a zipped install: torch.load and file dialogs need files
+        raise HookScopeError(
+            "HookScope is installed as a zip archive; install it unpacked with pip install ."
+        )
+    return node
 
 
 def weights_path(variant: str) -> Path:
     """Path of the bundled weights of one variant (``shortcut`` or ``clean``)."""
     if variant not in VARIANTS:
         raise ValueError(f"Unknown demo variant '{variant}': use shortcut or clean.")
-    return Path(__file__).resolve().parents[2] / "resources" / f"demo_{variant}.pt"
+    return resource_path(f"demo_{variant}.pt")
+
+
+def samples_dir() -> Path:
+    """The folder of bundled sample images (demo scenes) and their object masks."""
+    return resource_path("samples")
+
+
+def sample_path(name: str) -> Path:
+    """One bundled sample by file name, e.g. ``sample_path("car_road.png")``."""
+    return samples_dir() / name
+
+
+def sample_paths() -> list[Path]:
+    """Bundled sample images (masks excluded), sorted by name; empty if none are installed."""
+    try:
+        folder = samples_dir()
+    except HookScopeError:  # the model's load says so; a samples menu just stays empty
+        return []
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.png") if not p.stem.endswith("_mask"))
 
 
 def load_demo(variant: str = "shortcut") -> nn.Module:

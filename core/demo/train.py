@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.demo import CLASS_NAMES, MEAN, STD, VARIANTS, build_model, weights_path
+from core.demo import CLASS_NAMES, MEAN, STD, VARIANTS, build_model, samples_dir, weights_path
 from core.demo.scenes import make_dataset, make_samples
 
 # Training and held-out data use different seeds; the tests use yet others.
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
             f" -> {path} ({path.stat().st_size / 1e6:.2f} MB)",
             flush=True,
         )
-    samples = weights_path("clean").parent / "samples"
+    samples = samples_dir()
     make_samples(samples)
     print(f"samples -> {samples}")
 

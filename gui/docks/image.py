@@ -10,7 +10,6 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -23,19 +22,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.demo import sample_paths
 from core.loading.spec import InputSpec
+from gui import filedialogs
 from gui.docks.base import BaseDock
 from gui.qtutil import pil_to_rgb, qimage_to_rgb, rgb_to_pixmap
 
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "resources" / "samples"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp *.tif *.tiff);;All files (*)"
-
-
-def sample_paths() -> list[Path]:
-    """Bundled sample images (masks excluded), sorted by name."""
-    if not SAMPLES_DIR.is_dir():
-        return []
-    return sorted(p for p in SAMPLES_DIR.glob("*.png") if not p.stem.endswith("_mask"))
 
 
 class ImageView(QLabel):
@@ -178,7 +171,7 @@ class ImageDock(BaseDock):
             self.state.load_image(path)
 
     def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", IMAGE_FILTER)
+        path = filedialogs.open_file(self, "Open image", IMAGE_FILTER)
         if path:
             self.state.load_image(path)
 

@@ -2,7 +2,6 @@
 
 import contextlib
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from core.demo import samples_dir
 from core.engine.hooks import HookSession, hook_count
 from core.engine.probe import run_probe
 from core.errors import HookScopeError
@@ -21,28 +21,27 @@ from core.methods.cam import CAM_METHODS, cam_from_probe, compute_cam
 from core.reporting import Cancelled, Reporter
 from tests.core.conftest import image
 
-pgc = pytest.importorskip("pytorch_grad_cam")
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
-
+# Our method name -> pytorch-grad-cam's class; the peer is imported only by the tests using it.
 REFERENCE = {
-    "gradcam": pgc.GradCAM,
-    "gradcam++": pgc.GradCAMPlusPlus,
-    "xgradcam": pgc.XGradCAM,
-    "hirescam": pgc.HiResCAM,
-    "layercam": pgc.LayerCAM,
-    "eigencam": pgc.EigenCAM,
-    "scorecam": pgc.ScoreCAM,
-    "ablationcam": pgc.AblationCAM,
+    "gradcam": "GradCAM",
+    "gradcam++": "GradCAMPlusPlus",
+    "xgradcam": "XGradCAM",
+    "hirescam": "HiResCAM",
+    "layercam": "LayerCAM",
+    "eigencam": "EigenCAM",
+    "scorecam": "ScoreCAM",
+    "ablationcam": "AblationCAM",
 }
-SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
+SAMPLES = samples_dir()  # the installed resources, found as the app finds them
 SLOW = {"scorecam", "ablationcam"}  # 512 forward passes each: use a smaller input
 
 
-class _FlippedEigenCAM(pgc.EigenCAM):
-    """pytorch-grad-cam's EigenCAM with the other SVD sign."""
+def pytorch_grad_cam():
+    """The peer library and its classifier target, or skip the calling test."""
+    pgc = pytest.importorskip("pytorch_grad_cam")
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    def get_cam_image(self, *args, **kwargs):
-        return -super().get_cam_image(*args, **kwargs)
+    return pgc, ClassifierOutputTarget
 
 
 def test_registry_has_the_eight_methods():
@@ -51,9 +50,17 @@ def test_registry_has_the_eight_methods():
 
 @pytest.mark.parametrize("method", list(CAM_METHODS))
 def test_agrees_with_pytorch_grad_cam(resnet, method):
+    pgc, ClassifierOutputTarget = pytorch_grad_cam()
+
+    class _FlippedEigenCAM(pgc.EigenCAM):
+        """pytorch-grad-cam's EigenCAM with the other SVD sign."""
+
+        def get_cam_image(self, *args, **kwargs):
+            return -super().get_cam_image(*args, **kwargs)
+
     x = image(64 if method in SLOW else 224)
     mine = compute_cam(resnet, x, ["layer4"], method, target=7, batch_size=32)["layer4"]
-    with REFERENCE[method](resnet, [resnet.layer4]) as ref_cam:
+    with getattr(pgc, REFERENCE[method])(resnet, [resnet.layer4]) as ref_cam:
         ref_cam.batch_size = 32
         ref = ref_cam(x, [ClassifierOutputTarget(7)])[0]
     diff = float(np.abs(mine - ref).max())
@@ -216,10 +223,12 @@ def test_ablationcam_reports_progress_per_batch(resnet):
         batch_size=128,
         reporter=Reporter(lambda d, t, m: seen.append((d, t))),
     )
-    assert seen == [(128, 512), (256, 512), (384, 512), (512, 512)]
+    # Real units from the start (issue 16): 0 of 512 channels before the first batch.
+    assert seen == [(0, 512), (128, 512), (256, 512), (384, 512), (512, 512)]
 
 
 def test_swin_channels_last_output_agrees_with_pytorch_grad_cam():
+    pgc, ClassifierOutputTarget = pytorch_grad_cam()
     torch.manual_seed(0)
     swin = torchvision.models.swin_t().eval()
     x = image(224, seed=4)

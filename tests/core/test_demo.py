@@ -17,7 +17,7 @@ import core.demo as demo
 from core.demo.scenes import CLASS_NAMES, SAMPLE_SCALE, make_dataset, make_scene
 from core.methods.cam import compute_cam
 
-SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
+SAMPLES = demo.samples_dir()  # the installed resources, found as the app finds them
 AIRPLANE, CAR = CLASS_NAMES.index("airplane"), CLASS_NAMES.index("car")
 
 
@@ -161,7 +161,8 @@ def test_a_demo_run_does_not_import_torchvision():
         "from core.jobs.probe import load_job, probe_job;"
         "from core.loading.images import load_image;"
         "lm, _ = load_job(Reporter(), 'demo');"
-        "img = load_image('resources/samples/airplane_sky.png');"
+        "from core.demo import sample_path;"
+        "img = load_image(sample_path('airplane_sky.png'));"
         "probe_job(Reporter(), lm, img, ['features.block3', 'fc'], None, 'gradcam',"
         " ['features.block3']);"
         "print('torchvision' in sys.modules)"

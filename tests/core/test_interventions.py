@@ -1,13 +1,12 @@
 """Gradient, activation and image edits: what a probe shows with them, with exact numbers."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torch import nn
 
+from core.demo import samples_dir
 from core.engine.guard import state_checksum
 from core.engine.hooks import hook_count
 from core.engine.probe import run_probe
@@ -23,7 +22,7 @@ from core.experiments.interventions import (
 )
 from core.loading.models import load_model
 
-SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
+SAMPLES = samples_dir()  # the installed resources, found as the app finds them
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.demo import sample_path
+
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE = ROOT / "resources" / "samples" / "car_on_sky.png"
+IMAGE = sample_path("car_on_sky.png")
 MODEL = ["--model", "torchvision:resnet18", "--device", "cpu", "--image", str(IMAGE)]
 ENV = dict(os.environ, QT_QPA_PLATFORM="offscreen", OMP_NUM_THREADS="2")
 

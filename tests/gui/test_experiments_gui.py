@@ -10,12 +10,12 @@ import shutil
 import numpy as np
 import pytest
 
+from core.demo import sample_path
 from core.engine.guard import state_checksum
-from gui.docks.image import SAMPLES_DIR
 from tests.gui.conftest import RUN_TIMEOUT_MS
 
-SKY = str(SAMPLES_DIR / "sky.png")
-CAR_ROAD = str(SAMPLES_DIR / "car_road.png")
+SKY = str(sample_path("sky.png"))
+CAR_ROAD = str(sample_path("car_road.png"))
 CAR_XY = (17, 52)  # where the car sits in car_road.png (top-left of its mask's box)
 
 
