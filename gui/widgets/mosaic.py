@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (
     QComboBox,
@@ -132,6 +132,7 @@ class FeatureView(QWidget):
         # Page 0: mosaic | close-up + histogram + stats.
         split = QSplitter(Qt.Orientation.Horizontal, self)
         self.mosaic_pane = ImagePane("", split, colorbar=True)
+        self.mosaic_pane.installEventFilter(self)
         self.mosaic_pane.hovered.connect(self._on_hover)
         self.mosaic_pane.clicked.connect(self._on_click)
         self.mosaic_item = self.mosaic_pane.image
@@ -258,17 +259,23 @@ class FeatureView(QWidget):
         self._redraw()
 
     def _mosaic_area(self) -> tuple[float, float]:
-        """(height, width) the mosaic can fill, in screen pixels (4:3 before the first show)."""
-        r = self.mosaic_pane.view.boundingRect()
-        return (r.height(), r.width()) if r.width() > 10 and r.height() > 10 else (300.0, 400.0)
+        """(height, width) the mosaic can fill, in screen pixels (4:3 before the first show).
+
+        From the pane's widget size less its title row and colour bar: the view box itself is
+        laid out later (and not at all while its page of the stack is hidden).
+        """
+        pane = self.mosaic_pane
+        h, w = pane.height() - 28, pane.width() - 84
+        return (float(h), float(w)) if h > 10 and w > 10 else (300.0, 400.0)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if obj is self.mosaic_pane and event.type() == QEvent.Type.Resize:
+            self._fit_timer.start()  # the pane changed shape: maybe another column count
+        return super().eventFilter(obj, event)
 
     def _cols(self, n: int) -> int:
         h, w = self.maps.shape[1:]
         return mz.grid_cols(n, (h, w), self._mosaic_area())
-
-    def resizeEvent(self, event) -> None:  # noqa: N802
-        super().resizeEvent(event)
-        self._fit_timer.start()
 
     def _refit(self) -> None:
         # A new panel shape may want another column count to fill it.

@@ -227,3 +227,26 @@ def test_file_dialogs_open_in_the_last_folder_and_export_all_makes_its_folder(
     assert asked[-1].startswith(str(photos))  # Export all starts there too
     out = tmp_path / "new" / "export"
     assert out.is_dir() and (out / "settings.json").is_file()
+
+
+def test_mosaic_fills_its_panel_and_pages_thousands_of_channels(make_window, qtbot):
+    import numpy as np
+
+    from core.display import mosaic as mz
+    from gui.widgets.mosaic import HINT
+
+    window = make_window()
+    view = dock(window, "ActivationsDock").view
+    maps = np.random.default_rng(0).random((2048, 7, 7), dtype=np.float32)
+    view.set_array(maps, "layer4")
+    qtbot.wait(300)  # the fit timer after the page shows
+    t = view.tiles
+    assert len(t.order) == 256 and view.page_spin.maximum() == 8  # a page, not a moiré strip
+    assert t.cols == mz.grid_cols(256, (7, 7), view._mosaic_area())
+    view.sort_combo.setCurrentText("mean")  # the first page is the top 256 by mean
+    means = maps.reshape(2048, -1).mean(1)
+    assert set(view.tiles.order) == set(np.argsort(-means)[:256])
+    view.page_spin.setValue(8)
+    assert set(view.tiles.order) == set(np.argsort(-means)[-256:])
+    assert "2048" in view.mosaic_pane.full_title and "1793–2048" in view.mosaic_pane.full_title
+    assert view.hover_label.text() == HINT and "wheel zooms" in HINT.lower()
