@@ -19,3 +19,11 @@ def test_demo_is_bundled_and_a_weights_file_is_a_file(tmp_path):
     torch.save(lm.model.state_dict(), path)
     again = load_model("demo", weights=path)
     assert again.weights_source == "file" and again.weights == str(path)
+
+
+def test_a_weights_file_is_named_in_the_models_label(tmp_path):
+    path = tmp_path / "w.pt"
+    torch.save(load_model("demo").model.state_dict(), path)
+    assert load_model("demo").name == "demo (shortcut)"
+    assert load_model("demo", weights=path).name == "demo (shortcut) + weights w.pt"
+    assert load_model("demo:clean", weights=str(path)).name == "demo (clean) + weights w.pt"

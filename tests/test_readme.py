@@ -1,0 +1,28 @@
+"""The README as a newcomer reads it: its Python snippet runs as written, from the repo's folder."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+
+
+def test_the_python_snippet_runs_as_written(monkeypatch, capsys):
+    (code,) = python_blocks()
+    monkeypatch.chdir(ROOT)  # "Run from the repository's folder", as the README says
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("[(1, 'car', 0.9")  # the bundled car_road.png is a car
+    assert out[1] == "torch.Size([1, 128, 12, 12]) torch.Size([1, 128, 12, 12])"
+    logits = [float(v) for v in re.findall(r"-?\d+\.\d+", out[2])]
+    assert len(logits) == 4 and max(map(abs, logits)) < 10  # the record missed the add_(100)
+
+
+def test_the_two_commands_for_a_fresh_machine_are_there():
+    text = (ROOT / "README.md").read_text()
+    assert "pip install -e . && python main.py" in text
+    assert 'pip install -e ".[dev]" && python -m pytest -q' in text
+    assert "CPU-only build of torch" in text and "://" not in text.split("## The app")[0]
