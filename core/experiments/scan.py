@@ -465,6 +465,7 @@ def spray(
     neighbors: int = 10,
     max_clusters: int = 10,
     seed: int = 0,
+    embed: bool = True,
 ) -> Clustering:
     """Spectral relevance analysis of a stack of maps.
 
@@ -480,6 +481,7 @@ def spray(
         neighbors: k of the kNN graph.
         max_clusters: Upper bound for ``"auto"``.
         seed: Random state of every step (same maps, same result).
+        embed: False skips the 2-D embedding (``xy`` all zero, ``embedding`` "none").
     """
     from sklearn.cluster import SpectralClustering
 
@@ -512,7 +514,7 @@ def spray(
             # Well separated strategies give a disconnected kNN graph: that is the finding.
             warnings.filterwarnings("ignore", "Graph is not fully connected")
             raw = sc.fit_predict(aff).astype(np.int64)
-    xy, how = embed_2d(feats, seed)
+    xy, how = embed_2d(feats, seed) if embed else (np.zeros((n, 2), np.float32), "none")
     return Clustering(_by_size(raw), xy, lam, int(len(np.unique(raw))), how, feats)
 
 
