@@ -7,6 +7,8 @@ import signal
 import sys
 from contextlib import contextmanager
 
+from core.engine.layouts import parse_reshape
+from core.errors import HookScopeError
 from core.loading.models import load_model
 from core.reporting import Cancelled, Reporter
 
@@ -16,7 +18,8 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument(
         "--model",
         required=required,
-        help="demo, torchvision:NAME[:WEIGHTS], file.py:factory or model.pt",
+        help="demo, torchvision:NAME[:WEIGHTS], timm:NAME[?key=value&...], hf:DIR (a "
+        "save_pretrained folder), file.py:factory or model.pt",
     )
     p.add_argument("--weights", help="state_dict file applied to the model")
     p.add_argument(
@@ -25,6 +28,27 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
         help="allow a pickled full model (unpickling runs code from the file)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+
+
+TARGET_HELP = (
+    "what to explain: a class index or name; dense (segmentation) outputs: C = class C over "
+    "the pixels predicted as C, or C@mask.png over a region; detections: box:i = the score of "
+    "detection i; embeddings: similar:IMAGE = cosine similarity to IMAGE's embedding "
+    "(default: top class, most-predicted class, box:0, or the embedding's norm)"
+)
+RESHAPE_HELP = (
+    "layout of the CAM layers' outputs when HookScope cannot tell: nchw, nhwc, tokens:K "
+    "(K prefix tokens before the grid) or HxW (the token grid); default: read from the model"
+)
+
+
+def reshape_value(text: str) -> str:
+    """Argparse type for ``--reshape``; a bad value is a one-sentence usage error."""
+    try:
+        parse_reshape(text)
+    except HookScopeError as exc:
+        raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+    return text
 
 
 def names(text: str) -> list[str]:

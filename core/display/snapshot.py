@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from core.engine.outputs import OutputKind, Prediction
 from core.engine.probe import ProbeResult, tensor_stats
 from core.engine.tree import ModuleTree
 from core.loading.images import to_display
@@ -64,6 +65,18 @@ class Snapshot:
         input_image: The model input as the model saw it, uint8 (H, W, 3).
         input_grad: Gradient of the target score wrt the input (C, H, W), or None.
         input_grad_norm: L2 norm of the whole input gradient (batch included), or None.
+        kind: What the model outputs (``kind.kind``: ``classes``, ``dense``, ``detections``,
+            ``embedding``), or None.
+        predictions: What the Predictions dock lists for the kind: top-k classes (prob),
+            classes by pixel share (dense), every detection with its box in input pixels
+            (``Prediction.target_text(kind)`` gives ``box:i``); empty for an embedding.
+        target_text: The explained target in the ``--target`` grammar (``"15"``, ``"box:2"``,
+            ``"15@mask.png"``, ``"similar:ref.jpg"``).
+        target_label: One phrase naming it, for titles ("detection 2 (class 62)").
+        mask: Dense outputs: predicted class per pixel, int64 (h, w) at the output's size
+            (resize with nearest to overlay it on ``input_image``), else None.
+        embedding: Embedding outputs: the first sample's embedding (D,) float32, else None.
+        cam_layouts: CAM layer → the layout its output was read with, e.g. ``"tokens:1 14x14"``.
         cams: CAM layer → map (H, W) float32 in [0, 1] at the input size.
         cam_method: Name of the CAM method used (None when no CAM ran).
         input_spec: The input spec used for preprocessing.
@@ -88,6 +101,13 @@ class Snapshot:
     probe_seconds: float = 0.0
     notes: tuple[str, ...] = ()
     input_grad_norm: float | None = None
+    kind: OutputKind | None = None
+    predictions: tuple[Prediction, ...] = ()
+    target_text: str = ""
+    target_label: str = ""
+    mask: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+    cam_layouts: dict[str, str] = field(default_factory=dict)
 
     def call(self, layer: str, call: int = 0) -> LayerCall | None:
         """The given call of ``layer``, or None when it was not recorded."""
@@ -190,6 +210,13 @@ def make_snapshot(
         probe_seconds=result.seconds,
         notes=tuple(result.notes) + tuple(notes),
         input_grad_norm=None if result.input_grad is None else float(result.input_grad.norm()),
+        kind=result.kind,
+        predictions=tuple(result.predictions),
+        target_text=result.target_text,
+        target_label=result.target_label,
+        mask=None if result.mask is None else result.mask.numpy().astype(np.int64),
+        embedding=None if result.embedding is None else result.embedding.numpy(),
+        cam_layouts={k: str(v) for k, v in getattr(cams, "layouts", {}).items()},
     )
 
 

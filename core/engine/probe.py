@@ -11,7 +11,26 @@ import torch
 from torch import nn
 
 from core.engine.hooks import HookSession, Record
-from core.engine.targets import Target, class_name, logits_of, resolve_target, target_scores
+from core.engine.outputs import (
+    CLASSES,
+    DENSE,
+    DETECTIONS,
+    EMBEDDING,
+    OutputKind,
+    Prediction,
+    dense_mask,
+    main_tensor,
+    output_kind,
+    predictions,
+)
+from core.engine.targets import (
+    ScoreTarget,
+    Target,
+    class_name,
+    describe_target,
+    resolve_target,
+    target_scores,
+)
 from core.errors import HookScopeError
 from core.reporting import Cancelled
 
@@ -24,10 +43,14 @@ class ProbeResult:
     """What one probe saw.
 
     Attributes:
-        logits: Model scores (N, K), on CPU.
-        probs: Softmax of ``logits``.
-        topk: ``(class_index, class_name or None, prob)`` for the first sample, best first.
-        target: The explained class index (None for a callable target).
+        logits: Model scores (N, K), on CPU: class scores; per-class mean over the pixels of
+            a dense output; detection scores (1, boxes); the embedding (N, D).
+        probs: Softmax of class scores; share of pixels predicted as each class (dense);
+            detection scores; empty (N, 0) for an embedding (never softmaxed).
+        topk: ``(class_index, class_name or None, value)`` for the first sample, best first:
+            probabilities (classes) or pixel shares (dense); empty for detections and
+            embeddings (see ``predictions``).
+        target: The explained class index (classes, dense), else None.
         target_name: Its name, if known.
         records: Layer name → one :class:`Record` per call, with gradients.
         input_grad: Gradient of the target score wrt the input (1, C, H, W), or None.
@@ -35,6 +58,13 @@ class ProbeResult:
         dropped: Calls not kept because of the memory cap.
         seconds: Wall time of forward + backward.
         notes: Things the user should know (e.g. why gradients are missing).
+        kind: What the model outputs (:class:`~core.engine.outputs.OutputKind`).
+        predictions: What fits the kind: top-k classes, pixel shares, every detection (with
+            boxes); empty for an embedding.
+        target_text: The target in the ``--target`` grammar (``"15"``, ``"box:0"``...).
+        target_label: One phrase describing the target, for titles.
+        mask: Dense outputs: predicted class per pixel (h, w) int64 at the output's size.
+        embedding: Embedding outputs: the first sample's embedding (D,).
     """
 
     logits: torch.Tensor
@@ -48,6 +78,12 @@ class ProbeResult:
     dropped: int = 0
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
+    kind: OutputKind | None = None
+    predictions: tuple[Prediction, ...] = ()
+    target_text: str = ""
+    target_label: str = ""
+    mask: torch.Tensor | None = None
+    embedding: torch.Tensor | None = None
 
 
 @contextlib.contextmanager
@@ -81,6 +117,7 @@ def run_probe(
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     dtype: torch.dtype | None = None,
     edits: Sequence = (),
+    input_spec=None,
 ) -> ProbeResult:
     """Run one forward and one backward with hooks on ``layers``.
 
@@ -92,13 +129,16 @@ def run_probe(
         model: Any module; run in eval mode, the user's modes restored after.
         x: Input batch (N, C, H, W); the first sample is explained.
         layers: Qualified module names to record.
-        target: None (top-1), class index, class name, or callable(output) -> score.
+        target: None (the kind's default: top-1 class, most-predicted class, detection 0,
+            embedding norm), class index or name, a grammar string (``C``, ``C@mask.png``,
+            ``box:i``, ``similar:IMAGE``), or callable(output) -> score.
         class_names: For names in top-k and string targets.
         k: How many classes to list.
         grads: False for a forward-only probe.
         max_bytes: Cap on recorded bytes (see :class:`HookSession`); None for no cap.
         dtype: Storage dtype for records (e.g. ``torch.float16``).
         edits: Context managers entered around the pass (e.g. interventions).
+        input_spec: Preprocessing of the reference image of ``similar:IMAGE``.
     """
     layers = list(dict.fromkeys(layers))
     device = model_device(model)
@@ -111,9 +151,11 @@ def run_probe(
             for edit in edits:
                 stack.enter_context(edit)
             output = forward_model(model, x)
-            logits = logits_of(output)
-            _check_logits(logits)
-            resolved = resolve_target(target, logits, class_names)
+            kind = output_kind(output, class_names, model)
+            _check_output(output, kind)
+            resolved = resolve_target(
+                target, output, class_names, model=model, spec=input_spec, kind=kind
+            )
             input_grad, norms = None, {}
             if grads:
                 input_grad, norms = _backward(session, output, resolved, x, notes)
@@ -129,23 +171,54 @@ def run_probe(
             f"{session.dropped} layer call(s) were not kept because records passed the "
             "memory cap; hook fewer layers or raise the cap."
         )
-    logits = logits.detach().float().cpu().reshape(logits.shape[0], -1)
-    probs = torch.softmax(logits, dim=1)
-    values, idx = probs[0].topk(min(k, probs.shape[1]))
-    topk = [(int(i), class_name(int(i), class_names), float(v)) for v, i in zip(values, idx)]
+    logits, probs, mask, emb = _scores(output, kind)
+    preds = predictions(output, kind, class_names, k=k if kind.kind != DETECTIONS else 10**6)
+    topk = [(p.index, p.name, p.score) for p in preds] if kind.kind in (CLASSES, DENSE) else []
+    index = resolved if isinstance(resolved, int) else None
+    if isinstance(resolved, ScoreTarget) and kind.kind == DENSE:
+        index = resolved.index
+    if isinstance(resolved, ScoreTarget):
+        text = resolved.text
+    else:
+        text = str(resolved) if isinstance(resolved, int) else ""
     return ProbeResult(
         logits=logits,
         probs=probs,
         topk=topk,
-        target=resolved if isinstance(resolved, int) else None,
-        target_name=class_name(resolved, class_names) if isinstance(resolved, int) else None,
+        target=index,
+        target_name=class_name(index, class_names) if index is not None else None,
         records=session.records,
         input_grad=input_grad,
         param_grad_norms=norms,
         dropped=session.dropped,
         seconds=seconds,
         notes=tuple(notes),
+        kind=kind,
+        predictions=tuple(preds),
+        target_text=text,
+        target_label=describe_target(resolved, class_names),
+        mask=mask,
+        embedding=emb,
     )
+
+
+def _scores(output, kind: OutputKind):
+    """``(logits, probs, mask, embedding)`` of a probe, as :class:`ProbeResult` documents."""
+    if kind.kind == DETECTIONS:
+        s = output[0]["scores"].detach().float().cpu()[None]
+        return s, s, None, None
+    t = main_tensor(output, kind).detach().float().cpu()
+    if kind.kind == DENSE:
+        mask = dense_mask(output, kind)
+        flat = t.argmax(1).reshape(t.shape[0], -1)
+        share = torch.stack(
+            [torch.bincount(f, minlength=t.shape[1]).float() / f.numel() for f in flat]
+        )
+        return t.mean(dim=(2, 3)), share, mask, None
+    if kind.kind == EMBEDDING:
+        return t, torch.zeros(t.shape[0], 0), None, t[0].clone()
+    logits = t.reshape(t.shape[0], -1)
+    return logits, torch.softmax(logits, dim=1), None, None
 
 
 def forward_model(model: nn.Module, x: torch.Tensor):
@@ -171,7 +244,11 @@ def forward_model(model: nn.Module, x: torch.Tensor):
         ) from exc
 
 
-def _check_logits(logits: torch.Tensor) -> None:
+def _check_output(output, kind: OutputKind) -> None:
+    if kind.kind == DETECTIONS:
+        logits = torch.cat([o["scores"].reshape(-1) for o in output])
+    else:
+        logits = main_tensor(output, kind)
     if logits.is_floating_point() and not torch.isfinite(logits).all():
         bad = int((~torch.isfinite(logits)).sum())
         raise HookScopeError(

@@ -1,21 +1,57 @@
-"""What to explain: turning a user's target (None, index, class name, callable) into a score."""
+"""What to explain: turning a user's target into one score per sample, for each output kind.
+
+Grammar (CLI ``--target``, the app's target box, ``target="..."`` in the API):
+
+- class scores: ``C`` (a class index or name);
+- dense (N, K, H, W): ``C`` is class C summed over the pixels predicted as C, ``C@mask.png`` over
+  a region (pytorch-grad-cam's ``SemanticSegmentationTarget``);
+- detections: ``box:i``, the score of detection i (as :func:`~core.engine.outputs.predictions`
+  lists them);
+- embeddings: ``similar:IMAGE``, the cosine similarity between the embedding of the input and
+  of IMAGE (pytorch-grad-cam's ``SimilarityToConceptTarget``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
+from core.engine.outputs import (
+    CLASSES,
+    DENSE,
+    DETECTIONS,
+    EMBEDDING,
+    OutputKind,
+    dense_mask,
+    is_detections,
+    main_tensor,
+    output_kind,
+)
 from core.errors import HookScopeError
+from core.loading.images import load_image, to_tensor
+from core.loading.spec import InputSpec
 
 Target = int | str | Callable[[torch.Tensor], torch.Tensor] | None
 
 
 def logits_of(output: Any) -> torch.Tensor:
-    """Return the class-score tensor from a model output (tensor, tuple, dict, ModelOutput)."""
+    """Return the class-score tensor from a model output (tensor, tuple, dict, ModelOutput).
+
+    For an embedding ModelOutput (no ``logits``) it is the embedding; detections have none.
+    """
     if isinstance(output, torch.Tensor):
         return output
+    if is_detections(output):
+        raise HookScopeError(
+            "The model returns detections (boxes, labels, scores), not class scores; explain a "
+            "detection with a box:i target."
+        )
     logits = getattr(output, "logits", None)
     if isinstance(logits, torch.Tensor):
         return logits
@@ -35,25 +71,147 @@ def logits_of(output: Any) -> torch.Tensor:
 
 
 def resolve_target(
-    target: Target, logits: torch.Tensor, class_names: Sequence[str] | None = None
-) -> int | Callable[[torch.Tensor], torch.Tensor]:
-    """Resolve ``target`` against the first sample's logits.
+    target: Target,
+    output: Any,
+    class_names: Sequence[str] | None = None,
+    *,
+    model: Any = None,
+    spec: Any = None,
+    kind: OutputKind | None = None,
+) -> int | Callable[[Any], torch.Tensor]:
+    """Resolve ``target`` against the model's output on the input being explained.
 
     Args:
-        target: None for the top-1 class, a class index, a class name (or a digit string),
-            or a callable mapping the model output to a score.
-        logits: Model scores, shape (N, K) or (N, ...).
-        class_names: Names used to look up a string target.
+        target: None (the kind's default), a class index or name, a grammar string (``C``,
+            ``C@mask.png``, ``box:i``, ``similar:IMAGE``), a :class:`TargetRequest`, or a
+            callable mapping the model output to a score.
+        output: The model output (or, as before, its class-score tensor).
+        class_names: Names used to look up a class name.
+        model: The model, needed to embed the reference image of ``similar:IMAGE``.
+        spec: Its :class:`~core.loading.spec.InputSpec`, to preprocess that image.
+        kind: The output kind when already known.
 
     Returns:
-        A class index, or the callable unchanged.
+        For class scores a class index (int), as before; otherwise a :class:`ScoreTarget`
+        (``DenseTarget``, ``BoxTarget``, ``SimilarityTarget``, ``EmbeddingNormTarget``); a
+        callable is returned unchanged.
     """
     if callable(target):
         return target
-    n_classes = logits.detach().reshape(logits.shape[0], -1).shape[1]
-    if target is None:
-        return int(logits.detach().reshape(logits.shape[0], -1)[0].argmax())
-    return parse_target(target, class_names, n_classes)
+    kind = kind or output_kind(output, class_names, model)
+    request = target if isinstance(target, TargetRequest) else parse_target_text(target)
+    if kind.kind == CLASSES:
+        if request.form != "class":
+            raise HookScopeError(_wrong_form(request, kind))
+        logits = main_tensor(output, kind).detach()
+        if request.value is None:
+            return int(logits.reshape(logits.shape[0], -1)[0].argmax())
+        return parse_target(request.value, class_names, kind.num_classes)
+    if kind.kind == DENSE:
+        return _dense_target(request, output, kind, class_names)
+    if kind.kind == DETECTIONS:
+        if request.form not in ("box", "class") or (
+            request.form == "class" and request.value is not None
+        ):
+            raise HookScopeError(_wrong_form(request, kind))
+        i = 0 if request.value is None else int(request.value)
+        n = int(output[0]["scores"].shape[0])
+        if n == 0:
+            raise HookScopeError(
+                "The model detected nothing in this image, so there is no box to explain; try "
+                "another image or lower the model's score threshold."
+            )
+        if not 0 <= i < n:
+            raise HookScopeError(
+                f"There is no detection {i}: the model found {n} (box:0 to box:{n - 1})."
+            )
+        det = output[0]
+        label = int(det["labels"][i]) if "labels" in det else None
+        return BoxTarget(i, label, class_name(label, class_names) if label is not None else None)
+    # embedding
+    if request.form == "similar":
+        if model is None:
+            raise HookScopeError("similar:IMAGE needs the model to embed IMAGE; pass model=.")
+        ref = embed_image(model, request.path, spec, kind)
+        return SimilarityTarget(ref, request.path)
+    if request.form == "class" and request.value is None:
+        return EmbeddingNormTarget()
+    raise HookScopeError(_wrong_form(request, kind))
+
+
+def _wrong_form(request: TargetRequest, kind: OutputKind) -> str:
+    allowed = {
+        CLASSES: "a class index or name",
+        DENSE: "a class C (its predicted pixels) or C@mask.png",
+        DETECTIONS: "box:i for detection i",
+        EMBEDDING: "similar:IMAGE (cosine similarity to IMAGE's embedding)",
+    }[kind.kind]
+    return (
+        f"The target '{request.text}' does not fit this model, whose output is {kind.kind} "
+        f"{kind.shape}; use {allowed}."
+    )
+
+
+def _dense_target(request, output, kind, class_names):
+    pred = dense_mask(output, kind)
+    if request.form not in ("class", "region"):
+        raise HookScopeError(_wrong_form(request, kind))
+    if request.value is None:
+        counts = torch.bincount(pred.reshape(-1), minlength=kind.shape[1])
+        order = counts.argsort(descending=True).tolist()
+        # The most-predicted class, unless it is the background and something else shows.
+        c = order[0]
+        if counts[order[1]] > 0 and (class_name(c, class_names) or "").strip("_").lower() in (
+            "background",
+            "bg",
+        ):
+            c = order[1]
+    else:
+        c = parse_target(request.value, class_names, kind.num_classes)
+    if request.form == "region":
+        mask = load_mask(request.path, pred.shape)
+        where = f"the region in {Path(request.path).name}"
+    else:
+        mask = (pred == c).float()
+        where = "the pixels predicted as it"
+        if not mask.any():
+            raise HookScopeError(
+                f"No pixel is predicted as class {c}, so '{c}' has no region to explain; use "
+                f"{c}@mask.png to name one."
+            )
+    text = f"{c}@{request.path}" if request.form == "region" else str(c)
+    return DenseTarget(c, mask, class_name(c, class_names), where, text)
+
+
+def load_mask(path: str | Path, size: tuple[int, int]) -> torch.Tensor:
+    """A binary (H, W) float mask from an image file, resized (nearest) to ``size``."""
+    path = Path(path)
+    if not path.is_file():
+        raise HookScopeError(f"Mask file {path} does not exist.")
+    img = load_image(path).convert("L")
+    arr = np.asarray(img.resize((size[1], size[0]), resample=0), dtype=np.uint8)
+    mask = torch.from_numpy((arr >= 128).astype(np.float32))
+    if not mask.any():
+        raise HookScopeError(
+            f"The mask {path.name} is empty (no pixel >= 128); draw the region white."
+        )
+    return mask
+
+
+def embed_image(model, path, spec, kind: OutputKind | None = None) -> torch.Tensor:
+    """The model's embedding of an image file, (D,), detached."""
+    from_spec = spec if spec is not None else InputSpec()
+    x = to_tensor(load_image(path), from_spec)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x.to(device))
+    finally:
+        model.train(was)
+    kind = kind or output_kind(out)
+    return main_tensor(out, kind)[0].detach().float()
 
 
 def parse_target(
@@ -95,7 +253,152 @@ def target_scores(target: int | Callable, output: Any) -> torch.Tensor:
             score = torch.as_tensor(score)
         return score.reshape(-1) if score.dim() else score.reshape(1)
     logits = logits_of(output)
+    if logits.dim() == 4:  # never flatten a dense map into K*H*W "classes"
+        return logits[:, target].sum(dim=(-2, -1))
     return logits.reshape(logits.shape[0], -1)[:, target]
+
+
+# -- the grammar -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TargetRequest:
+    """A parsed target string, before it meets a model output.
+
+    Attributes:
+        form: ``"class"`` (``C`` or empty), ``"region"`` (``C@mask.png``), ``"box"``
+            (``box:i``) or ``"similar"`` (``similar:IMAGE``).
+        value: Class index/name text, detection index, or None (the default).
+        path: Mask or reference image path.
+        text: The text as typed.
+    """
+
+    form: str
+    value: str | int | None = None
+    path: str | None = None
+    text: str = ""
+
+
+def parse_target_text(text: int | str | None) -> TargetRequest:
+    """Parse the ``--target`` grammar (no model needed); one sentence when malformed."""
+    if text is None:
+        return TargetRequest("class", None, None, "")
+    if isinstance(text, bool) or not isinstance(text, (int, str)):
+        raise HookScopeError(f"A target must be a class index or name, not {text!r}.")
+    if isinstance(text, int):
+        return TargetRequest("class", text, None, str(text))
+    raw = text.strip()
+    if not raw:
+        return TargetRequest("class", None, None, "")
+    low = raw.lower()
+    if low.startswith("box:"):
+        num = raw[4:].strip()
+        if not num.isdigit():
+            raise HookScopeError(
+                f"Bad target '{raw}': write box:i with i a detection number, e.g. box:0."
+            )
+        return TargetRequest("box", int(num), None, raw)
+    if low.startswith("similar:"):
+        path = raw[len("similar:") :].strip()
+        if not path:
+            raise HookScopeError(
+                "Bad target 'similar:': name a reference image, e.g. similar:dog.jpg."
+            )
+        return TargetRequest("similar", None, path, raw)
+    if "@" in raw:
+        cls, _, path = raw.partition("@")
+        if not cls.strip() or not path.strip():
+            raise HookScopeError(
+                f"Bad target '{raw}': write C@mask.png with C a class index or name."
+            )
+        return TargetRequest("region", cls.strip(), path.strip(), raw)
+    return TargetRequest("class", raw, None, raw)
+
+
+# -- resolved targets: callables over the whole output -----------------------------------------
+class ScoreTarget:
+    """A resolved target: ``target(output) -> (N,)`` scores.
+
+    Attributes:
+        index: Class index (dense), detection index (box), or None (embedding).
+        text: The grammar form, e.g. ``"15"``, ``"15@mask.png"``, ``"box:0"``.
+        label: Human description for titles and notes.
+    """
+
+    index: int | None = None
+    text: str = ""
+    label: str = ""
+
+    def __call__(self, output: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class DenseTarget(ScoreTarget):
+    """Class ``category`` summed over ``mask`` (H, W): ``SemanticSegmentationTarget``."""
+
+    def __init__(self, category: int, mask, name=None, where="the mask", text=None):
+        self.index = int(category)
+        self.mask = torch.as_tensor(np.asarray(mask, dtype=np.float32))
+        self.text = text if text is not None else str(category)
+        who = f"{category} ({name})" if name else f"{category}"
+        self.label = f"class {who} over {where} ({int(self.mask.sum())} px)"
+
+    def __call__(self, output):
+        t = main_tensor(output, output_kind(output))
+        mask = self.mask.to(t.device, t.dtype)
+        if t.shape[-2:] != mask.shape:
+            mask = F.interpolate(mask[None, None], size=t.shape[-2:], mode="nearest")[0, 0]
+        return (t[:, self.index] * mask).sum(dim=(-2, -1))
+
+
+class BoxTarget(ScoreTarget):
+    """The score of detection ``i`` of each image (0 where an image has fewer detections)."""
+
+    def __init__(self, i: int, label: int | None = None, name: str | None = None):
+        self.index = int(i)
+        self.text = f"box:{i}"
+        what = name or (f"class {label}" if label is not None else "")
+        self.label = f"detection {i}" + (f" ({what})" if what else "")
+
+    def __call__(self, output):
+        scores = []
+        for det in output:
+            s = det["scores"]
+            scores.append(s[self.index] if s.shape[0] > self.index else s.sum() * 0)
+        return torch.stack(scores)
+
+
+class SimilarityTarget(ScoreTarget):
+    """Cosine similarity to a reference embedding: ``SimilarityToConceptTarget``."""
+
+    def __init__(self, reference: torch.Tensor, source: str | None = None):
+        self.reference = reference.detach().reshape(-1)
+        self.text = f"similar:{source}" if source else "similar"
+        self.label = f"similarity to {Path(source).name}" if source else "similarity"
+
+    def __call__(self, output):
+        emb = main_tensor(output, output_kind(output))
+        ref = self.reference.to(emb.device, emb.dtype)
+        return F.cosine_similarity(emb, ref[None].expand_as(emb), dim=1)
+
+
+class EmbeddingNormTarget(ScoreTarget):
+    """Half the squared norm of the embedding: the default when no reference image is given."""
+
+    text = ""
+    label = "the embedding's norm (no reference image; use similar:IMAGE)"
+
+    def __call__(self, output):
+        emb = main_tensor(output, output_kind(output))
+        return 0.5 * (emb.float() ** 2).sum(dim=1)
+
+
+def describe_target(target, class_names: Sequence[str] | None = None) -> str:
+    """One phrase naming a resolved target, for titles and notes."""
+    if isinstance(target, ScoreTarget):
+        return target.label
+    if isinstance(target, int):
+        name = class_name(target, class_names)
+        return f"class {target}" + (f" ({name})" if name else "")
+    return "a custom target"
 
 
 def class_name(index: int, class_names: Sequence[str] | None) -> str | None:

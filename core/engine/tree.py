@@ -8,6 +8,9 @@ import torch
 from torch import nn
 
 from core.engine.hooks import flatten_parts
+from core.engine.layouts import Layout, LayoutRecorder, ModelLayouts, remember
+from core.engine.outputs import OutputKind, output_kind
+from core.errors import HookScopeError
 from core.loading.spec import InputSpec
 
 
@@ -24,6 +27,8 @@ class ModuleNode:
         out_shapes: Output part name → shape from the dry run; empty if it never ran.
         calls: How many times the module ran in one forward.
         children: Direct submodules.
+        layout: How its (last call's) output is laid out, from the dry run's evidence
+            (:class:`~core.engine.layouts.Layout`), or None when it never ran.
     """
 
     name: str
@@ -34,6 +39,7 @@ class ModuleNode:
     out_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     calls: int = 0
     children: list[ModuleNode] = field(default_factory=list)
+    layout: Layout | None = None
 
     @property
     def out_shape(self) -> tuple[int, ...] | None:
@@ -60,15 +66,33 @@ class ModuleNode:
             "own_params": self.own_params,
             "trainable": self.trainable,
             "calls": self.calls,
+            "layout": str(self.layout) if self.layout is not None else None,
         }
 
 
 @dataclass
 class ModuleTree:
-    """The tree plus what the dry run said."""
+    """The tree plus what the dry run said.
+
+    Attributes:
+        root: The model's node.
+        error: Why the dry run failed, or None.
+        output_kind: What the model outputs (class scores, dense, detections, embedding), or
+            None when the dry run failed; ``output_kind.note`` says when it was a guess.
+        kind_error: Why the output fits no kind, or None.
+        layouts: Every module's layout and the default CAM layer
+            (``layouts.default_layer()``), or None when the dry run failed.
+    """
 
     root: ModuleNode
     error: str | None = None
+    output_kind: OutputKind | None = None
+    kind_error: str | None = None
+    layouts: ModelLayouts | None = None
+
+    def default_cam_layer(self) -> str | None:
+        """The last layer with a spatial grid larger than 1×1 (structure only)."""
+        return self.layouts.default_layer() if self.layouts is not None else None
 
     def nodes(self) -> list[ModuleNode]:
         return list(self.root.walk())
@@ -96,14 +120,20 @@ class ModuleTree:
 
 
 def build_tree(
-    model: nn.Module, spec: InputSpec | None = None, example: torch.Tensor | None = None
+    model: nn.Module,
+    spec: InputSpec | None = None,
+    example: torch.Tensor | None = None,
+    class_names=None,
 ) -> ModuleTree:
     """Describe ``model`` as a tree, running one no-grad forward to learn shapes and calls.
+
+    The same dry run reads every layer's layout and the output's kind.
 
     Args:
         model: The model; its training mode is restored afterwards.
         spec: Used to make a zero input when ``example`` is None.
         example: An input tensor for the dry run.
+        class_names: The model's class names (they tell class scores from an embedding).
     """
     nodes: dict[str, ModuleNode] = {}
     for name, module in model.named_modules():
@@ -114,11 +144,12 @@ def build_tree(
         if name:
             parent = name.rsplit(".", 1)[0] if "." in name else ""
             nodes[parent].children.append(nodes[name])
-    error = _dry_run(model, nodes, spec, example)
-    return ModuleTree(nodes[""], error)
+    tree = ModuleTree(nodes[""])
+    tree.error = _dry_run(model, nodes, spec, example, tree, class_names)
+    return tree
 
 
-def _dry_run(model, nodes, spec, example) -> str | None:
+def _dry_run(model, nodes, spec, example, tree, class_names) -> str | None:
     if isinstance(model, torch.jit.ScriptModule):
         return "TorchScript models do not run Python hooks, so shapes and call counts are unknown."
     if example is None:
@@ -140,12 +171,22 @@ def _dry_run(model, nodes, spec, example) -> str | None:
 
         return hook
 
+    recorder = LayoutRecorder(model)
     try:
         for name, module in model.named_modules():
             handles.append(module.register_forward_hook(hook_for(name)))
         model.eval()
-        with torch.no_grad():
-            model(example)
+        with recorder, torch.no_grad():
+            output = model(example)
+        tree.layouts = recorder.report(tuple(example.shape))
+        remember(model, example.shape, tree.layouts)
+        for name, layout in tree.layouts.layouts.items():
+            if name in nodes:
+                nodes[name].layout = layout
+        try:
+            tree.output_kind = output_kind(output, class_names, model)
+        except HookScopeError as exc:
+            tree.kind_error = str(exc)
         return None
     except Exception as exc:  # a user model may fail on a dummy input; the tree is still useful
         first = (str(exc).splitlines() or [""])[0][:160]

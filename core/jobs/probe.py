@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.display.snapshot import make_snapshot
+from core.engine.guard import cancel_checks
 from core.engine.probe import run_probe
 from core.engine.runtime import torch_threads
 from core.engine.tree import build_tree
@@ -24,7 +25,7 @@ def load_job(reporter: Reporter, spec: str, weights=None, trust_pickle=False, de
     reporter.progress(0, 2, f"Loading {spec}…")
     lm = load_model(spec, weights, trust_pickle=trust_pickle, device=device)
     reporter.progress(1, 2, "Reading the module tree…")
-    tree = build_tree(lm.model, lm.input_spec)
+    tree = build_tree(lm.model, lm.input_spec, class_names=lm.class_names)
     reporter.progress(2, 2, "Model loaded")
     return lm, tree
 
@@ -43,6 +44,7 @@ def probe_job(
     edits=(),
     threads: int | None = None,
     batch_size: int = 32,
+    reshape=None,
 ):
     """Preprocess, probe (forward + backward), compute CAMs, and convert to a Snapshot.
 
@@ -51,7 +53,8 @@ def probe_job(
         loaded: The :class:`~core.loading.models.LoadedModel`.
         image: A PIL image.
         layers: Layer names to hook.
-        target: None (top-1), class index or name.
+        target: None (the output kind's default), class index or name, or the grammar of
+            ``core.engine.targets`` (``C``, ``C@mask.png``, ``box:i``, ``similar:IMAGE``).
         cam_method: A key of ``core.methods.cam.CAM_METHODS``, or None for no CAM.
         cam_layers: Layers to compute CAM maps for.
         spec: Input spec overriding ``loaded.input_spec`` (edited size / normalisation).
@@ -60,6 +63,8 @@ def probe_job(
             active during the probe and the CAM, so every view shows the edited model.
         threads: Intra-op threads for this job (``core.engine.runtime.threads_for``); None: as is.
         batch_size: Forward batch size of ScoreCAM / AblationCAM.
+        reshape: Layout of the CAM layers' outputs (``nchw``, ``nhwc``, ``tokens:K``, ``HxW``,
+            or a dict layer → one of those); None reads it from the evidence.
 
     Returns:
         A :class:`~core.display.snapshot.Snapshot`.
@@ -73,8 +78,8 @@ def probe_job(
         start = time.perf_counter()
         spec = spec or loaded.input_spec
         cam_layers = list(cam_layers or ()) if cam_method else []
-        steps = 3 if cam_layers else 2
-        reporter.progress(0, steps, "Forward and backward…")
+        # No made-up "1 / 3" steps: a busy message, then real units (channels) from slow CAMs.
+        reporter.progress(0, 0, "Forward and backward…")
         x = to_tensor(image, spec)
         result = run_probe(
             loaded.model,
@@ -83,25 +88,37 @@ def probe_job(
             target,
             class_names=loaded.class_names,
             k=k,
+            input_spec=spec,
             edits=[
-                _cancel_checks(loaded.model, reporter),
+                cancel_checks(loaded.model, reporter),
                 *[edit_from_dict(loaded.model, d) for d in edits],
             ],
         )
         cams, notes = {}, []
         if cam_layers:
-            reporter.progress(1, steps, f"{cam_method} for {', '.join(cam_layers)}…")
+            reporter.progress(0, 0, f"{cam_method} for {', '.join(cam_layers)}…")
             with contextlib.ExitStack() as stack:
                 for d in edits:  # fresh hooks: the CAM explains the edited model too
                     stack.enter_context(edit_from_dict(loaded.model, d))
                 # With edits the records may hold an activation before or after its edit, so
                 # only an unedited probe stands in for the CAM's own pass.
                 probe = None if edits else result
-                cams, note = _cams(
-                    reporter, loaded, x, cam_layers, cam_method, result.target, probe, batch_size
+                # The probe's resolved target, in the grammar, so box:i / C@mask stay the same.
+                tgt = result.target_text or result.target
+                cams, cam_notes = _cams(
+                    reporter,
+                    loaded,
+                    x,
+                    cam_layers,
+                    cam_method,
+                    tgt,
+                    probe,
+                    batch_size,
+                    reshape,
+                    spec,
                 )
-            notes += [note] if note else []
-        reporter.progress(steps - 1, steps, "Preparing the views…")
+            notes += cam_notes
+        reporter.progress(0, 0, "Preparing the views…")
         snap = make_snapshot(
             result,
             x,
@@ -112,18 +129,32 @@ def probe_job(
             seconds=time.perf_counter() - start,
             notes=tuple(notes),
         )
-        reporter.progress(steps, steps, "Done")
+        reporter.progress(1, 1, "Done")
     return snap
 
 
-def _cams(reporter: Reporter, loaded, x, layers, method, target, probe=None, batch_size=32):
-    """CAM maps, or ``({}, note)`` when the method fails on these layers.
+def _cams(
+    reporter: Reporter,
+    loaded,
+    x,
+    layers,
+    method,
+    target,
+    probe=None,
+    batch_size=32,
+    reshape=None,
+    spec=None,
+):
+    """``(maps, notes)``: CAM maps and their flat-result notes, or ``({}, [why])`` when the
+    method fails on these layers.
 
     Gradient methods on layers ``probe`` recorded need no second pass.
     """
 
     try:
-        maps = cam_from_probe(loaded.model, x, probe, layers, method) if probe else None
+        maps = None
+        if probe:
+            maps = cam_from_probe(loaded.model, x, probe, layers, method, reshape=reshape)
         if maps is None:
             maps = compute_cam(
                 loaded.model,
@@ -134,34 +165,9 @@ def _cams(reporter: Reporter, loaded, x, layers, method, target, probe=None, bat
                 class_names=loaded.class_names,
                 batch_size=batch_size,
                 reporter=reporter,
+                reshape=reshape,
+                input_spec=spec,
             )
-        return maps, None
+        return maps, list(getattr(maps, "notes", ()))
     except HookScopeError as exc:
-        return {}, str(exc)
-
-
-class _cancel_checks:
-    """Context manager: check for cancel before every module's forward, so a stop is quick.
-
-    Handles are removed on exit, also after errors and cancel.
-    """
-
-    def __init__(self, model, reporter: Reporter):
-        self.model, self.reporter, self.handles = model, reporter, []
-
-    def __enter__(self):
-        def check(module, args):
-            self.reporter.check()
-
-        try:
-            for m in self.model.modules():
-                self.handles.append(m.register_forward_pre_hook(check))
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        while self.handles:
-            self.handles.pop().remove()
-        return False
+        return {}, [str(exc)]

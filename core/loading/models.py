@@ -1,9 +1,15 @@
-"""Loading models from a spec string: torchvision, a Python factory, TorchScript, pickle, demo."""
+"""Loading models from a spec string: torchvision, timm, Hugging Face, a factory, TorchScript."""
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import difflib
+import importlib
 import importlib.util
+import inspect
+import json
+import os
 import pickle
 import sys
 import urllib.error
@@ -84,7 +90,11 @@ def load_model(
 
     Args:
         spec: ``demo``, ``demo:clean``, ``torchvision:NAME``, ``torchvision:NAME:WEIGHTS``,
-            ``path/file.py:factory``, or a ``.pt`` file (TorchScript or pickled module).
+            ``timm:NAME`` (random init, seed 0; ``timm:NAME?pretrained=True`` only from the
+            local cache; other ``?key=value&...`` go to ``timm.create_model``, and
+            ``img_size=S`` also sets the input size), ``hf:DIR`` (a ``save_pretrained``
+            folder), ``path/file.py:factory``, or a ``.pt`` file (TorchScript or pickled
+            module).
         weights: Optional state_dict file applied after building (``weights_only=True``).
         trust_pickle: Allow unpickling a full module (runs code from the file).
         device: Device name or ``torch.device``.
@@ -103,6 +113,10 @@ def load_model(
         lm = _load_demo(spec)
     elif spec.startswith("torchvision:"):
         lm = _load_torchvision(spec)
+    elif spec.startswith("timm:"):
+        lm = _load_timm(spec)
+    elif spec.startswith("hf:"):
+        lm = _load_hf(spec)
     elif ".py:" in spec or spec.endswith(".py"):
         lm = _load_factory(spec)
     else:
@@ -111,6 +125,8 @@ def load_model(
         apply_state_dict(lm.model, weights)
         lm.weights = str(weights)
         lm.weights_source = "file"
+        # The label says so: "demo (shortcut)" alone would claim the bundled weights.
+        lm.name = f"{lm.name} + weights {Path(weights).name}"
     lm.spec = spec
     lm.model.eval()
     lm.model.to(dev)
@@ -157,12 +173,16 @@ def _load_torchvision(spec: str) -> LoadedModel:
     if len(parts) == 3:
         weights = _pick_weights(enum, name, parts[2])
         meta_weights = weights
+    kwargs = {}
+    builder = torchvision.models.get_model_builder(name)
+    if "weights_backbone" in inspect.signature(builder).parameters:
+        kwargs["weights_backbone"] = None  # random means random: no ImageNet backbone download
     try:
         # Random weights from seed 0, so the same spec is the same model in every session
         # (results, screenshots and tests repeat); the caller's RNG state is left alone.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            model = torchvision.models.get_model(name, weights=weights)
+            model = torchvision.models.get_model(name, weights=weights, **kwargs)
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
         raise HookScopeError(
             f"Could not download the pretrained weights {weights} for {name} (no network?); "
@@ -174,8 +194,208 @@ def _load_torchvision(spec: str) -> LoadedModel:
         cats = meta_weights.meta.get("categories")
         class_names = list(cats) if cats else None
         input_spec = _spec_from_weights(meta_weights)
+    if hasattr(getattr(model, "transform", None), "image_mean"):
+        # Detection models normalise inside (GeneralizedRCNNTransform): feed [0, 1] pixels.
+        input_spec = InputSpec(input_spec.size, 3, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     source = "random" if weights is None else "pretrained"
     return LoadedModel(model, name, class_names, input_spec, weights_source=source)
+
+
+def _optional(module: str, extra: str):
+    """Import an optional dependency, or say in one sentence how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise HookScopeError(
+            f"This model needs the optional package {module}: pip install hookscope[{extra}]."
+        ) from exc
+
+
+def _spec_kwargs(text: str) -> dict:
+    kwargs = {}
+    for item in filter(None, text.split("&")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise HookScopeError(f"Bad option '{item}' in the spec: write key=value.")
+        try:
+            kwargs[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            kwargs[key.strip()] = value.strip()
+    return kwargs
+
+
+def _load_timm(spec: str) -> LoadedModel:
+    name, _, query = spec[len("timm:") :].partition("?")
+    name = name.strip()
+    if not name:
+        raise HookScopeError("Bad timm spec: write timm:NAME, e.g. timm:resnet50.")
+    timm = _optional("timm", "timm")
+    kwargs = _spec_kwargs(query)
+    pretrained = bool(kwargs.pop("pretrained", False))
+    available = timm.list_models()
+    if name not in available:
+        close = difflib.get_close_matches(name, available, n=4, cutoff=0.6)
+        hint = ", ".join(close) if close else "resnet50, convnext_tiny, vit_small_patch16_224"
+        raise HookScopeError(f"timm has no model named '{name}'; try one of {hint}.")
+    img_size = kwargs.get("img_size")
+
+    def create(kw):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return timm.create_model(name, pretrained=pretrained, **kw)
+
+    try:
+        with _offline():
+            try:
+                model = create(kwargs)
+            except TypeError as exc:
+                if "img_size" not in kwargs or "img_size" not in str(exc):
+                    raise
+                # A CNN without img_size: the size only sets the input.
+                model = create({k: v for k, v in kwargs.items() if k != "img_size"})
+    except Exception as exc:
+        if pretrained:
+            raise HookScopeError(
+                f"The pretrained weights of timm:{name} are not in the local cache and "
+                "HookScope does not download them; fetch them once with timm (or pass a "
+                "state_dict with --weights), or drop pretrained for random weights."
+            ) from exc
+        raise HookScopeError(
+            f"timm could not build {name}: {type(exc).__name__}: {_first_line(exc)}."
+        ) from exc
+    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+    size = cfg.get("input_size", (3, 224, 224))
+    hw = (int(size[1]), int(size[2]))
+    if img_size is not None:
+        hw = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+    crop = float(cfg.get("crop_pct") or 1.0)
+    spec_obj = InputSpec(
+        hw,
+        int(size[0]),
+        tuple(cfg.get("mean", IMAGENET_MEAN)),
+        tuple(cfg.get("std", IMAGENET_STD)),
+        int(round(min(hw) / crop)) if pretrained and crop < 1 else None,
+    )
+    return LoadedModel(
+        model,
+        name,
+        _timm_names(model, pretrained),
+        spec_obj,
+        weights_source="pretrained" if pretrained else "random",
+    )
+
+
+def _timm_names(model, pretrained: bool) -> list[str] | None:
+    if not pretrained or not getattr(model, "num_classes", 0):
+        return None
+    try:
+        data = importlib.import_module("timm.data")
+        subset = data.infer_imagenet_subset(model)
+        if not subset:
+            return None
+        info = data.ImageNetInfo(subset)
+        names = [info.index_to_description(i) for i in range(model.num_classes)]
+        return names if len(names) == model.num_classes else None
+    except Exception:  # label files are optional; a missing one costs names, not the model
+        return None
+
+
+@contextlib.contextmanager
+def _offline():
+    """No network for model hubs: pretrained weights only from the local cache."""
+    keys = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    old = {k: os.environ.get(k) for k in keys}
+    for k in keys:
+        os.environ[k] = "1"
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _load_hf(spec: str) -> LoadedModel:
+    path = Path(spec[len("hf:") :].strip())
+    if not path.is_dir():
+        raise HookScopeError(
+            f"hf:{path} is not a folder; give a folder written by save_pretrained "
+            "(config.json and the weights)."
+        )
+    if not (path / "config.json").is_file():
+        raise HookScopeError(f"{path} has no config.json, so it is not a save_pretrained folder.")
+    transformers = _optional("transformers", "hf")
+    try:
+        config = transformers.AutoConfig.from_pretrained(str(path))
+    except Exception as exc:
+        raise HookScopeError(f"{path}/config.json could not be read: {_first_line(exc)}.") from exc
+    arch = (getattr(config, "architectures", None) or [None])[0]
+    cls = getattr(transformers, arch, None) if arch else None
+    try:
+        with _offline():
+            if cls is None:
+                model = transformers.AutoModel.from_pretrained(str(path))
+            else:
+                model = cls.from_pretrained(str(path))
+    except Exception as exc:
+        raise HookScopeError(
+            f"Transformers could not load the model in {path} ({arch or 'AutoModel'}): "
+            f"{type(exc).__name__}: {_first_line(exc)}."
+        ) from exc
+    return LoadedModel(model, arch or path.name, _id2label(config), _hf_input_spec(path, config))
+
+
+def _id2label(config) -> list[str] | None:
+    """Class names from a config's ``id2label``, unless they are transformers' 2 defaults."""
+    labels = getattr(config, "id2label", None)
+    if not isinstance(labels, dict) or not labels:
+        return None
+    try:
+        items = sorted((int(k), str(v)) for k, v in labels.items())
+    except (TypeError, ValueError):
+        return None
+    if [k for k, _ in items] != list(range(len(items))):
+        return None
+    names = [v for _, v in items]
+    if len(names) == 2 and all(n == f"LABEL_{i}" for i, n in enumerate(names)):
+        return None  # the placeholder of a config without labels
+    return names
+
+
+def _hf_input_spec(path: Path, config) -> InputSpec:
+    """Input size and normalisation from preprocessor_config.json (else the config)."""
+    pre = {}
+    file = path / "preprocessor_config.json"
+    if file.is_file():
+        try:
+            pre = json.loads(file.read_text())
+        except (OSError, ValueError) as exc:
+            raise HookScopeError(f"{file} is not valid JSON: {_first_line(exc)}.") from exc
+    vision = getattr(config, "vision_config", None) or config
+    default = int(getattr(vision, "image_size", 224) or 224)
+    size = _hw(pre.get("crop_size")) or _hw(pre.get("size")) or (default, default)
+    channels = int(getattr(vision, "num_channels", 3) or 3)
+    mean = tuple(pre.get("image_mean") or (0.5,) * channels)
+    std = tuple(pre.get("image_std") or (0.5,) * channels)
+    raw_size = pre.get("size")
+    shortest = raw_size.get("shortest_edge") if isinstance(raw_size, dict) else None
+    resize = int(shortest) if shortest and pre.get("do_center_crop") else None
+    return InputSpec(size, channels, mean, std, resize)
+
+
+def _hw(value) -> tuple[int, int] | None:
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, dict):
+        if "height" in value and "width" in value:
+            return (int(value["height"]), int(value["width"]))
+        if "shortest_edge" in value:
+            return (int(value["shortest_edge"]), int(value["shortest_edge"]))
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return (int(value[0]), int(value[1]))
+    return None
 
 
 def _weights_enum(name: str):
@@ -244,6 +464,8 @@ def _load_factory(spec: str) -> LoadedModel:
             "not a torch.nn.Module."
         )
     names = getattr(model, "class_names", None) or getattr(module, "CLASS_NAMES", None)
+    if not names and getattr(model, "config", None) is not None:
+        names = _id2label(model.config)  # a Hugging Face model built by the factory
     spec_obj = getattr(model, "input_spec", None) or getattr(module, "INPUT_SPEC", None)
     return LoadedModel(model, f"{path.stem}:{factory}", _names(names), _input_spec(spec_obj, model))
 
@@ -392,6 +614,9 @@ def _input_spec(obj, model: nn.Module) -> InputSpec:
         )
     ch = _first_conv_channels(model)
     mean, std = _default_norm(ch)
+    if hasattr(getattr(model, "transform", None), "image_mean"):
+        # Detection models normalise inside (GeneralizedRCNNTransform): feed [0, 1] pixels.
+        mean, std = (0.0,) * ch, (1.0,) * ch
     return InputSpec((224, 224), ch, mean, std)
 
 

@@ -8,8 +8,6 @@ ReLU, bilinear upsampling and min-max normalisation.
 
 from __future__ import annotations
 
-import math
-import sys
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
@@ -21,13 +19,44 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.display.render import normalize
+from core.engine.guard import cancel_checks
 from core.engine.hooks import hook_count, resolve_modules
+from core.engine.layouts import (
+    Layout,
+    LayoutRecorder,
+    ModelLayouts,
+    NoGridError,
+    analyse,
+    cached,
+    latest,
+    layout_for,
+    remember,
+)
+from core.engine.outputs import batch_size as output_batch_size
 from core.engine.probe import eval_mode, model_device
 from core.engine.targets import Target, logits_of, resolve_target, target_scores
 from core.errors import HookScopeError
 from core.reporting import Cancelled, Reporter, quiet
 
-Reshape = Callable[[torch.Tensor], torch.Tensor] | tuple[int, int] | str | None
+Reshape = Callable[[torch.Tensor], torch.Tensor] | tuple[int, int] | str | Layout | None
+
+
+class CamMaps(dict):
+    """Layer name → map (H, W) float32 in [0, 1], plus what the user should know.
+
+    A plain dict in every other way, so ``maps["layer4"]`` works as before.
+
+    Attributes:
+        notes: One line per flat result (all-zero or constant map, all-zero gradient).
+        layouts: Layer name → the :class:`~core.engine.layouts.Layout` its output was read
+            with (absent for a callable reshape).
+    """
+
+    def __init__(self, *args, notes=(), layouts=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.notes: tuple[str, ...] = tuple(notes)
+        self.layouts: dict[str, Layout] = dict(layouts or {})
+
 
 CAM_METHODS: dict[str, type[CamMethod]] = {}
 
@@ -62,6 +91,7 @@ class Layer:
     to_grid: Callable[[torch.Tensor], torch.Tensor]
     channel_dim: int
     call: int
+    layout: Layout | None = None
 
 
 @dataclass
@@ -86,7 +116,7 @@ class Run:
     def scores(self, output) -> torch.Tensor:
         """Target score per sample of a batched output, shape (N,)."""
         s = target_scores(self.target, output).reshape(-1)
-        n = logits_of(output).shape[0]
+        n = output_batch_size(output)
         if s.numel() != n:  # a callable that sums over the batch: score samples one by one
             logits = logits_of(output)
             s = torch.stack([target_scores(self.target, logits[i : i + 1]).sum() for i in range(n)])
@@ -235,7 +265,8 @@ class ScoreCAM(PerturbationCAM):
         bs = max(1, run.batch_size)
         for i in range(0, len(reps), bs):
             idx = reps[i : i + bs]
-            with torch.inference_mode():
+            # Cancel is checked before every module of the scoring forward, not only per batch.
+            with torch.inference_mode(), cancel_checks(scorer, run.reporter):
                 up = F.interpolate(acts[:, idx], size=size, mode="bilinear", align_corners=True)[0]
                 lo_u = up.amin(dim=(1, 2), keepdim=True)
                 hi_u = up.amax(dim=(1, 2), keepdim=True)
@@ -326,11 +357,11 @@ class AblationCAM(PerturbationCAM):
         n = batch.shape[0]
         handle = layer.module.register_forward_hook(swap)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), cancel_checks(run.model, run.reporter):
                 if not run.extra.get("no_broadcast"):
                     try:
                         out = run.model(run.x)
-                        if logits_of(out).shape[0] == n:
+                        if output_batch_size(out) == n:
                             return run.scores(out)
                     except (RuntimeError, ValueError, IndexError):
                         pass
@@ -345,7 +376,7 @@ class AblationCAM(PerturbationCAM):
 def compute_cam(
     model: nn.Module,
     x: torch.Tensor,
-    layers: Sequence[str] | str,
+    layers: Sequence[str] | str | None,
     method: str = "gradcam",
     target: Target = None,
     *,
@@ -353,25 +384,31 @@ def compute_cam(
     batch_size: int = 32,
     reshape: Reshape | dict[str, Reshape] = None,
     reporter: Reporter | None = None,
-) -> dict[str, np.ndarray]:
+    input_spec=None,
+) -> CamMaps:
     """Class activation maps for several layers from one forward (and one backward) pass.
 
     Args:
         model: Any ``nn.Module``; run in eval mode inside, each submodule's mode restored.
         x: One input, (1, C, H, W).
-        layers: Qualified module names (``model.named_modules()``), or one name.
+        layers: Qualified module names (``model.named_modules()``), one name, or None for
+            :func:`suggest_layer`'s pick.
         method: A key of :data:`CAM_METHODS`.
-        target: None (top-1), class index, class name, or callable(output) -> score.
+        target: None (the output kind's default), class index or name, a grammar string
+            (``C``, ``C@mask.png``, ``box:i``, ``similar:IMAGE``; see
+            :mod:`core.engine.targets`), or callable(output) -> score.
         class_names: Names for a string target.
         batch_size: Forward batch size of ScoreCAM / AblationCAM.
-        reshape: How to arrange a layer's output as (N, C, h, w): None (automatic: (N, C, h, w)
-            as is, tokens (N, T, C) on a square grid with or without a class token, channels-last
-            (N, h, w, C) for LayerNorm and Swin), ``(h, w)`` for tokens, ``"nhwc"``, or a callable
-            like pytorch-grad-cam's ``reshape_transform``; or a dict layer name → one of those.
+        reshape: How to arrange a layer's output as (N, C, h, w): None (read from evidence,
+            :mod:`core.engine.layouts`), ``"nchw"``, ``"nhwc"``, ``"tokens:K"``, ``"HxW"`` or
+            ``(h, w)`` for tokens, or a callable like pytorch-grad-cam's ``reshape_transform``;
+            or a dict layer name → one of those.
         reporter: Progress and cancel (ScoreCAM / AblationCAM report per batch).
+        input_spec: Preprocessing of the reference image of ``similar:IMAGE``.
 
     Returns:
-        Layer name → float32 map (H, W) in [0, 1] at the input's size.
+        :class:`CamMaps`: layer name → float32 map (H, W) in [0, 1] at the input's size, with
+        ``notes`` (one line per all-zero or constant map, or all-zero gradient).
 
     Raises:
         HookScopeError: Unknown method or layer, a layer without a spatial map, bad input.
@@ -379,27 +416,44 @@ def compute_cam(
     """
     if method not in CAM_METHODS:
         raise HookScopeError(f"Unknown CAM method '{method}': use one of {', '.join(CAM_METHODS)}.")
-    names = [layers] if isinstance(layers, str) else list(dict.fromkeys(layers))
-    if not names:
-        raise HookScopeError("No layer given for the CAM: pick at least one layer, e.g. layer4.")
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] != 1:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise HookScopeError(f"compute_cam takes one image of shape (1, C, H, W), not {shape}.")
+    if layers is None:
+        layers = [suggest_layer(model, x, target, class_names=class_names, input_spec=input_spec)]
+    names = [layers] if isinstance(layers, str) else list(dict.fromkeys(layers))
+    if not names:
+        raise HookScopeError("No layer given for the CAM: pick at least one layer, e.g. layer4.")
     impl = CAM_METHODS[method]()
     reporter = reporter or quiet()
     reporter.check()
     modules = resolve_modules(model, names)
     x = x.detach().to(model_device(model))
+    record = _needs_layouts(model, x, names, reshape)
     with eval_mode(model):
-        output, captured = _forward(model, x, modules, impl.uses_gradients)
-        resolved = resolve_target(target, logits_of(output), class_names)
+        output, captured = _forward(model, x, modules, impl.uses_gradients, record)
+        resolved = resolve_target(target, output, class_names, model=model, spec=input_spec)
         score = target_scores(resolved, output).sum()
         grads = _backward(score, captured, names) if impl.uses_gradients else {}
-        layer_data = [
-            _layer(model, n, modules[n], captured[n], grads.get(n), reshape) for n in names
-        ]
+        try:
+            layer_data = [
+                _layer(model, n, modules[n], captured[n], grads.get(n), reshape, x.shape)
+                for n in names
+            ]
+        except NoGridError as exc:
+            hint = suggest_layer(model, x, resolved, class_names=class_names)
+            raise HookScopeError(f"{str(exc).rstrip('.')} such as '{hint}'.") from exc
         run = Run(model, x, resolved, float(score.detach()), batch_size, reporter)
         return _maps(impl, run, layer_data)
+
+
+def _needs_layouts(model, x, names, reshape) -> bool:
+    """True when some layer's layout must come from evidence not gathered yet."""
+    if cached(model, x.shape) is not None:
+        return False
+    if isinstance(reshape, dict):
+        return any(reshape.get(n) is None for n in names)
+    return reshape is None
 
 
 def compute_cam_batch(
@@ -444,7 +498,8 @@ def compute_cam_batch(
     modules = resolve_modules(model, [layer])
     x = x.detach().to(model_device(model))
     with eval_mode(model):
-        output, captured = _forward(model, x, modules, impl.uses_gradients)
+        record = _needs_layouts(model, x[:1], [layer], reshape)
+        output, captured = _forward(model, x, modules, impl.uses_gradients, record)
         logits = logits_of(output)
         if logits.dim() != 2 or logits.shape[0] != n:
             raise HookScopeError(
@@ -461,7 +516,9 @@ def compute_cam_batch(
                 )
         scores = logits.gather(1, idx[:, None])[:, 0]
         grads = _backward(scores.sum(), captured, [layer]) if impl.uses_gradients else {}
-        whole = _layer(model, layer, modules[layer], captured[layer], grads.get(layer), reshape)
+        whole = _layer(
+            model, layer, modules[layer], captured[layer], grads.get(layer), reshape, x.shape
+        )
         cams = []
         for i in range(n):
             one = Layer(
@@ -524,31 +581,65 @@ def cam_from_probe(
         if rec.output.dtype != torch.float32:  # e.g. float16 storage: not the same numbers
             return None
     modules = resolve_modules(model, names)  # all probed, so all there
+    if _needs_layouts(model, x, names, reshape):
+        analyse(model, x)  # the app's tree dry run usually gathered it already
     layer_data = [
-        _layer(model, n, modules[n], (r.output, r.call), r.grad_output, reshape)
+        _layer(model, n, modules[n], (r.output, r.call), r.grad_output, reshape, x.shape)
         for n, r in last.items()
     ]
     run = Run(model, x, probe.target, float("nan"), 1, quiet())
     return _maps(impl, run, layer_data)
 
 
-def _maps(impl: CamMethod, run: Run, layer_data: list[Layer]) -> dict[str, np.ndarray]:
-    """ReLU, upsample to the input's size and normalise each layer's map."""
+def _maps(impl: CamMethod, run: Run, layer_data: list[Layer]) -> CamMaps:
+    """ReLU, upsample to the input's size and normalise each layer's map; note flat ones."""
     run.total = sum(impl.work(layer) for layer in layer_data)
-    maps = {}
+    if run.total:  # progress in its real units (channels) from the start, not after a batch
+        run.reporter.progress(0, run.total, f"{impl.name} {layer_data[0].name}")
+    maps, notes = {}, []
     for layer in layer_data:
         run.reporter.check()
         cam = impl.cam(run, layer).detach().float().cpu().clamp(min=0)
+        note = flat_note(impl, layer, cam)
+        if note:
+            notes.append(note)
         up = F.interpolate(cam[None, None], size=run.x.shape[-2:], mode="bilinear")
         maps[layer.name] = normalize(up[0, 0].numpy())
-    return maps
+    layouts = {layer.name: layer.layout for layer in layer_data if layer.layout is not None}
+    return CamMaps(maps, notes=notes, layouts=layouts)
 
 
-def _forward(model, x, modules, with_grad):
+def flat_note(impl: CamMethod, layer: Layer, cam: torch.Tensor) -> str | None:
+    """One line when a layer's map says nothing: zero gradients, an all-zero or flat map."""
+    if impl.uses_gradients and layer.grads is not None and not bool(layer.grads.abs().max() > 0):
+        return (
+            f"The gradient at {layer.name} is zero everywhere: the target does not depend on "
+            "this layer's output (e.g. only the class token reaches the head), so its map is "
+            "empty; pick an earlier layer."
+        )
+    hi = float(cam.max()) if cam.numel() else 0.0
+    if hi <= 0:
+        why = (
+            "every channel's weight is negative for this target"
+            if impl.name == "gradcam"
+            else "the weighted sum of channels is negative at every position"
+        )
+        return f"The {impl.name} map of {layer.name} is zero everywhere: {why}."
+    if float(cam.min()) >= hi * (1 - 1e-6):
+        h, w = cam.shape[-2:]
+        return (
+            f"The {impl.name} map of {layer.name} is constant on its {h}x{w} grid, so it does "
+            "not show where; pick a layer with a larger grid."
+        )
+    return None
+
+
+def _forward(model, x, modules, with_grad, record_layouts=False):
     """Forward with capture hooks; returns ``(output, {name: (tensor, call)})``.
 
     With gradients the part of the network below the first hooked layer runs without
-    autograd: that layer's output becomes a leaf and the backward stops there.
+    autograd: that layer's output becomes a leaf and the backward stops there. With
+    ``record_layouts`` the same pass gathers the layout evidence (no extra forward).
     """
     captured: dict[str, tuple[torch.Tensor, int]] = {}
     calls = dict.fromkeys(modules, 0)
@@ -576,7 +667,10 @@ def _forward(model, x, modules, with_grad):
 
     handles = []
     prev = torch.is_grad_enabled()
+    recorder = LayoutRecorder(model) if record_layouts else None
     try:
+        if recorder is not None:  # registered first: it sees each output before the swap
+            recorder.__enter__()
         for name, module in modules.items():
             handles.append(module.register_forward_hook(make_hook(name)))
         torch.set_grad_enabled(False)
@@ -585,6 +679,10 @@ def _forward(model, x, modules, with_grad):
         torch.set_grad_enabled(prev)
         for h in handles:
             h.remove()
+        if recorder is not None:
+            recorder.__exit__()
+    if recorder is not None:
+        remember(model, x.shape, recorder.report(tuple(x.shape)))
     missing = [n for n in modules if n not in captured]
     if missing:
         raise HookScopeError(
@@ -621,11 +719,16 @@ def _backward(score, captured, names) -> dict[str, torch.Tensor]:
     }
 
 
-def _layer(model, name, module, cap, grad, reshape) -> Layer:
+def _layer(model, name, module, cap, grad, reshape, x_shape=None) -> Layer:
     raw, call = cap
     raw = raw.detach()
     spec = reshape.get(name) if isinstance(reshape, dict) else reshape
-    to_grid, cdim = _grid_fn(model, name, module, raw, spec)
+    layout = None
+    if callable(spec) and not isinstance(spec, Layout):
+        to_grid, cdim = spec, (1 if raw.dim() == 4 else raw.dim() - 1)
+    else:
+        layout = layout_for(model, name, raw, x_shape, spec)
+        to_grid, cdim = layout.to_grid, layout.channel_dim
     acts = to_grid(raw)
     if acts.dim() != 4 or acts.shape[0] != raw.shape[0]:
         raise HookScopeError(
@@ -641,77 +744,49 @@ def _layer(model, name, module, cap, grad, reshape) -> Layer:
         to_grid,
         cdim,
         call,
+        layout,
     )
 
 
-def _grid_fn(model, name, module, raw, spec):
-    """Pick ``(to_grid, channel_dim)`` for a layer's output."""
-    shape = tuple(raw.shape)
-    if callable(spec):
-        return spec, (1 if raw.dim() == 4 else raw.dim() - 1)
-    nhwc = isinstance(spec, str) and spec.lower() == "nhwc"
-    if nhwc or (spec is None and _channels_last(model, module, raw)):
-        if raw.dim() != 4:
-            raise HookScopeError(f"Layer '{name}' outputs shape {shape}, not (N, h, w, C).")
-        return (lambda t: t.permute(0, 3, 1, 2)), 3
-    if raw.dim() == 4:
-        return (lambda t: t), 1
-    if raw.dim() == 3:
-        n_tok = shape[1]
-        if isinstance(spec, tuple | list):
-            h, w = (int(v) for v in spec)
-        else:
-            grid = _square(n_tok)
-            if grid is None:
-                raise HookScopeError(
-                    f"Layer '{name}' outputs {n_tok} tokens, which do not form a square grid; "
-                    "pass reshape=(h, w) for its token grid."
-                )
-            h = w = grid
-        extra = n_tok - h * w
-        if extra < 0:
-            raise HookScopeError(
-                f"Layer '{name}' outputs {n_tok} tokens, fewer than the {h}x{w} grid asked for."
+def suggest_layer(
+    model: nn.Module,
+    x: torch.Tensor | None = None,
+    target: Target = None,
+    *,
+    class_names: Sequence[str] | None = None,
+    input_spec=None,
+) -> str:
+    """The default CAM layer: the last layer with a grid larger than 1×1 whose map is not flat.
+
+    Candidates come from the layout evidence (:meth:`ModelLayouts.cam_candidates`: one call,
+    a spatial grid, one name per output tensor). With an input ``x`` their Grad-CAM maps for
+    ``target`` are computed, a few layers per pass from the end, and the last one that is not
+    constant wins (a ViT's final norm has a grid, but only its class token reaches the head).
+    Without ``x`` the last candidate of the latest analysed input size is returned.
+    """
+    report: ModelLayouts | None = analyse(model, x) if x is not None else latest(model)
+    if report is None:
+        convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and n]
+        return convs[-1] if convs else "a layer with an (N, C, h, w) output"
+    cands = report.cam_candidates()
+    if not cands:
+        raise HookScopeError(
+            "No layer of this model outputs a spatial grid larger than 1x1, so a CAM has "
+            "nothing to show; name a layer with --layers and its layout with --reshape."
+        )
+    if x is None:
+        return cands[-1]
+    step = 8
+    for end in range(len(cands), 0, -step):
+        chunk = cands[max(0, end - step) : end]
+        try:
+            maps = compute_cam(
+                model, x, chunk, "gradcam", target, class_names=class_names, input_spec=input_spec
             )
-
-        def tokens(t, h=h, w=w, extra=extra):
-            return t[:, extra:, :].reshape(t.shape[0], h, w, t.shape[2]).permute(0, 3, 1, 2)
-
-        return tokens, 2
-    raise HookScopeError(
-        f"Layer '{name}' outputs shape {shape}, which has no spatial grid for a CAM map; "
-        f"pick a convolutional or token layer such as '{suggest_layer(model)}'."
-    )
-
-
-def _square(n_tok: int) -> int | None:
-    """Side of the square token grid, with or without a leading class token."""
-    for extra in (0, 1):
-        side = math.isqrt(n_tok - extra) if n_tok > extra else 0
-        if side > 1 and side * side == n_tok - extra:
-            return side
-    return None
-
-
-def _channels_last(model, module, raw) -> bool:
-    """True for (N, h, w, C) outputs: LayerNorm over the last axis, or a torchvision Swin."""
-    if raw.dim() != 4:
-        return False
-    if isinstance(module, nn.LayerNorm):
-        return tuple(module.normalized_shape) == (raw.shape[-1],)
-    # A Swin model exists only if its module was imported; importing torchvision just to ask
-    # would cost the first run of any other model ~1.4 s.
-    swin = sys.modules.get("torchvision.models.swin_transformer")
-    if swin is None:
-        return False
-    return isinstance(model, swin.SwinTransformer) and raw.shape[1] == raw.shape[2]
-
-
-def suggest_layer(model) -> str:
-    """A sensible CAM layer: the last convolution, or a norm of the last transformer block."""
-    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and n]
-    norms = [n for n, m in model.named_modules() if isinstance(m, nn.LayerNorm) and n]
-    if len(norms) > len(convs):
-        firsts = [n for n in norms if n.endswith(("ln_1", "norm1"))]
-        return (firsts or norms)[-1]
-    return convs[-1] if convs else "a layer with an (N, C, h, w) output"
+        except HookScopeError:
+            continue
+        flat = {n for n in chunk for note in maps.notes if f" {n} " in note}
+        for name in reversed(chunk):
+            if name not in flat:
+                return name
+    return cands[-1]

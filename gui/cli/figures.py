@@ -9,9 +9,18 @@ offscreen), so a saved figure shows what the dock shows; ``.npz`` output needs n
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from core.cli import add_model_args, load_from_args, names, run_job
+from core.cli import (
+    RESHAPE_HELP,
+    TARGET_HELP,
+    add_model_args,
+    load_from_args,
+    names,
+    reshape_value,
+    run_job,
+)
 from core.errors import HookScopeError
 
 FIGURE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
@@ -30,8 +39,10 @@ def add_subcommand(subparsers) -> None:
         "--layers",
         type=names,
         default=None,
-        help="comma-separated module names (default: the last convolution)",
+        help="comma-separated module names (default: the last layer with a spatial grid "
+        "larger than 1x1 whose map is not constant)",
     )
+    p.add_argument("--reshape", type=reshape_value, default=None, help=RESHAPE_HELP)
     p.add_argument("--method", default="gradcam", choices=list(CAM_METHODS), help="CAM method")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the map (0-1)")
     p.add_argument("--colormap", default="jet", help=f"colour map of the overlay: {maps}")
@@ -69,7 +80,7 @@ def add_subcommand(subparsers) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     add_model_args(p)
     p.add_argument("--image", required=True, help="input image file")
-    p.add_argument("--target", help="class index or name (default: top-1)")
+    p.add_argument("--target", help=TARGET_HELP)
     p.add_argument("--out", required=True, help="output file: .png, .svg or .npz")
 
 
@@ -124,7 +135,7 @@ def cmd_cam(args) -> int:
     """``cam``: the app's probe job with CAM → overlay figure (.png/.svg) or arrays (.npz)."""
     from core.io.export import save_arrays
     from core.jobs.probe import probe_job
-    from core.loading.images import load_image
+    from core.loading.images import load_image, to_tensor
     from core.methods.cam import suggest_layer
 
     out = _check_out(args.out)
@@ -133,7 +144,13 @@ def cmd_cam(args) -> int:
         raise HookScopeError(f"--batch-size must be at least 1, not {args.batch_size}.")
     lm = load_from_args(args)
     image = load_image(args.image)
-    layers = args.layers or [suggest_layer(lm.model)]
+    layers = args.layers
+    if not layers:  # one gradient pass over the last candidates: never a flat 1x1 layer
+        x = to_tensor(image, lm.input_spec)
+        pick = suggest_layer(
+            lm.model, x, args.target, class_names=lm.class_names, input_spec=lm.input_spec
+        )
+        layers = [pick]
     snap, code = run_job(
         probe_job,
         lm,
@@ -143,18 +160,27 @@ def cmd_cam(args) -> int:
         args.method,
         layers,
         batch_size=args.batch_size,
+        reshape=args.reshape,
     )
     if code:
         return code
     missing = [name for name in layers if name not in snap.cams]
     if missing:  # the app shows why as a note; here it is the error
         raise HookScopeError(snap.notes[-1] if snap.notes else f"No CAM for layer {missing[0]}.")
+    for note in snap.notes:  # flat maps, zero gradients: a finding, not a silent picture
+        print(f"hookscope: note: {note}", file=sys.stderr)
     target = snap.target
-    prob = float(snap.probs[target]) if isinstance(target, int) else None
-    settings = _describe(lm, args, target, snap.target_name, prob) | {
+    kind = snap.kind.kind if snap.kind is not None else "classes"
+    prob = float(snap.probs[target]) if isinstance(target, int) and kind == "classes" else None
+    label = snap.target_name
+    if kind != "classes":  # e.g. "detection 0 (class 62)", "class 15 over its 4754 px"
+        target, label = snap.target_text or target, snap.target_label
+    settings = _describe(lm, args, target, label, prob) | {
         "kind": "cam",
+        "output_kind": kind,
         "method": args.method,
         "layers": layers,
+        "layouts": dict(snap.cam_layouts),
         "batch_size": args.batch_size,
         "normalisation": "ReLU, bilinear upsample (align_corners=False), min-max per map",
     }
@@ -165,7 +191,7 @@ def cmd_cam(args) -> int:
     from gui.figures import cam_figure
 
     panels = cam_figure(snap, args.colormap, args.alpha)
-    _save(out, panels, _title(lm, args.method, target, snap.target_name, prob))
+    _save(out, panels, _title(lm, args.method, target, label, prob))
     return 0
 
 

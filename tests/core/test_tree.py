@@ -31,6 +31,7 @@ def test_resnet18_tree():
         "own_params": 9408,
         "trainable": True,
         "calls": 1,
+        "layout": "nchw 112x112",
     }
 
 

@@ -1,0 +1,217 @@
+"""What a model outputs: class scores, dense per-pixel scores, detections or an embedding.
+
+The kind decides what a target means, what the Predictions list shows and what is never done
+(a dense output is never flattened into K·H·W classes, an embedding is never softmaxed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from core.errors import HookScopeError
+
+CLASSES, DENSE, DETECTIONS, EMBEDDING = "classes", "dense", "detections", "embedding"
+KINDS = (CLASSES, DENSE, DETECTIONS, EMBEDDING)
+
+# ModelOutput fields that hold an embedding, most specific first.
+EMBEDDING_FIELDS = ("image_embeds", "embeddings", "embedding", "pooler_output", "text_embeds")
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """What kind of output a model gives.
+
+    Attributes:
+        kind: One of :data:`KINDS`.
+        shape: Shape of the main tensor: (N, K) class scores, (N, K, H, W) dense scores,
+            (N, D) embedding; for detections ``(N, boxes of the first image)``.
+        field: Where the main tensor sits in the output (``""`` for a plain tensor,
+            ``"logits"``, ``"out"``, ``"image_embeds"``..., ``"scores"`` for detections).
+        note: One sentence when the kind was a guess (and how to choose), else None.
+    """
+
+    kind: str
+    shape: tuple[int, ...]
+    field: str = ""
+    note: str | None = None
+
+    @property
+    def num_classes(self) -> int | None:
+        """K for class scores and dense outputs, else None."""
+        return self.shape[1] if self.kind in (CLASSES, DENSE) and len(self.shape) > 1 else None
+
+
+def is_detections(output: Any) -> bool:
+    """True for a list of per-image dicts with ``boxes``, ``labels`` and ``scores``."""
+    return (
+        isinstance(output, (list, tuple))
+        and len(output) > 0
+        and all(isinstance(o, Mapping) and "boxes" in o and "scores" in o for o in output)
+    )
+
+
+def _field(output: Any, name: str):
+    if isinstance(output, Mapping):
+        value = output.get(name)
+    else:
+        value = getattr(output, name, None)
+    return value if isinstance(value, torch.Tensor) else None
+
+
+def output_kind(
+    output: Any, class_names: Sequence[str] | None = None, model: Any = None
+) -> OutputKind:
+    """Classify a model output (from the dry run or any forward).
+
+    Args:
+        output: What ``model(x)`` returned.
+        class_names: The model's class names, if known (a 2-D output with names is scores).
+        model: The model, for ``num_classes`` (timm: 0 means a headless embedding model).
+
+    Raises:
+        HookScopeError: One sentence when the output is none of the four kinds.
+    """
+    if is_detections(output):
+        return OutputKind(DETECTIONS, (len(output), int(output[0]["scores"].shape[0])), "scores")
+    if isinstance(output, torch.Tensor):
+        logits, name = output, ""
+    else:
+        name = next((k for k in ("logits", "out") if _field(output, k) is not None), None)
+        logits = _field(output, name) if name else None
+    if logits is None:
+        for key in EMBEDDING_FIELDS:
+            emb = _field(output, key)
+            if emb is not None and emb.dim() == 2:
+                return OutputKind(EMBEDDING, tuple(emb.shape), key)
+        if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+            logits, name = output[0], "0"
+        else:
+            raise HookScopeError(
+                f"The model returned {_describe(output)}, not a tensor of class scores, a "
+                "dense map, detections or an embedding; wrap it so forward returns one of those."
+            )
+    shape = tuple(logits.shape)
+    if logits.dim() == 4:
+        return OutputKind(DENSE, shape, name)
+    if logits.dim() == 2:
+        n_classes = getattr(model, "num_classes", None)
+        if class_names and len(class_names) == shape[1]:
+            return OutputKind(CLASSES, shape, name)
+        if isinstance(n_classes, int) and n_classes == 0:
+            return OutputKind(EMBEDDING, shape, name)
+        if isinstance(n_classes, int) and n_classes == shape[1]:
+            return OutputKind(CLASSES, shape, name)
+        note = (
+            f"The output {shape} has no class names, so HookScope reads it as {shape[1]} "
+            "class scores; if it is an embedding, explain it with --target similar:IMAGE."
+        )
+        return OutputKind(CLASSES, shape, name, note)
+    raise HookScopeError(
+        f"The model outputs a tensor of shape {shape}, which is neither class scores (N, K), "
+        "a dense map (N, K, H, W) nor an embedding (N, D); make forward return one of those "
+        "or pass a callable target."
+    )
+
+
+def _describe(output: Any) -> str:
+    if isinstance(output, Mapping):
+        return f"a dict with keys {', '.join(map(str, list(output)[:5]))}"
+    return type(output).__name__
+
+
+def main_tensor(output: Any, kind: OutputKind) -> torch.Tensor:
+    """The tensor the kind reads: scores, dense scores or embedding (not for detections)."""
+    if kind.kind == DETECTIONS:
+        raise HookScopeError("A detection model has no single score tensor; use box:i targets.")
+    if kind.field in ("", None) and isinstance(output, torch.Tensor):
+        return output
+    if kind.field == "0":
+        return output[0]
+    value = _field(output, kind.field)
+    if value is None:
+        raise HookScopeError(f"The model output has no '{kind.field}' tensor this time.")
+    return value
+
+
+def batch_size(output: Any) -> int:
+    """Number of samples in an output of any kind."""
+    if is_detections(output):
+        return len(output)
+    return int(main_tensor(output, output_kind(output)).shape[0])
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One row of the Predictions list, whatever the kind.
+
+    Attributes:
+        index: Class index (classes, dense) or detection index i (detections, ``box:i``).
+        name: Class name, or None.
+        score: Probability (classes), share of pixels predicted as the class (dense) or the
+            detection's score (detections).
+        label: The detected class (detections), else None.
+        box: ``(x0, y0, x1, y1)`` in input pixels (detections), else None.
+    """
+
+    index: int
+    name: str | None
+    score: float
+    label: int | None = None
+    box: tuple[float, float, float, float] | None = None
+
+    def target_text(self, kind: str) -> str:
+        """What to type as ``--target`` for this row."""
+        return f"box:{self.index}" if kind == DETECTIONS else str(self.index)
+
+
+def _name(i: int, names: Sequence[str] | None) -> str | None:
+    return str(names[i]) if names and 0 <= i < len(names) else None
+
+
+def predictions(
+    output: Any, kind: OutputKind, class_names: Sequence[str] | None = None, k: int = 5
+) -> list[Prediction]:
+    """What fits the kind, first sample: top-k probabilities, pixel shares or detections.
+
+    Embeddings give an empty list: softmaxing an embedding would be meaningless.
+    """
+    if kind.kind == DETECTIONS:
+        det = output[0]
+        labels = det.get("labels")
+        rows = []
+        for i, (box, score) in enumerate(zip(det["boxes"].detach(), det["scores"].detach())):
+            label = int(labels[i]) if labels is not None else None
+            rows.append(
+                Prediction(
+                    i,
+                    _name(label, class_names) if label is not None else None,
+                    float(score),
+                    label,
+                    tuple(float(v) for v in box.tolist()),
+                )
+            )
+        return rows
+    if kind.kind == EMBEDDING:
+        return []
+    t = main_tensor(output, kind).detach().float().cpu()
+    if kind.kind == DENSE:
+        pred = t[0].argmax(0)
+        share = torch.bincount(pred.reshape(-1), minlength=t.shape[1]).float() / pred.numel()
+        values, idx = share.topk(min(k, t.shape[1]))
+        return [
+            Prediction(int(i), _name(int(i), class_names), float(v))
+            for v, i in zip(values, idx)
+            if v > 0
+        ]
+    probs = torch.softmax(t.reshape(t.shape[0], -1)[0], 0)
+    values, idx = probs.topk(min(k, probs.shape[0]))
+    return [Prediction(int(i), _name(int(i), class_names), float(v)) for v, i in zip(values, idx)]
+
+
+def dense_mask(output: Any, kind: OutputKind) -> torch.Tensor:
+    """Predicted class per pixel of the first sample, (H, W) int64, at the output's size."""
+    return main_tensor(output, kind)[0].detach().argmax(0).cpu()
