@@ -240,13 +240,6 @@ def _text_w(text: str) -> int:
     return int(len(text) * FONT_PX * 0.62)
 
 
-def _elide(text: str, width: int) -> str:
-    if _text_w(text) <= width:
-        return text
-    keep = max(1, int(width / (FONT_PX * 0.62)) - 1)
-    return text[:keep] + "…"
-
-
 def panel_scale(rgb: np.ndarray) -> int:
     """Integer magnification that makes a small panel (e.g. a 7×7 map) readable.
 
@@ -274,8 +267,10 @@ def layout(panels: list[Panel], title: str | None = None, scale: float | None = 
     for p in panels:
         k = scale or panel_scale(p.rgb)
         w, h = int(round(p.rgb.shape[1] * k)), int(round(p.rgb.shape[0] * k))
-        box = Box(x, img_top, w, h)
-        x += w + GAP
+        # A title wider than its image widens the panel's slot (image centred): never cut.
+        extra = max(0, _text_w(p.title) - w) if p.title else 0
+        box = Box(x + extra // 2, img_top, w, h)
+        x += w + extra + GAP
         bar = None
         if p.bar is not None:
             bar = Box(x - GAP // 2, img_top, BAR_W, max(h, 64))
@@ -378,7 +373,7 @@ def render_figure(
         bars = iter(lay.ticks)
         for panel, (box, ty, b) in zip(panels, lay.panels):
             p.drawImage(QtCore.QRect(box.x, box.y, box.w, box.h), rgb_to_qimage(panel.rgb))
-            text = fm.elidedText(panel.title, QtCore.Qt.TextElideMode.ElideRight, box.w)
+            text = panel.title  # layout() made room for it: whole, centred on the image
             p.drawText(box.x + (box.w - fm.horizontalAdvance(text)) // 2, ty, text)
             if b is None:
                 continue
@@ -445,7 +440,7 @@ def figure_svg(
         out.append(image(box, panel.rgb, panel.title))
         if panel.title:
             cx = box.x + box.w / 2
-            text = escape(_elide(panel.title, box.w))
+            text = escape(panel.title)
             out.append(f'<text x="{cx:g}" y="{ty}" text-anchor="middle" {font}>{text}</text>')
         if b is None:
             continue

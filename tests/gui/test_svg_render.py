@@ -32,3 +32,17 @@ def test_saved_svg_renders_in_librsvg_like_the_png(window, tmp_path):
     # Same pictures in the same places (text is drawn by another engine: small differences).
     diff = np.abs(lib - qt).mean()
     assert diff < 12, f"the librsvg render differs from the PNG by {diff:.1f} grey levels"
+
+
+def test_long_panel_titles_are_whole_in_saved_figures(tmp_path):
+    from gui import figures
+
+    title = "features.block2 · scorecam · airplane"
+    small = np.zeros((12, 12, 3), np.uint8)
+    panels = [figures.Panel(title, small), figures.Panel("input", small)]
+    svg = figures.figure_svg(panels)
+    assert f">{title}</text>" in svg and "…" not in svg
+    lay = figures.layout(figures.check_panels(panels))
+    (first, _, _), (second, _, _) = lay.panels
+    # The slot grew around the image: the next panel starts after the whole title.
+    assert second.x - first.x >= figures._text_w(title) // 2 + first.w // 2
