@@ -174,8 +174,12 @@ class MainWindow(QMainWindow):
         self.predictions_dock.raise_()
         centre[0].raise_()
         # Narrow screens get narrower side columns, so the plots keep about half the width.
-        scale = min(1.0, self._start_size()[0] / DEFAULT_SIZE[0])
+        width = self._start_size()[0]
+        scale = min(1.0, width / DEFAULT_SIZE[0])
         tree_w, image_w = (round(w * scale) for w in SIDE_WIDTHS)
+        # Wide enough for the Image panel's buttons when the screen allows (else it scrolls).
+        need = self.image_dock.content.minimumSizeHint().width() + 16
+        image_w = max(image_w, min(need, int(width * 0.3)))
         self.resizeDocks(
             [self.tree_dock, centre[0], self.image_dock],
             [tree_w, 720, image_w],
