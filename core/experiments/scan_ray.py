@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from core.errors import HookScopeError
 from core.experiments.scan import collate, decode_item, scan_decoded, spec_from_dict
@@ -40,7 +41,7 @@ class ScanActor:
 
     def __init__(
         self,
-        model_ref: list,
+        model,
         root: str,
         spec: dict,
         masks_root: str | None,
@@ -52,15 +53,9 @@ class ScanActor:
     ):
         import ray
 
-        ref = model_ref[0]
-        self.model = ray.get(ref) if isinstance(ref, ray.ObjectRef) else ref
-        try:
-            import torch
-
-            if torch.cuda.is_available() and ray.get_gpu_ids():
-                self.model = self.model.to("cuda")
-        except Exception:  # a CPU-only torch on a GPU node: stay on the CPU
-            pass
+        self.model = model
+        if ray.get_gpu_ids() and torch.cuda.is_available():
+            self.model = self.model.to("cuda")
         self.root = root
         self.spec = spec_from_dict(spec)
         self.masks_root = masks_root
@@ -109,7 +104,7 @@ def ray_batches(
     Args:
         address: ``"local"`` starts a local runtime (2 CPUs, no dashboard), ``"auto"`` joins the
             cluster this machine belongs to, anything else is a cluster address.
-        model: The ``nn.Module``; put in the object store once and fetched by each actor.
+        model: The ``nn.Module``, shipped to each actor with its constructor arguments.
 
     The runtime is shut down at the end when this call started it.
     """
@@ -132,6 +127,9 @@ def ray_batches(
     try:
         import ray.data
 
+        # The scan draws its own progress bar; Ray Data would announce every execution.
+        logging.getLogger("ray").setLevel(logging.WARNING)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.execution_options.preserve_order = True
@@ -144,7 +142,7 @@ def ray_batches(
         ds = ds.map_batches(
             ScanActor,
             fn_constructor_kwargs={
-                "model_ref": [ray.put(model)],
+                "model": model,
                 "root": str(root),
                 "spec": spec.to_dict(),
                 "masks_root": str(masks_root) if masks_root else None,

@@ -73,17 +73,21 @@ def _progress():
     from core.reporting import Reporter
 
     bar = None
+    stage = [""]
 
     def on_progress(done: int, total: int, message: str) -> None:
         nonlocal bar
+        if message != "Scanning":  # clustering, report: a line each, no images/s
+            if bar is not None:
+                bar.close()
+                bar = None
+            if message != stage[0]:
+                print(f"{message}…", file=sys.stderr)
+            stage[0] = message
+            return
         if bar is None:
-            bar = tqdm(
-                total=total, initial=done, desc=message, file=sys.stderr, unit="img", leave=True
-            )
-        if bar.total != total:
-            bar.total = total
-        if message and bar.desc != message:
-            bar.set_description_str(message, refresh=False)
+            bar = tqdm(total=total, initial=done, desc="Scanning", file=sys.stderr, unit="img")
+        bar.total = total
         bar.update(done - bar.n)
 
     reporter = Reporter(on_progress)
