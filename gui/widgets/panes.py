@@ -81,7 +81,7 @@ class ImagePane(pg.GraphicsLayoutWidget):
             return
         self.image.setLookupTable(None)
         self.image.setImage(np.ascontiguousarray(rgb), autoLevels=False, levels=(0, 255))
-        self.view.autoRange(padding=0.01)
+        self._fit_view(rgb.shape[:2])
 
     def set_values(self, a: np.ndarray, cmap: str, levels: tuple[float, float]) -> None:
         """Show a float image through colour map ``cmap`` at fixed ``levels``.
@@ -93,7 +93,14 @@ class ImagePane(pg.GraphicsLayoutWidget):
         self.image.setLookupTable(figures.lut(cmap))
         self.image.setLevels(levels)
         self.set_bar(cmap, levels)
-        self.view.autoRange(padding=0.01)
+        self._fit_view(a.shape[:2])
+
+    def _fit_view(self, shape) -> None:
+        # Only a new image size resets the view: a rerun keeps the user's zoom (and skips a
+        # relayout that costs a few ms per run).
+        if tuple(shape) != getattr(self, "_fitted", None):
+            self._fitted = tuple(shape)
+            self.view.autoRange(padding=0.01)
 
     def set_bar(self, cmap: str, levels: tuple[float, float]) -> None:
         """Point the colour bar (if any) at ``cmap`` and ``levels``."""
@@ -102,7 +109,10 @@ class ImagePane(pg.GraphicsLayoutWidget):
         if cmap != self._bar_cmap:  # rebuilding the bar's gradient is the slow part
             self._bar_cmap = cmap
             self.bar.setColorMap(figures.qt_colormap(cmap))
-        self.bar.setLevels(levels)
+        levels = (float(levels[0]), float(levels[1]))
+        if levels != getattr(self, "_bar_levels", None):  # unchanged: keep the drawn axis
+            self._bar_levels = levels
+            self.bar.setLevels(levels)
 
     def pixel_at(self, scene_pos: QPointF) -> tuple[float, float] | None:
         """Image (y, x) under a scene position, or None outside the image."""
