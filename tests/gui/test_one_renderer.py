@@ -1,4 +1,4 @@
-"""One renderer: what a dock shows is what Save, Copy and the CLI write, pixel for pixel."""
+"""One renderer: a dock shows what Save, Copy, Export all and the CLI write, pixel for pixel."""
 
 from __future__ import annotations
 
@@ -89,6 +89,9 @@ def test_cam_dock_shows_what_save_and_copy_write(window, tmp_path):
     cam.copy_to_clipboard()
     copied = qimage_to_rgb(QGuiApplication.clipboard().image())
     np.testing.assert_array_equal(copied, saved)
+    exported = window.export_all(tmp_path / "all")
+    png = next(p for p in exported if p.name == f"{cam.figure_name()}.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(png).convert("RGB")), saved)
 
 
 def test_the_cli_cam_figure_shows_the_cam_docks_pixels(window, tmp_path):
