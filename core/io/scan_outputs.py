@@ -250,15 +250,20 @@ def read_parts(out: str | Path):
     return table.take(pa.array([keep[p] for p in sorted(keep)], pa.int64()))
 
 
-def finalize(out: str | Path, map_size: int, chunk: int = 1024):
+def finalize(out: str | Path, map_size: int, keep: Iterable[str] | None = None, chunk: int = 1024):
     """Write ``results.parquet`` (no cluster columns yet) and ``maps.npy`` from the parts.
 
     Maps are copied from the raw file into a memory-mapped ``.npy`` in table order, ``chunk``
-    rows at a time. Returns the table (with ``map_row`` dropped).
+    rows at a time. ``keep``: only rows of these paths (the images the command asked for).
+    Returns the table (with ``map_row`` dropped).
     """
-    _, pq = _pa()
+    pa, _ = _pa()
     out = Path(out)
     table = read_parts(out)
+    if keep is not None:
+        wanted = set(keep)
+        mask = [p in wanted for p in table.column("path").to_pylist()]
+        table = table.filter(pa.array(mask, pa.bool_()))
     rows = table.column("map_row").to_numpy().astype(np.int64)
     n_raw = (out / PARTS_DIR / RAW_MAPS).stat().st_size // (map_size * map_size * 2)
     raw = (

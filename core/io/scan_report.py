@@ -32,6 +32,7 @@ Colorize = Callable[[np.ndarray], np.ndarray]
 
 THUMB = 112
 MEAN_SIDE = 160
+MAX_DOTS = 5000
 
 
 def grey(m: np.ndarray) -> np.ndarray:
@@ -120,12 +121,15 @@ def _scatter(scan: ScanOutputs, colours: Sequence[tuple[int, int, int]], side: i
     ok = (cl >= 0) & np.isfinite(x) & np.isfinite(y)
     if not ok.any():
         return ""
-    xs, ys = x[ok], y[ok]
-    lo_x, hi_x, lo_y, hi_y = xs.min(), xs.max(), ys.min(), ys.max()
+    lo_x, hi_x, lo_y, hi_y = x[ok].min(), x[ok].max(), y[ok].min(), y[ok].max()
+    rows = np.flatnonzero(ok)
+    if len(rows) > MAX_DOTS:  # keep the page light: an even subsample keeps every cluster's shape
+        rows = rows[np.linspace(0, len(rows) - 1, MAX_DOTS).astype(np.int64)]
+    xs, ys, cs = x[rows], y[rows], cl[rows]
     sx = (side - 20) / max(hi_x - lo_x, 1e-9)
     sy = (side - 20) / max(hi_y - lo_y, 1e-9)
     dots = []
-    for cx, cy, c in zip(xs, ys, cl[ok]):
+    for cx, cy, c in zip(xs, ys, cs):
         r, g, b = colours[int(c) % len(colours)]
         dots.append(
             f'<circle cx="{10 + (cx - lo_x) * sx:.1f}" cy="{side - 10 - (cy - lo_y) * sy:.1f}" '

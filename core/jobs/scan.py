@@ -11,6 +11,7 @@ so far in ``results.parquet`` and ``maps.npy``, ``state: "partial"`` in ``scan.j
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -219,7 +220,7 @@ def scan_job(
         writer.close()
     except (Cancelled, KeyboardInterrupt):
         writer.close()
-        table = finalize(out, map_size)
+        table = finalize(out, map_size, paths)
         update_settings(out, state="partial", rows=table.num_rows)
         raise
     except BaseException:
@@ -228,7 +229,7 @@ def scan_job(
     rate = computed / max(time.perf_counter() - t0, 1e-9)
 
     reporter.progress(total, total, "Clustering")
-    table = finalize(out, map_size)
+    table = finalize(out, map_size, paths)
     n_clusters, n_err, how = _cluster(out, table, clusters, colorize)
     update_settings(
         out,
@@ -332,6 +333,9 @@ def _batches(
         return
     n_workers = auto_workers() if workers is None else int(workers)
     n_workers = min(n_workers, max(0, len(todo) // batch_size))  # tiny scans: no start-up cost
+    # Forking a process that runs other threads (the app's UI) can deadlock the child:
+    # off the main thread, workers start fresh ("spawn").
+    context = None if threading.current_thread() is threading.main_thread() else "spawn"
     loader = torch.utils.data.DataLoader(
         ScanDataset(root, paths, spec, masks_root, todo),
         batch_size=batch_size,
@@ -339,6 +343,7 @@ def _batches(
         collate_fn=collate,
         worker_init_fn=decode_worker_init if n_workers else None,
         prefetch_factor=2 if n_workers else None,
+        multiprocessing_context=context if n_workers else None,
     )
     for batch in loader:
         yield scan_decoded(

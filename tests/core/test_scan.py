@@ -201,6 +201,8 @@ def test_cancel_leaves_a_partial_output_and_a_rerun_resumes(
     # A finished folder reruns without computing anything; other settings are refused.
     again = scan_job(quiet(), shortcut, images, LAYER, **kw)
     assert (again.computed, again.resumed) == (0, 24)
+    fewer = scan_job(quiet(), shortcut, images, LAYER, **kw | {"limit": 16})
+    assert (fewer.computed, fewer.rows, len(open_scan(out))) == (0, 16, 16)  # what was asked
     with pytest.raises(HookScopeError, match="another method"):
         scan_job(quiet(), shortcut, images, LAYER, **kw | {"method": "layercam"})
 
