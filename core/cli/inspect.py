@@ -19,7 +19,7 @@ def add_subcommand(subparsers) -> None:
 
 def cmd_inspect(args) -> int:
     lm = load_from_args(args)
-    tree = build_tree(lm.model, lm.input_spec)
+    tree = build_tree(lm.model, lm.input_spec, class_names=lm.class_names)
     nodes = [n for n in tree.nodes() if n.name]
     if args.json:
         print(json.dumps([n.to_dict() for n in nodes], indent=1))
@@ -27,6 +27,15 @@ def cmd_inspect(args) -> int:
     print(f"{lm.name}: {tree.root.total_params:,} parameters, input {lm.input_spec.size}")
     if tree.error:
         print(f"note: {tree.error}")
+    kind = tree.output_kind
+    if kind is not None:
+        shape = "x".join(map(str, kind.shape))
+        last = tree.default_cam_layer() or "-"
+        print(f"output: {kind.kind} {shape}; last layer with a spatial grid: {last}")
+        if kind.note:
+            print(f"note: {kind.note}")
+    if tree.kind_error:
+        print(f"note: {tree.kind_error}")
     for line in format_table(nodes, COLUMNS):
         print(line)
     return 0
@@ -42,6 +51,8 @@ COLUMNS: list[Column] = [
     ("output", lambda n: "x".join(map(str, n.out_shape)) if n.out_shape else "-", False),
     ("params", lambda n: f"{n.total_params:,}", True),
     ("calls", lambda n: f"×{n.calls}" if n.calls > 1 else "", False),
+    # How a CAM reads the output: nchw/nhwc grid or tokens:K (prefix tokens) on a grid.
+    ("layout", lambda n: str(n.layout) if n.layout is not None else "", False),
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from core.cli import add_model_args, load_from_args, names, run_job
+from core.cli import TARGET_HELP, add_model_args, load_from_args, names, run_job
 from core.errors import HookScopeError
 from core.experiments.interventions import describe_edit, parse_edit_flag
 from core.jobs.probe import probe_job
@@ -18,7 +18,7 @@ def add_subcommand(subparsers) -> None:
     add_model_args(p)
     p.add_argument("--image", required=True)
     p.add_argument("--layers", required=True, type=names, help="comma-separated module names")
-    p.add_argument("--target", help="class index or name (default: top-1)")
+    p.add_argument("--target", help=TARGET_HELP)
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--json", action="store_true", help="print JSON")
     _edit_args(p)
@@ -81,6 +81,20 @@ def cmd_probe(args) -> int:
             "target": snap.target,
             "target_name": snap.target_name,
             "topk": [{"index": i, "name": n, "prob": p} for i, n, p in snap.topk],
+            "output_kind": snap.kind.kind if snap.kind is not None else None,
+            "target_text": snap.target_text,
+            "target_label": snap.target_label,
+            "predictions": [
+                {
+                    "index": p.index,
+                    "name": p.name,
+                    "score": p.score,
+                    "label": p.label,
+                    "box": list(p.box) if p.box is not None else None,
+                    "target": p.target_text(snap.kind.kind),
+                }
+                for p in snap.predictions
+            ],
             "input_grad_norm": grad_norm,
             "edits": [describe_edit(d) for d in edits],
             "layers": layers,
@@ -88,9 +102,23 @@ def cmd_probe(args) -> int:
         }
         print(json.dumps(out, indent=1))
         return 0
-    print(f"{lm.name}: target {snap.target} ({snap.target_name or '-'})")
+    kind = snap.kind.kind if snap.kind is not None else "classes"
+    if kind == "classes":
+        print(f"{lm.name}: target {snap.target} ({snap.target_name or '-'})")
+    else:
+        print(f"{lm.name}: {kind} output, target {snap.target_text or '-'}: {snap.target_label}")
+    if kind == "dense":
+        print("  share of pixels predicted as each class:")
     for i, n, p in snap.topk:
         print(f"  {p:7.2%}  {i:5d}  {n or ''}")
+    if kind == "detections":
+        for p in snap.predictions[: args.topk]:
+            box = ", ".join(f"{v:.0f}" for v in p.box)
+            who = f"class {p.label} {p.name or ''}".rstrip()
+            print(f"  box:{p.index:<3d} score {p.score:.3f}  {who} [{box}]")
+    if kind == "embedding" and snap.embedding is not None:
+        norm = float((snap.embedding**2).sum() ** 0.5)
+        print(f"  embedding of {snap.embedding.shape[0]} values, norm {norm:.4g}")
     print(f"input gradient norm: {grad_norm}")
     cols = "mean std min max zeros"
     for name, info in layers.items():

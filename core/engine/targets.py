@@ -349,6 +349,47 @@ class DenseTarget(ScoreTarget):
         return (t[:, self.index] * mask).sum(dim=(-2, -1))
 
 
+def region_target(
+    mask: np.ndarray | torch.Tensor,
+    row: int,
+    col: int,
+    class_names: Sequence[str] | None = None,
+) -> DenseTarget:
+    """The class predicted at pixel (row, col) over its connected region there (a click).
+
+    Args:
+        mask: Predicted class per pixel (h, w) at the output's size (``ProbeResult.mask``).
+        row: Pixel row in ``mask`` coordinates.
+        col: Pixel column in ``mask`` coordinates.
+        class_names: For the target's label.
+    """
+    pred = torch.as_tensor(np.asarray(mask))
+    h, w = pred.shape
+    if not (0 <= row < h and 0 <= col < w):
+        raise HookScopeError(f"Pixel ({row}, {col}) is outside the {h}x{w} prediction.")
+    c = int(pred[row, col])
+    same = pred == c
+    region = torch.zeros_like(same)
+    region[row, col] = True
+    while True:  # grow 4-connected within the class until nothing changes
+        grown = region.clone()
+        grown[1:] |= region[:-1]
+        grown[:-1] |= region[1:]
+        grown[:, 1:] |= region[:, :-1]
+        grown[:, :-1] |= region[:, 1:]
+        grown &= same
+        if bool((grown == region).all()):
+            break
+        region = grown
+    return DenseTarget(
+        c,
+        region.float(),
+        class_name(c, class_names),
+        f"the region at ({row}, {col})",
+        f"{c}@({row},{col})",
+    )
+
+
 class BoxTarget(ScoreTarget):
     """The score of detection ``i`` of each image (0 where an image has fewer detections)."""
 

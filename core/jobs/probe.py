@@ -104,7 +104,7 @@ def probe_job(
                 # only an unedited probe stands in for the CAM's own pass.
                 probe = None if edits else result
                 # The probe's resolved target, in the grammar, so box:i / C@mask stay the same.
-                tgt = result.target_text or result.target
+                tgt = target if callable(target) else (result.target_text or result.target)
                 cams, cam_notes = _cams(
                     reporter,
                     loaded,

@@ -55,19 +55,26 @@ def test_inspect_text_prints_names_you_can_paste_into_layers(capsys):
 
     assert main.main(["inspect", "--model", "torchvision:resnet18"]) in (0, None)
     lines = capsys.readouterr().out.splitlines()
-    header, rows = lines[1], lines[2:]
-    assert header.split() == ["module", "type", "output", "params", "calls"]
+    at = next(i for i, line in enumerate(lines) if line.startswith("module"))
+    header, rows = lines[at], lines[at + 1 :]
+    assert header.split() == ["module", "type", "output", "params", "calls", "layout"]
+    assert lines[1] == "output: classes 1x1000; last layer with a spatial grid: layer4.1"
     names = [row.split()[0] for row in rows]
     # Every full dotted name, in the model's own order: what --layers takes.
     assert names == [n for n, _ in torchvision.models.resnet18().named_modules() if n]
     row = next(r for r in rows if r.split()[0] == "layer4.1.conv2")
     assert row.startswith("    layer4.1.conv2 ")  # two levels deep: indented twice
-    assert row.split()[1:] == ["Conv2d", "1x512x7x7", "2,359,296"]
+    assert row.split()[1:] == ["Conv2d", "1x512x7x7", "2,359,296", "nchw", "7x7"]
     # Columns line up whatever the depth: each starts where its header does.
     for col in ("type", "output"):
         start = header.index(col)
         assert all(r[start - 2 : start] == "  " and r[start] != " " for r in rows)
-    assert next(r for r in rows if r.split()[0] == "layer1.0.relu").endswith("×2")
+    assert next(r for r in rows if r.split()[0] == "layer1.0.relu").split()[-3:] == [
+        "×2",
+        "nchw",
+        "56x56",
+    ]
+    assert next(r for r in rows if r.split()[0] == "avgpool").endswith("nchw 1x1")
 
 
 def test_probe_json(image):
