@@ -13,6 +13,7 @@ SUBCOMMANDS = (
     "core.cli.inspect",
     "core.cli.probe",
     "core.cli.importance",
+    "core.cli.evaluate",
     "gui.cli.figures",
     "gui.cli.scan",
 )

@@ -1,0 +1,146 @@
+"""Side-by-side timing of HookScope's faithfulness metrics.
+
+Run: ``python benchmarks/bench_metrics.py [--repeats N] [--steps S]``. Random-init torchvision
+resnet18 at 224², 2 threads, one Grad-CAM (layer4) map; median of interleaved repeats after a
+warm-up (interleaving keeps a busy machine fair to both sides).
+
+- ROAD combined (9 percentiles, noise 0.01) against pytorch-grad-cam's ``ROADCombined``.
+- Deletion + insertion with ``--steps`` steps against a straightforward loop that runs the
+  model on one image per step (RISE's reference shape); the two must give the same curves.
+
+Prints one table; the "target" column states the goal for each ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+
+from core.methods import metrics  # noqa: E402
+from core.methods.cam import compute_cam  # noqa: E402
+
+
+def median_times(fns: dict, repeats: int) -> dict[str, tuple[float, float]]:
+    """(median, min) seconds of each callable, run interleaved after one warm-up call each."""
+    for fn in fns.values():
+        fn()
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: (statistics.median(v), min(v)) for k, v in times.items()}
+
+
+def loop_deletion_insertion(model, x, saliency, target, steps):
+    """The straightforward RISE loop: one forward per step, pixels changed in place."""
+    hw = saliency.size
+    order = torch.from_numpy(np.argsort(-saliency.ravel(), kind="stable"))
+    n = math.ceil(hw / steps)
+    curves = []
+    with torch.no_grad():
+        for start, finish in ((x.clone(), torch.zeros_like(x)), (metrics.blur(x), x)):
+            img, scores = start.clone(), []
+            for i in range(steps + 1):
+                scores.append(float(torch.softmax(model(img), 1)[0, target]))
+                idx = order[i * n : (i + 1) * n]
+                img.view(1, x.shape[1], -1)[..., idx] = finish.view(1, x.shape[1], -1)[..., idx]
+            curves.append(np.asarray(scores))
+    return curves
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=224)
+    args = parser.parse_args()
+
+    from pytorch_grad_cam.metrics.road import ROADCombined
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18().eval()
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    target = int(model(x).argmax())
+    sal = compute_cam(model, x, ["layer4"], "gradcam", target)["layer4"]
+
+    def ours_road():
+        return metrics.road_combined(model, x, sal, target)
+
+    def pgc_road():
+        return ROADCombined()(x, sal[None], [ClassifierOutputSoftmaxTarget(target)], model)
+
+    def ours_di():
+        return metrics.causal_curves(model, x, sal, target, args.steps)
+
+    def loop_di():
+        return loop_deletion_insertion(model, x, sal, target, args.steps)
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        t = median_times({"ours": ours_road, "pgc": pgc_road}, args.repeats)
+        d = median_times({"ours": ours_di, "loop": loop_di}, args.repeats)
+
+    # Same numbers, not only the same time.
+    c, (dl, ins) = ours_di(), loop_di()
+    diff_di = max(np.abs(c.deletion - dl).max(), np.abs(c.insertion - ins).max())
+    noise0 = metrics.road_combined(model, x, sal, target, noise=0.0)
+    import pytorch_grad_cam.metrics.road as road_mod
+
+    defaults = road_mod.NoisyLinearImputer.__init__.__defaults__
+    road_mod.NoisyLinearImputer.__init__.__defaults__ = (0.0, *defaults[1:])
+    try:
+        ref0 = float(pgc_road()[0])
+    finally:
+        road_mod.NoisyLinearImputer.__init__.__defaults__ = defaults
+
+    def ratio(a, b):
+        return a[0] / b[0], a[1] / b[1]
+
+    rows = [
+        ("ROAD combined (9 pct), HookScope", t["ours"], None, None),
+        ("ROAD combined (9 pct), pytorch-grad-cam", t["pgc"], None, None),
+        ("  HookScope / pytorch-grad-cam", None, ratio(t["ours"], t["pgc"]), 0.50),
+        (f"deletion+insertion {args.steps} steps, HookScope", d["ours"], None, None),
+        (f"deletion+insertion {args.steps} steps, 1 image/step", d["loop"], None, None),
+        ("  HookScope / loop", None, ratio(d["ours"], d["loop"]), 0.30),
+    ]
+    print(
+        f"resnet18 random init 224², torch {torch.__version__}, 2 threads, "
+        f"{args.repeats} repeats interleaved, batch {metrics.BATCH_SIZE}"
+    )
+    print(
+        f"{'case':<52} {'median ms':>10} {'min ms':>9} {'ratio':>6} {'(min)':>6} {'target':>7}  ok"
+    )
+    ok_all = True
+    for name, sec, rat, limit in rows:
+        med = f"{sec[0] * 1000:10.1f} {sec[1] * 1000:9.1f}" if sec else " " * 20
+        r = f"{rat[0]:6.2f} {rat[1]:6.2f}" if rat else " " * 13
+        goal, ok = "", ""
+        if limit is not None:
+            goal = f"<={limit:.2f}"
+            ok = "yes" if rat[0] <= limit else "NO"
+            ok_all &= rat[0] <= limit
+        print(f"{name:<52} {med} {r} {goal:>7}  {ok}")
+    print(
+        f"agreement: ROAD combined noise 0 {noise0:.6f} vs {ref0:.6f} "
+        f"(|diff| {abs(noise0 - ref0):.1e}); curves max |diff| {diff_di:.1e}"
+    )
+    return 0 if ok_all else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
