@@ -1,0 +1,398 @@
+"""Trust dock: how faithful each method's map is for this image, next to baselines.
+
+Runs ``core.jobs.evaluate.evaluate_job`` in the worker (progress, cancel) for the current
+image, target and CAM layer. The table is ranked by ``insertion − deletion`` (RISE areas: a
+faithful map's top pixels alone bring the class back, and removing them takes it away); a
+method that does not beat the ``random`` or ``sobel`` baseline says so. Clicking a row shows
+its deletion and insertion curves, with the random baseline's dashed for reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+)
+
+from core.jobs.evaluate import BETTER, DEFAULT_METHODS, SCORE, evaluate_job, method_names
+from core.methods.cam import CAM_METHODS
+from core.methods.metrics import BASELINES, DEFAULT_STEPS
+from gui import filedialogs
+from gui.docks.base import BaseDock, Panel
+from gui.widgets.job_control import DockJob
+from gui.widgets.panes import BACKGROUND, TEXT
+
+GOOD = (15, 157, 88)
+BAD = (219, 68, 55)
+NEUTRAL = (66, 133, 244)
+BASELINE = (160, 160, 160)
+RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
+HEADERS = {
+    "score": "ins − del",
+    "deletion": "deletion",
+    "insertion": "insertion",
+    "road_combined": "ROAD",
+    "road_morf": "MoRF",
+    "road_lerf": "LeRF",
+    "drop": "drop",
+    "increase": "increase",
+    "pointing": "pointing",
+    "energy": "energy",
+}
+"""Table columns (metric field → header), score first."""
+
+
+def mask_beside(image_path: str | None) -> Path | None:
+    """``name_mask.png`` next to the image, as the bundled samples have, or None."""
+    if not image_path:
+        return None
+    p = Path(image_path)
+    m = p.with_name(f"{p.stem}_mask.png")
+    return m if m.is_file() and m != p else None
+
+
+class TrustDock(BaseDock):
+    """Methods menu, steps, Run / Cancel, CSV; the ranked table, score bars and curves."""
+
+    TITLE = "Trust"
+    OBJECT_NAME = "TrustDock"
+
+    def __init__(self, state, parent=None):
+        super().__init__(state, parent)
+        self.methods_button = QToolButton(self)
+        self.methods_button.setText("Methods")
+        self.methods_button.setToolTip("Methods to score; random and sobel are the baselines")
+        self.methods_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.methods_button)
+        self.method_actions: dict[str, QAction] = {}
+        for name in method_names():
+            action = QAction(name, menu)
+            action.setCheckable(True)
+            action.setChecked(name in DEFAULT_METHODS)
+            if name in BASELINES:
+                action.setText(f"{name} (baseline)")
+            menu.addAction(action)
+            self.method_actions[name] = action
+        self.methods_button.setMenu(menu)
+        self.add_header_widget(self.methods_button)
+        self.steps_box = QSpinBox(self)
+        self.steps_box.setRange(4, 1024)
+        self.steps_box.setValue(DEFAULT_STEPS)
+        self.steps_box.setPrefix("steps ")
+        self.steps_box.setToolTip("Deletion / insertion steps (forward passes per curve)")
+        self.add_header_widget(self.steps_box)
+        self.run_button = QPushButton("Run", self)
+        self.run_button.setToolTip(
+            "Score every checked method's map for this image, target and CAM layer"
+        )
+        self.run_button.clicked.connect(self.run)
+        self.add_header_widget(self.run_button)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.add_header_widget(self.cancel_button)
+        self.csv_action = QAction("CSV…", self)
+        self.csv_action.setToolTip("Save the table as CSV")
+        self.csv_action.triggered.connect(lambda: self.save_csv())
+        self.csv_action.setEnabled(False)
+        csv_button = QToolButton(self)
+        csv_button.setDefaultAction(self.csv_action)
+        csv_button.setAutoRaise(True)
+        self.add_header_widget(csv_button)
+
+        split = QSplitter(Qt.Orientation.Vertical, self)
+        self.table = QTableWidget(0, 0, split)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.itemSelectionChanged.connect(self._draw_curves)
+        plots = QSplitter(Qt.Orientation.Horizontal, split)
+        self.bars_plot = pg.PlotWidget(plots, background=BACKGROUND)
+        self.bars_plot.setLabel("left", f"{SCORE} (higher is better)", color=TEXT)
+        self.bars_plot.showGrid(y=True, alpha=0.3)
+        self.bars_plot.setMenuEnabled(False)
+        self.bars_plot.setMouseEnabled(False, False)
+        self.curves_plot = pg.PlotWidget(plots, background=BACKGROUND)
+        self.curves_plot.setLabel("left", "p(target)", color=TEXT)
+        self.curves_plot.setLabel("bottom", "fraction of pixels removed / inserted", color=TEXT)
+        self.curves_plot.showGrid(x=True, y=True, alpha=0.3)
+        self.curves_plot.setMenuEnabled(False)
+        self.curves_plot.setYRange(0, 1.02)
+        self.curves_plot.addLegend(offset=(-6, 6))
+        plots.addWidget(self.bars_plot)
+        plots.addWidget(self.curves_plot)
+        split.addWidget(self.table)
+        split.addWidget(plots)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
+        self.body.addWidget(split, 1)
+        self.summary = QLabel(
+            f"Run to score each method's map. Ranked by {SCORE}; a map must beat the random "
+            "and sobel baselines to be worth believing.",
+            self,
+        )
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.body.addWidget(self.summary)
+        self.status = QLabel("", self)
+        self.status.setWordWrap(True)
+        self.body.addWidget(self.status)
+
+        self.report = None  # core.jobs.evaluate.TrustReport
+        self.order: list[str] = []
+        self.job = DockJob(
+            state, "trust", self.run_button, self.cancel_button, self.status, "Cancelled."
+        )
+        state.modelChanged.connect(self.clear)
+        state.imageChanged.connect(self._stale)
+        state.targetChanged.connect(lambda _: self._stale())
+
+    # -- running ------------------------------------------------------------------------------
+    def methods(self) -> list[str]:
+        """The checked methods, in menu order."""
+        return [k for k, a in self.method_actions.items() if a.isChecked()]
+
+    def set_methods(self, names) -> None:
+        for k, a in self.method_actions.items():
+            a.setChecked(k in names)
+
+    def layer(self) -> str | None:
+        st = self.state
+        return (st.cam_layers or [None])[0]
+
+    def run(self) -> int | None:
+        st = self.state
+        if not st.ready:
+            return None
+        methods = self.methods()
+        layer = self.layer()
+        if not layer:
+            methods = [m for m in methods if m not in CAM_METHODS]
+        if not methods:
+            self.status.setText("Tick a CAM layer (or check an attribution) to have maps to score.")
+            return None
+        mask = mask_beside(st.image_path) if not getattr(st, "image_edits", None) else None
+        self._mask = mask
+        return self.job.submit(
+            evaluate_job,
+            st.loaded,
+            st.image,
+            layer,
+            methods,
+            st.target,
+            mask,
+            spec=st.input_spec,
+            steps=self.steps_box.value(),
+            status=f"Scoring {len(methods)} maps on {layer or 'the input'}… (Cancel stops)",
+            on_result=self._on_result,
+        )
+
+    def clear(self) -> None:
+        self.report = None
+        self.order = []
+        self.csv_action.setEnabled(False)
+        self.table.setRowCount(0)
+        self.bars_plot.clear()
+        self.curves_plot.clear()
+
+    def _stale(self) -> None:
+        if self.report is not None:
+            self.status.setText("The image or target changed: Run again to score it.")
+
+    def _on_result(self, report) -> None:
+        self.report = report
+        self.order = report.ranking()
+        self.csv_action.setEnabled(True)
+        self._fill_table()
+        self._draw_bars()
+        if self.order:
+            self.table.selectRow(0)
+        self._draw_curves()
+        target = report.target_name or report.target
+        mask = getattr(self, "_mask", None)
+        extra = f"; pointing and energy against {mask.name}" if mask else ""
+        self.status.setText(
+            f"Explaining {target} (p = {report.base_prob:.3f}) on {report.layer or 'the input'}; "
+            f"{report.steps} steps{extra}. " + " ".join(report.notes)
+        )
+
+    # -- table, bars, curves ------------------------------------------------------------------
+    def columns(self) -> list[str]:
+        cols = ["score", "deletion", "insertion", "road_combined", "road_morf", "road_lerf"]
+        cols += ["drop", "increase"]
+        if self.report is not None and self.report.has_mask:
+            cols += ["pointing", "energy"]
+        return cols
+
+    def _fill_table(self) -> None:
+        r = self.report
+        cols = self.columns()
+        self.table.clear()
+        self.table.setColumnCount(len(cols) + 2)
+        arrows = ["↓" if BETTER[c] == "lower" else "↑" for c in cols]
+        self.table.setHorizontalHeaderLabels(
+            ["method", *(f"{HEADERS[c]} {a}" for c, a in zip(cols, arrows)), "verdict"]
+        )
+        self.table.setRowCount(len(self.order))
+        best = r.best()
+        for row, name in enumerate(self.order):
+            m = r.methods[name]
+            fails = not m.baseline and bool(r.baselines_beating(name))
+            label = f"{name} (baseline)" if m.baseline else name
+            cells = [label]
+            for c in cols:
+                v = m.score if c == "score" else getattr(m, c)
+                if v is None:
+                    cells.append("")
+                elif isinstance(v, bool):
+                    cells.append("yes" if v else "no")
+                else:
+                    cells.append(f"{v:.3f}")
+            if m.baseline:
+                verdict = "baseline"
+            elif fails:
+                verdict = f"does not beat {' or '.join(r.baselines_beating(name))}"
+            else:
+                verdict = "best" if name == best else "beats baselines"
+            cells.append(verdict)
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if 0 < col < len(cells) - 1:
+                    item.setTextAlignment(RIGHT)
+                if m.baseline:
+                    item.setForeground(QColor(*BASELINE))
+                    f = QFont(item.font())
+                    f.setItalic(True)
+                    item.setFont(f)
+                elif col == len(cells) - 1:
+                    item.setForeground(QColor(*(BAD if fails else GOOD)))
+                if name == best and col == 0:
+                    f = QFont(item.font())
+                    f.setBold(True)
+                    item.setFont(f)
+                self.table.setItem(row, col, item)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.summary.setText(r.summary())
+
+    def colour(self, name: str) -> tuple[int, int, int]:
+        r = self.report
+        m = r.methods[name]
+        if m.baseline:
+            return BASELINE
+        if r.baselines_beating(name):
+            return BAD
+        return GOOD if name == r.best() else NEUTRAL
+
+    def _draw_bars(self) -> None:
+        self.bars_plot.clear()
+        r = self.report
+        if r is None or not self.order:
+            return
+        heights = np.array([r.methods[k].score for k in self.order], dtype=np.float64)
+        brushes = [pg.mkBrush(*self.colour(k)) for k in self.order]
+        self.bars_plot.addItem(
+            pg.BarGraphItem(
+                x=np.arange(len(heights)), height=heights, width=0.7, brushes=brushes, pen=None
+            )
+        )
+        self.bars_plot.getAxis("bottom").setTicks([list(enumerate(self.order))])
+        self.bars_plot.setXRange(-0.6, len(heights) - 0.4, padding=0)
+        lo = min(0.0, float(heights.min()))
+        self.bars_plot.setYRange(lo, max(0.05, float(heights.max())) * 1.08, padding=0)
+
+    def selected(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        if not rows or not self.order:
+            return None
+        i = rows[0].row()
+        return self.order[i] if 0 <= i < len(self.order) else None
+
+    def _draw_curves(self) -> None:
+        self.curves_plot.clear()
+        r = self.report
+        name = self.selected()
+        if r is None or name is None:
+            return
+        m = r.methods[name]
+        x = np.linspace(0, 1, len(m.deletion_curve))
+        pairs = [(m, name, Qt.PenStyle.SolidLine)]
+        if "random" in r.methods and name != "random":
+            pairs.append((r.methods["random"], "random", Qt.PenStyle.DashLine))
+        for mm, label, style in pairs:
+            width = 2 if style == Qt.PenStyle.SolidLine else 1
+            self.curves_plot.plot(
+                x,
+                mm.deletion_curve,
+                pen=pg.mkPen(BAD, width=width, style=style),
+                name=f"{label} deletion {mm.deletion:.3f}",
+            )
+            self.curves_plot.plot(
+                x,
+                mm.insertion_curve,
+                pen=pg.mkPen(GOOD, width=width, style=style),
+                name=f"{label} insertion {mm.insertion:.3f}",
+            )
+        self.curves_plot.setTitle(f"{name}: {r.verdict(name)}", color=TEXT, size="9pt")
+
+    # -- export -------------------------------------------------------------------------------
+    def save_csv(self, path: str | Path | None = None) -> Path | None:
+        """Write the table (ranking order) as CSV; asks for a path when none is given."""
+        if self.report is None:
+            return None
+        if path is None:
+            path = filedialogs.save_file(self, "Save the Trust table", "trust.csv", "CSV (*.csv)")
+            if not path:
+                return None
+        path = Path(path)
+        try:
+            path.write_text(self.report.to_csv(), encoding="utf-8")
+        except OSError as exc:
+            self.state.errorRaised.emit(f"Could not save {path.name}: {exc.strerror or exc}.")
+            return None
+        self.state.statusMessage.emit(f"Saved {path}")
+        return path
+
+    def make_panels(self) -> list[Panel]:
+        return super().make_panels() if self.report is not None else []
+
+    def make_arrays(self) -> dict[str, np.ndarray]:
+        r = self.report
+        if r is None:
+            return {}
+        out = {}
+        for k, m in r.methods.items():
+            out[f"deletion/{k}"] = m.deletion_curve
+            out[f"insertion/{k}"] = m.insertion_curve
+            out[f"map/{k}"] = r.maps[k]
+        return out
+
+    def settings(self) -> dict:
+        r = self.report
+        if r is None:
+            return {}
+        return {
+            **r.to_json(),
+            "layer": r.layer,
+            "steps": r.steps,
+            "score": SCORE,
+            "ranking": self.order,
+            "best": r.best(),
+            "summary": r.summary(),
+        }
+
