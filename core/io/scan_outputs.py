@@ -33,9 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from core.errors import HookScopeError
+from core.experiments.scan import spec_from_dict
 from core.io.export import to_jsonable, write_json
+from core.loading.images import load_image, preprocess
+from core.loading.spec import InputSpec
 
 FORMAT = "hookscope-scan/1"
 SETTINGS_FILE = "scan.json"
@@ -441,6 +445,22 @@ class ScanOutputs:
     def image_path(self, row: int) -> Path:
         """Absolute path of the image of table row ``row``."""
         return self.images_root / self.table.column("path")[row].as_py()
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """The model's input spec the scan used."""
+        return spec_from_dict(self.settings["identity"].get("input_spec") or {})
+
+    def input_image(self, row: int, side: int | None = None) -> np.ndarray | None:
+        """Row ``row``'s image as the model saw it (resized, cropped), uint8 RGB (H, W, 3), or
+        ``side``×``side``; None when the file cannot be read (any more)."""
+        try:
+            img = preprocess(load_image(self.image_path(row)), self.input_spec).convert("RGB")
+        except HookScopeError:
+            return None
+        if side is not None:
+            img = img.resize((side, side), Image.BILINEAR)
+        return np.asarray(img)
 
     def map(self, row: int) -> np.ndarray:
         """The map of row ``row`` as float32 (S, S)."""

@@ -23,10 +23,7 @@ from PIL import Image
 
 from core.display.render import blend, upsample
 from core.errors import HookScopeError
-from core.experiments.scan import spec_from_dict
 from core.io.scan_outputs import CLUSTER_DIR, REPORT_FILE, ScanOutputs
-from core.loading.images import load_image, preprocess
-from core.loading.spec import InputSpec
 
 Colorize = Callable[[np.ndarray], np.ndarray]
 
@@ -82,15 +79,6 @@ def write_mean_maps(
             raise HookScopeError(f"Cannot write {Path(out) / rel}: {exc.strerror}.") from exc
         paths[cid] = rel
     return paths
-
-
-def _thumb(scan: ScanOutputs, row: int, spec: InputSpec) -> np.ndarray | None:
-    """The image as the model saw it (resized, cropped), at thumbnail size; None if unreadable."""
-    try:
-        img = preprocess(load_image(scan.image_path(row)), spec).convert("RGB")
-    except HookScopeError:
-        return None
-    return np.asarray(img.resize((THUMB, THUMB), Image.BILINEAR))
 
 
 def _e(value) -> str:
@@ -188,7 +176,6 @@ def write_report(
         title: Page heading.
     """
     ident = scan.settings.get("identity", {})
-    spec = spec_from_dict(ident.get("input_spec") or {})
     colours = list(cluster_colors or hues(max(1, len(scan.clusters))))
     paths = scan.column("path")
     row_of = {p: k for k, p in enumerate(paths)}
@@ -249,7 +236,7 @@ def write_report(
             k = row_of.get(p)
             if k is None:
                 continue
-            thumb = _thumb(scan, k, spec)
+            thumb = scan.input_image(k, THUMB)
             cmap = map_rgb(scan.map(k), THUMB, colorize)
             over = blend(thumb, cmap, alpha) if thumb is not None else cmap
             img_tag = f"<img alt='{_e(p)}' src='{data_uri(thumb)}'>" if thumb is not None else ""
