@@ -1,0 +1,86 @@
+"""The Trust dock: score the maps in the worker, rank them, say which to believe, export."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from core.demo import sample_path
+from tests.gui.conftest import RUN_TIMEOUT_MS
+
+CAR_ROAD = str(sample_path("car_road.png"))
+
+
+def trust_dock(window):
+    found = next(d for d in window.docks if d.objectName() == "TrustDock")
+    found.raise_()
+    return found
+
+
+def test_trust_dock_ranks_the_maps_and_exports_them(make_window, qtbot, tmp_path):
+    window = make_window(image=CAR_ROAD)
+    trust = trust_dock(window)
+    trust.set_methods(["gradcam", "eigencam", "random", "sobel"])
+    trust.steps_box.setValue(16)
+    assert trust.run() is not None
+    assert not trust.run_button.isEnabled() and trust.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: trust.report is not None, timeout=RUN_TIMEOUT_MS)
+
+    r = trust.report
+    assert r.target == 1 and r.has_mask  # car_road_mask.png lies next to the image
+    assert trust.table.rowCount() == 4
+    scores = [r.methods[k].score for k in trust.order]
+    assert scores == sorted(scores, reverse=True)
+    assert trust.table.item(0, 0).text().split(" ")[0] == trust.order[0]
+    headers = [trust.table.horizontalHeaderItem(i).text() for i in range(3)]
+    assert headers == ["method", "ins − del ↑", "deletion ↓"]
+    assert r.best() in trust.summary.text() or "No method beats" in trust.summary.text()
+    # The selected row's two curves and the random baseline's, dashed.
+    assert trust.selected() == trust.order[0]
+    assert len(trust.curves_plot.getPlotItem().listDataItems()) == 4
+    trust.table.selectRow(trust.order.index("random"))
+    assert len(trust.curves_plot.getPlotItem().listDataItems()) == 2
+
+    path = trust.save_csv(tmp_path / "trust.csv")
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("method,drop,increase") and len(lines) == 5
+    assert [ln.split(",")[0] for ln in lines[1:]] == trust.order
+    arrays = trust.export_arrays()
+    assert np.allclose(arrays["deletion/gradcam"], r.methods["gradcam"].deletion_curve)
+    assert trust.settings()["ranking"] == trust.order
+    panels = trust.figure_panels()
+    assert len(panels) == 1 and panels[0][1].shape[2] == 3
+
+
+def test_trust_dock_cancel_and_rerun(make_window, qtbot):
+    window = make_window()
+    trust = trust_dock(window)
+    trust.set_methods(["gradcam", "gradcam++", "random"])
+    trust.steps_box.setValue(400)
+    trust.run()
+    trust.cancel_button.click()
+    qtbot.waitUntil(lambda: trust.run_button.isEnabled(), timeout=RUN_TIMEOUT_MS)
+    assert trust.report is None and trust.status.text() == "Cancelled."
+    trust.steps_box.setValue(8)
+    trust.run()
+    qtbot.waitUntil(lambda: trust.report is not None, timeout=RUN_TIMEOUT_MS)
+    assert set(trust.report.methods) == {"gradcam", "gradcam++", "random"}
+
+
+def test_a_method_that_loses_to_a_baseline_says_so(make_window, qtbot):
+    window = make_window(image=CAR_ROAD)
+    trust = trust_dock(window)
+    trust.set_methods(["gradcam", "random", "sobel"])
+    trust.steps_box.setValue(8)
+    trust.run()
+    qtbot.waitUntil(lambda: trust.report is not None, timeout=RUN_TIMEOUT_MS)
+    r = trust.report
+    # The same table where Grad-CAM's map is the worst possible: it must say so.
+    bad = dataclasses.replace(r.methods["gradcam"], deletion=1.0, insertion=0.0)
+    trust._on_result(dataclasses.replace(r, methods={**r.methods, "gradcam": bad}))
+    row = trust.order.index("gradcam")
+    assert row == 2
+    verdict = trust.table.item(row, trust.table.columnCount() - 1).text()
+    assert verdict == "does not beat random or sobel"
+    assert "No method beats the random and sobel baseline" in trust.summary.text()
