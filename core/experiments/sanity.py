@@ -27,6 +27,10 @@ from core.reporting import Reporter
 # (model, x, target class) -> 2-D map
 Explainer = Callable[[nn.Module, torch.Tensor, int], np.ndarray]
 
+FAIL_AT = 0.5
+"""A map whose rank correlation with the original is still at least this once the weights
+are random fails the check (Adebayo et al. 2018)."""
+
 
 @dataclass(frozen=True)
 class SanityResult:
@@ -47,6 +51,30 @@ class SanityResult:
     original: dict[str, np.ndarray]
     maps: dict[str, list[np.ndarray]]
     target: int
+
+    def final(self, method: str) -> float:
+        """Rank correlation with the original once every layer of the cascade is random."""
+        c = self.correlations[method]
+        return float(c[-1]) if len(c) else 1.0
+
+    def passed(self, method: str) -> bool:
+        """True when the randomised map no longer resembles the original (< :data:`FAIL_AT`)."""
+        return self.final(method) < FAIL_AT
+
+    def verdict(self, method: str) -> str:
+        """One sentence: does ``method`` pass the randomisation check?"""
+        rho = self.final(method)
+        if self.passed(method):
+            return (
+                f"{method} passes: with the weights randomised its map's rank correlation with "
+                f"the original falls to {rho:.2f} (< {FAIL_AT}), so it depends on what the "
+                "model learnt."
+            )
+        return (
+            f"{method} fails: with the weights randomised its map still has rank correlation "
+            f"{rho:.2f} (≥ {FAIL_AT}) with the original, so it shows the image more than the "
+            "model (Adebayo et al. 2018)."
+        )
 
 
 def rankdata(a: np.ndarray) -> np.ndarray:

@@ -128,7 +128,8 @@ class SanityDock(BaseDock):
             else "Warning: the weights differ from before the run (checksum changed)."
         )
         target = report.target_name or r.target
-        self.note.setText(f"Explaining {target}; {len(r.steps)} steps. {restored}")
+        verdicts = " ".join(r.verdict(m) for m in report.methods)
+        self.note.setText(f"Explaining {target}; {len(r.steps)} steps. {restored}\n{verdicts}")
 
     # -- figures ------------------------------------------------------------------------------
     def make_panels(self) -> list[Panel]:
@@ -144,6 +145,7 @@ class SanityDock(BaseDock):
             "steps": list(self.report.result.steps),
             "methods": list(self.report.methods),
             "restored": self.report.restored,
+            "verdicts": {m: self.report.result.verdict(m) for m in self.report.methods},
         }
 
 

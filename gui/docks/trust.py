@@ -395,4 +395,3 @@ class TrustDock(BaseDock):
             "best": r.best(),
             "summary": r.summary(),
         }
-

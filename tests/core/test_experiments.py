@@ -182,6 +182,28 @@ def test_sanity_correlation_falls_on_the_demo():
     assert state_checksum(lm.model) == before and hook_count(lm.model) == 0
 
 
+def test_sanity_verdict_per_method_in_one_sentence():
+    from core.experiments.sanity import FAIL_AT, SanityResult
+
+    assert FAIL_AT == 0.5
+    res = SanityResult(
+        steps=("fc", "conv"),
+        correlations={"a": np.array([0.9, 0.49]), "b": np.array([0.9, 0.5])},
+        original={},
+        maps={},
+        target=0,
+    )
+    assert res.passed("a") and not res.passed("b")
+    assert res.verdict("a").startswith("a passes:") and "0.49" in res.verdict("a")
+    assert res.verdict("b").startswith("b fails:") and "Adebayo" in res.verdict("b")
+    assert all(res.verdict(m).replace("al. ", "").count(". ") == 0 for m in "ab")  # one sentence
+    # On the demo, randomising only the classifier leaves guided backprop's map as it was.
+    lm = load_model("demo:clean")
+    x = to_tensor(load_image(SAMPLES / "car_road.png"), lm.input_spec)
+    gbp = cascading_randomization(lm.model, x, methods=["guided_backprop"], layers=["fc"])
+    assert gbp.final("guided_backprop") > 0.8 and not gbp.passed("guided_backprop")
+
+
 def test_sanity_guided_backprop_runs_and_restores(loaded):
     lm, x = loaded
     before = state_checksum(lm.model)

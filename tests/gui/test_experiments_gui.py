@@ -120,6 +120,8 @@ def test_sanity_curve_has_a_point_per_step_and_the_weights_come_back(window, qtb
     assert len(sanity.plot.getPlotItem().listDataItems()) == 2
     assert report.restored and state_checksum(state.loaded.model) == before
     assert "restored" in sanity.note.text()
+    for m in report.methods:  # a verdict per method, in one sentence
+        assert report.result.verdict(m) in sanity.note.text()
 
 
 def test_hook_code_compiles_and_reproduces_the_edited_run(window, qtbot):
