@@ -321,15 +321,21 @@ def _decide(calls: list[_Call], input_shape: tuple[int, ...], model: nn.Module) 
             groups.setdefault(_tid(c.out, c.version), []).append(c.name)
     alias: dict[str, str] = {}
     for names in groups.values():
-        # One name per tensor: the innermost block (a module with children) returning it,
-        # e.g. layer4.2 rather than its last activation or the whole trunk ``layer4``.
-        blocks = [n for n in names if modules[n] is not None and any(modules[n].children())]
-        keep = blocks[0] if blocks else names[0]
+        # One name per tensor: the innermost block returning it (at least two children with
+        # parameters), e.g. layer4.2 rather than its last activation, a norm+activation pair
+        # or the whole trunk ``layer4``.
+        blocks = [n for n in names if _is_block(modules[n])]
+        parents = [n for n in names if any(modules[n].children())]
+        keep = (blocks or parents or names)[0]
         for n in names:
             if n != keep:
                 alias[n] = keep
     order = sorted(layouts, key=lambda n: last_end[n])
     return ModelLayouts(layouts, counts, order, alias, shapes)
+
+
+def _is_block(m: nn.Module) -> bool:
+    return sum(1 for c in m.children() if any(True for _ in c.parameters())) >= 2
 
 
 def _prefix_hint(model: nn.Module, calls: list[_Call]) -> tuple[int, str] | None:

@@ -143,7 +143,8 @@ def _load_demo(spec: str) -> LoadedModel:
     path = demo.weights_path(variant)
     if not path.exists():
         raise HookScopeError(
-            f"The demo weights {path} are missing; run python -m core.demo.train to make them."
+            f"The demo weights {path} are missing; reinstall HookScope (pip install .) or "
+            "remake them with python -m core.demo.train."
         )
     size = demo.INPUT_SIZE
     return LoadedModel(
@@ -238,6 +239,12 @@ def _load_timm(spec: str) -> LoadedModel:
         hint = ", ".join(close) if close else "resnet50, convnext_tiny, vit_small_patch16_224"
         raise HookScopeError(f"timm has no model named '{name}'; try one of {hint}.")
     img_size = kwargs.get("img_size")
+    if pretrained and not _timm_cached(name):
+        raise HookScopeError(
+            f"The pretrained weights of timm:{name} are not in the local cache and HookScope "
+            "does not download them; fetch them once with timm (or pass a state_dict with "
+            "--weights), or drop pretrained for random weights."
+        )
 
     def create(kw):
         with torch.random.fork_rng(devices=[]):
@@ -283,6 +290,31 @@ def _load_timm(spec: str) -> LoadedModel:
         spec_obj,
         weights_source="pretrained" if pretrained else "random",
     )
+
+
+def _timm_cached(name: str) -> bool:
+    """True when timm's pretrained weights for ``name`` are already on disk (no network)."""
+    try:
+        cfg = importlib.import_module("timm.models").get_pretrained_cfg(name)
+    except Exception:
+        return False
+    if cfg is None:
+        return False
+    hub_id = getattr(cfg, "hf_hub_id", None)
+    if hub_id:
+        try:
+            hub = importlib.import_module("huggingface_hub")
+            repo, _, revision = hub_id.partition("@")
+            for filename in ("model.safetensors", "pytorch_model.bin"):
+                found = hub.try_to_load_from_cache(repo, filename, revision=revision or None)
+                if isinstance(found, str):
+                    return True
+        except ImportError:
+            pass
+    url = getattr(cfg, "url", None)
+    if url:
+        return (Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name).is_file()
+    return False
 
 
 def _timm_names(model, pretrained: bool) -> list[str] | None:

@@ -614,8 +614,8 @@ def flat_note(impl: CamMethod, layer: Layer, cam: torch.Tensor) -> str | None:
     if impl.uses_gradients and layer.grads is not None and not bool(layer.grads.abs().max() > 0):
         return (
             f"The gradient at {layer.name} is zero everywhere: the target does not depend on "
-            "this layer's output (e.g. only the class token reaches the head), so its map is "
-            "empty; pick an earlier layer."
+            "this layer's output (e.g. only the class token reaches the head, or the head's "
+            "weights are zero), so its map is empty."
         )
     hi = float(cam.max()) if cam.numel() else 0.0
     if hi <= 0:
