@@ -160,17 +160,19 @@ def guided_gradcam(
     """Guided Grad-CAM: guided backprop times the Grad-CAM map of ``layer`` (in [0, 1]).
 
     Args:
-        layer: CAM layer; default the model's last convolution.
+        layer: CAM layer; default :func:`~core.methods.cam.suggest_layer`'s pick for this
+            input and target (the last layer with a grid larger than 1×1 and a map that is
+            not flat).
 
     Returns:
         (C, H, W) float32.
     """
 
     _check_input(x)
-    layer = layer or suggest_layer(model)
     x = x.detach().to(model_device(model))
     with eval_mode(model):
         resolved = _resolve(model, x, target, class_names)
+        layer = layer or suggest_layer(model, x, resolved, class_names=class_names)
         cam = compute_cam(model, x, [layer], "gradcam", resolved)[layer]
     gb = guided_backprop(model, x, resolved)
     return (gb * cam[None]).astype(np.float32)
