@@ -519,7 +519,11 @@ def spray(
 
 
 def embed_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
-    """2-D embedding of feature rows: UMAP when installed, else t-SNE (scikit-learn)."""
+    """2-D embedding of feature rows: UMAP when installed, else t-SNE (scikit-learn).
+
+    t-SNE runs on the first 50 principal components (the usual preprocessing; the pooled maps
+    have 256 dimensions) for 500 iterations, on every core.
+    """
     n = len(features)
     try:
         import umap  # optional; not a dependency
@@ -528,11 +532,15 @@ def embed_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
         return red.fit_transform(features).astype(np.float32), "umap"
     except ImportError:
         pass
+    from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
+    x = features.astype(np.float32)
+    if min(x.shape) > 50:
+        x = PCA(50, random_state=seed).fit_transform(x)
     perplexity = float(min(30.0, max(2.0, (n - 1) / 3.0)))
-    tsne = TSNE(2, perplexity=perplexity, init="pca", random_state=seed, n_jobs=1)
-    return tsne.fit_transform(features.astype(np.float32)).astype(np.float32), "tsne"
+    tsne = TSNE(2, perplexity=perplexity, init="pca", random_state=seed, max_iter=500, n_jobs=-1)
+    return tsne.fit_transform(x).astype(np.float32), "tsne"
 
 
 def _by_size(raw: np.ndarray) -> np.ndarray:
