@@ -141,7 +141,8 @@ class MainWindow(QMainWindow):
         """1440×900, or the screen's free area when it is smaller."""
         w, h = DEFAULT_SIZE
         screen = self.screen()
-        if screen is not None:
+        # Offscreen (tests, --screenshot, the README's shots) has a nominal 800×600 screen.
+        if screen is not None and QApplication.platformName() != "offscreen":
             free = screen.availableGeometry()
             w, h = min(w, free.width()), min(h, free.height())
         return w, h
@@ -171,9 +172,13 @@ class MainWindow(QMainWindow):
         for dock in self.experiment_docks:
             host = places.get(EXPERIMENT_PLACES.get(dock.objectName(), ""), centre[0])
             self.tabifyDockWidget(host, dock)
-        self.image_dock.raise_()
-        self.predictions_dock.raise_()
-        centre[0].raise_()
+        # One panel per place; the others wait hidden in their group (no tab strip to overflow
+        # and cut titles) and the Panels bar brings any of them to the front.
+        fronts = {centre[0], self.image_dock, self.predictions_dock, self.tree_dock}
+        for dock in self.docks:
+            if dock not in fronts:
+                dock.stacked_away = True
+                dock.hide()
         # Narrow screens get narrower side columns, so the plots keep about half the width.
         width = self._start_size()[0]
         scale = min(1.0, width / DEFAULT_SIZE[0])
@@ -206,6 +211,7 @@ class MainWindow(QMainWindow):
     def restoreState(self, state, version: int = 0) -> bool:  # noqa: N802
         """QMainWindow.restoreState, then whole tab titles and sane column widths."""
         ok = super().restoreState(state, version)
+        self._mark_stacked()
         self._tidy_tabs()
         QTimer.singleShot(0, self._tidy_tabs)
         return ok
@@ -258,18 +264,30 @@ class MainWindow(QMainWindow):
                 self.panel_actions[dock.objectName()] = action
 
     def show_panel(self, dock: BaseDock) -> None:
-        """Open ``dock`` if closed and bring it to the front of its tab group."""
-        if not dock.toggleViewAction().isChecked():
+        """Show ``dock`` in its place, hiding the panel that held it (one click, no tabs).
+
+        Qt keeps a hidden dock's place, so the panels of one place take turns in it; docks the
+        user tabbed together by hand stay tabbed except the one this replaces.
+        """
+        dock.stacked_away = False
+        if not dock.isVisible():
             dock.show()
-        dock.raise_()
+        for other in self.tabifiedDockWidgets(dock):
+            if other.isVisible() and not other.isFloating():
+                other.stacked_away = True
+                other.hide()
+        QDockWidget.raise_(dock)  # the plain raise: BaseDock.raise_ comes back here
         _set_checked(self.panel_actions.get(dock.objectName()), True)
+
+    def _mark_stacked(self) -> None:
+        """After a restore: every hidden dock waits in its place (none counts as closed)."""
+        for dock in self.docks:
+            dock.stacked_away = not dock.isVisible()
 
     def reset_layout(self) -> None:
         """Put every dock back where it starts."""
         if not self.restoreState(self._default_state, LAYOUT_VERSION):
             self._default_layout()
-        for dock in self.docks:
-            dock.setVisible(True)
         self._tidy_tabs()
 
     def save_layout(self) -> None:
@@ -542,8 +560,8 @@ class MainWindow(QMainWindow):
             for dock in self.docks:
                 for key, value in dock.export_arrays().items():
                     arrays[f"{dock.figure_name()}/{key}"] = value
-                if not dock.toggleViewAction().isChecked():
-                    continue  # closed by the user; docks behind another tab still count
+                if not dock.toggleViewAction().isChecked() and not dock.stacked_away:
+                    continue  # closed by the user; panels waiting in their place still count
                 panels = dock.figure_panels()
                 if panels:
                     path = folder / f"{dock.figure_name()}.png"

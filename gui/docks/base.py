@@ -27,8 +27,8 @@ from core.errors import HookScopeError
 from gui import figures, filedialogs
 from gui.qtutil import qimage_to_rgb
 
-LAYOUT_VERSION = 2
-"""Version of the dock layout saved in settings and sessions (2: scrolling docks, panel bar)."""
+LAYOUT_VERSION = 3
+"""Version of the dock layout saved in settings and sessions (3: one panel per place)."""
 
 SIDE_HINT_WIDTH = 4000
 """Width hint of a dock that keeps its width (see ``BaseDock.set_keeps_width``)."""
@@ -49,6 +49,8 @@ class BaseDock(QDockWidget):
 
     TITLE = "Dock"
     OBJECT_NAME = "dock"
+    stacked_away = False
+    """True while the panel waits hidden in its place for the Panels bar (not closed)."""
 
     def __init__(self, state, parent: QWidget | None = None):
         super().__init__(self.TITLE, parent)
@@ -97,6 +99,18 @@ class BaseDock(QDockWidget):
         self.header.addStretch(1)
         self.header.addLayout(self._header_tail)
 
+    def raise_(self) -> None:
+        """Bring the panel to the front; a panel waiting in its place takes the place back."""
+        window = self.parentWidget()
+        if self.stacked_away and hasattr(window, "show_panel"):
+            window.show_panel(self)
+        else:
+            super().raise_()
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.stacked_away = False  # closed by the user (the X), not waiting for the Panels bar
+        super().closeEvent(event)
+
     # -- width in the window ---------------------------------------------------------------
     def set_keeps_width(self, on: bool) -> None:
         """Keep this dock's width when the window grows (side columns); plots take the space.
@@ -134,7 +148,8 @@ class BaseDock(QDockWidget):
 
     def _on_any_result(self, _snapshot) -> None:
         self._redraw_pending = True
-        if self._shown:
+        # Hidden (waiting in its place) or behind another tab: catch up when shown.
+        if self._shown and self.isVisible():
             self.flush()
 
     def flush(self) -> None:
