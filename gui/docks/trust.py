@@ -41,6 +41,8 @@ BAD = (219, 68, 55)
 NEUTRAL = (66, 133, 244)
 BASELINE = (160, 160, 160)
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+VERDICT_COL = 2
+"""The table's columns: method, score, verdict, then the metrics."""
 
 HEADERS = {
     "score": "ins − del",
@@ -119,26 +121,29 @@ class TrustDock(BaseDock):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.itemSelectionChanged.connect(self._draw_curves)
         plots = QSplitter(Qt.Orientation.Horizontal, split)
         self.bars_plot = pg.PlotWidget(plots, background=BACKGROUND)
-        self.bars_plot.setLabel("left", f"{SCORE} (higher is better)", color=TEXT)
-        self.bars_plot.showGrid(y=True, alpha=0.3)
+        self.bars_plot.setLabel("bottom", "insertion − deletion ↑", color=TEXT)
+        self.bars_plot.showGrid(x=True, alpha=0.3)
+        self.bars_plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.bars_plot.getPlotItem().invertY(True)  # best at the top, as in the table
         self.bars_plot.setMenuEnabled(False)
         self.bars_plot.setMouseEnabled(False, False)
         self.curves_plot = pg.PlotWidget(plots, background=BACKGROUND)
         self.curves_plot.setLabel("left", "p(target)", color=TEXT)
-        self.curves_plot.setLabel("bottom", "fraction of pixels removed / inserted", color=TEXT)
+        self.curves_plot.setLabel("bottom", "share of pixels removed / inserted", color=TEXT)
         self.curves_plot.showGrid(x=True, y=True, alpha=0.3)
         self.curves_plot.setMenuEnabled(False)
         self.curves_plot.setYRange(0, 1.02)
-        self.curves_plot.addLegend(offset=(-6, 6))
+        self.curves_plot.addLegend(offset=(-4, 40), brush=(255, 255, 255, 210), labelTextSize="8pt")
         plots.addWidget(self.bars_plot)
         plots.addWidget(self.curves_plot)
         split.addWidget(self.table)
         split.addWidget(plots)
-        split.setStretchFactor(0, 1)
-        split.setStretchFactor(1, 1)
+        split.setSizes([300, 340])
+        plots.setSizes([220, 300])
         self.body.addWidget(split, 1)
         self.summary = QLabel(
             f"Run to score each method's map. Ranked by {SCORE}; a map must beat the random "
@@ -239,48 +244,47 @@ class TrustDock(BaseDock):
         return cols
 
     def _fill_table(self) -> None:
+        """One row per method, best first: method, score, verdict, then the metrics."""
         r = self.report
         cols = self.columns()
         self.table.clear()
         self.table.setColumnCount(len(cols) + 2)
-        arrows = ["↓" if BETTER[c] == "lower" else "↑" for c in cols]
-        self.table.setHorizontalHeaderLabels(
-            ["method", *(f"{HEADERS[c]} {a}" for c, a in zip(cols, arrows)), "verdict"]
-        )
+        heads = [f"{HEADERS[c]} {'↓' if BETTER[c] == 'lower' else '↑'}" for c in cols]
+        self.table.setHorizontalHeaderLabels(["method", heads[0], "verdict", *heads[1:]])
         self.table.setRowCount(len(self.order))
         best = r.best()
         for row, name in enumerate(self.order):
             m = r.methods[name]
             fails = not m.baseline and bool(r.baselines_beating(name))
-            label = f"{name} (baseline)" if m.baseline else name
-            cells = [label]
+            values = []
             for c in cols:
                 v = m.score if c == "score" else getattr(m, c)
                 if v is None:
-                    cells.append("")
+                    values.append("")
                 elif isinstance(v, bool):
-                    cells.append("yes" if v else "no")
+                    values.append("yes" if v else "no")
                 else:
-                    cells.append(f"{v:.3f}")
+                    values.append(f"{v:.3f}")
             if m.baseline:
                 verdict = "baseline"
             elif fails:
                 verdict = f"does not beat {' or '.join(r.baselines_beating(name))}"
             else:
                 verdict = "best" if name == best else "beats baselines"
-            cells.append(verdict)
+            label = f"{name} (baseline)" if m.baseline else name
+            cells = [label, values[0], verdict, *values[1:]]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                if 0 < col < len(cells) - 1:
+                if col not in (0, VERDICT_COL):
                     item.setTextAlignment(RIGHT)
                 if m.baseline:
                     item.setForeground(QColor(*BASELINE))
                     f = QFont(item.font())
                     f.setItalic(True)
                     item.setFont(f)
-                elif col == len(cells) - 1:
+                elif col == VERDICT_COL:
                     item.setForeground(QColor(*(BAD if fails else GOOD)))
-                if name == best and col == 0:
+                if name == best and col in (0, VERDICT_COL):
                     f = QFont(item.font())
                     f.setBold(True)
                     item.setFont(f)
@@ -300,21 +304,24 @@ class TrustDock(BaseDock):
         return GOOD if name == r.best() else NEUTRAL
 
     def _draw_bars(self) -> None:
+        """Horizontal bars of the score, best at the top; baselines grey, failing methods red."""
         self.bars_plot.clear()
         r = self.report
         if r is None or not self.order:
             return
-        heights = np.array([r.methods[k].score for k in self.order], dtype=np.float64)
+        scores = np.array([r.methods[k].score for k in self.order], dtype=np.float64)
         brushes = [pg.mkBrush(*self.colour(k)) for k in self.order]
+        n = len(scores)
         self.bars_plot.addItem(
             pg.BarGraphItem(
-                x=np.arange(len(heights)), height=heights, width=0.7, brushes=brushes, pen=None
+                x0=np.zeros(n), y=np.arange(n), width=scores, height=0.7, brushes=brushes, pen=None
             )
         )
-        self.bars_plot.getAxis("bottom").setTicks([list(enumerate(self.order))])
-        self.bars_plot.setXRange(-0.6, len(heights) - 0.4, padding=0)
-        lo = min(0.0, float(heights.min()))
-        self.bars_plot.setYRange(lo, max(0.05, float(heights.max())) * 1.08, padding=0)
+        self.bars_plot.getAxis("left").setTicks([list(enumerate(self.order))])
+        self.bars_plot.setYRange(-0.6, n - 0.4, padding=0)
+        lo, hi = min(0.0, float(scores.min())), max(0.0, float(scores.max()))
+        span = (hi - lo) or 1.0
+        self.bars_plot.setXRange(lo - 0.02 * span, hi + 0.05 * span, padding=0)
 
     def selected(self) -> str | None:
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
@@ -340,15 +347,16 @@ class TrustDock(BaseDock):
                 x,
                 mm.deletion_curve,
                 pen=pg.mkPen(BAD, width=width, style=style),
-                name=f"{label} deletion {mm.deletion:.3f}",
+                name=f"{label} del {mm.deletion:.3f}",
             )
             self.curves_plot.plot(
                 x,
                 mm.insertion_curve,
                 pen=pg.mkPen(GOOD, width=width, style=style),
-                name=f"{label} insertion {mm.insertion:.3f}",
+                name=f"{label} ins {mm.insertion:.3f}",
             )
-        self.curves_plot.setTitle(f"{name}: {r.verdict(name)}", color=TEXT, size="9pt")
+        self.curves_plot.setTitle(name, color=TEXT, size="9pt")
+        self.summary.setText(f"{r.summary()} Selected: {r.verdict(name)}")
 
     # -- export -------------------------------------------------------------------------------
     def save_csv(self, path: str | Path | None = None) -> Path | None:

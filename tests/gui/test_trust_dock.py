@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from core.demo import sample_path
 from tests.gui.conftest import RUN_TIMEOUT_MS
@@ -33,8 +34,8 @@ def test_trust_dock_ranks_the_maps_and_exports_them(make_window, qtbot, tmp_path
     scores = [r.methods[k].score for k in trust.order]
     assert scores == sorted(scores, reverse=True)
     assert trust.table.item(0, 0).text().split(" ")[0] == trust.order[0]
-    headers = [trust.table.horizontalHeaderItem(i).text() for i in range(3)]
-    assert headers == ["method", "ins − del ↑", "deletion ↓"]
+    headers = [trust.table.horizontalHeaderItem(i).text() for i in range(4)]
+    assert headers == ["method", "ins − del ↑", "verdict", "deletion ↓"]
     assert r.best() in trust.summary.text() or "No method beats" in trust.summary.text()
     # The selected row's two curves and the random baseline's, dashed.
     assert trust.selected() == trust.order[0]
@@ -81,6 +82,24 @@ def test_a_method_that_loses_to_a_baseline_says_so(make_window, qtbot):
     trust._on_result(dataclasses.replace(r, methods={**r.methods, "gradcam": bad}))
     row = trust.order.index("gradcam")
     assert row == 2
-    verdict = trust.table.item(row, trust.table.columnCount() - 1).text()
+    verdict = trust.table.item(row, 2).text()
     assert verdict == "does not beat random or sobel"
     assert "No method beats the random and sobel baseline" in trust.summary.text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "spec, layer", [("torchvision:resnet18", "layer4"), ("timm:resnet18", "layer4")]
+)
+def test_trust_dock_on_resnet18_and_timm(make_window, qtbot, spec, layer):
+    window = make_window(spec=spec, image=CAR_ROAD)
+    st, trust = window.state, trust_dock(window)
+    st.set_cam(layers=[layer])
+    trust.set_methods(["gradcam", "random", "sobel"])
+    trust.steps_box.setValue(8)
+    trust.run()
+    qtbot.waitUntil(lambda: trust.report is not None, timeout=4 * RUN_TIMEOUT_MS)
+    r = trust.report
+    assert r.layer == layer and trust.table.rowCount() == 3
+    assert r.methods["gradcam"].deletion_curve.shape == (9,)
+    assert np.isfinite([r.methods[k].score for k in r.methods]).all()
