@@ -103,7 +103,17 @@ class CamDock(BaseDock):
         split.setSizes([150, 600])
         self.body.addWidget(split, 1)
         self.status = QLabel("", self)
+        self.status.setWordWrap(True)
         self.body.addWidget(self.status)
+        # Why a map is flat or missing (every channel weight negative for this class, a zero
+        # gradient...): in plain view, not only in the status bar.
+        self.notes_label = QLabel("", self)
+        self.notes_label.setWordWrap(True)
+        self.notes_label.setStyleSheet(
+            "QLabel { background: #fff4d6; border: 1px solid #e0b040; padding: 3px; }"
+        )
+        self.notes_label.setVisible(False)
+        self.body.addWidget(self.notes_label)
 
         self.panes: dict[str, ImagePane] = {}
         self.maps: dict[str, np.ndarray] = {}
@@ -199,12 +209,26 @@ class CamDock(BaseDock):
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
         if self.state.cam_method in SLOW_METHODS and total > 0 and self.state.busy:
-            self.status.setText(f"{message}: {done} / {total} (Esc cancels)")
+            self.status.setText(f"{message}: {done} / {total} channels scored (Esc cancels)")
         elif self.state.busy:
             self.status.setText("Running… (Esc cancels)")
 
+    def cam_notes(self) -> list[str]:
+        """The last run's notes about its CAM maps (flat or empty maps and why)."""
+        snap = self.state.snapshot
+        if snap is None:
+            return []
+        own = getattr(snap, "cam_notes", None)
+        if own is not None:
+            return list(own)
+        words = [*snap.cams, *([snap.cam_method] if snap.cam_method else []), "CAM"]
+        return [n for n in snap.notes if any(w in n for w in words)]
+
     def _show_status(self) -> None:
         snap, st = self.state.snapshot, self.state
+        notes = self.cam_notes()
+        self.notes_label.setText("\n".join(notes))
+        self.notes_label.setVisible(bool(notes))
         if st.busy:
             self.status.setText("Running… (Esc cancels)")
         elif snap is None:

@@ -250,3 +250,22 @@ def test_mosaic_fills_its_panel_and_pages_thousands_of_channels(make_window, qtb
     assert set(view.tiles.order) == set(np.argsort(-means)[-256:])
     assert "2048" in view.mosaic_pane.full_title and "1793–2048" in view.mosaic_pane.full_title
     assert view.hover_label.text() == HINT and "wheel zooms" in HINT.lower()
+
+
+def test_a_flat_cam_says_why_in_the_cam_panel(make_window, qtbot):
+    import numpy as np
+
+    window = make_window()
+    st, cam = window.state, dock(window, "CamDock")
+    window.show_panel(cam)
+    with qtbot.waitSignal(st.resultChanged, timeout=RUN_TIMEOUT_MS):
+        st.set_target(2)  # "ship" on the airplane photo: every channel weight is negative
+    qtbot.waitUntil(lambda: not st.busy, timeout=RUN_TIMEOUT_MS)
+    flat = [name for name, m in st.snapshot.cams.items() if np.ptp(m) == 0]
+    assert flat, "the demo's block3 Grad-CAM for ship should be flat"
+    assert cam.notes_label.isVisible()
+    assert all(name in cam.notes_label.text() for name in flat)
+    with qtbot.waitSignal(st.resultChanged, timeout=RUN_TIMEOUT_MS):
+        st.set_target(None)  # the top class: a real map, no note
+    qtbot.waitUntil(lambda: not st.busy, timeout=RUN_TIMEOUT_MS)
+    assert not cam.notes_label.isVisible()
