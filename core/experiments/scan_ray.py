@@ -121,7 +121,7 @@ def ray_batches(
         try:
             ray.init(runtime_env=env, logging_level=logging.WARNING, log_to_driver=False, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            first = (str(exc).splitlines() or [""])[0][:160]
+            first = (str(exc).splitlines() or [""])[0][:160].rstrip(". ")
             raise HookScopeError(f"Could not start or join Ray at '{address}': {first}.") from exc
         started = True
     try:
