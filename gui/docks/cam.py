@@ -31,6 +31,10 @@ from gui.docks.base import BaseDock, Panel
 from gui.widgets.panes import ImagePane
 
 SLOW_METHODS = ("scorecam", "ablationcam")
+PANE_MIN = 120
+"""Smallest side of a CAM pane's image area (px): smaller, the dock scrolls."""
+BAR_W = 76
+"""Width of a pane's colour bar with its labels (px)."""
 
 
 class CamDock(BaseDock):
@@ -260,7 +264,10 @@ class CamDock(BaseDock):
         n = len(self.maps)
         cols = max(1, math.ceil(math.sqrt(n)))
         for i, name in enumerate(self.maps):
-            pane = ImagePane(name, self.grid_host, colorbar=True)
+            # Every map shares the 0-1 scale and colour map: one bar, at the last pane (as in
+            # the saved figure), leaves the others room; below their minimum the dock scrolls.
+            pane = ImagePane(name, self.grid_host, colorbar=i == n - 1)
+            pane.setMinimumSize(PANE_MIN + (BAR_W if i == n - 1 else 0), PANE_MIN)
             self.grid.addWidget(pane, i // cols, i % cols)
             self.panes[name] = pane
         if not n:
