@@ -190,7 +190,7 @@ def test_layer_without_spatial_map_is_one_sentence(resnet):
         compute_cam(resnet, image(64), ["fc"])
     assert str(err.value) == (
         "Layer 'fc' outputs shape (1, 1000), which has no spatial grid for a CAM map; "
-        "pick a convolutional or token layer such as 'layer4.1.conv2'."
+        "pick a convolutional or token layer such as 'layer4.1'."
     )
     with pytest.raises(HookScopeError, match="no layer named 'layer9'.*conv1"):
         compute_cam(resnet, image(64), ["layer9"])
