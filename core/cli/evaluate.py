@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 
-from tqdm import tqdm
-
-from core.cli import add_model_args, load_from_args, names
+from core.cli import add_model_args, load_from_args, names, run_job
 from core.jobs.evaluate import DEFAULT_METHODS, SCORE, evaluate_job, method_names
 from core.loading.images import load_image
 from core.methods.metrics import DEFAULT_STEPS
-from core.reporting import Reporter
 
 
 def add_subcommand(subparsers) -> None:
@@ -49,28 +45,19 @@ def add_subcommand(subparsers) -> None:
 def cmd_evaluate(args) -> int:
     lm = load_from_args(args)
     image = load_image(args.image)
-    bar = tqdm(total=1, desc="evaluate", file=sys.stderr, leave=False, disable=None)
-
-    def on_progress(done, total, message):
-        bar.total = total
-        bar.n = done
-        bar.set_postfix_str(message[:40], refresh=False)
-        bar.refresh()
-
-    try:
-        report = evaluate_job(
-            Reporter(on_progress),
-            lm,
-            image,
-            args.layer,
-            args.methods,
-            args.target,
-            args.mask,
-            steps=args.steps,
-            seed=args.seed,
-        )
-    finally:
-        bar.close()
+    report, code = run_job(
+        evaluate_job,
+        lm,
+        image,
+        args.layer,
+        args.methods,
+        args.target,
+        args.mask,
+        steps=args.steps,
+        seed=args.seed,
+    )
+    if report is None:
+        return code
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
         return 0
