@@ -52,6 +52,7 @@ EXPERIMENT_DOCKS = (
     ("gui.docks.compare", "CompareDock"),
     ("gui.docks.sanity", "SanityDock"),
     ("gui.docks.trust", "TrustDock"),
+    ("gui.docks.dataset", "DatasetDock"),
     ("gui.docks.hook_code", "HookCodeDock"),
 )
 """Experiment docks: Edits with Predictions, Image lab with Image, the rest tabbed centre."""

@@ -484,6 +484,7 @@ def spray(
         embed: False skips the 2-D embedding (``xy`` all zero, ``embedding`` "none").
     """
     from sklearn.cluster import SpectralClustering
+    from threadpoolctl import threadpool_limits
 
     n = len(maps)
     if n == 0:
@@ -495,26 +496,29 @@ def spray(
         xy = np.zeros((n, 2), np.float32)
         xy[:, 0] = np.arange(n)
         return Clustering(np.zeros(n, np.int64), xy, np.zeros(n), 1, "none", feats)
-    aff = knn_affinity(feats, neighbors)
-    lam = laplacian_spectrum(aff, min(n, max(max_clusters, 2) + 1))
-    if clusters == "auto":
-        k = eigengap(lam, max_clusters)
-    else:
-        k = int(clusters)
-        if k < 1:
-            raise HookScopeError(f"--clusters must be auto or at least 1, not {clusters}.")
-    k = min(k, n)
-    if k == 1:
-        raw = np.zeros(n, np.int64)
-    else:
-        sc = SpectralClustering(
-            n_clusters=k, affinity="precomputed", random_state=seed, assign_labels="kmeans"
-        )
-        with warnings.catch_warnings():
-            # Well separated strategies give a disconnected kNN graph: that is the finding.
-            warnings.filterwarnings("ignore", "Graph is not fully connected")
-            raw = sc.fit_predict(aff).astype(np.int64)
-    xy, how = embed_2d(feats, seed) if embed else (np.zeros((n, 2), np.float32), "none")
+    # One thread: after torch has run, its OpenMP threads and scikit-learn's (two libgomp
+    # copies) fight over the cores; t-SNE of 24 maps then took 20-40 s instead of 0.1 s.
+    with threadpool_limits(limits=1):
+        aff = knn_affinity(feats, neighbors)
+        lam = laplacian_spectrum(aff, min(n, max(max_clusters, 2) + 1))
+        if clusters == "auto":
+            k = eigengap(lam, max_clusters)
+        else:
+            k = int(clusters)
+            if k < 1:
+                raise HookScopeError(f"--clusters must be auto or at least 1, not {clusters}.")
+        k = min(k, n)
+        if k == 1:
+            raw = np.zeros(n, np.int64)
+        else:
+            sc = SpectralClustering(
+                n_clusters=k, affinity="precomputed", random_state=seed, assign_labels="kmeans"
+            )
+            with warnings.catch_warnings():
+                # Well separated strategies give a disconnected kNN graph: that is the finding.
+                warnings.filterwarnings("ignore", "Graph is not fully connected")
+                raw = sc.fit_predict(aff).astype(np.int64)
+        xy, how = embed_2d(feats, seed) if embed else (np.zeros((n, 2), np.float32), "none")
     return Clustering(_by_size(raw), xy, lam, int(len(np.unique(raw))), how, feats)
 
 
@@ -522,7 +526,7 @@ def embed_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
     """2-D embedding of feature rows: UMAP when installed, else t-SNE (scikit-learn).
 
     t-SNE runs on the first 50 principal components (the usual preprocessing; the pooled maps
-    have 256 dimensions) for 500 iterations, on every core.
+    have 256 dimensions) for 500 iterations (on one thread inside :func:`spray`).
     """
     n = len(features)
     try:

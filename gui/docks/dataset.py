@@ -1,0 +1,892 @@
+"""Dataset dock: scan a folder of images and see the model's strategies as clusters (SpRAy).
+
+Runs ``core.jobs.scan.scan_job`` in the worker (progress with images/s and time left; Cancel
+leaves a partial folder that the next Run resumes), then shows the folder it wrote (or one
+reopened with *Open scan…*, no rerun): the 2-D embedding as a scatter coloured by cluster,
+filters (cluster, label, prediction, right/wrong), the selected cluster's mean map and
+composition, and a gallery of its images with their maps. Clicking a point or a thumbnail
+makes that image the current image of the app (through ``AppState.load_image``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QSignalBlocker, QSize, Qt, QUrl
+from PySide6.QtGui import QBrush, QColor, QDesktopServices, QIcon
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.errors import HookScopeError
+from core.io.scan_outputs import REPORT_FILE, open_scan, read_settings
+from core.jobs.scan import scan_job
+from core.methods.cam import CAM_METHODS
+from gui import figures, filedialogs
+from gui.docks.base import BaseDock, Panel
+from gui.qtutil import qimage_to_rgb, rgb_to_pixmap
+from gui.widgets.job_control import DockJob
+from gui.widgets.panes import BACKGROUND, TEXT, ImagePane
+
+CLUSTER_COLORS = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+)
+"""Categorical colours by cluster id (Tableau 10), shared by the scatter and the report."""
+UNCLUSTERED = (150, 150, 150)
+THUMB = 96
+"""Side of a gallery thumbnail (the image as the model saw it, its map blended over it)."""
+GALLERY_MAX = 60
+STRIP_MAX = 8
+"""Thumbnails in the saved figure's strip."""
+OUT_SUFFIX = "-hookscope-scan"
+
+ALL = None
+CORRECTNESS = (("Right and wrong", None), ("Right only", True), ("Wrong only", False))
+
+
+def cluster_color(cid: int) -> tuple[int, int, int]:
+    """The colour of cluster ``cid`` (grey for -1: not clustered yet)."""
+    return UNCLUSTERED if cid < 0 else CLUSTER_COLORS[cid % len(CLUSTER_COLORS)]
+
+
+def default_out(images: str | Path, identity: dict | None = None) -> Path:
+    """Where a scan of ``images`` goes when the user names no folder.
+
+    ``<folder>-hookscope-scan`` next to the image folder (in the home folder when that one is
+    read-only); when it holds a scan with other settings, ``…-2``, ``…-3``, … so a new layer
+    or method gets its own folder and rerunning the same settings resumes the old one.
+    """
+    images = Path(images).expanduser().resolve()
+    parent = images.parent if os.access(images.parent, os.W_OK) else Path.home()
+    base = parent / f"{images.name}{OUT_SUFFIX}"
+    for k in range(1, 100):
+        out = base if k == 1 else base.with_name(f"{base.name}-{k}")
+        if not out.exists():
+            return out
+        old = (read_settings(out) or {}).get("identity") if out.is_dir() else None
+        if old is not None and all(old.get(key) == v for key, v in (identity or {}).items()):
+            return out
+    return base
+
+
+class ScanJob(DockJob):
+    """DockJob with the scan's own progress line (images/s, time left) and a cancel hook."""
+
+    def __init__(self, *args, bar: QProgressBar, on_cancelled, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bar, self.on_cancelled = bar, on_cancelled
+        self._start: tuple[float, int] | None = None
+
+    def submit(self, *args, **kwargs) -> int:
+        self._start = None
+        self.bar.setRange(0, 0)
+        self.bar.setVisible(True)
+        return super().submit(*args, **kwargs)
+
+    def _finish(self) -> None:
+        super()._finish()
+        self.bar.setVisible(False)
+
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        if not (self.running and self.state.worker.running_kind == self.kind and total > 0):
+            return
+        self.bar.setRange(0, total)
+        self.bar.setValue(done)
+        if message != "Scanning":
+            self.label.setText(f"{message} {total} images…")
+            return
+        now = time.perf_counter()
+        if self._start is None:  # the first report counts the images resumed from disk
+            self._start = (now, done)
+        t0, d0 = self._start
+        rate = (done - d0) / (now - t0) if now > t0 and done > d0 else 0.0
+        text = f"Scanning {done} / {total} images"
+        if rate > 0:
+            left = (total - done) / rate
+            text += f" · {rate:.1f} images/s · {int(left // 60)}:{int(left % 60):02d} left"
+        if d0:
+            text += f" ({d0} resumed)"
+        self.label.setText(text + " (Cancel keeps the rows so far)")
+
+    def _on_cancelled(self, job_id: int, kind: str) -> None:
+        mine = job_id == self.job_id
+        super()._on_cancelled(job_id, kind)
+        if mine:
+            self.on_cancelled()
+
+
+class DatasetDock(BaseDock):
+    """Folder, masks, output and scan options; the scatter, filters, mean map and gallery."""
+
+    TITLE = "Dataset"
+    OBJECT_NAME = "DatasetDock"
+    batch_size = 32
+    workers = 0
+    """Decoding happens in the worker thread: no processes to spawn from inside the app."""
+
+    def __init__(self, state, parent=None):
+        super().__init__(state, parent)
+        self.scan = None  # core.io.scan_outputs.ScanOutputs on screen
+        self._rows_by_path: dict[str, int] = {}
+        self._thumbs: dict[int, np.ndarray] = {}
+        self._picked: int | None = None  # cluster picked by a click while the filter is "All"
+        self._current: int | None = None  # row of the app's current image, if in the scan
+        self._out: Path | None = None  # folder of the running scan
+
+        self.open_button = QPushButton("Open scan…", self)
+        self.open_button.setToolTip("Show a finished (or cancelled) scan folder without rerunning")
+        self.open_button.clicked.connect(lambda: self.open_dialog())
+        self.add_header_widget(self.open_button)
+        self.run_button = QPushButton("Run", self)
+        self.run_button.setToolTip(
+            "Scan every image below the folder (an interrupted scan resumes)"
+        )
+        self.run_button.clicked.connect(lambda: self.run())
+        self.add_header_widget(self.run_button)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setToolTip("Stop after the current batch; the rows so far are kept")
+        self.add_header_widget(self.cancel_button)
+        self.report_button = QToolButton(self)
+        self.report_button.setText("Report")
+        self.report_button.setAutoRaise(True)
+        self.report_button.setToolTip("Open the scan's report.html in the browser")
+        self.report_button.clicked.connect(self.open_report)
+        self.report_button.setEnabled(False)
+        self.add_header_widget(self.report_button)
+
+        # -- what to scan ---------------------------------------------------------------------
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(4)
+        grid.setVerticalSpacing(2)
+        self.images_edit = self._path_row(grid, 0, 0, "Images", "folder of images (recursive)")
+        self.masks_edit = self._path_row(grid, 0, 3, "Masks", "optional: masks, same paths")
+        self.out_edit = self._path_row(grid, 1, 0, "Output", "default: <folder>-hookscope-scan")
+        self.images_button.clicked.connect(self.choose_images)
+        self.masks_button.clicked.connect(self.choose_masks)
+        self.output_button.clicked.connect(self.choose_output)
+        self.images_edit.setToolTip(
+            "Every image below this folder; sub-folders named after the model's classes "
+            "(ImageFolder layout) are the labels"
+        )
+        self.masks_edit.setToolTip(
+            "Object masks at the same relative paths (pixel > 127 = object): gives bg_mass, "
+            "the share of the map outside the object"
+        )
+        self.out_edit.setToolTip(
+            "Where results.parquet, maps.npy, clusters.json and report.html go; empty: next "
+            "to the image folder"
+        )
+        options = QHBoxLayout()
+        options.setSpacing(4)
+        self.layer_combo = QComboBox(self)
+        self.layer_combo.setEditable(True)
+        self.layer_combo.setMinimumContentsLength(12)
+        self.layer_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.layer_combo.setToolTip("CAM layer (default: the model's default CAM layer)")
+        self.method_combo = QComboBox(self)
+        self.method_combo.addItems(list(CAM_METHODS))
+        self.method_combo.setToolTip("CAM method (perturbation methods run image by image)")
+        self.target_combo = QComboBox(self)
+        self.target_combo.setEditable(True)
+        self.target_combo.setMinimumContentsLength(8)
+        self.target_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.target_combo.setToolTip(
+            "pred: explain each image's prediction; label: its folder's class; or one class "
+            "(name or index) for every image"
+        )
+        self.size_spin = QSpinBox(self)
+        self.size_spin.setRange(4, 512)
+        self.size_spin.setValue(64)
+        self.size_spin.setToolTip("Side of the stored maps (maps.npy)")
+        for text, w in (
+            ("Layer", self.layer_combo),
+            ("Method", self.method_combo),
+            ("Target", self.target_combo),
+            ("Map", self.size_spin),
+        ):
+            options.addWidget(QLabel(text, self))
+            options.addWidget(w, 1 if w is self.layer_combo else 0)
+        grid.addLayout(options, 1, 3, 1, 3)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(4, 1)
+        self.body.addLayout(grid)
+
+        status_row = QHBoxLayout()
+        self.status = QLabel("Choose a folder of images and press Run, or open a scan.", self)
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.progress_bar = QProgressBar(self)
+        self.progress_bar.setMaximumWidth(160)
+        self.progress_bar.setTextVisible(False)
+        self.progress_bar.setVisible(False)
+        status_row.addWidget(self.status, 1)
+        status_row.addWidget(self.progress_bar)
+        self.body.addLayout(status_row)
+
+        # -- filters --------------------------------------------------------------------------
+        filters = QHBoxLayout()
+        filters.setSpacing(4)
+        self.cluster_combo = self._filter_combo("Cluster: the scatter shows it, the gallery too")
+        self.label_combo = self._filter_combo("Label (from the folder layout)")
+        self.pred_combo = self._filter_combo("Prediction")
+        self.correct_combo = self._filter_combo("Right or wrong (needs labels)")
+        for text, value in CORRECTNESS:
+            self.correct_combo.addItem(text, value)
+        for w in (self.cluster_combo, self.label_combo, self.pred_combo, self.correct_combo):
+            filters.addWidget(w, 1)
+        self.count_label = QLabel("", self)
+        filters.addWidget(self.count_label)
+        self.body.addLayout(filters)
+
+        # -- scatter | cluster; gallery below -------------------------------------------------
+        split = QSplitter(Qt.Orientation.Vertical, self)
+        top = QSplitter(Qt.Orientation.Horizontal, split)
+        self.plot = pg.PlotWidget(top, background=BACKGROUND)
+        self.plot.setMenuEnabled(False)
+        self.plot.setMinimumSize(180, 150)
+        self.plot.getPlotItem().hideButtons()
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).setTextPen(TEXT)
+            self.plot.getAxis(axis).setStyle(showValues=False)
+        self.legend = self.plot.addLegend(
+            offset=(4, 4), brush=(255, 255, 255, 200), labelTextSize="8pt", verSpacing=-6
+        )
+        self.scatter_items: list[pg.ScatterPlotItem] = []
+        self.marker = pg.ScatterPlotItem(
+            size=16, brush=None, pen=pg.mkPen((0, 0, 0), width=2), symbol="o"
+        )
+        self.marker.setZValue(10)
+        cluster_box = QWidget(top)
+        cbox = QVBoxLayout(cluster_box)
+        cbox.setContentsMargins(0, 0, 0, 0)
+        cbox.setSpacing(2)
+        self.mean_pane = ImagePane("Mean map", cluster_box, colorbar=True)
+        self.mean_pane.setMinimumSize(140, 140)
+        self.composition = QLabel("", cluster_box)
+        self.composition.setWordWrap(True)
+        self.composition.setTextFormat(Qt.TextFormat.RichText)
+        self.composition.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.composition.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        cbox.addWidget(self.mean_pane, 3)
+        cbox.addWidget(self.composition, 2)
+        top.addWidget(self.plot)
+        top.addWidget(cluster_box)
+        top.setStretchFactor(0, 3)
+        top.setStretchFactor(1, 2)
+        self.gallery = QListWidget(split)
+        self.gallery.setViewMode(QListView.ViewMode.IconMode)
+        self.gallery.setIconSize(QSize(THUMB, THUMB))
+        self.gallery.setResizeMode(QListView.ResizeMode.Adjust)
+        self.gallery.setMovement(QListView.Movement.Static)
+        self.gallery.setUniformItemSizes(True)
+        self.gallery.setGridSize(QSize(THUMB + 12, THUMB + 22))
+        self.gallery.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.gallery.setMinimumHeight(THUMB + 30)
+        self.gallery.setToolTip(
+            "The selected cluster's images with their maps; click one to open it"
+        )
+        self.gallery.itemClicked.connect(self._on_thumb)
+        split.addWidget(top)
+        split.addWidget(self.gallery)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        self.body.addWidget(split, 1)
+
+        self.job = ScanJob(
+            state,
+            "scan",
+            self.run_button,
+            self.cancel_button,
+            self.status,
+            bar=self.progress_bar,
+            on_cancelled=self._on_cancelled,
+        )
+        state.modelChanged.connect(self._fill_model_choices)
+        state.layersChanged.connect(lambda _: self._fill_layers())
+        state.camChanged.connect(self._fill_layers)
+        state.imageChanged.connect(self._on_image)
+        state.displayChanged.connect(self._on_display)
+        self._fill_model_choices()
+
+    # -- widgets ------------------------------------------------------------------------------
+    def _path_row(self, grid: QGridLayout, row: int, col: int, text: str, hint: str) -> QLineEdit:
+        edit = QLineEdit(self)
+        edit.setPlaceholderText(hint)
+        edit.setMinimumWidth(80)
+        button = QToolButton(self)
+        button.setText("…")
+        button.setToolTip(f"Choose the {text.lower()} folder")
+        setattr(self, f"{text.lower()}_button", button)
+        grid.addWidget(QLabel(text, self), row, col)
+        grid.addWidget(edit, row, col + 1)
+        grid.addWidget(button, row, col + 2)
+        return edit
+
+    def _filter_combo(self, tip: str) -> QComboBox:
+        combo = QComboBox(self)
+        combo.setToolTip(tip)
+        combo.setMinimumContentsLength(6)
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.currentIndexChanged.connect(lambda _: self._on_filter())
+        return combo
+
+    def _fill_model_choices(self) -> None:
+        self._fill_layers(reset=True)
+        names = list((self.state.loaded.class_names if self.state.loaded else None) or [])
+        with QSignalBlocker(self.target_combo):
+            text = self.target_combo.currentText() or "pred"
+            self.target_combo.clear()
+            self.target_combo.addItems(["pred", "label", *names])
+            keep = text if text in ("pred", "label") or text in names else "pred"
+            self.target_combo.setCurrentText(keep)
+
+    def _fill_layers(self, reset: bool = False) -> None:
+        st = self.state
+        default = (st.cam_layers or [""])[0]
+        items = list(dict.fromkeys([*st.cam_layers, *reversed(st.layers)]))
+        with QSignalBlocker(self.layer_combo):
+            text = self.layer_combo.currentText()
+            self.layer_combo.clear()
+            self.layer_combo.addItems(items)
+            self.layer_combo.setCurrentText(default if reset or not text else text)
+
+    # -- choosing folders ---------------------------------------------------------------------
+    def _choose_dir(self, caption: str) -> str:
+        path = QFileDialog.getExistingDirectory(self, caption, filedialogs.last_dir())
+        if path:
+            filedialogs.remember(path)
+        return path
+
+    def choose_images(self) -> None:
+        path = self._choose_dir("Folder of images to scan")
+        if path:
+            self.set_images(path)
+
+    def set_images(self, images: str | Path, masks: str | Path | None = None) -> None:
+        """Scan ``images`` next (a ``masks`` sibling folder is picked up when there is one)."""
+        self.images_edit.setText(str(images))
+        if masks is None:
+            sibling = Path(images).parent / "masks"
+            masks = sibling if sibling.is_dir() and sibling != Path(images) else None
+        self.masks_edit.setText(str(masks) if masks else "")
+        self.out_edit.clear()
+
+    def choose_masks(self) -> None:
+        path = self._choose_dir("Folder of object masks (same relative paths)")
+        if path:
+            self.masks_edit.setText(path)
+
+    def choose_output(self) -> None:
+        path = filedialogs.new_or_existing_dir(
+            self, "Scan output folder (created if new)", "hookscope-scan"
+        )
+        if path:
+            self.out_edit.setText(path)
+
+    # -- running ------------------------------------------------------------------------------
+    def run(self) -> int | None:
+        """Start the scan with the dock's choices; None (and a sentence) when one is missing."""
+        st = self.state
+        images = self.images_edit.text().strip()
+        layer = self.layer_combo.currentText().strip()
+        if st.loaded is None:
+            return self._say("Load a model first (File ▸ Open model…).")
+        if not images:
+            return self._say("Choose the folder of images to scan (Images …).")
+        if not Path(images).expanduser().is_dir():
+            return self._say(f"{images} is not a folder; choose the folder of images to scan.")
+        if not layer:
+            return self._say("Name the CAM layer to scan (tick one in the model tree).")
+        masks = self.masks_edit.text().strip() or None
+        method = self.method_combo.currentText()
+        target = self.target_combo.currentText().strip() or "pred"
+        size = self.size_spin.value()
+        out = self.out_edit.text().strip()
+        if not out:
+            root = Path(images).expanduser().resolve()
+            ident = {"layer": layer, "method": method, "map_size": size, "images": str(root)}
+            ident["masks"] = str(Path(masks).expanduser().resolve()) if masks else None
+            if target in ("pred", "label"):
+                ident["target"] = target
+            out = str(default_out(root, ident))
+        self._out = Path(out)
+        return self.job.submit(
+            scan_job,
+            st.loaded,
+            images,
+            layer,
+            method=method,
+            target=target,
+            masks=masks,
+            out=out,
+            map_size=size,
+            batch_size=self.batch_size,
+            workers=self.workers,
+            model_spec=st.model_args.get("spec"),
+            colorize=partial(figures.colorize, cmap=st.colormap),
+            cluster_colors=list(CLUSTER_COLORS) * 10,
+            spec=st.input_spec,
+            status=f"Scanning {images} with {method} on {layer} into {out}…",
+            on_result=self._on_done,
+        )
+
+    def _say(self, text: str) -> None:
+        self.status.setText(text)
+        return None
+
+    def _on_done(self, summary) -> None:
+        self.open_folder(summary.out)
+        resumed = f", {summary.resumed} resumed" if summary.resumed else ""
+        unreadable = f", {summary.errors} unreadable" if summary.errors else ""
+        rate = f" at {summary.images_per_s:.1f} images/s" if summary.computed else ""
+        self.status.setText(
+            f"Scanned {summary.rows} images ({summary.computed} computed{resumed}{unreadable})"
+            f"{rate} in {summary.seconds:.1f} s: {summary.clusters} clusters. "
+            f"Output: {summary.out}"
+        )
+
+    def _on_cancelled(self) -> None:
+        out = self._out
+        try:
+            if out is None:
+                raise HookScopeError("no folder")
+            self.show_scan(open_scan(out))
+        except HookScopeError:
+            self.status.setText("Cancelled before any image was scanned.")
+            return
+        self.status.setText(
+            f"Cancelled: the {len(self.scan)} images scanned so far are in {out}; Run resumes "
+            "the scan."
+        )
+
+    # -- opening ------------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        path = self._choose_dir("Open a scan folder (holds results.parquet and scan.json)")
+        if path:
+            self.open_folder(path)
+
+    def open_folder(self, folder: str | Path) -> bool:
+        """Show the scan in ``folder`` (finished or partial); a sentence in the status if none."""
+        try:
+            scan = open_scan(folder)
+        except HookScopeError as exc:
+            self.status.setText(str(exc))
+            self.state.errorRaised.emit(str(exc))
+            return False
+        self.show_scan(scan)
+        ident = scan.settings.get("identity", {})
+        self.images_edit.setText(str(ident.get("images") or ""))
+        self.masks_edit.setText(str(ident.get("masks") or ""))
+        self.out_edit.setText(str(scan.folder))
+        if ident.get("layer"):
+            self.layer_combo.setCurrentText(str(ident["layer"]))
+        if ident.get("method") in CAM_METHODS:
+            self.method_combo.setCurrentText(ident["method"])
+        if ident.get("target") is not None:
+            target = ident["target"]
+            names = scan.settings.get("class_names") or []
+            if isinstance(target, int) and 0 <= target < len(names):
+                target = names[target]
+            self.target_combo.setCurrentText(str(target))
+        if ident.get("map_size"):
+            self.size_spin.setValue(int(ident["map_size"]))
+        self.status.setText(self.describe())
+        return True
+
+    def describe(self) -> str:
+        """One sentence about the scan on screen."""
+        scan = self.scan
+        if scan is None:
+            return ""
+        ident = scan.settings.get("identity", {})
+        made = (
+            f"{ident.get('model_name') or ident.get('model')}, {ident.get('method')} on "
+            f"{ident.get('layer')}"
+        )
+        if not scan.complete:
+            return (
+                f"Partial scan ({made}): {len(scan)} images so far, not clustered yet; Run "
+                "resumes it."
+            )
+        how = {"tsne": "t-SNE", "umap": "UMAP"}.get(scan.settings.get("embedding"), "embedding")
+        return (
+            f"{len(scan)} images, {len(scan.clusters)} clusters ({made}; {how}). Click a point "
+            "or a thumbnail to open that image."
+        )
+
+    def show_scan(self, scan) -> None:
+        """Put ``scan`` (a :class:`~core.io.scan_outputs.ScanOutputs`) on screen."""
+        self.scan = scan
+        self._thumbs = {}
+        self._picked = None
+        self._cols = {
+            k: scan.column(k) for k in ("cluster", "x", "y", "label", "pred", "correct", "error")
+        }
+        self._cols["prob"] = scan.column("prob")
+        self._cols["bg_mass"] = scan.column("bg_mass")
+        self._cols["path"] = scan.column("path")
+        self._rows_by_path = {
+            os.path.normcase(str(scan.image_path(k).resolve())): k for k in range(len(scan))
+        }
+        self.report_button.setEnabled((scan.folder / REPORT_FILE).is_file())
+        how = {"tsne": "t-SNE", "umap": "UMAP"}.get(scan.settings.get("embedding"), "")
+        for axis, n in (("bottom", 1), ("left", 2)):
+            self.plot.setLabel(axis, f"{how} {n}".strip() if how else "", color=TEXT)
+        self._fill_filters()
+        self._on_image()
+        self.refresh()
+
+    def _fill_filters(self) -> None:
+        scan, c = self.scan, self._cols
+        sizes = {info.id: info.size for info in scan.clusters}
+        values = {
+            self.cluster_combo: [
+                (f"Cluster {cid} ({sizes.get(cid, 0)})", cid) for cid in sorted(sizes)
+            ],
+            self.label_combo: [(str(v), v) for v in _distinct(c["label"])],
+            self.pred_combo: [(str(v), v) for v in _distinct(c["pred"])],
+        }
+        heads = {
+            self.cluster_combo: "All clusters",
+            self.label_combo: "All labels",
+            self.pred_combo: "All predictions",
+        }
+        for combo, items in values.items():
+            with QSignalBlocker(combo):
+                combo.clear()
+                combo.addItem(heads[combo], ALL)
+                for text, value in items:
+                    combo.addItem(text, value)
+                combo.setEnabled(bool(items))
+        with QSignalBlocker(self.correct_combo):
+            self.correct_combo.setCurrentIndex(0)
+            self.correct_combo.setEnabled(any(v is not None for v in c["correct"]))
+
+    # -- filters and selection ----------------------------------------------------------------
+    def set_filters(self, cluster=ALL, label=ALL, pred=ALL, correct=ALL) -> None:
+        """Set every filter at once (None = all)."""
+        for combo, value in (
+            (self.cluster_combo, cluster),
+            (self.label_combo, label),
+            (self.pred_combo, pred),
+            (self.correct_combo, correct),
+        ):
+            with QSignalBlocker(combo):
+                i = combo.findData(value)
+                combo.setCurrentIndex(max(0, i))
+        self._on_filter()
+
+    def filtered_rows(self, *, cluster: bool = True) -> np.ndarray:
+        """Rows passing the filters (and with a place in the embedding), in table order."""
+        if self.scan is None:
+            return np.zeros(0, np.int64)
+        c = self._cols
+        keep = np.asarray([e is None for e in c["error"]], bool)
+        for combo, col in ((self.label_combo, "label"), (self.pred_combo, "pred")):
+            value = combo.currentData()
+            if value is not None:
+                keep &= np.asarray([v == value for v in c[col]], bool)
+        right = self.correct_combo.currentData()
+        if right is not None:
+            keep &= np.asarray([v is right for v in c["correct"]], bool)
+        cid = self.cluster_combo.currentData()
+        if cluster and cid is not None:
+            keep &= c["cluster"] == cid
+        return np.flatnonzero(keep)
+
+    def selected_cluster(self) -> int | None:
+        """The cluster the gallery and mean map show: the filter's, else the last clicked one,
+        else the largest; -1 for a partial scan (not clustered yet)."""
+        if self.scan is None:
+            return None
+        cid = self.cluster_combo.currentData()
+        if cid is not None:
+            return int(cid)
+        if self._picked is not None:
+            return self._picked
+        return self.scan.clusters[0].id if self.scan.clusters else -1
+
+    def gallery_rows(self) -> np.ndarray:
+        """The selected cluster's rows passing the other filters, its most typical first."""
+        cid = self.selected_cluster()
+        if cid is None:
+            return np.zeros(0, np.int64)
+        rows = self.filtered_rows(cluster=False)
+        rows = rows[self._cols["cluster"][rows] == cid]
+        info = next((i for i in self.scan.clusters if i.id == cid), None)
+        if info is not None and info.examples:
+            rank = {p: k for k, p in enumerate(info.examples)}
+            paths = self._cols["path"]
+            rows = np.asarray(
+                sorted(rows.tolist(), key=lambda r: (rank.get(paths[r], len(rank)), r)), np.int64
+            )
+        return rows
+
+    def _on_filter(self) -> None:
+        if self.scan is not None:
+            self.refresh()
+
+    def select_row(self, row: int) -> None:
+        """Make table row ``row``'s image the app's current image (and pick its cluster)."""
+        if self.scan is None or not 0 <= row < len(self.scan):
+            return
+        cid = int(self._cols["cluster"][row])
+        if self.cluster_combo.currentData() is None and cid != self.selected_cluster():
+            self._picked = cid
+            self._draw_cluster()
+        self.state.load_image(str(self.scan.image_path(row)))
+
+    def _on_points(self, _item, points, *_) -> None:
+        if len(points):
+            self.select_row(int(points[0].data()))
+
+    def _on_thumb(self, item: QListWidgetItem) -> None:
+        self.select_row(int(item.data(Qt.ItemDataRole.UserRole)))
+
+    def _on_image(self) -> None:
+        path = self.state.image_path
+        row = None
+        if path and self._rows_by_path:
+            row = self._rows_by_path.get(os.path.normcase(str(Path(path).resolve())))
+        self._current = row
+        self._draw_marker()
+
+    def _on_display(self) -> None:
+        self._thumbs = {}
+        if self.scan is not None:
+            self._draw_cluster()
+
+    # -- drawing ------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Redraw the scatter, the cluster panel and the gallery."""
+        self._draw_scatter()
+        self._draw_cluster()
+
+    def _draw_scatter(self) -> None:
+        for item in self.scatter_items:
+            self.plot.removeItem(item)
+        self.scatter_items = []
+        self.legend.clear()
+        if self.marker.scene() is None:
+            self.plot.addItem(self.marker)
+        scan = self.scan
+        if scan is None:
+            self.count_label.setText("")
+            return
+        c = self._cols
+        rows = self.filtered_rows()
+        rows = rows[np.isfinite(c["x"][rows]) & np.isfinite(c["y"][rows])]
+        sizes = {info.id: info.size for info in scan.clusters}
+        for cid in sorted(set(c["cluster"][rows].tolist())):
+            mine = rows[c["cluster"][rows] == cid]
+            item = pg.ScatterPlotItem(
+                x=c["x"][mine],
+                y=c["y"][mine],
+                data=mine,
+                size=9,
+                pen=pg.mkPen((255, 255, 255), width=0.8),
+                brush=pg.mkBrush(*cluster_color(cid)),
+                hoverable=True,
+                hoverSize=12,
+                tip=self._tip,
+                name=f"{cid}: {sizes.get(cid, len(mine))} images",
+            )
+            item.sigClicked.connect(self._on_points)
+            self.plot.addItem(item)
+            self.scatter_items.append(item)
+        shown = len(rows)
+        total = len(scan)
+        self.count_label.setText(f"{shown} of {total}")
+        self.plot.getPlotItem().enableAutoRange()
+        self._draw_marker()
+
+    def _tip(self, x, y, data) -> str:
+        k = int(data)
+        c = self._cols
+        text = f"{c['path'][k]}\npred {c['pred'][k]} ({c['prob'][k]:.2f})"
+        if c["label"][k] is not None:
+            text += f", label {c['label'][k]}"
+        if np.isfinite(c["bg_mass"][k]):
+            text += f"\nbg_mass {c['bg_mass'][k]:.2f}"
+        return text + f"\ncluster {c['cluster'][k]}"
+
+    def _draw_marker(self) -> None:
+        k = self._current
+        if self.scan is None or k is None or not np.isfinite(self._cols["x"][k]):
+            self.marker.setData([], [])
+            return
+        self.marker.setData([float(self._cols["x"][k])], [float(self._cols["y"][k])])
+
+    def _draw_cluster(self) -> None:
+        scan = self.scan
+        cid = self.selected_cluster()
+        if scan is None or cid is None:
+            self.mean_pane.set_rgb(None)
+            self.composition.setText("")
+            self.gallery.clear()
+            return
+        cmap = self.state.colormap
+        mean = self.mean_map(cid)
+        title = "Not clustered yet: mean map" if cid < 0 else f"Cluster {cid}: mean map"
+        self.mean_pane.set_title(title)
+        if mean is None:
+            self.mean_pane.set_rgb(None)
+        else:
+            self.mean_pane.set_values(mean, cmap, (0.0, 1.0))
+        self.composition.setText(self._composition_html(cid))
+        self._fill_gallery()
+
+    def mean_map(self, cid: int) -> np.ndarray | None:
+        """Mean map of cluster ``cid`` (of every row for -1), or None when it is empty."""
+        scan = self.scan
+        rows = scan.rows_of(cid)
+        if cid < 0:
+            rows = rows[np.asarray([e is None for e in self._cols["error"][rows]], bool)]
+        if not len(rows):
+            return None
+        return scan.mean_map(cid) if cid >= 0 else np.mean([scan.map(k) for k in rows], axis=0)
+
+    def _composition_html(self, cid: int) -> str:
+        info = next((i for i in self.scan.clusters if i.id == cid), None)
+        if info is None:
+            rows = self.scan.rows_of(cid)
+            return f"{len(rows)} images scanned so far; clusters come when the scan finishes."
+        r, g, b = cluster_color(cid)
+        parts = [
+            f"<b style='color: rgb({r},{g},{b})'>●</b> <b>Cluster {cid}</b>: {info.size} images "
+            f"({info.share:.0%})"
+        ]
+        if info.mean_bg_mass is not None:
+            warn = " style='color:#b00020'" if info.mean_bg_mass >= 0.7 else ""
+            parts.append(f"mean bg_mass <b{warn}>{info.mean_bg_mass:.2f}</b>")
+        if info.accuracy is not None:
+            parts.append(f"accuracy {info.accuracy:.0%}")
+        html = ", ".join(parts)
+        for name, counts in (("labels", info.labels), ("predictions", info.preds)):
+            if counts:
+                html += f"<br>{name}: " + ", ".join(f"{_esc(k)} {v}" for k, v in counts.items())
+        return html
+
+    def thumbnail(self, row: int) -> np.ndarray:
+        """Row ``row``'s image as the model saw it with its map over it (uint8 RGB)."""
+        if row not in self._thumbs:
+            rgb = self.scan.input_image(row, side=THUMB)
+            if rgb is None:
+                rgb = np.full((THUMB, THUMB, 3), 200, np.uint8)
+            st = self.state
+            self._thumbs[row] = figures.overlay(rgb, self.scan.map(row), st.colormap, st.alpha)
+        return self._thumbs[row]
+
+    def _fill_gallery(self) -> None:
+        self.gallery.clear()
+        rows = self.gallery_rows()
+        c = self._cols
+        for k in rows[:GALLERY_MAX].tolist():
+            wrong = c["correct"][k] is False
+            item = QListWidgetItem(QIcon(rgb_to_pixmap(self.thumbnail(k))), "")
+            item.setText(f"{'✗ ' if wrong else ''}{c['pred'][k]} {c['prob'][k]:.2f}")
+            if wrong:
+                item.setForeground(QBrush(QColor(176, 0, 32)))
+            item.setToolTip(self._tip(0, 0, k))
+            item.setData(Qt.ItemDataRole.UserRole, int(k))
+            self.gallery.addItem(item)
+        if len(rows) > GALLERY_MAX:
+            self.count_label.setText(
+                f"{self.count_label.text()} · gallery {GALLERY_MAX} of {len(rows)}"
+            )
+
+    def open_report(self) -> None:
+        if self.scan is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.scan.folder / REPORT_FILE)))
+
+    # -- figures ------------------------------------------------------------------------------
+    def make_panels(self) -> list[Panel]:
+        scan = self.scan
+        if scan is None:
+            return []
+        panels: list[Panel] = [("Embedding", qimage_to_rgb(self.plot.grab().toImage()))]
+        cid = self.selected_cluster()
+        mean = self.mean_map(cid) if cid is not None else None
+        name = f"Cluster {cid}" if cid is not None and cid >= 0 else "All rows"
+        if mean is not None:
+            cmap = self.state.colormap
+            bar = figures.ColorBar(cmap, 0.0, 1.0, "mean map")
+            panels.append(figures.Panel(f"{name}: mean map", figures.colorize(mean, cmap), bar))
+        rows = self.gallery_rows()[:STRIP_MAX].tolist()
+        if rows:
+            gap = np.full((THUMB, 4, 3), 255, np.uint8)
+            strip = [x for k in rows for x in (self.thumbnail(k), gap)][:-1]
+            panels.append((f"{name}: examples", np.concatenate(strip, axis=1)))
+        return panels
+
+    def make_arrays(self) -> dict[str, np.ndarray]:
+        if self.scan is None:
+            return {}
+        c = self._cols
+        out = {"x": c["x"], "y": c["y"], "cluster": c["cluster"]}
+        cid = self.selected_cluster()
+        mean = self.mean_map(cid) if cid is not None else None
+        if mean is not None:
+            out["mean_map"] = mean
+        return out
+
+    def settings(self) -> dict:
+        if self.scan is None:
+            return {}
+        return {
+            "scan": str(self.scan.folder),
+            "rows": len(self.scan),
+            "complete": self.scan.complete,
+            "clusters": len(self.scan.clusters),
+            "selected_cluster": self.selected_cluster(),
+            "filters": {
+                "cluster": self.cluster_combo.currentData(),
+                "label": self.label_combo.currentData(),
+                "pred": self.pred_combo.currentData(),
+                "correct": self.correct_combo.currentData(),
+            },
+        }
+
+
+def _distinct(values) -> list:
+    return sorted({v for v in values if v is not None}, key=str)
+
+
+def _esc(text) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
