@@ -70,6 +70,8 @@ GALLERY_MAX = 60
 STRIP_MAX = 8
 """Thumbnails in the saved figure's strip."""
 OUT_SUFFIX = "-hookscope-scan"
+PICK_PX = 12
+"""A click this close to a point (in screen pixels) opens its image."""
 
 ALL = None
 CORRECTNESS = (("Right and wrong", None), ("Right only", True), ("Wrong only", False))
@@ -186,12 +188,14 @@ class DatasetDock(BaseDock):
         self.add_header_widget(self.report_button)
 
         # -- what to scan ---------------------------------------------------------------------
+        # Two columns of label + field, three rows: narrow enough for the centre place at
+        # 1000 px; below its minimum the dock scrolls (BaseDock).
         grid = QGridLayout()
         grid.setHorizontalSpacing(4)
         grid.setVerticalSpacing(2)
         self.images_edit = self._path_row(grid, 0, 0, "Images", "folder of images (recursive)")
-        self.masks_edit = self._path_row(grid, 0, 3, "Masks", "optional: masks, same paths")
-        self.out_edit = self._path_row(grid, 1, 0, "Output", "default: <folder>-hookscope-scan")
+        self.masks_edit = self._path_row(grid, 0, 2, "Masks", "optional: masks, same paths")
+        self.out_edit = self._path_row(grid, 1, 0, "Output", "default: next to the folder")
         self.images_button.clicked.connect(self.choose_images)
         self.masks_button.clicked.connect(self.choose_masks)
         self.output_button.clicked.connect(self.choose_output)
@@ -207,21 +211,20 @@ class DatasetDock(BaseDock):
             "Where results.parquet, maps.npy, clusters.json and report.html go; empty: next "
             "to the image folder"
         )
-        options = QHBoxLayout()
-        options.setSpacing(4)
         self.layer_combo = QComboBox(self)
         self.layer_combo.setEditable(True)
-        self.layer_combo.setMinimumContentsLength(12)
+        self.layer_combo.setMinimumContentsLength(8)
         self.layer_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
         self.layer_combo.setToolTip("CAM layer (default: the model's default CAM layer)")
         self.method_combo = QComboBox(self)
+        self.method_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.method_combo.addItems(list(CAM_METHODS))
         self.method_combo.setToolTip("CAM method (perturbation methods run image by image)")
         self.target_combo = QComboBox(self)
         self.target_combo.setEditable(True)
-        self.target_combo.setMinimumContentsLength(8)
+        self.target_combo.setMinimumContentsLength(5)
         self.target_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
@@ -233,17 +236,19 @@ class DatasetDock(BaseDock):
         self.size_spin.setRange(4, 512)
         self.size_spin.setValue(64)
         self.size_spin.setToolTip("Side of the stored maps (maps.npy)")
-        for text, w in (
-            ("Layer", self.layer_combo),
-            ("Method", self.method_combo),
-            ("Target", self.target_combo),
-            ("Map", self.size_spin),
-        ):
-            options.addWidget(QLabel(text, self))
-            options.addWidget(w, 1 if w is self.layer_combo else 0)
-        grid.addLayout(options, 1, 3, 1, 3)
+        grid.addWidget(QLabel("Layer", self), 1, 2)
+        grid.addWidget(self.layer_combo, 1, 3)
+        grid.addWidget(QLabel("Method", self), 2, 0)
+        grid.addWidget(self.method_combo, 2, 1)
+        grid.addWidget(QLabel("Target", self), 2, 2)
+        last = QHBoxLayout()
+        last.setSpacing(4)
+        last.addWidget(self.target_combo, 1)
+        last.addWidget(QLabel("Map", self))
+        last.addWidget(self.size_spin)
+        grid.addLayout(last, 2, 3)
         grid.setColumnStretch(1, 1)
-        grid.setColumnStretch(4, 1)
+        grid.setColumnStretch(3, 1)
         self.body.addLayout(grid)
 
         status_row = QHBoxLayout()
@@ -273,21 +278,32 @@ class DatasetDock(BaseDock):
         self.count_label = QLabel("", self)
         filters.addWidget(self.count_label)
         self.body.addLayout(filters)
+        self._fill_filters()
 
         # -- scatter | cluster; gallery below -------------------------------------------------
         split = QSplitter(Qt.Orientation.Vertical, self)
         top = QSplitter(Qt.Orientation.Horizontal, split)
-        self.plot = pg.PlotWidget(top, background=BACKGROUND)
+        plot_box = QWidget(top)
+        pbox = QVBoxLayout(plot_box)
+        pbox.setContentsMargins(0, 0, 0, 0)
+        pbox.setSpacing(1)
+        self.plot = pg.PlotWidget(plot_box, background=BACKGROUND)
         self.plot.setMenuEnabled(False)
         self.plot.setMinimumSize(180, 150)
         self.plot.getPlotItem().hideButtons()
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setTextPen(TEXT)
             self.plot.getAxis(axis).setStyle(showValues=False)
-        self.legend = self.plot.addLegend(
-            offset=(4, 4), brush=(255, 255, 255, 200), labelTextSize="8pt", verSpacing=-6
-        )
+        # The legend sits under the plot, not over it: a legend box inside hides points.
+        self.legend = QLabel("", plot_box)
+        self.legend.setWordWrap(True)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        pbox.addWidget(self.plot, 1)
+        pbox.addWidget(self.legend)
         self.scatter_items: list[pg.ScatterPlotItem] = []
+        self._shown = np.zeros(0, np.int64)  # rows placed in the scatter
+        self.plot.scene().sigMouseClicked.connect(self._on_plot_click)
         self.marker = pg.ScatterPlotItem(
             size=16, brush=None, pen=pg.mkPen((0, 0, 0), width=2), symbol="o"
         )
@@ -305,10 +321,11 @@ class DatasetDock(BaseDock):
         self.composition.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         cbox.addWidget(self.mean_pane, 3)
         cbox.addWidget(self.composition, 2)
-        top.addWidget(self.plot)
+        top.addWidget(plot_box)
         top.addWidget(cluster_box)
         top.setStretchFactor(0, 3)
         top.setStretchFactor(1, 2)
+        top.setSizes([600, 400])  # the scatter gets the larger share, whatever the hints say
         self.gallery = QListWidget(split)
         self.gallery.setViewMode(QListView.ViewMode.IconMode)
         self.gallery.setIconSize(QSize(THUMB, THUMB))
@@ -348,14 +365,17 @@ class DatasetDock(BaseDock):
     def _path_row(self, grid: QGridLayout, row: int, col: int, text: str, hint: str) -> QLineEdit:
         edit = QLineEdit(self)
         edit.setPlaceholderText(hint)
-        edit.setMinimumWidth(80)
+        edit.setMinimumWidth(60)
         button = QToolButton(self)
         button.setText("…")
         button.setToolTip(f"Choose the {text.lower()} folder")
         setattr(self, f"{text.lower()}_button", button)
+        field = QHBoxLayout()
+        field.setSpacing(2)
+        field.addWidget(edit, 1)
+        field.addWidget(button)
         grid.addWidget(QLabel(text, self), row, col)
-        grid.addWidget(edit, row, col + 1)
-        grid.addWidget(button, row, col + 2)
+        grid.addLayout(field, row, col + 1)
         return edit
 
     def _filter_combo(self, tip: str) -> QComboBox:
@@ -406,6 +426,9 @@ class DatasetDock(BaseDock):
             masks = sibling if sibling.is_dir() and sibling != Path(images) else None
         self.masks_edit.setText(str(masks) if masks else "")
         self.out_edit.clear()
+        if not self.job.running:
+            with_masks = f" with the masks in {masks}" if masks else " (no masks)"
+            self.status.setText(f"Run scans {images}{with_masks}.")
 
     def choose_masks(self) -> None:
         path = self._choose_dir("Folder of object masks (same relative paths)")
@@ -477,7 +500,7 @@ class DatasetDock(BaseDock):
         rate = f" at {summary.images_per_s:.1f} images/s" if summary.computed else ""
         self.status.setText(
             f"Scanned {summary.rows} images ({summary.computed} computed{resumed}{unreadable})"
-            f"{rate} in {summary.seconds:.1f} s: {summary.clusters} clusters. "
+            f"{rate} in {summary.seconds:.1f} s; {summary.clusters} clusters. "
             f"Output: {summary.out}"
         )
 
@@ -573,8 +596,9 @@ class DatasetDock(BaseDock):
         self.refresh()
 
     def _fill_filters(self) -> None:
-        scan, c = self.scan, self._cols
-        sizes = {info.id: info.size for info in scan.clusters}
+        scan = self.scan
+        c = self._cols if scan is not None else {"label": [], "pred": [], "correct": []}
+        sizes = {info.id: info.size for info in scan.clusters} if scan is not None else {}
         values = {
             self.cluster_combo: [
                 (f"Cluster {cid} ({sizes.get(cid, 0)})", cid) for cid in sorted(sizes)
@@ -592,7 +616,10 @@ class DatasetDock(BaseDock):
                 combo.clear()
                 combo.addItem(heads[combo], ALL)
                 for text, value in items:
-                    combo.addItem(text, value)
+                    if combo is self.cluster_combo:
+                        combo.addItem(_dot_icon(cluster_color(value)), text, value)
+                    else:
+                        combo.addItem(text, value)
                 combo.setEnabled(bool(items))
         with QSignalBlocker(self.correct_combo):
             self.correct_combo.setCurrentIndex(0)
@@ -672,9 +699,24 @@ class DatasetDock(BaseDock):
             self._draw_cluster()
         self.state.load_image(str(self.scan.image_path(row)))
 
-    def _on_points(self, _item, points, *_) -> None:
-        if len(points):
-            self.select_row(int(points[0].data()))
+    def _on_plot_click(self, ev) -> None:
+        """Open the image of the point nearest the click (within ``PICK_PX`` screen pixels)."""
+        rows = self._shown
+        vb = self.plot.getPlotItem().getViewBox()
+        if ev.button() != Qt.MouseButton.LeftButton or not len(rows):
+            return
+        if not vb.sceneBoundingRect().contains(ev.scenePos()):
+            return
+        t = vb.childGroup.sceneTransform()
+        x, y = self._cols["x"][rows].astype(np.float64), self._cols["y"][rows].astype(np.float64)
+        sx = t.m11() * x + t.m21() * y + t.dx()
+        sy = t.m12() * x + t.m22() * y + t.dy()
+        p = ev.scenePos()
+        d2 = (sx - p.x()) ** 2 + (sy - p.y()) ** 2
+        k = int(np.argmin(d2))
+        if d2[k] <= PICK_PX**2:
+            ev.accept()
+            self.select_row(int(rows[k]))
 
     def _on_thumb(self, item: QListWidgetItem) -> None:
         self.select_row(int(item.data(Qt.ItemDataRole.UserRole)))
@@ -702,16 +744,18 @@ class DatasetDock(BaseDock):
         for item in self.scatter_items:
             self.plot.removeItem(item)
         self.scatter_items = []
-        self.legend.clear()
+        self.legend.setText("")
         if self.marker.scene() is None:
             self.plot.addItem(self.marker)
         scan = self.scan
         if scan is None:
             self.count_label.setText("")
+            self._shown = np.zeros(0, np.int64)
             return
         c = self._cols
         rows = self.filtered_rows()
         rows = rows[np.isfinite(c["x"][rows]) & np.isfinite(c["y"][rows])]
+        self._shown = rows
         sizes = {info.id: info.size for info in scan.clusters}
         for cid in sorted(set(c["cluster"][rows].tolist())):
             mine = rows[c["cluster"][rows] == cid]
@@ -725,11 +769,17 @@ class DatasetDock(BaseDock):
                 hoverable=True,
                 hoverSize=12,
                 tip=self._tip,
-                name=f"{cid}: {sizes.get(cid, len(mine))} images",
             )
-            item.sigClicked.connect(self._on_points)
             self.plot.addItem(item)
             self.scatter_items.append(item)
+        self.legend.setText(
+            "&nbsp; ".join(
+                f"<span style='color: rgb{cluster_color(cid)}'>●</span>&nbsp;cluster&nbsp;{cid}"
+                f"&nbsp;({sizes.get(cid, 0)})"
+                for cid in sorted(sizes)
+            )
+            or "Not clustered yet: clusters and the embedding come when the scan finishes."
+        )
         shown = len(rows)
         total = len(scan)
         self.count_label.setText(f"{shown} of {total}")
@@ -882,6 +932,15 @@ class DatasetDock(BaseDock):
                 "correct": self.correct_combo.currentData(),
             },
         }
+
+
+def _dot_icon(rgb: tuple[int, int, int], side: int = 12) -> QIcon:
+    """A round swatch of ``rgb`` for the cluster filter."""
+    yy, xx = np.mgrid[:side, :side] - (side - 1) / 2
+    disc = (xx**2 + yy**2) <= (side / 2 - 1) ** 2
+    rgba = np.zeros((side, side, 4), np.uint8)
+    rgba[disc] = (*rgb, 255)
+    return QIcon(rgb_to_pixmap(rgba))
 
 
 def _distinct(values) -> list:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 
 from core.io.scan_outputs import open_scan
 from core.reporting import Reporter
@@ -51,11 +51,12 @@ def positions(dock) -> dict[int, tuple[float, float]]:
 
 
 def click_point(qtbot, dock, row: int) -> None:
-    """A real mouse click on the point of table row ``row``."""
+    """A real mouse click next to the point of table row ``row``."""
     qtbot.wait(50)  # the view ranges itself on the next paint
     x, y = float(dock._cols["x"][row]), float(dock._cols["y"][row])
     vb = dock.plot.getPlotItem().getViewBox()
-    pos = dock.plot.mapFromScene(vb.mapViewToScene(QPointF(x, y)))
+    # A few pixels off the centre: the nearest point within PICK_PX counts.
+    pos = dock.plot.mapFromScene(vb.mapViewToScene(QPointF(x, y))) + QPoint(4, -3)
     view = dock.plot.viewport()
     qtbot.mouseMove(view, pos)
     qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=pos)
