@@ -11,6 +11,7 @@ in a dialog and the current state stays as it was.
 from __future__ import annotations
 
 import base64
+import shutil
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray
@@ -23,6 +24,7 @@ from core.loading.images import load_image
 from core.loading.spec import InputSpec
 from gui import filedialogs
 from gui.docks.base import LAYOUT_VERSION
+from gui.state import REGION_DIR
 
 SESSION_FILTER = "HookScope session (*.json);;All files (*)"
 
@@ -65,12 +67,33 @@ def _compare_dock(window):
 def save_session(window, path: str | Path) -> Path | None:
     """Write the session; an error is one sentence in the status bar."""
     try:
-        out = session_from_window(window).save(path)
+        session = session_from_window(window)
+        session.target = _keep_region(session.target, Path(path))
+        out = session.save(path)
     except HookScopeError as exc:
         window.state.errorRaised.emit(str(exc))
         return None
     window.state.statusMessage.emit(f"Session saved to {out}.")
     return out
+
+
+def _keep_region(target, path: Path):
+    """A clicked region's mask lives in a temporary folder: copy it next to the session file."""
+    if not isinstance(target, str) or "@" not in target:
+        return target
+    cls, _, mask = target.partition("@")
+    mask_path = Path(mask)
+    if mask_path.parent != REGION_DIR or not mask_path.is_file():
+        return target
+    kept = path.with_name(f"{path.stem}-{mask_path.name}")
+    try:
+        shutil.copyfile(mask_path, kept)
+    except OSError as exc:
+        raise HookScopeError(
+            f"Could not save the clicked region next to the session as {kept} "
+            f"({exc.strerror or exc}); choose a folder you can write to."
+        ) from exc
+    return f"{cls}@{kept}"
 
 
 def open_session(window, path: str | Path) -> bool:

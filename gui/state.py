@@ -7,14 +7,20 @@ UI thread never runs torch.
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from PySide6.QtCore import QObject, Signal
+from scipy import ndimage
 
 from core.display.snapshot import Snapshot, cam_layer_default, default_layers
+from core.engine.outputs import CLASSES, DENSE, DETECTIONS, EMBEDDING
 from core.engine.runtime import threads_for
-from core.engine.targets import parse_target
+from core.engine.targets import parse_target, parse_target_text
 from core.engine.tree import build_tree
 from core.errors import HookScopeError
 from core.jobs import probe as jobs
@@ -34,7 +40,8 @@ class AppState(QObject):
         imageChanged(): ``image`` / ``image_path`` replaced.
         specChanged(): the input spec (size / normalisation) was edited.
         layersChanged(list): the ticked layers.
-        targetChanged(object): class index or None (top-1).
+        targetChanged(object): class index, a target in the ``--target`` grammar (``box:2``,
+            ``15@mask.png``, ``similar:ref.jpg``) or None (the kind's default).
         selectionChanged(str, int): selected layer and call.
         camChanged(): CAM method or layers changed.
         displayChanged(): colour map or overlay alpha changed (redraw, no rerun).
@@ -85,7 +92,7 @@ class AppState(QObject):
         self.image_path: str | None = None
         self.input_spec: InputSpec | None = None
         self.layers: list[str] = []
-        self.target: int | None = None
+        self.target: int | str | None = None  # a str is the --target grammar (box:i...)
         self.selected_layer: str | None = None
         self.selected_call = 0
         self.cam_method: str | None = DEFAULT_CAM_METHOD
@@ -291,8 +298,8 @@ class AppState(QObject):
         elif not ticked and name in self.layers:
             self.set_layers([n for n in self.layers if n != name])
 
-    def set_target(self, target: int | None) -> None:
-        """Explain class ``target`` (None = the top-1 class)."""
+    def set_target(self, target: int | str | None) -> None:
+        """Explain class ``target``, a grammar target (``box:2``...) or the default (None)."""
         if target == self.target:
             return
         self.target = target
@@ -300,23 +307,82 @@ class AppState(QObject):
         self._maybe_run()
 
     def set_target_text(self, text: str) -> bool:
-        """Set the target from a class name or index typed by the user.
+        """Set the target from text typed by the user, in the ``--target`` grammar.
 
-        A bad name emits ``errorRaised`` and keeps the previous target.
+        A class index or name, ``C@mask.png`` (dense), ``box:i`` (detections) or
+        ``similar:IMAGE`` (embeddings); empty is the kind's default. A bad one emits
+        ``errorRaised`` (one sentence) and keeps the previous target.
         """
-        text = text.strip()
-        if not text:
-            self.set_target(None)
-            return True
-        names = (self.loaded.class_names if self.loaded else None) or []
-        n_classes = len(self.snapshot.probs) if self.snapshot is not None else len(names)
         try:
-            index = parse_target(text, names, n_classes)
+            target = self._check_target(text)
         except HookScopeError as exc:
             self.errorRaised.emit(str(exc))
             return False
-        self.set_target(index)
+        self.set_target(target)
         return True
+
+    def output_kind(self):
+        """What the model outputs (:class:`~core.engine.outputs.OutputKind`), or None."""
+        if self.snapshot is not None and self.snapshot.kind is not None:
+            return self.snapshot.kind
+        return self.tree.output_kind if self.tree is not None else None
+
+    def _check_target(self, text) -> int | str | None:
+        """The target to store for ``text``: an int for a class, else the grammar text."""
+        request = parse_target_text(text)
+        kind = self.output_kind()
+        names = (self.loaded.class_names if self.loaded else None) or []
+        which = kind.kind if kind is not None else None
+        if request.form == "class":
+            if request.value is None:
+                return None
+            if which in (DETECTIONS, EMBEDDING):
+                raise HookScopeError(_wrong_form(request.text, kind))
+            n_classes = kind.num_classes if kind is not None else None
+            if n_classes is None and self.snapshot is not None:
+                n_classes = len(self.snapshot.probs) or None
+            return parse_target(request.value, names, n_classes or len(names))
+        wanted = {"region": DENSE, "box": DETECTIONS, "similar": EMBEDDING}[request.form]
+        if which is not None and which != wanted:
+            raise HookScopeError(_wrong_form(request.text, kind))
+        if request.form == "box":
+            snap = self.snapshot
+            if snap is not None and snap.kind is not None and snap.kind.kind == DETECTIONS:
+                n = len(snap.predictions)
+                if n == 0:
+                    raise HookScopeError(
+                        "The model detected nothing in this image, so there is no box to explain."
+                    )
+                if request.value >= n:
+                    raise HookScopeError(
+                        f"There is no detection {request.value}: the model found {n} "
+                        f"(box:0 to box:{n - 1})."
+                    )
+            return f"box:{request.value}"
+        path = Path(request.path).expanduser()
+        if not path.is_file():
+            what = "Mask file" if request.form == "region" else "Reference image"
+            raise HookScopeError(f"{what} {path} does not exist.")
+        if request.form == "similar":
+            return f"similar:{path}"
+        c = parse_target(request.value, names, kind.num_classes if kind else None)
+        return f"{c}@{path}"
+
+    def set_target_region(self, row: int, col: int) -> bool:
+        """Explain the class predicted at input pixel (row, col) over its region (a click).
+
+        The region is written as a mask PNG, so the target stays plain ``C@mask.png`` text
+        (sessions and the CLI's ``--target`` reproduce it).
+        """
+        snap = self.snapshot
+        if snap is None or snap.mask is None:
+            return False
+        h, w = snap.input_image.shape[:2]
+        mh, mw = snap.mask.shape
+        r = min(mh - 1, max(0, int(row * mh / h)))
+        c = min(mw - 1, max(0, int(col * mw / w)))
+        cls, region = click_region(snap.mask, r, c)
+        return self.set_target_text(f"{cls}@{save_region_mask(region)}")
 
     def select(self, layer: str, call: int = 0) -> None:
         """Select the layer (and call) the analysis docks show.
@@ -491,6 +557,43 @@ class AppState(QObject):
                     "(pick it again to rerun)."
                 )
         return "Run cancelled: showing the last finished run."
+
+
+REGION_DIR = Path(tempfile.gettempdir()) / "hookscope-regions"
+
+_FORMS = {
+    CLASSES: "a class index or name",
+    DENSE: "a class index or name (its predicted pixels), C@mask.png, or a click on the mask",
+    DETECTIONS: "box:i, or a click on a box",
+    EMBEDDING: "similar:IMAGE (the Reference image… button)",
+}
+
+
+def _wrong_form(text: str, kind) -> str:
+    return (
+        f"The target '{text}' does not fit this model, whose output is {kind.kind} "
+        f"{tuple(kind.shape)}; use {_FORMS[kind.kind]}."
+    )
+
+
+def click_region(mask: np.ndarray, row: int, col: int) -> tuple[int, np.ndarray]:
+    """The class at (row, col) and its 4-connected region there, as ``region_target`` finds
+    it (numpy only: the UI thread runs no torch)."""
+    cls = int(mask[row, col])
+    labels, _ = ndimage.label(mask == cls)
+    return cls, labels == labels[row, col]
+
+
+def save_region_mask(mask: np.ndarray, folder: Path | None = None) -> Path:
+    """Write a clicked region as a white-on-black PNG named by its content (reused if there)."""
+    img = (np.asarray(mask, dtype=bool) * 255).astype(np.uint8)
+    digest = hashlib.sha1(img.tobytes() + str(img.shape).encode()).hexdigest()[:12]
+    folder = folder or REGION_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"region-{digest}.png"
+    if not path.is_file():
+        Image.fromarray(img).save(path)
+    return path
 
 
 def _shapes_job(reporter, model, spec):

@@ -76,6 +76,8 @@ class Snapshot:
         mask: Dense outputs: predicted class per pixel, int64 (h, w) at the output's size
             (resize with nearest to overlay it on ``input_image``), else None.
         embedding: Embedding outputs: the first sample's embedding (D,) float32, else None.
+        target_score: The explained score of the first sample (cosine similarity for
+            ``similar:IMAGE``), or None.
         cam_layouts: CAM layer → the layout its output was read with, e.g. ``"tokens:1 14x14"``.
         cams: CAM layer → map (H, W) float32 in [0, 1] at the input size.
         cam_method: Name of the CAM method used (None when no CAM ran).
@@ -108,6 +110,7 @@ class Snapshot:
     mask: np.ndarray | None = None
     embedding: np.ndarray | None = None
     cam_layouts: dict[str, str] = field(default_factory=dict)
+    target_score: float | None = None
 
     def call(self, layer: str, call: int = 0) -> LayerCall | None:
         """The given call of ``layer``, or None when it was not recorded."""
@@ -217,6 +220,7 @@ def make_snapshot(
         mask=None if result.mask is None else result.mask.numpy().astype(np.int64),
         embedding=None if result.embedding is None else result.embedding.numpy(),
         cam_layouts={k: str(v) for k, v in getattr(cams, "layouts", {}).items()},
+        target_score=result.target_score,
     )
 
 

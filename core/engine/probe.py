@@ -65,6 +65,8 @@ class ProbeResult:
         target_label: One phrase describing the target, for titles.
         mask: Dense outputs: predicted class per pixel (h, w) int64 at the output's size.
         embedding: Embedding outputs: the first sample's embedding (D,).
+        target_score: The explained score of the first sample (e.g. the cosine similarity of
+            ``similar:IMAGE``, the score of ``box:i``), or None.
     """
 
     logits: torch.Tensor
@@ -84,6 +86,7 @@ class ProbeResult:
     target_label: str = ""
     mask: torch.Tensor | None = None
     embedding: torch.Tensor | None = None
+    target_score: float | None = None
 
 
 @contextlib.contextmanager
@@ -157,6 +160,9 @@ def run_probe(
                 target, output, class_names, model=model, spec=input_spec, kind=kind
             )
             input_grad, norms = None, {}
+            with torch.no_grad():
+                first = target_scores(resolved, output).detach().reshape(-1)
+            score = float(first[0]) if first.numel() else None
             if grads:
                 input_grad, norms = _backward(session, output, resolved, x, notes)
     seconds = time.perf_counter() - start
@@ -199,6 +205,7 @@ def run_probe(
         target_label=describe_target(resolved, class_names),
         mask=mask,
         embedding=emb,
+        target_score=score,
     )
 
 

@@ -28,7 +28,8 @@ class Session:
         image_edits: Image edit dicts in order (``paste`` / ``solid`` / ``occlude``, see
             ``core.experiments.interventions.apply_image_edits``).
         layers: Ticked layers.
-        target: Class index or name, or None for top-1.
+        target: Class index or name, a target in the ``--target`` grammar (``box:2``,
+            ``15@mask.png``, ``similar:ref.jpg``), or None for the default.
         cam_method: Key of ``core.methods.cam.CAM_METHODS``, or None.
         cam_layers: Layers to compute CAMs for.
         cam_params: Extra CAM parameters (batch size, smoothing...).
@@ -145,6 +146,9 @@ class Session:
             for key, what in (("patch", "pasted patch"), ("mask", "patch mask")):
                 if isinstance(d, dict) and d.get(key):
                     out.append((what, f"image_edits.{i}.{key}", str(d[key])))
+        target_file = _target_file(self.target)
+        if target_file is not None:
+            out.append(target_file)
         return out
 
     def locate_files(self, folder: str | Path | None = None) -> list[str]:
@@ -182,11 +186,29 @@ class Session:
         return notes
 
     def _set(self, key: str, value: str) -> None:
-        if key.startswith("image_edits."):
+        if key == "target":  # keep the grammar around the moved file: C@mask.png, similar:
+            text = str(self.target)
+            if text.lower().startswith("similar:"):
+                self.target = text[: len("similar:")] + value
+            else:
+                self.target = text.partition("@")[0] + "@" + value
+        elif key.startswith("image_edits."):
             _, i, sub = key.split(".")
             self.image_edits[int(i)][sub] = value
         else:
             setattr(self, key, value)
+
+
+def _target_file(target) -> tuple[str, str, str] | None:
+    """The file a target names (``C@mask.png``'s mask, ``similar:IMAGE``'s image), or None."""
+    if not isinstance(target, str):
+        return None
+    text = target.strip()
+    if text.lower().startswith("similar:"):
+        return ("reference image", "target", text[len("similar:") :].strip())
+    if "@" in text and not text.lower().startswith("box:"):
+        return ("target mask", "target", text.partition("@")[2].strip())
+    return None
 
 
 def _is_model_file(spec: str) -> bool:

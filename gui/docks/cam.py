@@ -196,9 +196,14 @@ class CamDock(BaseDock):
         snap, st = self.state.snapshot, self.state
         if st.target is None:
             self.target_edit.clear()
-            if snap is not None and snap.target is not None:
+            if snap is not None and snap.target_label:
+                self.target_edit.setPlaceholderText(f"default: {snap.target_label}")
+            elif snap is not None and snap.target is not None:
                 name = snap.target_name or snap.target
                 self.target_edit.setPlaceholderText(f"top-1: {name} ({snap.target})")
+            return
+        if isinstance(st.target, str):  # box:i, C@mask.png, similar:IMAGE
+            self.target_edit.setText(st.target)
             return
         names = (st.loaded.class_names if st.loaded else None) or []
         name = names[st.target] if 0 <= st.target < len(names) else None
@@ -241,7 +246,8 @@ class CamDock(BaseDock):
             self.status.setText("Out of date: run again (Ctrl+R) to compute this CAM.")
         else:
             name = snap.target_name or snap.target
-            self.status.setText(f"{snap.cam_method} for class {name} ({snap.target}).")
+            what = snap.target_label or f"class {name} ({snap.target})"
+            self.status.setText(f"{snap.cam_method} for {what}.")
 
     # -- drawing ------------------------------------------------------------------------------
     def refresh(self) -> None:

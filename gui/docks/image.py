@@ -23,10 +23,12 @@ from PySide6.QtWidgets import (
 )
 
 from core.demo import sample_paths
+from core.engine.outputs import DENSE, DETECTIONS
 from core.loading.spec import InputSpec
 from gui import filedialogs
 from gui.docks.base import BaseDock
 from gui.qtutil import pil_to_rgb, qimage_to_rgb, rgb_to_pixmap
+from gui.widgets.overlay import PredictionView
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp *.tif *.tiff);;All files (*)"
 
@@ -100,7 +102,9 @@ class ImageDock(BaseDock):
 
         views = QHBoxLayout()
         self.original = ImageView("Original\n(drop an image here)", self)
-        self.model_input = ImageView("Model input", self)
+        # With the mask or the boxes the model predicted: a click targets the region / box.
+        self.model_input = PredictionView("Model input", self)
+        self.model_input.clicked.connect(self._on_input_clicked)
         for caption, view in (("Original", self.original), ("Model input", self.model_input)):
             col = QVBoxLayout()
             col.setSpacing(1)
@@ -249,7 +253,27 @@ class ImageDock(BaseDock):
         self._update_info()
 
     def _on_result(self, snap) -> None:
-        self.model_input.set_pixmap(rgb_to_pixmap(snap.input_image))
+        names = self.state.loaded.class_names if self.state.loaded else None
+        self.model_input.show_snapshot(snap, names)
+        kind = snap.kind.kind if snap.kind is not None else None
+        tips = {
+            DENSE: "Click a region to explain its class there",
+            DETECTIONS: "Click a box to explain that detection",
+        }
+        self.model_input.setToolTip(tips.get(kind, ""))
+
+    def _on_input_clicked(self, row: int, col: int) -> None:
+        """A click on the model input: the region (dense) or the box (detections) there."""
+        snap = self.state.snapshot
+        kind = snap.kind.kind if snap is not None and snap.kind is not None else None
+        if kind == DENSE:
+            self.state.set_target_region(row, col)
+        elif kind == DETECTIONS:
+            i = self.model_input.box_at(row, col)
+            if i is None:
+                self.state.statusMessage.emit("No detection there: click inside a box.")
+            else:
+                self.state.set_target_text(f"box:{i}")
 
     def _update_info(self) -> None:
         img, spec = self.state.image, self.state.input_spec
