@@ -54,7 +54,9 @@ class LayerPicker(QWidget):
             self.call_spin.setRange(0, max(0, n - 1))
             self.call_spin.setValue(min(st.selected_call, max(0, n - 1)))
             self.call_spin.setEnabled(n > 1)
-            self.call_spin.setSuffix(f" of {n}" if n > 1 else "")
+            suffix = f" of {n}" if n > 1 else ""
+            if self.call_spin.suffix() != suffix:  # setting it, even unchanged, relayouts
+                self.call_spin.setSuffix(suffix)
             self.call_label.setEnabled(n > 1)
 
     def calls(self, layer: str) -> int:

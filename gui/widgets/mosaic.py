@@ -296,7 +296,8 @@ class FeatureView(QWidget):
         pages = max(1, -(-c // per))
         self.page_spin.blockSignals(True)
         self.page_spin.setMaximum(pages)
-        self.page_spin.setSuffix(f" of {pages}")
+        if self.page_spin.suffix() != f" of {pages}":  # a new suffix relayouts the whole view
+            self.page_spin.setSuffix(f" of {pages}")
         self.page_spin.blockSignals(False)
         self.page_spin.setEnabled(pages > 1)
         first = (min(self.page_spin.value(), pages) - 1) * per
