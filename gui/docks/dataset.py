@@ -286,7 +286,7 @@ class DatasetDock(BaseDock):
         # -- scatter | cluster; gallery below -------------------------------------------------
         split = QSplitter(Qt.Orientation.Vertical, self)
         top = QSplitter(Qt.Orientation.Horizontal, split)
-        plot_box = QWidget(top)
+        plot_box = self.plot_box = QWidget(top)
         pbox = QVBoxLayout(plot_box)
         pbox.setContentsMargins(0, 0, 0, 0)
         pbox.setSpacing(1)
@@ -587,8 +587,9 @@ class DatasetDock(BaseDock):
         self._cols["prob"] = scan.column("prob")
         self._cols["bg_mass"] = scan.column("bg_mass")
         self._cols["path"] = scan.column("path")
+        root = scan.images_root.resolve()  # once: resolving 100k paths one by one is slow
         self._rows_by_path = {
-            os.path.normcase(str(scan.image_path(k).resolve())): k for k in range(len(scan))
+            os.path.normcase(str(root / p)): k for k, p in enumerate(self._cols["path"])
         }
         self.report_button.setEnabled((scan.folder / REPORT_FILE).is_file())
         how = {"tsne": "t-SNE", "umap": "UMAP"}.get(scan.settings.get("embedding"), "")
@@ -893,13 +894,13 @@ class DatasetDock(BaseDock):
         scan = self.scan
         if scan is None:
             return []
-        panels: list[Panel] = [("Embedding", qimage_to_rgb(self.plot.grab().toImage()))]
+        panels: list[Panel] = [("Embedding", qimage_to_rgb(self.plot_box.grab().toImage()))]
         cid = self.selected_cluster()
         mean = self.mean_map(cid) if cid is not None else None
         name = f"Cluster {cid}" if cid is not None and cid >= 0 else "All rows"
         if mean is not None:
             cmap = self.state.colormap
-            bar = figures.ColorBar(cmap, 0.0, 1.0, "mean map")
+            bar = figures.ColorBar(cmap, 0.0, 1.0)
             panels.append(figures.Panel(f"{name}: mean map", figures.colorize(mean, cmap), bar))
         rows = self.gallery_rows()[:STRIP_MAX].tolist()
         if rows:
