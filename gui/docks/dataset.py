@@ -311,6 +311,9 @@ class DatasetDock(BaseDock):
             size=16, brush=None, pen=pg.mkPen((0, 0, 0), width=2), symbol="o"
         )
         self.marker.setZValue(10)
+        self.hint = pg.TextItem("", color=TEXT, anchor=(0.5, 0.5))
+        self.hint.setPos(0, 0)
+        self.plot.addItem(self.hint)
         cluster_box = QWidget(top)
         cbox = QVBoxLayout(cluster_box)
         cbox.setContentsMargins(0, 0, 0, 0)
@@ -363,6 +366,7 @@ class DatasetDock(BaseDock):
         state.imageChanged.connect(self._on_image)
         state.displayChanged.connect(self._on_display)
         self._fill_model_choices()
+        self._draw_scatter()
 
     # -- widgets ------------------------------------------------------------------------------
     def _path_row(self, grid: QGridLayout, row: int, col: int, text: str, hint: str) -> QLineEdit:
@@ -755,10 +759,11 @@ class DatasetDock(BaseDock):
         if scan is None:
             self.count_label.setText("")
             self._shown = np.zeros(0, np.int64)
+            self._say_in_plot("No scan yet: Run one,\nor open a scan folder.")
             return
         c = self._cols
-        rows = self.filtered_rows()
-        rows = rows[np.isfinite(c["x"][rows]) & np.isfinite(c["y"][rows])]
+        passing = self.filtered_rows()
+        rows = passing[np.isfinite(c["x"][passing]) & np.isfinite(c["y"][passing])]
         self._shown = rows
         sizes = {info.id: info.size for info in scan.clusters}
         for cid in sorted(set(c["cluster"][rows].tolist())):
@@ -782,13 +787,24 @@ class DatasetDock(BaseDock):
                 f"&nbsp;({sizes.get(cid, 0)})"
                 for cid in sorted(sizes)
             )
-            or "Not clustered yet: clusters and the embedding come when the scan finishes."
         )
-        shown = len(rows)
-        total = len(scan)
-        self.count_label.setText(f"{shown} of {total}")
-        self.plot.getPlotItem().enableAutoRange()
+        self.count_label.setText(f"{len(passing)} of {len(scan)}")
+        if not scan.complete:
+            self._say_in_plot("Not clustered yet:\nRun finishes the scan.")
+        elif not len(rows):
+            self._say_in_plot("No image passes the filters.")
+        else:
+            self._say_in_plot("")
+            self.plot.getPlotItem().enableAutoRange()
         self._draw_marker()
+
+    def _say_in_plot(self, text: str) -> None:
+        """A line of text in the middle of an empty scatter (hidden when ``text`` is empty)."""
+        self.hint.setText(text)
+        self.hint.setVisible(bool(text))
+        if text:
+            self.plot.getPlotItem().disableAutoRange()
+            self.plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
 
     def _tip(self, x, y, data) -> str:
         k = int(data)

@@ -193,7 +193,8 @@ def test_dataset_dock_cancel_keeps_the_rows_and_run_resumes(
     qtbot.waitUntil(lambda: dock.run_button.isEnabled(), timeout=60_000)
     assert "Cancelled: the 8 images" in dock.status.text() and "Run resumes" in dock.status.text()
     assert not dock.scan.complete and len(dock.scan) == 8
-    assert points(dock) == {}  # not clustered yet: nothing to place
+    assert points(dock) == {}  # not clustered yet: nothing to place, the plot says why
+    assert dock.hint.isVisible() and "Not clustered yet" in dock.hint.textItem.toPlainText()
     assert dock.selected_cluster() == -1 and dock.gallery.count() == 8
     assert not dock.progress_bar.isVisible()
 
