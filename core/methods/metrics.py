@@ -19,6 +19,7 @@ them. Baselines any good map must beat: :func:`random_map` and :func:`sobel_map`
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,10 +86,14 @@ class Scorer:
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] != 1:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise HookScopeError(f"The metrics take one image of shape (1, C, H, W), not {shape}.")
-        if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
+        try:
+            if isinstance(target, bool):
+                raise TypeError
+            target = operator.index(target)
+        except TypeError:
             raise HookScopeError(
                 f"The metrics need a class index as target, not {type(target).__name__}."
-            )
+            ) from None
         self.model = model
         self.device = model_device(model)
         self.x = x.detach().float().cpu()
@@ -97,6 +102,9 @@ class Scorer:
         self.reporter = reporter or quiet()
         self._base: dict[str, float] | None = None
         self._p_x: float | None = None
+        # Channels-last batches run conv nets ~1.5x faster on CPU; a model that cannot take
+        # them (a .view on its input) gets contiguous ones from its first failure on.
+        self._channels_last = x.dim() == 4
         self._blurred: torch.Tensor | None = None
 
     @property
@@ -112,8 +120,16 @@ class Scorer:
         return np.concatenate(out) if out else np.zeros(0)
 
     def _forward(self, batch: torch.Tensor) -> np.ndarray:
+        batch = batch.to(self.device)
         with torch.no_grad(), eval_mode(self.model):
-            logits = logits_of(forward_model(self.model, batch.to(self.device)))
+            if self._channels_last:
+                try:
+                    out = self.model(batch.contiguous(memory_format=torch.channels_last))
+                except RuntimeError:
+                    self._channels_last = False
+            if not self._channels_last:
+                out = forward_model(self.model, batch.contiguous())
+            logits = logits_of(out)
         if logits.dim() != 2 or logits.shape[0] != batch.shape[0]:
             raise HookScopeError(
                 f"The metrics need class scores of shape (N, K), but the model returned "
@@ -168,8 +184,8 @@ def as_map(saliency, size: tuple[int, int]) -> np.ndarray:
     if isinstance(saliency, torch.Tensor):
         saliency = saliency.detach().cpu().numpy()
     s = np.asarray(saliency, dtype=np.float32)
-    if s.ndim == 3 and s.shape[0] == 1:
-        s = s[0]
+    if s.ndim > 2 and all(n == 1 for n in s.shape[:-2]):
+        s = s.reshape(s.shape[-2:])  # (1, H, W) or (1, 1, H, W)
     if s.shape != tuple(size):
         raise HookScopeError(
             f"The saliency map has shape {s.shape} but the input is {size[0]}×{size[1]}; "

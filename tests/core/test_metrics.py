@@ -180,6 +180,26 @@ def test_deletion_insertion_equal_a_plain_implementation(demo, case, steps):
     assert c.pixels_per_step == math.ceil(48 * 48 / steps)
 
 
+class ViewNet(torch.nn.Module):
+    """A model that calls .view on its input: channels-last batches make it fail."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = torch.nn.Linear(3 * 12 * 12, 5)
+
+    def forward(self, x):
+        return self.fc(x.view(x.shape[0], -1))
+
+
+def test_a_model_that_views_its_input_still_gets_scored():
+    model = ViewNet().eval()
+    x = torch.randn(1, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    sal = smooth_map(12, 4)
+    (d_curve, d_auc), (i_curve, i_auc) = plain_rise(model, x, sal, 2, 6)
+    assert metrics.deletion_insertion(model, x, sal, 2, 6) == pytest.approx((d_auc, i_auc))
+
+
 # -- localisation and baselines ---------------------------------------------------------------
 def test_pointing_game_and_energy_golden():
     sal = np.zeros((40, 40), np.float32)
