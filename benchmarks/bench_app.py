@@ -186,6 +186,9 @@ def main() -> None:
         ratio = med(click) / bare["probe_cam"]
         verdict = "yes" if overhead <= FRAME_MS else "no"
         print(f"  app overhead                  {overhead:7.1f} ms  (<= {FRAME_MS} ms: {verdict})")
+        job_extra = (med(job) - bare["probe_cam"]) * 1000
+        ui = (med(click) - med(job)) * 1000
+        print(f"    of which job - bare         {job_extra:7.1f} ms, hand-off + paint {ui:.1f} ms")
         print(f"  app / bare                    {ratio:7.2f}")
 
 
