@@ -149,7 +149,7 @@ class MainWindow(QMainWindow):
         return w, h
 
     def _default_layout(self) -> None:
-        """Model tree left, analysis docks tabbed in the centre, Image over Predictions right.
+        """Model tree left, analysis and experiment panels in the centre, Image over Predictions.
 
         All three columns share one dock area, where only the centre is "expanding": the side
         columns keep their width when the window grows and the plots get the space (across two
@@ -198,10 +198,10 @@ class MainWindow(QMainWindow):
         self._tidy_tabs()
 
     def _tidy_tabs(self) -> None:
-        """Whole tab titles with scroll arrows: "Activ…", "Gra…" read badly with nine tabs.
+        """Whole tab titles with scroll arrows for docks the user tabs together by hand.
 
-        Qt makes a new tab bar (eliding) whenever docks are regrouped or a state is restored,
-        so this runs after every restore and every dock move; the panel bar reaches any tab.
+        Qt makes a new tab bar (eliding: "Activ…") whenever docks are regrouped or a state is
+        restored, so this runs after every restore and every dock move.
         """
         for bar in self.findChildren(QTabBar):
             if bar.elideMode() != Qt.TextElideMode.ElideNone:
@@ -210,7 +210,7 @@ class MainWindow(QMainWindow):
                 bar.setUsesScrollButtons(True)
 
     def restoreState(self, state, version: int = 0) -> bool:  # noqa: N802
-        """QMainWindow.restoreState, then whole tab titles and sane column widths."""
+        """QMainWindow.restoreState; hidden panels then wait in their place, titles stay whole."""
         ok = super().restoreState(state, version)
         self._mark_stacked()
         self._tidy_tabs()
