@@ -236,8 +236,8 @@ class MainWindow(QMainWindow):
     def _make_panel_bar(self) -> None:
         """A vertical bar with one button per panel: any panel is one click away at any size.
 
-        Tabs share their strip with up to a dozen panels; the bar never hides one behind scroll
-        arrows, and a button shows (if closed) and raises its panel.
+        A dozen panels overflow any tab strip (titles cut, panels behind scroll arrows); here
+        each place shows one panel and a button puts its panel there (also after a close).
         """
         bar = self.panel_bar = QToolBar("Panels", self)
         bar.setObjectName("PanelBar")
