@@ -63,6 +63,7 @@ CLUSTER_COLORS = (
 )
 """Categorical colours by cluster id (Tableau 10), shared by the scatter and the report."""
 UNCLUSTERED = (150, 150, 150)
+TEXT_CSS = "rgb({}, {}, {})".format(*TEXT)
 THUMB = 96
 """Side of a gallery thumbnail (the image as the model saw it, its map blended over it)."""
 GALLERY_MAX = 60
@@ -302,6 +303,8 @@ class DatasetDock(BaseDock):
         self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.legend.setToolTip("Click a cluster to see its mean map and images")
+        self.legend.linkActivated.connect(lambda cid: self.pick_cluster(int(cid)))
         pbox.addWidget(self.plot, 1)
         pbox.addWidget(self.legend)
         self.scatter_items: list[pg.ScatterPlotItem] = []
@@ -507,8 +510,8 @@ class DatasetDock(BaseDock):
         rate = f" at {summary.images_per_s:.1f} images/s" if summary.computed else ""
         self.status.setText(
             f"Scanned {summary.rows} images ({summary.computed} computed{resumed}{unreadable})"
-            f"{rate} in {summary.seconds:.1f} s; {summary.clusters} clusters. "
-            f"Output: {summary.out}"
+            f"{rate} in {summary.seconds:.1f} s; {summary.clusters} clusters, written to "
+            f"{summary.out.name} (the Output folder)."
         )
 
     def _on_cancelled(self) -> None:
@@ -697,6 +700,19 @@ class DatasetDock(BaseDock):
         if self.scan is not None:
             self.refresh()
 
+    def pick_cluster(self, cid: int) -> None:
+        """Show cluster ``cid``'s mean map and gallery (the cluster filter, if set, follows)."""
+        if self.cluster_combo.currentData() is not None:
+            self.set_filters(
+                cid,
+                self.label_combo.currentData(),
+                self.pred_combo.currentData(),
+                self.correct_combo.currentData(),
+            )
+            return
+        self._picked = cid
+        self._draw_cluster()
+
     def select_row(self, row: int) -> None:
         """Make table row ``row``'s image the app's current image (and pick its cluster)."""
         if self.scan is None or not 0 <= row < len(self.scan):
@@ -781,10 +797,12 @@ class DatasetDock(BaseDock):
             )
             self.plot.addItem(item)
             self.scatter_items.append(item)
+        # Each entry is a link: a click shows that cluster's mean map and gallery.
         self.legend.setText(
             "&nbsp; ".join(
+                f"<a href='{cid}' style='color: {TEXT_CSS}; text-decoration: none'>"
                 f"<span style='color: rgb{cluster_color(cid)}'>●</span>&nbsp;cluster&nbsp;{cid}"
-                f"&nbsp;({sizes.get(cid, 0)})"
+                f"&nbsp;({sizes.get(cid, 0)})</a>"
                 for cid in sorted(sizes)
             )
         )

@@ -117,6 +117,12 @@ def test_dataset_dock_scans_filters_opens_and_reopens(make_window, qtbot, scenes
     )
     assert np.array_equal(thumb, ref)
 
+    # A click on a cluster in the legend shows its gallery.
+    dock.legend.linkActivated.emit("1")
+    assert dock.selected_cluster() == 1 and dock.gallery.count() == (clusters == 1).sum()
+    dock.legend.linkActivated.emit("0")
+    assert dock.selected_cluster() == 0 and dock.gallery.count() == big.size
+
     # A click on a thumbnail, then on a point of another cluster, opens that image everywhere.
     item = dock.gallery.item(2)
     row = int(item.data(Qt.ItemDataRole.UserRole))
