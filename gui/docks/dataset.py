@@ -102,6 +102,43 @@ def default_out(images: str | Path, identity: dict | None = None) -> Path:
     return base
 
 
+class WrapLabel(QLabel):
+    """A word-wrapped label that takes the height its width needs without height-for-width.
+
+    A height-for-width child makes the dock's scroll area lay the whole dock out at its
+    preferred height, so it would scroll long before reaching its minimum.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None):
+        super().__init__(text, parent)
+        self.setWordWrap(True)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802
+        return False
+
+    def setText(self, text: str) -> None:  # noqa: N802
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit()
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        hint = super().sizeHint()
+        h = self.heightForWidth(max(1, self.width()))
+        if h > 0:
+            hint.setHeight(h)
+        return hint
+
+    def _fit(self) -> None:
+        h = self.heightForWidth(max(1, self.width()))
+        if h > 0 and h != self.minimumHeight():
+            self.setMinimumHeight(h)
+            self.updateGeometry()
+
+
 class ScanJob(DockJob):
     """DockJob with the scan's own progress line (images/s, time left) and a cancel hook."""
 
@@ -256,8 +293,7 @@ class DatasetDock(BaseDock):
         self.body.addLayout(grid)
 
         status_row = QHBoxLayout()
-        self.status = QLabel("Choose a folder of images and press Run, or open a scan.", self)
-        self.status.setWordWrap(True)
+        self.status = WrapLabel("Choose a folder of images and press Run, or open a scan.", self)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.progress_bar = QProgressBar(self)
