@@ -184,9 +184,11 @@ class MainWindow(QMainWindow):
         width = self._start_size()[0]
         scale = min(1.0, width / DEFAULT_SIZE[0])
         tree_w, image_w = (round(w * scale) for w in SIDE_WIDTHS)
-        # Wide enough for the Image panel's buttons when the screen allows (else it scrolls).
-        need = self.image_dock.content.minimumSizeHint().width() + 16
-        image_w = max(image_w, min(need, int(width * 0.3)))
+        # Wide enough for the Image panel's buttons when the screen allows (else it scrolls);
+        # below 1280 px the plots need the width more.
+        if width >= 1280:
+            need = self.image_dock.content.minimumSizeHint().width() + 16
+            image_w = max(image_w, min(need, int(width * 0.3)))
         self.resizeDocks(
             [self.tree_dock, centre[0], self.image_dock],
             [tree_w, 720, image_w],

@@ -108,6 +108,7 @@ class FeatureView(QWidget):
         self.page_spin.setMinimum(1)
         self.page_spin.setToolTip("Which page of channels the mosaic shows")
         self.page_spin.valueChanged.connect(lambda _: self._redraw())
+        self.page_spin.setVisible(False)
         row.addWidget(self.page_spin)
         self.fit_button = QToolButton(self)
         self.fit_button.setText("Fit")
@@ -299,7 +300,8 @@ class FeatureView(QWidget):
         if self.page_spin.suffix() != f" of {pages}":  # a new suffix relayouts the whole view
             self.page_spin.setSuffix(f" of {pages}")
         self.page_spin.blockSignals(False)
-        self.page_spin.setEnabled(pages > 1)
+        # Only a layer with more than one page shows the pager (a narrow panel keeps the room).
+        self.page_spin.setVisible(pages > 1)
         first = (min(self.page_spin.value(), pages) - 1) * per
         order = order[first : first + per]
         per_channel = self.scale_combo.currentText() == SCALES[0]
@@ -361,7 +363,7 @@ class FeatureView(QWidget):
         self.sort_combo.setEnabled(False)
         self.scale_combo.setEnabled(False)
         self.page_size_combo.setEnabled(False)
-        self.page_spin.setEnabled(False)
+        self.page_spin.setVisible(False)
         self.stack.setCurrentIndex(PAGE_BARS)
 
     # -- mouse --------------------------------------------------------------------------------
