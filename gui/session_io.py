@@ -83,7 +83,7 @@ def _keep_region(target, path: Path):
         return target
     cls, _, mask = target.partition("@")
     mask_path = Path(mask)
-    if mask_path.parent != REGION_DIR or not mask_path.is_file():
+    if REGION_DIR not in mask_path.parents or not mask_path.is_file():
         return target
     kept = path.with_name(f"{path.stem}-{mask_path.name}")
     try:

@@ -164,8 +164,12 @@ class AppState(QObject):
         names = {n.name for n in tree.nodes()}
         unknown = [n for n in (layers or []) if n not in names]
         picked = [n for n in (layers or []) if n in names] or default_layers(tree)
+        cam = cam_layer_default(tree, picked)
+        spatial = tree.default_cam_layer()
+        if not cam and not layers and spatial:  # a detector's children output no plain map
+            picked, cam = [*picked, spatial], [spatial]
         self.layers = picked
-        self.cam_layers = cam_layer_default(tree, picked)
+        self.cam_layers = cam
         self.target = None
         # Show the deepest feature map first: the layer CAM explains.
         self.selected_layer = (self.cam_layers or picked or [None])[0]
@@ -382,7 +386,7 @@ class AppState(QObject):
         r = min(mh - 1, max(0, int(row * mh / h)))
         c = min(mw - 1, max(0, int(col * mw / w)))
         cls, region = click_region(snap.mask, r, c)
-        return self.set_target_text(f"{cls}@{save_region_mask(region)}")
+        return self.set_target_text(f"{cls}@{save_region_mask(region, r, c)}")
 
     def select(self, layer: str, call: int = 0) -> None:
         """Select the layer (and call) the analysis docks show.
@@ -584,13 +588,17 @@ def click_region(mask: np.ndarray, row: int, col: int) -> tuple[int, np.ndarray]
     return cls, labels == labels[row, col]
 
 
-def save_region_mask(mask: np.ndarray, folder: Path | None = None) -> Path:
-    """Write a clicked region as a white-on-black PNG named by its content (reused if there)."""
+def save_region_mask(mask: np.ndarray, row: int, col: int, folder: Path | None = None) -> Path:
+    """Write a region clicked at (row, col) as a white-on-black PNG (reused when there).
+
+    Its name says where the click was, for titles ("the region in region-r40-c72.png"); a
+    folder named by the content keeps two regions clicked at the same place apart.
+    """
     img = (np.asarray(mask, dtype=bool) * 255).astype(np.uint8)
     digest = hashlib.sha1(img.tobytes() + str(img.shape).encode()).hexdigest()[:12]
-    folder = folder or REGION_DIR
+    folder = (folder or REGION_DIR) / digest
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"region-{digest}.png"
+    path = folder / f"region-r{row}-c{col}.png"
     if not path.is_file():
         Image.fromarray(img).save(path)
     return path

@@ -294,7 +294,11 @@ class CamDock(BaseDock):
             self.overlays[name] = panel.rgb
             pane = self.panes[name]
             pane.set_rgb(panel.rgb)
-            pane.set_title(f"{name} — {snap.cam_method}")
+            title = f"{name} — {snap.cam_method}"
+            if snap.kind is not None and snap.kind.kind != "classes" and snap.target_label:
+                # "class 17 (sheep)", "detection 2 (cat)", "similarity to ref.png"
+                title += f" · {snap.target_label.split(' over ')[0]}"
+            pane.set_title(title)
             pane.set_bar(bar.cmap, bar.levels)
 
     def _why_empty(self) -> str:

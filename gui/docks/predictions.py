@@ -202,8 +202,8 @@ class PredictionsDock(BaseDock):
             )
         if kind == DENSE:
             return (
-                f"Explaining <b>{label}</b>{chosen}; click a region of the mask in the Image "
-                "panel to explain that class there."
+                f"Explaining <b>{label}</b>{chosen}. The colours are the mask's over the model "
+                "input (Image panel): click a region there to explain that class there."
             )
         explained = snap.target_name or (f"class {snap.target}" if snap.target is not None else "")
         text = f"Explaining <b>{escape(str(explained))}</b>"

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy
 from core.engine.outputs import DENSE, DETECTIONS
 from gui.qtutil import rgb_to_pixmap
 
+LEGEND_MIN_PX = 260  # below this the legend would hide the mask it explains
 MASK_ALPHA = 0.45  # the explained class/region is drawn stronger, the others lighter
 
 
@@ -69,7 +70,7 @@ def mask_overlay(
         alpha_of[c] = 0.0 if is_background(name) else MASK_ALPHA
     alpha = alpha_of[labels]
     if strong is not None:
-        alpha = np.where(strong & (alpha > 0), 0.7, alpha * 0.6)
+        alpha = np.where(strong & (alpha > 0), 0.65, alpha * 0.8)
     out = image.astype(np.float32) * (1 - alpha[..., None]) + colours[labels] * alpha[..., None]
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
@@ -210,7 +211,13 @@ class PredictionView(QLabel):
         font.setPointSizeF(max(7.0, font.pointSizeF() * 0.9))
         painter.setFont(font)
         fm = painter.fontMetrics()
-        for i, (x0, y0, x1, y1), label in self.boxes:
+        small = min(pix.width(), pix.height()) < LEGEND_MIN_PX
+        # The explained box last, so no other box hides it.
+        for i, (x0, y0, x1, y1), label in sorted(
+            self.boxes, key=lambda b: b[0] == self.current_box
+        ):
+            if small:  # the index and score only; the Predictions rows carry the names
+                label = f"{i}: {label.rsplit(' ', 1)[-1]}"
             on = i == self.current_box
             colour = QColor(255, 80, 60) if on else QColor(80, 220, 120)
             painter.setPen(QPen(colour, 3 if on else 1.5))
@@ -221,7 +228,8 @@ class PredictionView(QLabel):
             painter.fillRect(QRectF(x0 * s, ty, tw, th), colour)
             painter.setPen(QColor(10, 10, 10))
             painter.drawText(QRectF(x0 * s + 3, ty, tw, th), Qt.AlignmentFlag.AlignVCenter, label)
-        if self.legend:
+        # A small picture keeps its pixels: the Predictions rows carry the same colours.
+        if self.legend and min(pix.width(), pix.height()) >= LEGEND_MIN_PX:
             row_h = fm.height() + 2
             width = max(fm.horizontalAdvance(t) for _, t in self.legend) + row_h + 12
             top = pix.height() - row_h * len(self.legend) - 6
