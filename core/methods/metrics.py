@@ -560,16 +560,18 @@ def random_map(size: tuple[int, int], seed: int = 0) -> np.ndarray:
 def sobel_map(rgb: np.ndarray) -> np.ndarray:
     """Edges of the grey image, as pytorch-grad-cam's metrics tutorial: 0.5 |Gx| + 0.5 |Gy|.
 
-    Mirrors its OpenCV calls (``COLOR_RGB2GRAY``, 3×3 ``Sobel`` with the reflect-101 border,
-    ``convertScaleAbs``, ``addWeighted``, each rounding to uint8), divided by its maximum.
+    Mirrors its OpenCV calls (grey, 3×3 ``Sobel`` with the reflect-101 border,
+    ``convertScaleAbs``, ``addWeighted``, each rounding to uint8), divided by its maximum. The
+    grey is ``COLOR_RGB2GRAY`` (the tutorial hands an RGB image to ``COLOR_BGR2GRAY``).
 
     Args:
         rgb: uint8 (H, W, 3) image as the model sees it.
     """
     a = np.asarray(rgb)
     if a.ndim == 3:
-        a = a.astype(np.float64)
-        grey = np.round(a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114)
+        r, g, b = (a[..., i].astype(np.int64) for i in range(3))
+        # OpenCV's fixed-point luma for uint8 (0.299, 0.587, 0.114 in 15 bits, rounded).
+        grey = ((r * 9798 + g * 19235 + b * 3735 + (1 << 14)) >> 15).astype(np.float64)
     else:
         grey = a.astype(np.float64)
     p = np.pad(grey, 1, mode="reflect")  # numpy's reflect is OpenCV's BORDER_REFLECT_101
