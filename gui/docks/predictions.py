@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QPushButton,
     QStyle,
     QStyledItemDelegate,
     QTableWidget,
@@ -83,14 +84,12 @@ class PredictionsDock(BaseDock):
         self.target_edit.returnPressed.connect(self._on_target_text)
         self.add_header_widget(self.target_edit)
         self.header.setStretch(0, 1)
-        self.reference_button = QToolButton(self)
-        self.reference_button.setText("Reference image…")
+        self.reference_button = QPushButton("Reference image…", self)
         self.reference_button.setToolTip(
             "Explain the cosine similarity between this image's embedding and a reference's"
         )
         self.reference_button.clicked.connect(self.choose_reference)
         self.reference_button.setVisible(False)
-        self.add_header_widget(self.reference_button)
         top1 = QToolButton(self)
         top1.setText("Default")
         top1.setToolTip(
@@ -114,6 +113,8 @@ class PredictionsDock(BaseDock):
         head.resizeSection(2, 130)
         self.table.cellClicked.connect(self._on_clicked)
         self.body.addWidget(self.table, 1)
+        # In the body, not the header: the target box keeps its width next to it.
+        self.body.addWidget(self.reference_button)
 
         self.target_label = QLabel(self)
         self.target_label.setWordWrap(True)
