@@ -55,19 +55,17 @@ class Detector(nn.Module):
 
     def forward(self, x):
         heat = self.head(self.backbone(x))[:, 0]
-        out = []
-        for h in heat:
-            scores = torch.stack(
-                [
-                    torch.sigmoid(h[int(y0) : int(y1), int(x0) : int(x1)].mean())
-                    for x0, y0, x1, y1 in self.boxes
-                ]
-            )
-            keep = scores > self.threshold
-            out.append(
-                {"boxes": self.boxes[keep], "labels": self.labels[keep], "scores": scores[keep]}
-            )
-        return out
+        return [self._detections(h) for h in heat]
+
+    def _detections(self, h):
+        scores = torch.stack(
+            [
+                torch.sigmoid(h[int(y0) : int(y1), int(x0) : int(x1)].mean())
+                for x0, y0, x1, y1 in self.boxes
+            ]
+        )
+        keep = scores > self.threshold
+        return {"boxes": self.boxes[keep], "labels": self.labels[keep], "scores": scores[keep]}
 
 
 class Embedder(nn.Module):
@@ -87,6 +85,41 @@ class Embedder(nn.Module):
         return self.proj(self.pool(self.features(x)).flatten(1))
 
 
+class _DictOut(nn.Module):
+    """A backbone that returns a dict of maps, as torchvision's detection backbones do."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return {"0": self.body(x)}
+
+
+class _BoxHead(nn.Module):
+    """Scores the fixed boxes from a feature map; returns the detections (no plain map)."""
+
+    def __init__(self, conv, detector):
+        super().__init__()
+        self.conv = conv
+        self.detections = detector._detections
+
+    def forward(self, feats):
+        return [self.detections(h) for h in self.conv(feats)[:, 0]]
+
+
+class FpnDetector(Detector):
+    """No top-level child outputs a plain feature map, as in torchvision's detectors."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = _DictOut(self.backbone)
+        self.head = _BoxHead(self.head, self)
+
+    def forward(self, x):
+        return self.head(self.backbone(x)["0"])
+
+
 def build_seg():
     return Segmenter().eval()
 
@@ -101,3 +134,7 @@ def build_det_empty():
 
 def build_emb():
     return Embedder().eval()
+
+
+def build_det_fpn():
+    return FpnDetector().eval()

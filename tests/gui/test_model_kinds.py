@@ -175,6 +175,13 @@ def test_detection_box_click_targets_that_box(make_window, qtbot, photos):
     assert errors[1] == "There is no detection 7: the model found 3 (box:0 to box:2)."
     assert st.target == "box:2"
 
+    # A detector whose children output no plain map (torchvision's backbones give dicts) still
+    # gets a CAM layer: the last one with a spatial grid.
+    with qtbot.waitSignal(st.resultChanged, timeout=RUN_TIMEOUT_MS):
+        st.load_model(f"{MODELS}:build_det_fpn", device="cpu")
+    assert st.cam_layers == ["head.conv"] and "head.conv" in st.layers
+    assert list(st.snapshot.cams) == ["head.conv"]
+
     # A model that detects nothing says so in the Predictions dock.
     with qtbot.waitSignal(st.runFailed, timeout=RUN_TIMEOUT_MS):
         st.load_model(f"{MODELS}:build_det_empty", device="cpu")
