@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from core.engine.hooks import resolve_modules
+from core.engine.outputs import CLASSES, output_kind
 from core.engine.probe import eval_mode, forward_model, model_device
 from core.engine.targets import Target, class_name, logits_of, resolve_target
 from core.errors import HookScopeError
@@ -104,7 +105,14 @@ def channel_importance(
     handle = module.register_forward_hook(hook)
     try:
         with eval_mode(model), torch.no_grad():
-            logits = logits_of(forward_model(model, x)).float().reshape(1, -1)
+            output = forward_model(model, x)
+            kind = output_kind(output, class_names, model)
+            if kind.kind != CLASSES:  # never rank by a softmax over pixels, boxes or an embedding
+                raise HookScopeError(
+                    "Channel importance ranks channels by the drop of a class probability, so it "
+                    f"needs class scores; this model's output is {kind.kind} {tuple(kind.shape)}."
+                )
+            logits = logits_of(output).float().reshape(1, -1)
             resolved = resolve_target(target, logits, class_names)
             base = float(torch.softmax(logits, 1)[0, resolved])
             if "shape" not in shape_box:

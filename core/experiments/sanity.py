@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from core.engine.hooks import resolve_modules
+from core.engine.outputs import CLASSES, output_kind
 from core.engine.probe import eval_mode, forward_model
 from core.engine.targets import Target, logits_of, resolve_target
 from core.errors import HookScopeError
@@ -247,7 +248,14 @@ def cascading_randomization(
     try:
         with eval_mode(model):
             with torch.no_grad():
-                logits = logits_of(forward_model(model, x)).float().reshape(1, -1)
+                output = forward_model(model, x)
+            kind = output_kind(output, class_names, model)
+            if kind.kind != CLASSES:  # a flattened dense map would be K*H*W made-up classes
+                raise HookScopeError(
+                    "The sanity check explains one class, so it needs class scores; this model's "
+                    f"output is {kind.kind} {tuple(kind.shape)}."
+                )
+            logits = logits_of(output).float().reshape(1, -1)
             tgt = resolve_target(target, logits, class_names)
             if callable(tgt):
                 raise HookScopeError("The sanity check needs a class index or name as target.")
