@@ -602,6 +602,13 @@ def _cam_target(snapshot):
     return snapshot.target_label
 
 
+def _attribution_target(result):
+    """The class, or for a region / box / similarity target its phrase."""
+    if result.target is None and getattr(result, "target_label", ""):
+        return result.target_label
+    return result.target_name or result.target
+
+
 def attribution_figure(result, heat_cmap: str = "viridis", alpha: float = 0.5) -> list[Panel]:
     """The figure of a ``core.jobs.attribution.AttributionResult``: the dock and ``attribute``.
 
@@ -610,7 +617,7 @@ def attribution_figure(result, heat_cmap: str = "viridis", alpha: float = 0.5) -
     panels, _ = attribution_panels(
         result.input_image,
         result.attribution,
-        title=f"{result.title} · {result.target_name or result.target}",
+        title=f"{result.title} · {_attribution_target(result)}",
         signed=result.signed,
         heat_cmap=heat_cmap,
         alpha=alpha,

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.display.render import attribution_heat, attribution_map
+from core.engine.outputs import CLASSES, output_kind
 from core.engine.probe import eval_mode, model_device
-from core.engine.targets import class_name, logits_of, resolve_target
+from core.engine.targets import class_name, describe_target, logits_of, resolve_target
 from core.errors import HookScopeError
 from core.loading.images import to_display, to_tensor
 from core.methods.attribution import ATTRIBUTION_METHODS, attribute
@@ -46,6 +47,7 @@ class AttributionResult:
             (``core.display.render.attribution_map``).
         heat: |attribution| in [0, 1] (``core.display.render.attribution_heat``).
         target_prob: Softmax probability of the target class (None without class scores).
+        target_label: One phrase naming the target ("class 3 (cat)", "detection 2 (dog)").
     """
 
     method: str
@@ -60,6 +62,7 @@ class AttributionResult:
     map2d: np.ndarray | None = None
     heat: np.ndarray | None = None
     target_prob: float | None = None
+    target_label: str = ""
 
 
 def attribution_job(
@@ -90,8 +93,13 @@ def attribution_job(
     x = to_tensor(image, spec)
     # Resolve top-1 / names once here so the result can say which class it explains.
     with torch.no_grad(), eval_mode(loaded.model):
-        logits = logits_of(loaded.model(x.to(model_device(loaded.model))))
-    resolved = resolve_target(target, logits, loaded.class_names)
+        output = loaded.model(x.to(model_device(loaded.model)))
+    # The whole output, so box:i, C@mask.png and similar:IMAGE resolve as in the probe.
+    kind = output_kind(output, loaded.class_names, loaded.model)
+    resolved = resolve_target(
+        target, output, loaded.class_names, model=loaded.model, spec=spec, kind=kind
+    )
+    logits = logits_of(output) if kind.kind == CLASSES else None
     entry = ATTRIBUTION_METHODS[method]
     known = {p.name for p in entry.params}
     kwargs = {k: v for k, v in dict(params or {}).items() if k in known}
@@ -117,7 +125,7 @@ def attribution_job(
     reporter.progress(1, 1, "Done")
     index = resolved if isinstance(resolved, int) else None
     prob = None
-    if index is not None and logits.dim() == 2:  # class scores only: never softmax a dense map
+    if index is not None and logits is not None:  # class scores only: never softmax a map
         prob = float(torch.softmax(logits[0].float(), 0)[index])
     return AttributionResult(
         method=method,
@@ -132,4 +140,5 @@ def attribution_job(
         map2d=attribution_map(attr, entry.signed),
         heat=attribution_heat(attr),
         target_prob=prob,
+        target_label=describe_target(resolved, loaded.class_names),
     )

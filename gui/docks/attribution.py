@@ -236,8 +236,9 @@ class AttributionDock(BaseDock):
         self._draw()
         target = result.target_name or result.target
         params = ", ".join(f"{k}={v}" for k, v in result.params.items())
+        what = f"class {target} ({result.target})" if result.target is not None else ""
         self.status.setText(
-            f"{result.method} for class {target} ({result.target})"
+            f"{result.method} for {what or result.target_label}"
             + (f" · {params}" if params else "")
             + f" · {result.seconds:.2f} s"
         )
