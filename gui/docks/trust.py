@@ -159,6 +159,7 @@ class TrustDock(BaseDock):
 
         self.report = None  # core.jobs.evaluate.TrustReport
         self.order: list[str] = []
+        self._mask: Path | None = None  # the mask file of the last run, if any
         self.job = DockJob(
             state, "trust", self.run_button, self.cancel_button, self.status, "Cancelled."
         )
@@ -228,7 +229,7 @@ class TrustDock(BaseDock):
             self.table.selectRow(0)
         self._draw_curves()
         target = report.target_name or report.target
-        mask = getattr(self, "_mask", None)
+        mask = self._mask
         extra = f"; pointing and energy against {mask.name}" if mask else ""
         self.status.setText(
             f"Explaining {target} (p = {report.base_prob:.3f}) on {report.layer or 'the input'}; "
