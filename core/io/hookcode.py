@@ -131,6 +131,43 @@ def _q(value: Any) -> str:
     return "None" if value is None else json.dumps(str(value), ensure_ascii=False)
 
 
+def _grammar(target, kind: str | None) -> bool:
+    """True when the target needs the ``--target`` grammar rather than ``logits[0, C]``."""
+    if kind not in (None, "classes"):
+        return True
+    text = str(target or "").strip().lower()
+    return text.startswith(("box:", "similar:")) or "@" in text
+
+
+def _kind_tail(target) -> list[str]:
+    """The script's end for any output kind: the probe's own target resolution and score."""
+    return [
+        "",
+        "from core.engine.targets import describe_target, resolve_target, target_scores",
+        "",
+        "try:",
+        "    output = model(x)",
+        "    # box:i, C@mask.png, similar:IMAGE or a class, resolved as HookScope's probe does",
+        "    target = resolve_target(",
+        f"        {target!r}, output, loaded.class_names, model=model, spec=loaded.input_spec",
+        "    )",
+        "    score = target_scores(target, output)[0]",
+        "    (input_grad,) = torch.autograd.grad(score, x)",
+        "finally:",
+        "    for handle in handles:  # hooks left behind would change every later run",
+        "        handle.remove()",
+        "",
+        "what = describe_target(target, loaded.class_names)",
+        'print(f"{what}: score = {float(score.detach()):.4f}")',
+        "for name, act in activations.items():",
+        "    grad = gradients.get(name)",
+        '    gnorm = f"{grad.norm():.4g}" if grad is not None else "-"',
+        '    print(f"{name}: output {tuple(act.shape)}, grad norm {gnorm}")',
+        'print(f"input gradient norm {input_grad.norm():.6g}")',
+        "",
+    ]
+
+
 def _as_dict(edit: Any) -> dict:
     return edit.to_dict() if hasattr(edit, "to_dict") else dict(edit)
 
@@ -173,6 +210,7 @@ def hook_code(
     act_edits: Sequence[Any] = (),
     *,
     image_edits: Sequence[dict] = (),
+    kind: str | None = None,
 ) -> str:
     """Plain, runnable PyTorch code equivalent to a probe with these layers and edits.
 
@@ -185,10 +223,13 @@ def hook_code(
         grad_edits: :class:`~core.experiments.interventions.GradEdit` objects or their dicts.
         act_edits: :class:`~core.experiments.interventions.ActEdit` objects or their dicts.
         image_edits: Image edit dicts (see ``core.experiments.interventions.apply_image_edits``).
+        kind: The model's output kind (``core.engine.outputs``); for a dense, detection or
+            embedding model (or a ``box:i`` / ``C@mask.png`` / ``similar:IMAGE`` target) the
+            script resolves the target with ``core.engine.targets`` as the probe does.
 
     Returns:
-        Python source; running it defines ``model``, ``x``, ``logits``, ``target``,
-        ``activations``, ``gradients`` and ``input_grad``.
+        Python source; running it defines ``model``, ``x``, ``logits`` (class scores only),
+        ``target``, ``activations``, ``gradients`` and ``input_grad``.
     """
     grads = [_as_dict(e) for e in grad_edits]
     acts = [_as_dict(e) for e in act_edits]
@@ -244,6 +285,8 @@ def hook_code(
             body.append(f"hook = on_output({_act_change(d)})")
             reg = "register_forward_hook(hook, prepend=True)"
         body.append(f"handles.append(modules[{_q(d['layer'])}].{reg})")
+    if _grammar(target, kind):
+        return "".join(lines) + "\n".join(body + _kind_tail(target))
     if isinstance(target, str) and not target.strip().lstrip("-").isdigit():
         pick = f"[n.lower() for n in loaded.class_names].index({_q(target.strip().lower())})"
     elif target is None:

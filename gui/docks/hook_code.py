@@ -64,6 +64,7 @@ class HookCodeDock(BaseDock):
             grads,
             acts,
             image_edits=list(st.image_edits) if st.image_path else [],
+            kind=st.output_kind().kind if st.output_kind() is not None else None,
         )
 
     def refresh(self) -> None:

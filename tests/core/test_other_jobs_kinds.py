@@ -83,3 +83,47 @@ def test_attribution_job_takes_box_region_and_similarity_targets(tmp_path):
         (grad,) = torch.autograd.grad(score(lm.model, x), x)
         np.testing.assert_allclose(result.attribution, grad[0].abs().numpy(), rtol=1e-4, atol=1e-7)
         assert result.target_label.startswith(label) and result.target_prob is None
+
+
+def test_hook_code_for_each_kind_matches_the_probe(tmp_path):
+    """The generated script resolves box:i / C@mask.png / similar:IMAGE / a dense class as the
+    probe does: the same input gradient."""
+    import numpy as np
+    from PIL import Image
+
+    from core.engine.probe import run_probe
+    from core.io.hookcode import hook_code
+    from core.loading.images import load_image, to_tensor
+    from core.loading.models import load_model
+
+    rng = np.random.default_rng(1)
+    photo, ref = tmp_path / "in.png", tmp_path / "ref.png"
+    for p in (photo, ref):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(p)
+    mask = np.zeros((32, 32), np.uint8)
+    mask[4:20, 8:30] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    for build, kind, target, layer in (
+        ("build_det", "detections", "box:1", "backbone"),
+        ("build_seg", "dense", f"2@{tmp_path / 'm.png'}", "features"),
+        ("build_seg", "dense", 1, "features"),
+        ("build_emb", "embedding", f"similar:{ref}", "features"),
+    ):
+        spec = f"{kind_models.__file__}:{build}"
+        code = hook_code(spec, None, str(photo), [layer], target, kind=kind)
+        namespace: dict = {}
+        exec(compile(code, "<hook>", "exec"), namespace)
+        lm = load_model(spec)
+        x = to_tensor(load_image(photo), lm.input_spec)
+        probe = run_probe(
+            lm.model, x, [layer], target, class_names=lm.class_names, input_spec=lm.input_spec
+        )
+        np.testing.assert_allclose(
+            namespace["input_grad"].numpy(), probe.input_grad.numpy(), rtol=1e-5, atol=1e-8
+        )
+        np.testing.assert_allclose(
+            namespace["gradients"][layer].numpy(),
+            probe.records[layer][0].grads[""].numpy(),
+            rtol=1e-5,
+            atol=1e-8,
+        )
