@@ -270,7 +270,8 @@ class _Stage(Reporter):
     def progress(self, done: int, total: int, message: str = "") -> None:
         frac = done / total if total else 1.0
         at = int(round(self.start + self.width * min(frac, 1.0)))
-        self.parent.progress(at, int(self.total), f"{self.label}: {message}" if message else "")
+        # One message per method (not per step): the CLI's bar restarts on a new message.
+        self.parent.progress(at, int(self.total), self.label)
 
 
 def method_names() -> list[str]:
@@ -404,23 +405,21 @@ def evaluate_job(
     for name in methods:
         t0 = time.perf_counter()
 
-        def stage(i, label, _at=at, _name=name):
-            return _Stage(reporter, _at + sum(per[:i]), per[i], total, f"{_name} {label}")
+        def stage(i, _at=at, _name=name):
+            return _Stage(reporter, _at + sum(per[:i]), per[i], total, f"Scoring {_name}")
 
-        stage(0, "map").progress(0, 1, "computing")
-        m = saliency_map(name, model, x, layer, tgt, spec=spec, seed=seed, reporter=stage(0, "map"))
+        stage(0).progress(0, 1)
+        m = saliency_map(name, model, x, layer, tgt, spec=spec, seed=seed, reporter=stage(0))
         m = np.clip(np.asarray(m, dtype=np.float32), 0.0, 1.0)
         if not m.any():
             notes.append(f"{name}'s map is all zero, so its metrics measure nothing.")
         maps[name] = m
         change = metrics.confidence_change(model, x, m, tgt, scorer=sc)
-        stage(1, "confidence").progress(1, 1, "done")
+        stage(1).progress(1, 1)
         road = metrics.road_scores(
-            model, x, m, tgt, percentiles, noise, seed, scorer=sc, reporter=stage(2, "ROAD")
+            model, x, m, tgt, percentiles, noise, seed, scorer=sc, reporter=stage(2)
         )
-        curves = metrics.causal_curves(
-            model, x, m, tgt, steps, scorer=sc, reporter=stage(3, "deletion/insertion")
-        )
+        curves = metrics.causal_curves(model, x, m, tgt, steps, scorer=sc, reporter=stage(3))
         results[name] = MethodScores(
             name=name,
             drop=max(0.0, -change),
