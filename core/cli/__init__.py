@@ -69,6 +69,31 @@ quick run's output or one-sentence error stands alone on stderr."""
 
 
 @contextmanager
+def cancel_on_sigint(reporter: Reporter):
+    """Within the block, Ctrl+C cancels ``reporter``; a second Ctrl+C raises KeyboardInterrupt.
+
+    The previous SIGINT handler is restored on exit. Off the main thread (where Python cannot
+    install handlers) Python's default is kept.
+    """
+
+    def on_sigint(signum, frame):
+        if reporter.cancelled:
+            raise KeyboardInterrupt
+        reporter.cancel()
+
+    old = None
+    try:
+        old = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread: keep Python's default
+        pass
+    try:
+        yield reporter
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+
+
+@contextmanager
 def progress_reporter(desc: str = "computing"):
     """A Reporter drawing a tqdm bar on stderr; Ctrl+C cancels it at the job's next check.
 
@@ -103,22 +128,10 @@ def progress_reporter(desc: str = "computing"):
         bar.update(done - bar.n)
 
     reporter = Reporter(on_progress)
-
-    def on_sigint(signum, frame):
-        if reporter.cancelled:
-            raise KeyboardInterrupt
-        reporter.cancel()
-
-    old = None
     try:
-        old = signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not the main thread: keep Python's default
-        pass
-    try:
-        yield reporter
+        with cancel_on_sigint(reporter):
+            yield reporter
     finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
         if bar is not None:
             bar.close()
 

@@ -7,15 +7,12 @@ app's colour map (:mod:`gui.figures`), so they look like the docks.
 
 from __future__ import annotations
 
-import signal
 import sys
 from contextlib import contextmanager
 from functools import partial
 
-from core.cli import add_model_args, load_from_args
+from core.cli import CANCELLED_EXIT, add_model_args, cancel_on_sigint, load_from_args
 from core.errors import HookScopeError
-
-CANCELLED_EXIT = 130
 
 
 def add_subcommand(subparsers) -> None:
@@ -91,22 +88,10 @@ def _progress():
         bar.update(done - bar.n)
 
     reporter = Reporter(on_progress)
-
-    def on_sigint(signum, frame):
-        if reporter.cancelled:
-            raise KeyboardInterrupt
-        reporter.cancel()
-
-    old = None
     try:
-        old = signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not the main thread
-        pass
-    try:
-        yield reporter
+        with cancel_on_sigint(reporter):
+            yield reporter
     finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
         if bar is not None:
             bar.close()
 
