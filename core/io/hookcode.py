@@ -139,6 +139,25 @@ def _grammar(target, kind: str | None) -> bool:
     return text.startswith(("box:", "similar:")) or "@" in text
 
 
+# The end of the script's try block (every kind): the input gradient, then the hooks removed.
+_GRAD_THEN_UNHOOK = (
+    "    (input_grad,) = torch.autograd.grad(score, x)",
+    "finally:",
+    "    for handle in handles:  # hooks left behind would change every later run",
+    "        handle.remove()",
+    "",
+)
+# The script's last lines (every kind): what each hooked layer recorded.
+_REPORT = (
+    "for name, act in activations.items():",
+    "    grad = gradients.get(name)",
+    '    gnorm = f"{grad.norm():.4g}" if grad is not None else "-"',
+    '    print(f"{name}: output {tuple(act.shape)}, grad norm {gnorm}")',
+    'print(f"input gradient norm {input_grad.norm():.6g}")',
+    "",
+)
+
+
 def _kind_tail(target) -> list[str]:
     """The script's end for any output kind: the probe's own target resolution and score."""
     return [
@@ -152,19 +171,10 @@ def _kind_tail(target) -> list[str]:
         f"        {target!r}, output, loaded.class_names, model=model, spec=loaded.input_spec",
         "    )",
         "    score = target_scores(target, output)[0]",
-        "    (input_grad,) = torch.autograd.grad(score, x)",
-        "finally:",
-        "    for handle in handles:  # hooks left behind would change every later run",
-        "        handle.remove()",
-        "",
+        *_GRAD_THEN_UNHOOK,
         "what = describe_target(target, loaded.class_names)",
         'print(f"{what}: score = {float(score.detach()):.4f}")',
-        "for name, act in activations.items():",
-        "    grad = gradients.get(name)",
-        '    gnorm = f"{grad.norm():.4g}" if grad is not None else "-"',
-        '    print(f"{name}: output {tuple(act.shape)}, grad norm {gnorm}")',
-        'print(f"input gradient norm {input_grad.norm():.6g}")',
-        "",
+        *_REPORT,
     ]
 
 
@@ -299,18 +309,9 @@ def hook_code(
         "    logits = main_tensor(model(x))",
         f"    target = {pick}",
         "    score = logits[0, target]",
-        "    (input_grad,) = torch.autograd.grad(score, x)",
-        "finally:",
-        "    for handle in handles:  # hooks left behind would change every later run",
-        "        handle.remove()",
-        "",
+        *_GRAD_THEN_UNHOOK,
         "probs = logits.detach().softmax(dim=1)[0]",
         'print(f"target {target}: p = {probs[target]:.4f}")',
-        "for name, act in activations.items():",
-        "    grad = gradients.get(name)",
-        '    gnorm = f"{grad.norm():.4g}" if grad is not None else "-"',
-        '    print(f"{name}: output {tuple(act.shape)}, grad norm {gnorm}")',
-        'print(f"input gradient norm {input_grad.norm():.6g}")',
-        "",
+        *_REPORT,
     ]
     return "".join(lines) + "\n".join(body)
