@@ -148,6 +148,16 @@ class MainWindow(QMainWindow):
             w, h = min(w, free.width()), min(h, free.height())
         return w, h
 
+    def _fit_screen(self) -> None:
+        """Shrink a size saved on a bigger screen, which would put panels off this one."""
+        screen = self.screen()
+        if screen is None or QApplication.platformName() == "offscreen":
+            return
+        free = screen.availableGeometry()
+        if self.width() > free.width() or self.height() > free.height():
+            self.resize(min(self.width(), free.width()), min(self.height(), free.height()))
+            self.move(free.topLeft())
+
     def _default_layout(self) -> None:
         """Model tree left, analysis and experiment panels in the centre, Image over Predictions.
 
@@ -304,6 +314,7 @@ class MainWindow(QMainWindow):
         geometry, state = s.value("window/geometry"), s.value("window/state")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
+            self._fit_screen()
         if isinstance(state, QByteArray):
             restored = self.restoreState(state, LAYOUT_VERSION)
             self._tidy_tabs()
