@@ -166,7 +166,10 @@ class AppState(QObject):
         picked = [n for n in (layers or []) if n in names] or default_layers(tree)
         cam = cam_layer_default(tree, picked)
         spatial = tree.default_cam_layer()
-        if not cam and not layers and spatial:  # a detector's children output no plain map
+        if not layers and tree.cam_layer:  # a token model: the layer whose map is not flat
+            picked = [n for n in picked if n != tree.cam_layer][-1:]
+            picked, cam = [tree.cam_layer, *picked], [tree.cam_layer]
+        elif not cam and not layers and spatial:  # a detector's children output no plain map
             picked, cam = [*picked, spatial], [spatial]
         self.layers = picked
         self.cam_layers = cam

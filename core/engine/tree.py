@@ -82,6 +82,8 @@ class ModuleTree:
         kind_error: Why the output fits no kind, or None.
         layouts: Every module's layout and the default CAM layer
             (``layouts.default_layer()``), or None when the dry run failed.
+        cam_layer: The default CAM layer checked to give a map that is not flat (set by the
+            load job for token models), or None: then the structural default stands.
     """
 
     root: ModuleNode
@@ -89,9 +91,12 @@ class ModuleTree:
     output_kind: OutputKind | None = None
     kind_error: str | None = None
     layouts: ModelLayouts | None = None
+    cam_layer: str | None = None
 
     def default_cam_layer(self) -> str | None:
-        """The last layer with a spatial grid larger than 1×1 (structure only)."""
+        """The checked default CAM layer, else the last layer with a grid larger than 1×1."""
+        if self.cam_layer is not None:
+            return self.cam_layer
         return self.layouts.default_layer() if self.layouts is not None else None
 
     def nodes(self) -> list[ModuleNode]:

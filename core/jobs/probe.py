@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from core.display.snapshot import make_snapshot
 from core.engine.guard import cancel_checks
 from core.engine.probe import run_probe
@@ -11,7 +13,7 @@ from core.errors import HookScopeError
 from core.experiments.interventions import edit_from_dict
 from core.loading.images import to_tensor
 from core.loading.models import load_model
-from core.methods.cam import cam_from_probe, compute_cam
+from core.methods.cam import cam_from_probe, compute_cam, suggest_layer
 from core.reporting import Reporter
 
 
@@ -26,8 +28,29 @@ def load_job(reporter: Reporter, spec: str, weights=None, trust_pickle=False, de
     lm = load_model(spec, weights, trust_pickle=trust_pickle, device=device)
     reporter.progress(1, 2, "Reading the module tree…")
     tree = build_tree(lm.model, lm.input_spec, class_names=lm.class_names)
+    tree.cam_layer = _checked_cam_layer(lm, tree)
     reporter.progress(2, 2, "Model loaded")
     return lm, tree
+
+
+def _checked_cam_layer(lm, tree) -> str | None:
+    """For token models, the last CAM layer whose map is not flat, on a seeded input.
+
+    A ViT's last blocks have a grid, yet only their class token reaches the head, so the
+    structural default would draw a flat map. Convolutional models keep the structural
+    default (no extra pass at load time).
+    """
+    layouts = tree.layouts
+    last = layouts.default_layer() if layouts is not None else None
+    if last is None or layouts.layouts[last].kind != "tokens":
+        return None
+    spec = lm.input_spec
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, spec.channels, *spec.size, generator=gen)
+    try:
+        return suggest_layer(lm.model, x, class_names=lm.class_names, input_spec=spec)
+    except HookScopeError:
+        return None
 
 
 def probe_job(

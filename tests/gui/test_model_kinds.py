@@ -215,3 +215,24 @@ def test_embedding_asks_for_a_reference_image(make_window, qtbot, photos, monkey
     st.errorRaised.connect(errors.append)
     assert not st.set_target_text("3")
     assert "similar:IMAGE" in errors[0]
+
+
+def test_a_vit_opens_on_a_cam_layer_whose_map_is_not_flat(make_window, photos):
+    """A ViT's last blocks have a grid, but only the class token reaches its head: the app
+    must open on the last token layer whose map is not flat (as the CLI's default does)."""
+    pytest.importorskip("timm")
+    from core.methods.cam import compute_cam, suggest_layer
+
+    window = make_window("timm:vit_tiny_patch16_224?img_size=32", image=photos["astronaut"])
+    st = window.state
+    lm = st.loaded
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert st.cam_layers == [suggest_layer(lm.model, x, input_spec=lm.input_spec)]
+    layer = st.cam_layers[0]
+    cam = st.snapshot.cams[layer]
+    assert float(cam.max() - cam.min()) > 0.5
+    assert not [n for n in st.snapshot.notes if "flat" in n or "everywhere" in n]
+    # The structural default (the final norm) has a grid, yet its gradient is zero.
+    last = st.tree.layouts.default_layer()
+    flat = compute_cam(lm.model, x, [last])
+    assert float(flat[last].max()) == 0.0 and "zero everywhere" in flat.notes[0]
