@@ -6,9 +6,11 @@ result holds numpy only, so the GUI never sees tensors.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from core.display.render import attribution_heat, attribution_map
 from core.engine.outputs import CLASSES, output_kind
@@ -79,10 +81,6 @@ def attribution_job(
         target: None (top-1), class index or name.
         spec: Input spec overriding ``loaded.input_spec``.
     """
-    import time
-
-    import torch
-
     if method not in ATTRIBUTION_METHODS:
         raise HookScopeError(
             f"Unknown attribution method '{method}': use one of {', '.join(ATTRIBUTION_METHODS)}."

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+
 import torch
 
 from core.display.snapshot import make_snapshot
@@ -92,9 +95,6 @@ def probe_job(
     Returns:
         A :class:`~core.display.snapshot.Snapshot`.
     """
-    import contextlib
-    import time
-
     # The whole job, snapshot included: switching the thread count back and forth between
     # its parts would restart torch's thread pool mid-job.
     with torch_threads(threads):
