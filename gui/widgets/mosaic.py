@@ -174,6 +174,10 @@ class FeatureView(QWidget):
         self.stats_label = QLabel("", side)
         self.stats_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.stats_label.setWordWrap(True)
+        # A fixed three-line height: a wrapped label whose line count changes with its text
+        # relayouts the whole panel after the first paint (one more paint wave per run).
+        self.stats_label.setFixedHeight(self.stats_label.fontMetrics().lineSpacing() * 3 + 4)
+        self.stats_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         side_lay.addWidget(self.stats_label)
         split.addWidget(self.mosaic_pane)
         split.addWidget(side)
@@ -334,6 +338,9 @@ class FeatureView(QWidget):
         self.channel_pane.set_title(f"channel {self.selected}")
         counts, edges = mz.histogram(ch)
         self.hist_curve.setData(edges, counts)
+        # Explicit ranges: auto-range would settle in a later event and repaint the plot again.
+        self.hist_plot.setXRange(float(edges[0]), float(edges[-1]), padding=0.02)
+        self.hist_plot.setYRange(0.0, float(max(counts.max(), 1)), padding=0.05)
         s = mz.stats(ch)
         self.stats_label.setText(
             f"<b>channel {self.selected}</b> &nbsp; mean {_fmt(s['mean'])} · std {_fmt(s['std'])}"
