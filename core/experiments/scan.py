@@ -16,7 +16,6 @@ ReLU, bilinear upsample, min-max) resized to S×S by :func:`resize_map`: bilinea
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import warnings
@@ -560,8 +559,3 @@ def _by_size(raw: np.ndarray) -> np.ndarray:
 def auto_workers() -> int:
     """Default decoding processes: one per spare core, at most four."""
     return max(0, min(4, (os.cpu_count() or 1) - 1))
-
-
-def batches_for(n: int, batch_size: int) -> int:
-    """Number of batches for ``n`` rows."""
-    return math.ceil(n / max(1, batch_size))
