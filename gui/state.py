@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from PySide6.QtCore import QObject, Signal
-from scipy import ndimage
 
 from core.display.snapshot import Snapshot, cam_layer_default, default_layers
 from core.engine.outputs import CLASSES, DENSE, DETECTIONS, EMBEDDING
 from core.engine.runtime import threads_for
-from core.engine.targets import parse_target, parse_target_text
+from core.engine.targets import connected_region, parse_target, parse_target_text
 from core.engine.tree import build_tree
 from core.errors import HookScopeError
 from core.jobs import probe as jobs
@@ -388,7 +387,7 @@ class AppState(QObject):
         mh, mw = snap.mask.shape
         r = min(mh - 1, max(0, int(row * mh / h)))
         c = min(mw - 1, max(0, int(col * mw / w)))
-        cls, region = click_region(snap.mask, r, c)
+        cls, region = connected_region(snap.mask, r, c)
         return self.set_target_text(f"{cls}@{save_region_mask(region, r, c)}")
 
     def select(self, layer: str, call: int = 0) -> None:
@@ -581,14 +580,6 @@ def _wrong_form(text: str, kind) -> str:
         f"The target '{text}' does not fit this model, whose output is {kind.kind} "
         f"{tuple(kind.shape)}; use {_FORMS[kind.kind]}."
     )
-
-
-def click_region(mask: np.ndarray, row: int, col: int) -> tuple[int, np.ndarray]:
-    """The class at (row, col) and its 4-connected region there, as ``region_target`` finds
-    it (numpy only: the UI thread runs no torch)."""
-    cls = int(mask[row, col])
-    labels, _ = ndimage.label(mask == cls)
-    return cls, labels == labels[row, col]
 
 
 def save_region_mask(mask: np.ndarray, row: int, col: int, folder: Path | None = None) -> Path:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from core.engine.outputs import (
     CLASSES,
@@ -349,6 +350,20 @@ class DenseTarget(ScoreTarget):
         return (t[:, self.index] * mask).sum(dim=(-2, -1))
 
 
+def connected_region(mask: np.ndarray, row: int, col: int) -> tuple[int, np.ndarray]:
+    """The class at pixel (row, col) of ``mask`` and its 4-connected region there (bool h×w).
+
+    Numpy only, so the app's UI thread can call it on a click.
+    """
+    mask = np.asarray(mask)
+    h, w = mask.shape
+    if not (0 <= row < h and 0 <= col < w):
+        raise HookScopeError(f"Pixel ({row}, {col}) is outside the {h}x{w} prediction.")
+    cls = int(mask[row, col])
+    labels, _ = ndimage.label(mask == cls)  # default structure: 4-connected
+    return cls, labels == labels[row, col]
+
+
 def region_target(
     mask: np.ndarray | torch.Tensor,
     row: int,
@@ -363,27 +378,10 @@ def region_target(
         col: Pixel column in ``mask`` coordinates.
         class_names: For the target's label.
     """
-    pred = torch.as_tensor(np.asarray(mask))
-    h, w = pred.shape
-    if not (0 <= row < h and 0 <= col < w):
-        raise HookScopeError(f"Pixel ({row}, {col}) is outside the {h}x{w} prediction.")
-    c = int(pred[row, col])
-    same = pred == c
-    region = torch.zeros_like(same)
-    region[row, col] = True
-    while True:  # grow 4-connected within the class until nothing changes
-        grown = region.clone()
-        grown[1:] |= region[:-1]
-        grown[:-1] |= region[1:]
-        grown[:, 1:] |= region[:, :-1]
-        grown[:, :-1] |= region[:, 1:]
-        grown &= same
-        if bool((grown == region).all()):
-            break
-        region = grown
+    c, region = connected_region(np.asarray(mask), row, col)
     return DenseTarget(
         c,
-        region.float(),
+        torch.from_numpy(region).float(),
         class_name(c, class_names),
         f"the region at ({row}, {col})",
         f"{c}@({row},{col})",
