@@ -231,7 +231,8 @@ class Layout:
     bar_label_y: int
 
 
-def _fmt(v: float) -> str:
+def tick_text(v: float) -> str:
+    """A colour-bar label: three significant digits (panes and saved figures alike)."""
     return f"{v:.3g}"
 
 
@@ -276,7 +277,7 @@ def layout(panels: list[Panel], title: str | None = None, scale: float | None = 
             bar = Box(x - GAP // 2, img_top, BAR_W, max(h, 64))
             vals = np.linspace(p.bar.vmax, p.bar.vmin, 3)
             ys = [img_top + int(round(i * (bar.h - 1) / 2)) for i in range(3)]
-            ticks.append([(y, _fmt(v)) for y, v in zip(ys, vals)])
+            ticks.append([(y, tick_text(v)) for y, v in zip(ys, vals)])
             x += max(BAR_W + BAR_TEXT_W, _text_w(p.bar.label) + 4) - GAP // 2 + GAP
         bottom = max(bottom, img_top + max(h, bar.h if bar else 0))
         boxes.append((box, img_top - int(FONT_PX * 0.5), bar))

@@ -148,6 +148,10 @@ class PredictionsDock(BaseDock):
         self.note_label.setVisible(bool(note))
 
     def _set_kind(self, kind: str) -> None:
+        # Only a new kind touches the header: relabelling it relayouts the table every run.
+        if kind == getattr(self, "_kind", None):
+            return
+        self._kind = kind
         self.target_edit.setPlaceholderText(PLACEHOLDERS[kind])
         self.reference_button.setVisible(kind == EMBEDDING)
         self.table.setVisible(kind != EMBEDDING)
@@ -159,23 +163,31 @@ class PredictionsDock(BaseDock):
         kind = snap.kind.kind if snap.kind is not None else CLASSES
         self._set_kind(kind)
         rows = _rows(snap, kind)
-        self.table.setRowCount(len(rows))
+        if self.table.rowCount() != len(rows):
+            self.table.setRowCount(len(rows))
         for row, (target, text, second, score, colour) in enumerate(rows):
-            cls = QTableWidgetItem(text)
-            cls.setData(Qt.ItemDataRole.UserRole, target)
-            if colour is not None:
-                cls.setData(Qt.ItemDataRole.DecorationRole, QColor(*colour))
-            idx = QTableWidgetItem(second)
-            idx.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            bar = QTableWidgetItem()
-            bar.setData(PROB_ROLE, float(score))
-            for col, item in enumerate((cls, idx, bar)):
-                self.table.setItem(row, col, item)
+            # The rows' items are reused and only changed values set: new items (or equal
+            # values set again) make the table lay out and repaint every row again.
+            cls, idx, bar = (self._item(row, col) for col in range(3))
+            _set(cls, Qt.ItemDataRole.DisplayRole, text)
+            _set(cls, Qt.ItemDataRole.UserRole, target)
+            _set(cls, Qt.ItemDataRole.DecorationRole, QColor(*colour) if colour else None)
+            _set(idx, Qt.ItemDataRole.DisplayRole, second)
+            _set(bar, PROB_ROLE, float(score))
         self._highlight(_row_target(snap, kind))
-        self.target_label.setText(self._explained(snap, kind))
+        _set_text(self.target_label, self._explained(snap, kind))
         notes = [snap.kind.note] if snap.kind is not None and snap.kind.note else []
-        self.note_label.setText("\n".join(notes))
+        _set_text(self.note_label, "\n".join(notes))
         self.note_label.setVisible(bool(notes))
+
+    def _item(self, row: int, col: int) -> QTableWidgetItem:
+        item = self.table.item(row, col)
+        if item is None:
+            item = QTableWidgetItem()
+            if col == 1:
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.table.setItem(row, col, item)
+        return item
 
     def _explained(self, snap, kind: str) -> str:
         """The sentence under the table: what is explained, and the numbers that fit."""
@@ -219,11 +231,18 @@ class PredictionsDock(BaseDock):
             self.target_label.setText(f"<b>No detections.</b> {escape(message)}")
 
     def _highlight(self, target) -> None:
+        rows = [
+            row
+            for row in range(self.table.rowCount())
+            if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) == target
+        ]
+        selected = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        if selected == rows:  # already shown: reselecting repaints the table
+            return
         self.table.blockSignals(True)
         self.table.clearSelection()
-        for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) == target:
-                self.table.selectRow(row)
+        for row in rows:
+            self.table.selectRow(row)
         self.table.blockSignals(False)
 
     def _on_clicked(self, row: int, _col: int) -> None:
@@ -275,6 +294,16 @@ class PredictionsDock(BaseDock):
         kind = snap.kind.kind if snap.kind is not None else CLASSES
         bars = [(i, text, score) for i, text, _, score, _ in _rows(snap, kind)]
         return [(self.TITLE, _bar_chart(bars, _row_target(snap, kind)))]
+
+
+def _set(item: QTableWidgetItem, role, value) -> None:
+    if item.data(role) != value:
+        item.setData(role, value)
+
+
+def _set_text(label: QLabel, text: str) -> None:
+    if label.text() != text:  # a wrapped label relayouts its dock on every setText
+        label.setText(text)
 
 
 def _rows(snap, kind: str) -> list[tuple[int | str, str, str, float, tuple | None]]:

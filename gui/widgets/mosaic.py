@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from core.display import mosaic as mz
 from gui import figures
 from gui.widgets.draw import bar_chart
+from gui.widgets.histogram import HistogramView
 from gui.widgets.panes import BACKGROUND, TEXT, ImagePane
 
 Panel = figures.Panel
@@ -153,23 +154,7 @@ class FeatureView(QWidget):
         self.channel_pane = ImagePane("", side, colorbar=True)
         self.channel_pane.hovered.connect(self._on_channel_hover)
         side_lay.addWidget(self.channel_pane, 3)
-        self.hist_plot = pg.PlotWidget(side, background=BACKGROUND)
-        self.hist_plot.setMenuEnabled(False)
-        self.hist_plot.setMouseEnabled(False, False)
-        self.hist_plot.hideButtons()
-        self.hist_plot.setMinimumHeight(110)
-        for ax in ("left", "bottom"):
-            self.hist_plot.getAxis(ax).setTextPen(TEXT)
-            self.hist_plot.getAxis(ax).setPen(TEXT)
-        self.hist_plot.setTitle("Histogram", color=TEXT, size="8pt")
-        self.hist_curve = self.hist_plot.plot(
-            [0, 1],
-            [0],
-            stepMode="center",
-            fillLevel=0,
-            brush=(66, 110, 200, 150),
-            pen=(40, 80, 160),
-        )
+        self.hist_plot = HistogramView(side)
         side_lay.addWidget(self.hist_plot, 2)
         self.stats_label = QLabel("", side)
         self.stats_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -336,11 +321,7 @@ class FeatureView(QWidget):
         ch = self.maps[self.selected]
         self.channel_pane.set_values(ch, self.cmap, self.channel_levels(ch))
         self.channel_pane.set_title(f"channel {self.selected}")
-        counts, edges = mz.histogram(ch)
-        self.hist_curve.setData(edges, counts)
-        # Explicit ranges: auto-range would settle in a later event and repaint the plot again.
-        self.hist_plot.setXRange(float(edges[0]), float(edges[-1]), padding=0.02)
-        self.hist_plot.setYRange(0.0, float(max(counts.max(), 1)), padding=0.05)
+        self.hist_plot.set_data(*mz.histogram(ch))
         s = mz.stats(ch)
         self.stats_label.setText(
             f"<b>channel {self.selected}</b> &nbsp; mean {_fmt(s['mean'])} · std {_fmt(s['std'])}"

@@ -8,6 +8,7 @@ from PySide6.QtCore import QPointF, QSize, Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics
 
 from gui import figures
+from gui.widgets.colorbar import ColorBar
 
 BACKGROUND = (246, 246, 246)
 TEXT = (40, 40, 40)
@@ -33,15 +34,9 @@ class ImagePane(pg.GraphicsLayoutWidget):
         self.view = self.addViewBox(row=1, col=0, lockAspect=True, invertY=True, enableMenu=False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.image)
-        self.bar: pg.ColorBarItem | None = None
-        self._bar_cmap = "viridis"
+        self.bar: ColorBar | None = None
         if colorbar:
-            self.bar = pg.ColorBarItem(
-                values=(0, 1), colorMap=figures.qt_colormap("viridis"), interactive=False, width=12
-            )
-            self.bar.getAxis("right").setTextPen(TEXT)
-            # pyqtgraph's 45 px hides labels like "1.5e+08" (a random-init resnet152 layer).
-            self.bar.getAxis("right").setWidth(58)
+            self.bar = ColorBar(text=TEXT)
             self.addItem(self.bar, row=1, col=1)
         self.scene().sigMouseMoved.connect(self._on_move)
         self.scene().sigMouseClicked.connect(self._on_click)
@@ -104,15 +99,8 @@ class ImagePane(pg.GraphicsLayoutWidget):
 
     def set_bar(self, cmap: str, levels: tuple[float, float]) -> None:
         """Point the colour bar (if any) at ``cmap`` and ``levels``."""
-        if self.bar is None:
-            return
-        if cmap != self._bar_cmap:  # rebuilding the bar's gradient is the slow part
-            self._bar_cmap = cmap
-            self.bar.setColorMap(figures.qt_colormap(cmap))
-        levels = (float(levels[0]), float(levels[1]))
-        if levels != getattr(self, "_bar_levels", None):  # unchanged: keep the drawn axis
-            self._bar_levels = levels
-            self.bar.setLevels(levels)
+        if self.bar is not None:
+            self.bar.set(cmap, levels)
 
     def pixel_at(self, scene_pos: QPointF) -> tuple[float, float] | None:
         """Image (y, x) under a scene position, or None outside the image."""

@@ -69,8 +69,10 @@ def test_a_pane_colours_values_exactly_as_the_renderer(qtbot, cmap):
     ok = ~np.isnan(a)
     np.testing.assert_array_equal(shown(pane)[ok], expected[ok])
     assert tuple(expected[5, 5]) == figures.NAN_RGB
-    bar = np.round(pane.bar.colorMap().color[:, :3] * 255).astype(np.uint8)
-    np.testing.assert_array_equal(bar, figures.lut(cmap))  # the pane's colour bar: same map
+    # The pane's colour bar: the same map (high values on top) and a saved figure's labels.
+    strip = qimage_to_rgb(pane.bar.strip)[:, 0]
+    np.testing.assert_array_equal(strip, figures.lut(cmap)[::-1])
+    assert pane.bar.labels() == ["2.1", "0.4", "-1.3"]
 
 
 def test_cam_dock_shows_what_save_and_copy_write(window, tmp_path):

@@ -1,0 +1,80 @@
+"""HistogramView: a channel's value histogram, painted directly.
+
+A close-up shows one per run; a pyqtgraph plot (curve, two axes, title) costs a few ms of
+layout and text per repaint, this a handful of rectangles and four numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from gui.widgets.panes import BACKGROUND, TEXT
+
+FILL = QColor(66, 110, 200, 150)
+EDGE = QColor(40, 80, 160)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}"
+
+
+class HistogramView(QWidget):
+    """Bars of ``counts`` over ``edges``; the value range under the bars, the top count left."""
+
+    def __init__(self, parent=None, title: str = "Histogram"):
+        super().__init__(parent)
+        self.title = title
+        self.counts = np.zeros(0)
+        self.edges = np.zeros(0)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumHeight(110)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(260, 160)
+
+    def set_data(self, counts: np.ndarray, edges: np.ndarray) -> None:
+        """Show ``counts`` (n,) over bin ``edges`` (n + 1,)."""
+        self.counts = np.asarray(counts, dtype=np.float64)
+        self.edges = np.asarray(edges, dtype=np.float64)
+        self.update()
+
+    def clear(self) -> None:
+        self.set_data(np.zeros(0), np.zeros(0))
+
+    def paintEvent(self, _event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(*BACKGROUND))
+        fm = self.fontMetrics()
+        line = fm.height()
+        p.setPen(QColor(*TEXT))
+        p.drawText(QRectF(0, 2, self.width(), line), Qt.AlignmentFlag.AlignHCenter, self.title)
+        n = len(self.counts)
+        if n == 0 or len(self.edges) != n + 1:
+            return
+        top_text = f"{int(self.counts.max())}"
+        left = fm.horizontalAdvance(top_text) + 8
+        plot = QRectF(left, line + 6, self.width() - left - 8, self.height() - 2 * line - 12)
+        if plot.width() < 4 or plot.height() < 4:
+            return
+        peak = max(float(self.counts.max()), 1.0)
+        step = plot.width() / n
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(FILL)
+        for i, c in enumerate(self.counts):
+            h = plot.height() * float(c) / peak
+            if h > 0:
+                p.drawRect(QRectF(plot.left() + i * step, plot.bottom() - h, step, h))
+        p.setPen(QPen(EDGE))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawLine(plot.bottomLeft(), plot.bottomRight())
+        p.drawLine(plot.bottomLeft(), plot.topLeft())
+        p.setPen(QColor(*TEXT))
+        right = Qt.AlignmentFlag.AlignRight
+        p.drawText(QRectF(0, plot.top() - line / 2, left - 4, line), right, top_text)
+        p.drawText(QRectF(0, plot.bottom() - line / 2, left - 4, line), right, "0")
+        below = QRectF(plot.left(), plot.bottom() + 3, plot.width(), line)
+        p.drawText(below, Qt.AlignmentFlag.AlignLeft, _fmt(float(self.edges[0])))
+        p.drawText(below, right, _fmt(float(self.edges[-1])))
