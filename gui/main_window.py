@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import struct
 import sys
 from pathlib import Path
 
@@ -62,6 +63,9 @@ SIDE_WIDTHS = (300, 340)
 """Widths of the Model column and the Image / Predictions column at 1440 px; plots get the rest."""
 DEFAULT_SIZE = (1440, 900)
 
+HEAD = struct.Struct(">iiBiiii")
+"""Start of a saveState: marker, version, dock marker, area count, first area and its size."""
+
 RECENT_MAX = 8
 MODEL_EXAMPLES = ("demo", "demo:clean", "torchvision:resnet18", "torchvision:resnet50")
 
@@ -87,6 +91,21 @@ def _warn(module: str, exc: Exception) -> None:
 def settings() -> QSettings:
     """The app's QSettings (organisation / application names come from QApplication)."""
     return QSettings()
+
+
+def layout_width(state: QByteArray) -> int | None:
+    """Width of the dock area a ``saveState`` was taken at, when all its docks share one area.
+
+    Qt writes a marker (0xff) and the version, then the dock areas: a marker (0xfd), their
+    count and, per area, its position and size. With several areas (docks the user moved to
+    other edges) the width is not written as one number: None.
+    """
+    head = bytes(state)[: HEAD.size]
+    if len(head) < HEAD.size:
+        return None
+    marker, _version, area_marker, areas, _area, width, _height = HEAD.unpack(head)
+    ok = (marker, area_marker, areas) == (0xFF, 0xFD, 1)
+    return width if ok and width > 0 else None
 
 
 class MainWindow(QMainWindow):
@@ -124,6 +143,8 @@ class MainWindow(QMainWindow):
             *self.experiment_docks,
         ]
         self._current_dock: BaseDock | None = None
+        self._restored_width: int | None = None  # width of a layout restored while hidden
+        self._side_exact: dict[str, float] = {}  # side column widths between resize steps
         self._make_panel_bar()
         self._default_layout()
         self._default_state = self.saveState(LAYOUT_VERSION)
@@ -190,15 +211,7 @@ class MainWindow(QMainWindow):
             if dock not in fronts:
                 dock.stacked_away = True
                 dock.hide()
-        # Narrow screens get narrower side columns, so the plots keep about half the width.
-        width = self._start_size()[0]
-        scale = min(1.0, width / DEFAULT_SIZE[0])
-        tree_w, image_w = (round(w * scale) for w in SIDE_WIDTHS)
-        # Wide enough for the Image panel's buttons when the screen allows (else it scrolls);
-        # below 1280 px the plots need the width more.
-        if width >= 1280:
-            need = self.image_dock.content.minimumSizeHint().width() + 16
-            image_w = max(image_w, min(need, int(width * 0.3)))
+        tree_w, image_w = self._side_widths(self._start_size()[0])
         self.resizeDocks(
             [self.tree_dock, centre[0], self.image_dock],
             [tree_w, 720, image_w],
@@ -208,6 +221,73 @@ class MainWindow(QMainWindow):
             [self.image_dock, self.predictions_dock], [500, 350], Qt.Orientation.Vertical
         )
         self._tidy_tabs()
+
+    def _side_widths(self, width: int) -> tuple[int, int]:
+        """Starting widths of the Model column and the Image / Predictions column at ``width``."""
+        # Narrow screens get narrower side columns, so the plots keep about half the width.
+        scale = min(1.0, width / DEFAULT_SIZE[0])
+        tree_w, image_w = (round(w * scale) for w in SIDE_WIDTHS)
+        # Wide enough for the Image panel's buttons when the screen allows (else it scrolls);
+        # below 1280 px the plots need the width more.
+        if width >= 1280:
+            need = self.image_dock.content.minimumSizeHint().width() + 16
+            image_w = max(image_w, min(need, int(width * 0.3)))
+        return tree_w, image_w
+
+    def _fit_side_columns(self, ratio: float) -> None:
+        """Fit the side columns to a window ``ratio`` times as wide as their layout's.
+
+        A shrinking window loses width only from the centre (the expanding plots) until the
+        plots reach their minimum, while the side columns keep theirs: a layout saved at
+        1920 px left Activations 193 px wide at 1000. On a narrower window each side column
+        scales by ``ratio`` but not below its starting width at this size (``ratio`` 0: the
+        starting widths); the plots get what it gives up. A layout from a smaller screen
+        (``ratio`` > 1) widens a column narrower than its starting width to that width (else
+        the Image panel's buttons are cut); the plots still get the rest.
+        """
+        tree_w, image_w = self._side_widths(self.width())
+        sides = {Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea}
+        docks, sizes = [], []
+        for dock in self.docks:
+            if not (dock.keeps_width and dock.isVisible() and not dock.isFloating()):
+                continue
+            if self.dockWidgetArea(dock) not in sides:
+                continue
+            now = dock.width()
+            # The exact width of an earlier step, unless the user dragged the column since:
+            # rounding each step of a window drag would otherwise never shrink it.
+            exact = self._side_exact.get(dock.objectName(), now)
+            exact = (exact if abs(exact - now) < 1 else now) * ratio
+            start = tree_w if dock is self.tree_dock else image_w
+            limit = max(exact, start) if ratio < 1 else start
+            if (round(limit) - now) * (ratio - 1) > 0:  # narrower on a shrink, wider on a grow
+                docks.append(dock)
+                sizes.append(round(limit))
+                self._side_exact[dock.objectName()] = limit
+            else:
+                self._side_exact.pop(dock.objectName(), None)
+        if docks:
+            self.resizeDocks(docks, sizes, Qt.Orientation.Horizontal)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        """A narrower window narrows the side columns too (Qt would squeeze only the plots)."""
+        super().resizeEvent(event)
+        old, new = event.oldSize().width(), event.size().width()
+        if self.isVisible() and 0 < new < old:
+            self._fit_side_columns(new / old)
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        """Fit a layout restored before the window was shown (and laid out) to its width."""
+        super().showEvent(event)
+        if self._restored_width:
+            self._fit_restored(self._restored_width)
+
+    def _fit_restored(self, saved: int) -> None:
+        """Fit side columns restored from a layout ``saved`` px wide to this window's width."""
+        self._restored_width = None
+        now = layout_width(self.saveState(LAYOUT_VERSION))
+        if now and now != saved:
+            self._fit_side_columns(now / saved)
 
     def _tidy_tabs(self) -> None:
         """Whole tab titles with scroll arrows for docks the user tabs together by hand.
@@ -224,6 +304,11 @@ class MainWindow(QMainWindow):
     def restoreState(self, state, version: int = 0) -> bool:  # noqa: N802
         """QMainWindow.restoreState; hidden panels then wait in their place, titles stay whole."""
         ok = super().restoreState(state, version)
+        # Side columns saved on a wider screen must not squeeze the plots here (nor, saved on
+        # a smaller one, stay too narrow for their buttons).
+        self._restored_width = layout_width(state) if ok else None
+        if self.isVisible() and self._restored_width:
+            self._fit_restored(self._restored_width)
         self._mark_stacked()
         self._tidy_tabs()
         QTimer.singleShot(0, self._tidy_tabs)
@@ -301,6 +386,7 @@ class MainWindow(QMainWindow):
         """Put every dock back where it starts."""
         if not self.restoreState(self._default_state, LAYOUT_VERSION):
             self._default_layout()
+        self._fit_side_columns(0.0)  # the starting widths at this window's width
         self._tidy_tabs()
 
     def save_layout(self) -> None:

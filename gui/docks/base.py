@@ -123,9 +123,14 @@ class BaseDock(QDockWidget):
         horizontal = QSizePolicy.Policy.Maximum if on else QSizePolicy.Policy.Preferred
         self.setSizePolicy(horizontal, QSizePolicy.Policy.Preferred)
 
+    @property
+    def keeps_width(self) -> bool:
+        """True for a side column (see :meth:`set_keeps_width`)."""
+        return getattr(self, "_keeps_width", False)
+
     def sizeHint(self) -> QSize:  # noqa: N802
         hint = super().sizeHint()
-        if getattr(self, "_keeps_width", False):
+        if self.keeps_width:
             hint.setWidth(SIDE_HINT_WIDTH)
         return hint
 

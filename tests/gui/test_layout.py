@@ -87,3 +87,72 @@ def test_one_panel_per_place_no_tab_strip_also_after_reset(make_window, qtbot):
             qtbot.waitUntil(lambda d=dock: not d.visibleRegion().isEmpty(), timeout=2000)
             assert window.panel_actions[dock.objectName()].isChecked()
         window.reset_layout()
+
+
+def _columns(window) -> tuple[int, int, int]:
+    """Widths of the Model column, the plots (Activations) and the Image column."""
+    return (window.tree_dock.width(), window.analysis_docks[0].width(), window.image_dock.width())
+
+
+def test_a_layout_saved_on_a_wider_screen_leaves_the_plots_the_width(make_window, qtbot):
+    # Saved at 1920 px and reopened at 1000, Qt kept both side columns (300 and 399 px) and
+    # squeezed Activations to its minimum (193 px); the columns now start as they would at
+    # 1000 px (300 and 340 px scaled by 1000 / 1440) and the plots get the rest. The other
+    # way, the Image column kept 236 px at 1920 px, too narrow for its buttons.
+    big = make_window(run=False)
+    qtbot.wait(50)
+    big.resize(1920, 1080)
+    qtbot.wait(50)
+    assert _columns(big)[::2] == (300, 399)
+    saved = big.saveState(LAYOUT_VERSION)
+    big.save_layout()
+    window = make_window(run=False)
+    qtbot.wait(50)
+    window.resize(1000, 700)  # a live resize: the columns shrink with the window
+    qtbot.wait(50)
+    assert _columns(window)[::2] == (208, round(399 * 1000 / 1440))
+    window.restoreState(saved, LAYOUT_VERSION)  # what opening a session does
+    qtbot.wait(50)
+    tree, plots, image = _columns(window)
+    assert (tree, image) == (208, 236) and plots >= 440
+    # Relaunch: restored from settings before the window shows, then fitted to the screen.
+    again = MainWindow(AppState(), restore=True)
+    qtbot.addWidget(again)
+    again.resize(1000, 700)
+    again.show()
+    qtbot.wait(50)
+    assert _columns(again) == (tree, plots, image)
+    # The other way, a layout from the 1000-px screen gets the 1920-px widths back.
+    big.restoreState(window.saveState(LAYOUT_VERSION), LAYOUT_VERSION)
+    qtbot.wait(50)
+    assert _columns(big)[::2] == (300, 399)
+
+
+def test_a_column_widened_on_purpose_comes_back_at_the_same_size(make_window, qtbot):
+    window = make_window(run=False)
+    qtbot.wait(50)
+    window.resize(1440, 900)
+    qtbot.wait(50)
+    window.resizeDocks([window.tree_dock], [600], Qt.Orientation.Horizontal)
+    qtbot.wait(50)
+    columns = _columns(window)
+    assert columns[0] == 600
+    saved = window.saveState(LAYOUT_VERSION)
+    for shown_first in (True, False):
+        other = MainWindow(AppState(), restore=False)
+        qtbot.addWidget(other)
+        other.resize(1440, 900)
+        if shown_first:
+            other.show()
+        other.restoreState(saved, LAYOUT_VERSION)
+        other.show()
+        qtbot.wait(50)
+        assert _columns(other) == columns
+    # Dragging the window narrower, it keeps its share rather than squeezing the plots alone.
+    for width in range(1430, 999, -10):
+        other.resize(width, 900)
+        qtbot.wait(5)
+    tree, plots, image = _columns(other)
+    # The Image column shrinks from its width at 1280 px (at most 30%: 384) by 1000 / 1280.
+    assert abs(tree - 600 * 1000 / 1440) <= 1 and image <= 300
+    assert plots >= 170  # was 68: Qt took the 440 px from the plots until their minimum
