@@ -6,8 +6,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QGuiApplication, QImage, QPixmap
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSizePolicy,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -29,46 +28,9 @@ from gui import filedialogs
 from gui.docks.base import BaseDock
 from gui.qtutil import pil_to_rgb, qimage_to_rgb, rgb_to_pixmap
 from gui.widgets.overlay import PredictionView
+from gui.widgets.picture import FittedPicture
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp *.tif *.tiff);;All files (*)"
-
-
-class ImageView(QLabel):
-    """A label that shows a pixmap scaled to fit, keeping its aspect ratio."""
-
-    def __init__(self, caption: str, parent=None):
-        super().__init__(parent)
-        self._pix: QPixmap | None = None
-        self.caption = caption
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(96, 96)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setStyleSheet("QLabel { background: #20242a; color: #b0b4ba; }")
-        self.setText(caption)
-
-    def set_pixmap(self, pix: QPixmap | None) -> None:
-        self._pix = pix
-        self._rescale()
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
-        super().resizeEvent(event)
-        self._rescale()
-
-    def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(180, 180)
-
-    def _rescale(self) -> None:
-        if self._pix is None or self._pix.isNull():
-            self.setPixmap(QPixmap())
-            self.setText(self.caption)
-            return
-        # Nearest-neighbour when enlarging small model inputs keeps pixels honest.
-        mode = (
-            Qt.TransformationMode.FastTransformation
-            if self._pix.width() < self.width() / 2
-            else Qt.TransformationMode.SmoothTransformation
-        )
-        self.setPixmap(self._pix.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio, mode))
 
 
 class ImageDock(BaseDock):
@@ -101,7 +63,7 @@ class ImageDock(BaseDock):
             self.add_header_widget(btn)
 
         views = QHBoxLayout()
-        self.original = ImageView("Original\n(drop an image here)", self)
+        self.original = FittedPicture("Original\n(drop an image here)", self)
         # With the mask or the boxes the model predicted: a click targets the region / box.
         self.model_input = PredictionView("Model input", self)
         self.model_input.clicked.connect(self._on_input_clicked)

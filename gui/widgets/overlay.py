@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QLabel, QSizePolicy
 
 from core.engine.outputs import DENSE, DETECTIONS
 from gui.qtutil import rgb_to_pixmap
+from gui.widgets.picture import FittedPicture
 
 LEGEND_MIN_PX = 260  # below this the legend would hide the mask it explains
 MASK_ALPHA = 0.45  # the explained class/region is drawn stronger, the others lighter
@@ -90,26 +90,16 @@ def explained_pixels(snap) -> np.ndarray | None:
     return resize_nearest(np.asarray(snap.mask), h, w) == snap.target
 
 
-class PredictionView(QLabel):
+class PredictionView(FittedPicture):
     """The model input scaled to fit, with the mask or the boxes; ``clicked(row, col)``."""
 
     clicked = Signal(int, int)
 
     def __init__(self, caption: str, parent=None):
-        super().__init__(parent)
-        self.caption = caption
-        self._pix: QPixmap | None = None
+        super().__init__(caption, parent)
         self.boxes: list[tuple[int, tuple[float, float, float, float], str]] = []
         self.legend: list[tuple[tuple[int, int, int], str]] = []
         self.current_box: int | None = None
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(96, 96)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setStyleSheet("QLabel { background: #20242a; color: #b0b4ba; }")
-        self.setText(caption)
-
-    def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
-        return QSize(180, 180)
 
     # -- content ------------------------------------------------------------------------------
     def show_snapshot(self, snap, names: list[str] | None = None) -> None:
@@ -130,25 +120,20 @@ class PredictionView(QLabel):
             text = snap.target_text or ""
             if text.startswith("box:"):
                 self.current_box = int(text[4:])
-        self._pix = rgb_to_pixmap(image)
-        self._rescale()
+        super().set_pixmap(rgb_to_pixmap(image))
 
     def set_pixmap(self, pix: QPixmap | None) -> None:
         """A plain picture (no prediction drawn)."""
-        self._pix, self.boxes, self.legend = pix, [], []
-        self._rescale()
-
-    def resizeEvent(self, event) -> None:  # noqa: N802
-        super().resizeEvent(event)
-        self._rescale()
+        self.boxes, self.legend = [], []
+        super().set_pixmap(pix)
 
     # -- geometry -----------------------------------------------------------------------------
     def _geometry(self) -> tuple[float, float, float] | None:
-        """(scale, x offset, y offset) of the drawn picture inside the label."""
-        if self._pix is None or self._pix.isNull():
+        """(scale, x offset, y offset) of the drawn picture inside the widget."""
+        s = self.scale()
+        if s is None:
             return None
         pw, ph = self._pix.width(), self._pix.height()
-        s = min(self.width() / pw, self.height() / ph)
         return s, (self.width() - pw * s) / 2, (self.height() - ph * s) / 2
 
     def image_pixel(self, x: float, y: float) -> tuple[int, int] | None:
@@ -185,23 +170,10 @@ class PredictionView(QLabel):
         super().mousePressEvent(event)
 
     # -- drawing ------------------------------------------------------------------------------
-    def _rescale(self) -> None:
-        geo = self._geometry()
-        if geo is None:
-            self.setPixmap(QPixmap())
-            self.setText(self.caption)
-            return
-        s = geo[0]
-        # Nearest-neighbour when enlarging small model inputs keeps pixels honest.
-        mode = (
-            Qt.TransformationMode.FastTransformation
-            if s > 2
-            else Qt.TransformationMode.SmoothTransformation
-        )
-        pix = self._pix.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio, mode)
+    def decorate(self, pix: QPixmap) -> QPixmap:
         if self.boxes or self.legend:
             pix = self._decorate(pix, pix.width() / self._pix.width())
-        self.setPixmap(pix)
+        return pix
 
     def _decorate(self, pix: QPixmap, s: float) -> QPixmap:
         """Boxes (with label and score) or the mask legend, drawn at screen resolution."""

@@ -156,3 +156,17 @@ def test_a_column_widened_on_purpose_comes_back_at_the_same_size(make_window, qt
     # The Image column shrinks from its width at 1280 px (at most 30%: 384) by 1000 / 1280.
     assert abs(tree - 600 * 1000 / 1440) <= 1 and image <= 300
     assert plots >= 170  # was 68: Qt took the 440 px from the plots until their minimum
+
+
+def test_image_panes_settle_when_the_window_shrinks_before_any_event(make_window, qtbot):
+    # The panes were QLabels whose pixmap, rescaled on resize, changed their size hints:
+    # resized before the first event they bounced between 190 and 194 px until a crash.
+    window = make_window(run=False)
+    window.resize(1000, 700)
+    qtbot.wait(50)
+    panes = (window.image_dock.original, window.image_dock.model_input)
+    heights = [p.height() for p in panes]
+    qtbot.wait(50)
+    assert [p.height() for p in panes] == heights
+    shown = window.image_dock.original.pixmap()
+    assert not shown.isNull() and shown.height() <= heights[0]
