@@ -1,0 +1,24 @@
+"""The close-up histogram draws each bin as tall as its count."""
+
+import numpy as np
+
+from gui.qtutil import qimage_to_rgb
+from gui.widgets.histogram import FILL, HistogramView
+from gui.widgets.panes import BACKGROUND
+
+
+def test_bars_are_as_tall_as_their_counts(qtbot):
+    view = HistogramView()
+    qtbot.addWidget(view)
+    view.resize(300, 200)
+    view.set_data(np.array([0.0, 5.0, 10.0]), np.array([-1.0, 0.0, 1.0, 2.0]))
+    bars = qimage_to_rgb(view._bars(90, 100))  # 30 px per bin, peak 10 → 100 px
+    filled = bars.any(axis=2)  # transparent pixels come out black
+    assert filled[:, :30].sum(0).tolist() == [0] * 30
+    assert filled[:, 30:60].sum(0).tolist() == [50] * 30
+    assert filled[:, 60:].sum(0).tolist() == [100] * 30
+    shot = qimage_to_rgb(view.grab().toImage())
+    assert shot.shape[:2] == (200, 300)
+    blend = [round(b + (f - b) * FILL[3] / 255) for f, b in zip(FILL[:3], BACKGROUND)]
+    # The tallest bin, drawn over the background, is in the shot.
+    assert (np.abs(shot.astype(int) - blend).max(axis=2) <= 2).sum() >= 90 * 30
