@@ -7,6 +7,8 @@ warm-up (interleaving keeps a busy machine fair to both sides).
 - ROAD combined (9 percentiles, noise 0.01) against pytorch-grad-cam's ``ROADCombined``.
 - Deletion + insertion with ``--steps`` steps against a straightforward loop that runs the
   model on one image per step (RISE's reference shape); the two must give the same curves.
+  The "floor" row is the least time any exact (float32) way can take here: every image's
+  FLOPs at the best convolution rate the CPU reaches in this run.
 
 Prints one table; the "target" column states the goal for each ratio.
 """
@@ -27,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torchvision  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from core.methods import metrics  # noqa: E402
 from core.methods.cam import compute_cam  # noqa: E402
@@ -43,6 +46,25 @@ def median_times(fns: dict, repeats: int) -> dict[str, tuple[float, float]]:
             fn()
             times[k].append(time.perf_counter() - t0)
     return {k: (statistics.median(v), min(v)) for k, v in times.items()}
+
+
+def conv_peak_gflops() -> float:
+    """Best fp32 3×3-convolution rate of this machine now (GFLOP/s, 2 threads, channels-last).
+
+    resnet18's own largest layers' shape, batched: no forward of the model runs faster than
+    its FLOPs at this rate, so it bounds what any exact batching can reach.
+    """
+    best = 0.0
+    for n, c, hw in ((32, 256, 28), (32, 64, 56)):
+        x = torch.randn(n, c, hw, hw).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(c, c, 3, 3).contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            torch.nn.functional.conv2d(x, w, padding=1)
+            for _ in range(3):
+                t0 = time.perf_counter()
+                torch.nn.functional.conv2d(x, w, padding=1)
+                best = max(best, 2 * n * c * c * 9 * hw * hw / (time.perf_counter() - t0))
+    return best / 1e9
 
 
 def loop_deletion_insertion(model, x, saliency, target, steps):
@@ -129,6 +151,22 @@ def main() -> int:
         c, (dl, ins) = ours_di(), loop_di()
         diff_di = max(np.abs(c.deletion - dl).max(), np.abs(c.insertion - ins).max())
         agreement.append(f"curves max |diff| {diff_di:.1e}")
+        # The floor of exact float32 arithmetic: every image through the model at the best
+        # convolution rate this CPU reaches. A ratio goal below floor / loop needs other
+        # hardware or lower precision, not better batching.
+        with FlopCounterMode(display=False) as flops, torch.no_grad():
+            model(x)
+        forwards = 2 * (args.steps - 1) + 3  # inner steps of both curves + x, blurred, zeros
+        peak = conv_peak_gflops()
+        floor = forwards * flops.get_total_flops() / 1e9 / peak
+        rows.append(
+            (
+                f"  floor: {forwards} forwards at {peak:.0f} GFLOP/s",
+                (floor, floor),
+                ratio((floor, floor), d["loop"]),
+                None,
+            )
+        )
     print(
         f"resnet18 random init 224², torch {torch.__version__}, 2 threads, "
         f"{args.repeats} repeats interleaved, batch {args.batch_size} (channels-last)"
