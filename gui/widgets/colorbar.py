@@ -63,12 +63,13 @@ class ColorBar(QGraphicsWidget):
         if self.strip is not None:
             painter.drawImage(bar, self.strip)
         painter.setPen(self.text)
-        x = bar.right() + 3
+        x = int(bar.right())
         for i, label in enumerate(self.labels()):
             y = bar.top() + i * bar.height() / 2
-            painter.drawLine(int(x - 2), int(y), int(x + 1), int(y))
+            # The tick touches the strip: a detached one reads as a minus sign.
+            painter.drawLine(x, int(y), x + 3, int(y))
             painter.drawText(
-                QRectF(x + 3, y - half, LABEL_WIDTH - 6, 2 * half),
+                QRectF(x + 6, y - half, LABEL_WIDTH - 8, 2 * half),
                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                 label,
             )

@@ -110,7 +110,6 @@ class FeatureView(QWidget):
         self.page_spin.setToolTip("Which page of channels the mosaic shows")
         self.page_spin.valueChanged.connect(lambda _: self._redraw())
         self.page_spin.setVisible(False)
-        row.addWidget(self.page_spin)
         self.fit_button = QToolButton(self)
         self.fit_button.setText("Fit")
         self.fit_button.setToolTip("Zoom the mosaic out to the whole page")
@@ -194,7 +193,12 @@ class FeatureView(QWidget):
         self.hover_label = QLabel(HINT, self)
         self.hover_label.setToolTip("Channel and value under the mouse")
         self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        outer.addWidget(self.hover_label)
+        # The pager sits under the mosaic, beside the hint that gives way: in the controls row
+        # it made the panel ~100 px wider than a 1000-px window leaves it (a scroll bar).
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.hover_label, 1)
+        bottom.addWidget(self.page_spin)
+        outer.addLayout(bottom)
 
     # -- data ---------------------------------------------------------------------------------
     def set_array(self, a: np.ndarray | None, title: str = "", message: str = "") -> None:
