@@ -237,8 +237,11 @@ def test_mosaic_fills_its_panel_and_pages_thousands_of_channels(make_window, qtb
 
     window = make_window()
     view = dock(window, "ActivationsDock").view
+    narrowest = view.minimumSizeHint().width()
     maps = np.random.default_rng(0).random((2048, 7, 7), dtype=np.float32)
     view.set_array(maps, "layer4")
+    # The pager does not widen the panel past what a 1000-px window gives it.
+    assert view.page_spin.isVisibleTo(view) and view.minimumSizeHint().width() == narrowest
     qtbot.wait(300)  # the fit timer after the page shows
     t = view.tiles
     assert len(t.order) == 256 and view.page_spin.maximum() == 8  # a page, not a moiré strip
