@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QImage
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage
 from PySide6.QtWidgets import QGraphicsWidget, QSizePolicy
 
 from gui import figures
 
 BAR_WIDTH = 12
-LABEL_WIDTH = 58
-"""Room for labels like "-1.5e+08" (a random-init resnet152 layer) without clipping."""
+WIDEST_LABELS = ("-8.88e+08", "-0.000888")
+"""The widest three-digit labels (a random-init resnet152 layer, a gradient): never clipped."""
 
 
 class ColorBar(QGraphicsWidget):
@@ -32,9 +32,15 @@ class ColorBar(QGraphicsWidget):
         self.levels = (0.0, 1.0)
         self.text = QColor(*text)
         self.strip: QImage | None = None  # the colour map, one pixel wide, top = high
+        font = QFont(self.font())
+        font.setPointSizeF(font.pointSizeF() * 0.9)  # labels, not text: a little smaller
+        self.setFont(font)
+        fm = QFontMetrics(font)
+        # One width for any label: a width that followed the labels would relayout per run.
+        self.label_width = max(fm.horizontalAdvance(t) for t in WIDEST_LABELS) + 10
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
-        self.setPreferredWidth(BAR_WIDTH + LABEL_WIDTH)
-        self.setMinimumWidth(BAR_WIDTH + LABEL_WIDTH)
+        self.setPreferredWidth(BAR_WIDTH + self.label_width)
+        self.setMinimumWidth(BAR_WIDTH + self.label_width)
         self.set(cmap, levels)
 
     def set(self, cmap: str, levels) -> None:
@@ -56,6 +62,7 @@ class ColorBar(QGraphicsWidget):
         return [figures.tick_text(v) for v in np.linspace(self.levels[1], self.levels[0], 3)]
 
     def paint(self, painter, _option, _widget=None) -> None:
+        painter.setFont(self.font())
         fm = painter.fontMetrics()
         half = fm.height() / 2
         r = self.rect()
@@ -69,7 +76,7 @@ class ColorBar(QGraphicsWidget):
             # The tick touches the strip: a detached one reads as a minus sign.
             painter.drawLine(x, int(y), x + 3, int(y))
             painter.drawText(
-                QRectF(x + 6, y - half, LABEL_WIDTH - 8, 2 * half),
+                QRectF(x + 6, y - half, self.label_width - 8, 2 * half),
                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                 label,
             )

@@ -47,6 +47,34 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
 
+class StatsLabel(QLabel):
+    """A channel's statistics, as high as the longest numbers need at the label's width.
+
+    The height follows the width only: a wrapped label whose line count followed its text
+    would relayout the whole panel after every run's first paint (one more paint wave).
+    """
+
+    WIDEST = (
+        "<b>channel 0000</b> · zeros 100%<br>mean -8.888e+08 · std 8.888e+08<br>"
+        "min -8.888e+08 · max -8.888e+08"
+    )
+
+    def __init__(self, parent=None):
+        super().__init__("", parent)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setWordWrap(True)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self._probe = QLabel(self.WIDEST)
+        self._probe.setWordWrap(True)
+        self.setFixedHeight(self._probe.heightForWidth(260))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        h = self._probe.heightForWidth(max(40, self.width()))
+        if h != self.height():
+            self.setFixedHeight(h)
+
+
 class FeatureView(QWidget):
     """Mosaic + close-up + histogram + stats, or a bar plot for vectors.
 
@@ -155,13 +183,7 @@ class FeatureView(QWidget):
         side_lay.addWidget(self.channel_pane, 3)
         self.hist_plot = HistogramView(side)
         side_lay.addWidget(self.hist_plot, 2)
-        self.stats_label = QLabel("", side)
-        self.stats_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.stats_label.setWordWrap(True)
-        # A fixed three-line height: a wrapped label whose line count changes with its text
-        # relayouts the whole panel after the first paint (one more paint wave per run).
-        self.stats_label.setFixedHeight(self.stats_label.fontMetrics().lineSpacing() * 3 + 4)
-        self.stats_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.stats_label = StatsLabel(side)
         side_lay.addWidget(self.stats_label)
         split.addWidget(self.mosaic_pane)
         split.addWidget(side)
@@ -328,8 +350,9 @@ class FeatureView(QWidget):
         self.hist_plot.set_data(*mz.histogram(ch))
         s = mz.stats(ch)
         self.stats_label.setText(
-            f"<b>channel {self.selected}</b> &nbsp; mean {_fmt(s['mean'])} · std {_fmt(s['std'])}"
-            f" · min {_fmt(s['min'])} · max {_fmt(s['max'])} · zeros {s['zeros']:.0%}"
+            f"<b>channel {self.selected}</b> · zeros {s['zeros']:.0%}<br>"
+            f"mean {_fmt(s['mean'])} · std {_fmt(s['std'])}<br>"
+            f"min {_fmt(s['min'])} · max {_fmt(s['max'])}"
         )
         origin = self.tiles.origin(self.selected) if self.tiles is not None else None
         if origin is None:

@@ -1,4 +1,4 @@
-"""The close-up histogram draws each bin as tall as its count."""
+"""The channel close-up: histogram bars as tall as their counts, statistics never cut."""
 
 import numpy as np
 
@@ -22,3 +22,18 @@ def test_bars_are_as_tall_as_their_counts(qtbot):
     blend = [round(b + (f - b) * FILL[3] / 255) for f, b in zip(FILL[:3], BACKGROUND)]
     # The tallest bin, drawn over the background, is in the shot.
     assert (np.abs(shot.astype(int) - blend).max(axis=2) <= 2).sum() >= 90 * 30
+
+
+def test_channel_stats_fit_their_label_at_any_width(qtbot):
+    from gui.widgets.mosaic import StatsLabel
+
+    label = StatsLabel()
+    qtbot.addWidget(label)
+    label.show()
+    label.setText(
+        "<b>channel 127</b> · zeros 0%<br>mean 0.0002932 · std -1.234e+05<br>"
+        "min -0.0002932 · max 1.5e+08"
+    )
+    for width in (160, 240, 600):
+        label.resize(width, label.height())
+        assert label.heightForWidth(width) <= label.height(), width  # no line cut off
