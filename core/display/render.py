@@ -53,12 +53,6 @@ def robust_limit(a: np.ndarray, percentile: float = 99.5) -> float:
     return float(np.percentile(a, percentile)) if a.size else 0.0
 
 
-def channel_sum(a: np.ndarray, *, absolute: bool = True) -> np.ndarray:
-    """Collapse (C, H, W) attributions to (H, W): sum of |a| (or signed sum) over channels."""
-    a = np.asarray(a, dtype=np.float32)
-    return (np.abs(a) if absolute else a).sum(axis=0)
-
-
 def upsample(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of (h, w) or (C, h, w) to ``size`` = (H, W), half-pixel centres.
 
@@ -78,14 +72,6 @@ def blend(base: np.ndarray, top: np.ndarray, alpha: float) -> np.ndarray:
     a = float(np.clip(alpha, 0.0, 1.0))
     out = (1.0 - a) * base.astype(np.float32) + a * top.astype(np.float32)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
-
-
-def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a uint8 (H, W, 3) image to ``size`` = (H, W)."""
-    if tuple(rgb.shape[:2]) == tuple(size):
-        return rgb
-    chw = upsample(rgb.transpose(2, 0, 1).astype(np.float32), size)
-    return np.clip(chw.transpose(1, 2, 0) + 0.5, 0, 255).astype(np.uint8)
 
 
 def gradient_to_rgb(grad: np.ndarray) -> np.ndarray:

@@ -117,11 +117,6 @@ def to_display(x: torch.Tensor, spec: InputSpec) -> np.ndarray:
     return np.repeat(arr, 3, axis=2) if arr.shape[2] == 1 else np.ascontiguousarray(arr)
 
 
-def to_image(x: torch.Tensor, spec: InputSpec) -> Image.Image:
-    """Model tensor → PIL RGB image (inverse of :func:`to_tensor` up to rounding)."""
-    return Image.fromarray(to_display(x, spec), "RGB")
-
-
 def solid(colour: Colour, spec: InputSpec | None = None, size: tuple[int, int] | None = None):
     """A plain-colour RGB image at the model's input size (or ``size`` as (w, h))."""
     if size is None:
