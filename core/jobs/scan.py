@@ -197,21 +197,21 @@ def scan_job(
     try:
         if todo:
             batches = _batches(
-                ray,
                 loaded,
-                root,
                 paths,
                 todo,
-                spec,
-                masks_root,
-                labels,
-                layer,
-                method,
-                target,
-                map_size,
-                batch_size,
-                workers,
-                reshape,
+                ray=ray,
+                root=root,
+                spec=spec,
+                masks_root=masks_root,
+                labels=labels,
+                layer=layer,
+                method=method,
+                target=target,
+                map_size=map_size,
+                batch_size=batch_size,
+                workers=workers,
+                reshape=reshape,
             )
             for arr in batches:
                 writer.add(_rows(arr, paths, labels, loaded.class_names), arr["maps"])
@@ -295,11 +295,12 @@ def _claim(out: Path, identity: dict) -> None:
 
 
 def _batches(
-    ray,
     loaded,
-    root,
     paths,
     todo,
+    *,
+    ray,
+    root,
     spec,
     masks_root,
     labels,
