@@ -109,14 +109,6 @@ def lut(name: str = DEFAULT_CMAP) -> np.ndarray:
     return table
 
 
-@cache
-def qt_colormap(name: str):
-    """The ``pg.ColorMap`` of :func:`lut` (for ``pg.ColorBarItem``); built once per name."""
-    import pyqtgraph as pg
-
-    return pg.ColorMap(np.linspace(0.0, 1.0, 256), lut(name))
-
-
 def colorize(
     a: np.ndarray, cmap: str = DEFAULT_CMAP, levels: tuple[float, float] = (0.0, 1.0)
 ) -> np.ndarray:

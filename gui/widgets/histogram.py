@@ -1,7 +1,7 @@
 """HistogramView: a channel's value histogram, painted directly.
 
 A close-up shows one per run; a pyqtgraph plot (curve, two axes, title) costs a few ms of
-layout and text per repaint, this a handful of rectangles and four numbers.
+layout and text per repaint, this one image of the bars and four numbers.
 """
 
 from __future__ import annotations
@@ -11,14 +11,11 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from gui.figures import tick_text
 from gui.widgets.panes import BACKGROUND, TEXT
 
 FILL = (66, 110, 200, 150)  # RGBA, drawn over the background
 EDGE = QColor(40, 80, 160)
-
-
-def _fmt(v: float) -> str:
-    return f"{v:.3g}"
 
 
 class HistogramView(QWidget):
@@ -40,9 +37,6 @@ class HistogramView(QWidget):
         self.counts = np.asarray(counts, dtype=np.float64)
         self.edges = np.asarray(edges, dtype=np.float64)
         self.update()
-
-    def clear(self) -> None:
-        self.set_data(np.zeros(0), np.zeros(0))
 
     def _bars(self, w: int, h: int) -> QImage:
         """The bars as a (h, w) image: one numpy step, not a draw call per bin."""
@@ -79,5 +73,5 @@ class HistogramView(QWidget):
         p.drawText(QRectF(0, plot.top() - line / 2, left - 4, line), right, top_text)
         p.drawText(QRectF(0, plot.bottom() - line / 2, left - 4, line), right, "0")
         below = QRectF(plot.left(), plot.bottom() + 3, plot.width(), line)
-        p.drawText(below, Qt.AlignmentFlag.AlignLeft, _fmt(float(self.edges[0])))
-        p.drawText(below, right, _fmt(float(self.edges[-1])))
+        p.drawText(below, Qt.AlignmentFlag.AlignLeft, tick_text(float(self.edges[0])))
+        p.drawText(below, right, tick_text(float(self.edges[-1])))
