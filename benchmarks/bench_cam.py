@@ -8,9 +8,7 @@ Prints one table; the "target" column states the goal for each ratio.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -18,23 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import torchvision  # noqa: E402
+from timing import median_times, print_table, ratio  # noqa: E402  (benchmarks/timing.py)
 
 from core.methods.cam import compute_cam  # noqa: E402
 
 LAYERS4 = ["layer1", "layer2", "layer3", "layer4"]
-
-
-def median_times(fns: dict, repeats: int) -> dict[str, tuple[float, float]]:
-    """(median, min) seconds of each callable, run interleaved after one warm-up call each."""
-    for fn in fns.values():
-        fn()
-    times = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: (statistics.median(v), min(v)) for k, v in times.items()}
 
 
 def main() -> int:
@@ -104,9 +90,6 @@ def main() -> int:
     with contextlib.redirect_stderr(io.StringIO()):  # pytorch-grad-cam's own tqdm bars
         s = median_times({"ours": ours_score, "pgc": pgc_score}, args.score_repeats)
 
-    def ratio(a, b):
-        return a[0] / b[0], a[1] / b[1]
-
     rows = [
         ("Grad-CAM layer4, HookScope", t["ours"], None, None),
         ("Grad-CAM layer4, captum LayerGradCam+upsample", t["captum"], None, None),
@@ -124,19 +107,7 @@ def main() -> int:
         f"resnet18 random init, torch {torch.__version__}, 2 threads, "
         f"{args.repeats} repeats ({args.score_repeats} for ScoreCAM), interleaved"
     )
-    print(
-        f"{'case':<52} {'median ms':>10} {'min ms':>9} {'ratio':>6} {'(min)':>6} {'target':>7}  ok"
-    )
-    ok_all = True
-    for name, sec, rat, limit in rows:
-        med = f"{sec[0] * 1000:10.1f} {sec[1] * 1000:9.1f}" if sec else " " * 20
-        r = f"{rat[0]:6.2f} {rat[1]:6.2f}" if rat else " " * 13
-        goal, ok = "", ""
-        if limit is not None:
-            goal = f"<={limit:.2f}"
-            ok = "yes" if rat[0] <= limit else "NO"
-            ok_all &= rat[0] <= limit
-        print(f"{name:<52} {med} {r} {goal:>7}  {ok}")
+    ok_all = print_table(rows)
     return 0 if ok_all else 1
 
 

@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import io
 import math
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,23 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torchvision  # noqa: E402
+from timing import median_times, print_table, ratio  # noqa: E402  (benchmarks/timing.py)
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from core.methods import metrics  # noqa: E402
 from core.methods.cam import compute_cam  # noqa: E402
-
-
-def median_times(fns: dict, repeats: int) -> dict[str, tuple[float, float]]:
-    """(median, min) seconds of each callable, run interleaved after one warm-up call each."""
-    for fn in fns.values():
-        fn()
-    times = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: (statistics.median(v), min(v)) for k, v in times.items()}
 
 
 def conv_peak_gflops() -> float:
@@ -115,9 +102,6 @@ def main() -> int:
     def loop_di():
         return loop_deletion_insertion(model, x, sal, target, args.steps)
 
-    def ratio(a, b):
-        return a[0] / b[0], a[1] / b[1]
-
     cases = set(args.cases.split(","))
     rows, agreement = [], []
     if "road" in cases:
@@ -171,19 +155,7 @@ def main() -> int:
         f"resnet18 random init 224², torch {torch.__version__}, 2 threads, "
         f"{args.repeats} repeats interleaved, batch {args.batch_size} (channels-last)"
     )
-    print(
-        f"{'case':<52} {'median ms':>10} {'min ms':>9} {'ratio':>6} {'(min)':>6} {'target':>7}  ok"
-    )
-    ok_all = True
-    for name, sec, rat, limit in rows:
-        med = f"{sec[0] * 1000:10.1f} {sec[1] * 1000:9.1f}" if sec else " " * 20
-        r = f"{rat[0]:6.2f} {rat[1]:6.2f}" if rat else " " * 13
-        goal, ok = "", ""
-        if limit is not None:
-            goal = f"<={limit:.2f}"
-            ok = "yes" if rat[0] <= limit else "NO"
-            ok_all &= rat[0] <= limit
-        print(f"{name:<52} {med} {r} {goal:>7}  {ok}")
+    ok_all = print_table(rows)
     print("agreement: " + "; ".join(agreement))
     return 0 if ok_all else 1
 
