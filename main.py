@@ -1,84 +1,36 @@
-"""HookScope: `python main.py` opens the app; subcommands run the same jobs headless."""
+"""HookScope from a checkout: ``python main.py`` opens the app; subcommands run jobs headless.
+
+Installed, the same entry point is the ``hookscope`` command (``hookscope.gui.command``).
+"""
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import os
+import importlib.util
 import sys
-
-from core.cli import names
-from core.errors import HookScopeError
-
-SUBCOMMANDS = (
-    "core.cli.inspect",
-    "core.cli.probe",
-    "core.cli.importance",
-    "core.cli.evaluate",
-    "gui.cli.figures",
-    "gui.cli.scan",
-)
-"""Modules with ``add_subcommand(subparsers)``: core-only commands, then those drawing figures."""
+from pathlib import Path
 
 
-class _Parser(argparse.ArgumentParser):
-    """Argparse that reports a usage error as one sentence and exit code 2."""
+def _checkout_package() -> None:
+    """Make ``import hookscope`` name this checkout when it is not installed.
 
-    def error(self, message: str):
-        self.exit(2, f"hookscope: {message}.\n")
-
-
-def _gui_args(p: argparse.ArgumentParser) -> None:
-    """Top-level options: what the window opens with (no subcommand)."""
-    g = p.add_argument_group("app (no subcommand)")
-    g.add_argument("--model", help="model to open (default: the built-in demo)")
-    g.add_argument("--weights", help="state_dict file applied to the model")
-    g.add_argument("--trust-pickle", action="store_true", help="allow a pickled full model")
-    g.add_argument("--image", help="image to open (default: a bundled sample)")
-    g.add_argument("--layers", type=names, help="comma-separated module names to hook")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
-    g.add_argument(
-        "--screenshot",
-        metavar="PNG",
-        help="save a screenshot of the window after the first run, then exit",
+    The wheel maps ``resources/`` to ``hookscope`` and ``core/``, ``gui/`` to ``hookscope.core``,
+    ``hookscope.gui``; here the same happens by giving the package both folders as its path.
+    """
+    if "hookscope" in sys.modules or importlib.util.find_spec("hookscope") is not None:
+        return
+    root = Path(__file__).resolve().parent
+    spec = importlib.util.spec_from_file_location(
+        "hookscope",
+        root / "resources" / "__init__.py",
+        submodule_search_locations=[str(root / "resources"), str(root)],
     )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface; with no subcommand the GUI opens."""
-    parser = _Parser(prog="hookscope", description=__doc__)
-    _gui_args(parser)
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-
-    for module in SUBCOMMANDS:
-        importlib.import_module(module).add_subcommand(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI, or open the GUI when no subcommand is given."""
-    from core.engine.runtime import tune_allocator
-
-    tune_allocator()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        from gui.app import run  # lazily: subcommands never load Qt
-
-        return run(args)
-    try:
-        return args.func(args)
-    except HookScopeError as exc:
-        print(f"hookscope: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("hookscope: interrupted.", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # `hookscope inspect ... | head`: the reader left; stop quietly, as Unix tools do.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["hookscope"] = module
+    spec.loader.exec_module(module)
 
 
 if __name__ == "__main__":
+    _checkout_package()
+    from hookscope.gui.command import main
+
     sys.exit(main())

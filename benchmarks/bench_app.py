@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from core.demo import sample_path  # noqa: E402
+from hookscope.core.demo import sample_path  # noqa: E402
 
 FRAME_MS = 17
 """Goal for the app's overhead over the bare compute: one frame at 60 Hz."""
@@ -40,13 +40,13 @@ IMAGES = [sample_path(n) for n in ("airplane_sky.png", "car_road.png")]
 BARE = """
 import json, sys, time
 import torch
-from core.engine.runtime import threads_for, tune_allocator
+from hookscope.core.engine.runtime import threads_for, tune_allocator
 tune_allocator()  # as the app does, so the bare side is not slowed by page faults
-from core.engine.probe import run_probe
-from core.engine.tree import build_tree
-from core.loading.images import load_image, to_tensor
-from core.loading.models import load_model
-from core.methods.cam import cam_from_probe, compute_cam
+from hookscope.core.engine.probe import run_probe
+from hookscope.core.engine.tree import build_tree
+from hookscope.core.loading.images import load_image, to_tensor
+from hookscope.core.loading.models import load_model
+from hookscope.core.methods.cam import cam_from_probe, compute_cam
 a = json.loads(sys.argv[1])
 lm = load_model(a["spec"])
 threads = threads_for(build_tree(lm.model, lm.input_spec).macs())  # the app's choice
@@ -118,9 +118,9 @@ def app_times(spec: str, repeats: int) -> tuple[list[float], list[float], dict]:
     from PySide6.QtCore import QEvent, QEventLoop, QObject, QTimer
     from PySide6.QtWidgets import QWidget
 
-    from gui.app import default_image, make_app
-    from gui.main_window import MainWindow
-    from gui.state import AppState
+    from hookscope.gui.app import default_image, make_app
+    from hookscope.gui.main_window import MainWindow
+    from hookscope.gui.state import AppState
 
     make_app()
     state = AppState()
@@ -199,7 +199,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=15)
     a = p.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from core.engine.runtime import tune_allocator
+    from hookscope.core.engine.runtime import tune_allocator
 
     tune_allocator()  # main.py does this at start
     for spec in a.specs:

@@ -18,7 +18,7 @@ import torch.nn.functional as F  # noqa: E402
 import torchvision  # noqa: E402
 from timing import median_times, print_table, ratio  # noqa: E402  (benchmarks/timing.py)
 
-from core.methods.cam import compute_cam  # noqa: E402
+from hookscope.core.methods.cam import compute_cam  # noqa: E402
 
 LAYERS4 = ["layer1", "layer2", "layer3", "layer4"]
 

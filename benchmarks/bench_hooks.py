@@ -18,8 +18,8 @@ import torch
 import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from core.engine.hooks import HookSession  # noqa: E402
-from core.engine.runtime import tune_allocator  # noqa: E402
+from hookscope.core.engine.hooks import HookSession  # noqa: E402
+from hookscope.core.engine.runtime import tune_allocator  # noqa: E402
 
 
 def leaves(model):

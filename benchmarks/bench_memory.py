@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from core.engine.probe import run_probe  # noqa: E402
-from core.loading.models import load_model  # noqa: E402
+from hookscope.core.engine.probe import run_probe  # noqa: E402
+from hookscope.core.loading.models import load_model  # noqa: E402
 
 
 def rss_mb() -> float:

@@ -31,8 +31,8 @@ import torchvision  # noqa: E402
 from timing import median_times, print_table, ratio  # noqa: E402  (benchmarks/timing.py)
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from core.methods import metrics  # noqa: E402
-from core.methods.cam import compute_cam  # noqa: E402
+from hookscope.core.methods import metrics  # noqa: E402
+from hookscope.core.methods.cam import compute_cam  # noqa: E402
 
 
 def conv_peak_gflops() -> float:

@@ -36,9 +36,9 @@ RSS_CHILD = """
 import json, sys, time
 import torch
 torch.set_num_threads(2)
-from core.jobs.scan import scan_job
-from core.loading.models import load_model
-from core.reporting import quiet
+from hookscope.core.jobs.scan import scan_job
+from hookscope.core.loading.models import load_model
+from hookscope.core.reporting import quiet
 def hwm_mb():
     # VmHWM: this process image's peak RSS (ru_maxrss would inherit the parent's at fork).
     for line in open("/proc/self/status"):
@@ -60,9 +60,9 @@ def throughput(n_images: int, batch: int) -> dict:
     import torch
     from pytorch_grad_cam import GradCAM
 
-    from core.experiments.scan import scan_batch
-    from core.loading.models import load_model
-    from core.methods.cam import compute_cam, compute_cam_batch
+    from hookscope.core.experiments.scan import scan_batch
+    from hookscope.core.loading.models import load_model
+    from hookscope.core.methods.cam import compute_cam, compute_cam_batch
 
     torch.set_num_threads(2)
     lm = load_model("torchvision:resnet18")
@@ -113,7 +113,7 @@ def make_scenes(folder: Path, n: int) -> tuple[Path, Path]:
     import numpy as np
     from PIL import Image
 
-    from core.demo.scenes import CLASS_NAMES, make_dataset
+    from hookscope.core.demo.scenes import CLASS_NAMES, make_dataset
 
     done = folder / f"done{n}"
     images, masks = folder / f"images{n}", folder / f"masks{n}"

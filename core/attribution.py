@@ -1,6 +1,6 @@
 """Public API: input attributions (``core.methods.attribution``)."""
 
-from core.methods.attribution import (
+from hookscope.core.methods.attribution import (
     ATTRIBUTION_METHODS,
     attribute,
     guided_backprop,

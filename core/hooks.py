@@ -1,5 +1,5 @@
 """Public API: record layers with hooks (``core.engine.hooks``)."""
 
-from core.engine.hooks import HookSession, Record, hook_count, resolve_modules
+from hookscope.core.engine.hooks import HookSession, Record, hook_count, resolve_modules
 
 __all__ = ["HookSession", "Record", "hook_count", "resolve_modules"]

@@ -1,6 +1,6 @@
 """Public API: faithfulness metrics for saliency maps (``core.methods.metrics``)."""
 
-from core.methods.metrics import (
+from hookscope.core.methods.metrics import (
     BASELINES,
     PERCENTILES,
     causal_curves,

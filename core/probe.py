@@ -1,8 +1,8 @@
 """Public API: one forward and one backward with hooks (``core.engine.probe``)."""
 
-from core.engine.outputs import OutputKind, Prediction, output_kind
-from core.engine.probe import ProbeResult, run_probe, tensor_stats
-from core.engine.targets import parse_target_text, region_target
+from hookscope.core.engine.outputs import OutputKind, Prediction, output_kind
+from hookscope.core.engine.probe import ProbeResult, run_probe, tensor_stats
+from hookscope.core.engine.targets import parse_target_text, region_target
 
 __all__ = [
     "OutputKind",

@@ -18,11 +18,11 @@ sys.path.insert(0, str(ROOT))
 
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 
-from core.demo import sample_path  # noqa: E402
-from gui.app import make_app  # noqa: E402
-from gui.docks.image_lab import SKY_BLUE  # noqa: E402
-from gui.main_window import MainWindow  # noqa: E402
-from gui.state import AppState  # noqa: E402
+from hookscope.core.demo import sample_path  # noqa: E402
+from hookscope.gui.app import make_app  # noqa: E402
+from hookscope.gui.docks.image_lab import SKY_BLUE  # noqa: E402
+from hookscope.gui.main_window import MainWindow  # noqa: E402
+from hookscope.gui.state import AppState  # noqa: E402
 
 ABLATE_TOP = 40
 

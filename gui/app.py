@@ -9,10 +9,10 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from core.demo import sample_path, sample_paths
-from core.errors import HookScopeError
-from gui.main_window import MainWindow
-from gui.state import AppState
+from hookscope.core.demo import sample_path, sample_paths
+from hookscope.core.errors import HookScopeError
+from hookscope.gui.main_window import MainWindow
+from hookscope.gui.state import AppState
 
 DEFAULT_SAMPLE = "airplane_sky.png"
 SCREENSHOT_TIMEOUT_S = 180

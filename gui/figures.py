@@ -24,8 +24,8 @@ from xml.sax.saxutils import escape
 import numpy as np
 from PIL import Image
 
-from core.display.mosaic import signed_levels, value_levels
-from core.display.render import (
+from hookscope.core.display.mosaic import signed_levels, value_levels
+from hookscope.core.display.render import (
     attribution_heat,
     attribution_map,
     blend,
@@ -33,7 +33,7 @@ from core.display.render import (
     normalize_signed,
     upsample,
 )
-from core.errors import HookScopeError
+from hookscope.core.errors import HookScopeError
 
 # Our names → pyqtgraph's bundled maps (no colour tables written here).
 COLORMAPS: dict[str, str] = {
@@ -342,7 +342,7 @@ def render_figure(
     """
     from PySide6 import QtCore, QtGui
 
-    from gui.qtutil import rgb_to_qimage
+    from hookscope.gui.qtutil import rgb_to_qimage
 
     ensure_qt()
     panels = check_panels(panels, colorbar)
@@ -391,7 +391,7 @@ def figure_rgb(
     panels: list[Panel], colorbar: ColorBar | None = None, *, title=None, scale=None
 ) -> np.ndarray:
     """The figure as a uint8 RGB array (H, W, 3), e.g. to show or test it."""
-    from gui.qtutil import qimage_to_rgb
+    from hookscope.gui.qtutil import qimage_to_rgb
 
     return qimage_to_rgb(render_figure(panels, colorbar, title=title, scale=scale))
 

@@ -31,30 +31,30 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui import filedialogs
-from gui.docks.base import LAYOUT_VERSION, BaseDock, save_panels
-from gui.docks.image import IMAGE_FILTER, ImageDock
-from gui.docks.layer_stats import LayerStatsDock
-from gui.docks.model_tree import ModelTreeDock
-from gui.docks.predictions import PredictionsDock
+from hookscope.gui import filedialogs
+from hookscope.gui.docks.base import LAYOUT_VERSION, BaseDock, save_panels
+from hookscope.gui.docks.image import IMAGE_FILTER, ImageDock
+from hookscope.gui.docks.layer_stats import LayerStatsDock
+from hookscope.gui.docks.model_tree import ModelTreeDock
+from hookscope.gui.docks.predictions import PredictionsDock
 
 ANALYSIS_DOCKS = (
-    ("gui.docks.activations", "ActivationsDock"),
-    ("gui.docks.gradients", "GradientsDock"),
-    ("gui.docks.cam", "CamDock"),
-    ("gui.docks.attribution", "AttributionDock"),
+    ("hookscope.gui.docks.activations", "ActivationsDock"),
+    ("hookscope.gui.docks.gradients", "GradientsDock"),
+    ("hookscope.gui.docks.cam", "CamDock"),
+    ("hookscope.gui.docks.attribution", "AttributionDock"),
 )
 """Centre docks, tabbed, in this order; each is used when its module exists."""
 
 EXPERIMENT_DOCKS = (
-    ("gui.docks.edits", "EditsDock"),
-    ("gui.docks.image_lab", "ImageLabDock"),
-    ("gui.docks.importance", "ImportanceDock"),
-    ("gui.docks.compare", "CompareDock"),
-    ("gui.docks.sanity", "SanityDock"),
-    ("gui.docks.trust", "TrustDock"),
-    ("gui.docks.dataset", "DatasetDock"),
-    ("gui.docks.hook_code", "HookCodeDock"),
+    ("hookscope.gui.docks.edits", "EditsDock"),
+    ("hookscope.gui.docks.image_lab", "ImageLabDock"),
+    ("hookscope.gui.docks.importance", "ImportanceDock"),
+    ("hookscope.gui.docks.compare", "CompareDock"),
+    ("hookscope.gui.docks.sanity", "SanityDock"),
+    ("hookscope.gui.docks.trust", "TrustDock"),
+    ("hookscope.gui.docks.dataset", "DatasetDock"),
+    ("hookscope.gui.docks.hook_code", "HookCodeDock"),
 )
 """Experiment docks: Edits with Predictions, Image lab with Image, the rest tabbed centre."""
 EXPERIMENT_PLACES = {"EditsDock": "predictions", "ImageLabDock": "image"}
@@ -517,7 +517,7 @@ class MainWindow(QMainWindow):
         self.recent_images_menu = file_menu.addMenu("Recent images")
         self.recent_images_menu.aboutToShow.connect(self._fill_recent_images)
         file_menu.addSeparator()
-        from gui import session_io
+        from hookscope.gui import session_io
 
         self.open_session_action = self._action(
             file_menu, "Open sess&ion…", lambda: session_io.open_dialog(self)
@@ -649,8 +649,8 @@ class MainWindow(QMainWindow):
 
     def export_all(self, folder: str | Path) -> list[Path]:
         """Every visible dock's figure as PNG, raw arrays as NPZ (+ JSON sidecar), settings JSON."""
-        from core.errors import HookScopeError
-        from core.io.export import save_arrays, write_json
+        from hookscope.core.errors import HookScopeError
+        from hookscope.core.io.export import save_arrays, write_json
 
         folder = Path(folder)
         written: list[Path] = []

@@ -17,14 +17,14 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray
 from PySide6.QtWidgets import QMessageBox
 
-from core.errors import HookScopeError
-from core.experiments.interventions import apply_image_edits
-from core.io.session import Session
-from core.loading.images import load_image
-from core.loading.spec import InputSpec
-from gui import filedialogs
-from gui.docks.base import LAYOUT_VERSION
-from gui.state import REGION_DIR
+from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.interventions import apply_image_edits
+from hookscope.core.io.session import Session
+from hookscope.core.loading.images import load_image
+from hookscope.core.loading.spec import InputSpec
+from hookscope.gui import filedialogs
+from hookscope.gui.docks.base import LAYOUT_VERSION
+from hookscope.gui.state import REGION_DIR
 
 SESSION_FILTER = "HookScope session (*.json);;All files (*)"
 

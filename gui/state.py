@@ -16,17 +16,17 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QObject, Signal
 
-from core.display.snapshot import Snapshot, cam_layer_default, default_layers
-from core.engine.outputs import CLASSES, DENSE, DETECTIONS, EMBEDDING
-from core.engine.runtime import threads_for
-from core.engine.targets import connected_region, parse_target, parse_target_text
-from core.engine.tree import build_tree
-from core.errors import HookScopeError
-from core.jobs import probe as jobs
-from core.loading.images import load_image
-from core.loading.spec import InputSpec
-from gui.figures import check_colormap
-from gui.worker import Worker
+from hookscope.core.display.snapshot import Snapshot, cam_layer_default, default_layers
+from hookscope.core.engine.outputs import CLASSES, DENSE, DETECTIONS, EMBEDDING
+from hookscope.core.engine.runtime import threads_for
+from hookscope.core.engine.targets import connected_region, parse_target, parse_target_text
+from hookscope.core.engine.tree import build_tree
+from hookscope.core.errors import HookScopeError
+from hookscope.core.jobs import probe as jobs
+from hookscope.core.loading.images import load_image
+from hookscope.core.loading.spec import InputSpec
+from hookscope.gui.figures import check_colormap
+from hookscope.gui.worker import Worker
 
 DEFAULT_CAM_METHOD = "gradcam"
 

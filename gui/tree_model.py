@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
 
-from core.engine.tree import ModuleNode, ModuleTree
+from hookscope.core.engine.tree import ModuleNode, ModuleTree
 
 COLUMNS = ("Module", "Type", "Output", "Params", "Calls")
 NAME_ROLE = Qt.ItemDataRole.UserRole + 1

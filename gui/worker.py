@@ -20,8 +20,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
-from core.errors import HookScopeError
-from core.reporting import Cancelled, Reporter
+from hookscope.core.errors import HookScopeError
+from hookscope.core.reporting import Cancelled, Reporter
 
 PROGRESS_POLL_MS = 100
 

@@ -1,6 +1,37 @@
-"""HookScope's bundled files: the demo's weights and sample images.
+"""HookScope: look inside your own PyTorch model.
 
-This folder is installed as the package ``hookscope_resources`` (see pyproject.toml), so code
-finds the files with ``importlib.resources.files("hookscope_resources")`` wherever HookScope
-is installed; ``core.demo.resource_path`` does that.
+```python
+import hookscope
+e = hookscope.explain(model, "cat.png", method="gradcam")   # no window: e.map, e.probs, e.target
+v = hookscope.view(model, image="cat.png")                   # the app on this live module
+```
+
+Installed, this folder is the package ``hookscope``: its files are the bundled demo weights and
+samples (``importlib.resources.files("hookscope")``), and ``hookscope.core`` / ``hookscope.gui``
+hold the engine and the app. The functions below import their parts on first use, so
+``import hookscope`` loads neither torch nor Qt.
 """
+
+from __future__ import annotations
+
+__all__ = ["explain", "view"]
+
+
+def explain(model, image, method: str = "gradcam", **options):
+    """Explain ``model``'s decision on ``image`` with one registry method (no window).
+
+    See :func:`hookscope.core.api.explain` for the arguments.
+    """
+    from hookscope.core.api import explain as _explain
+
+    return _explain(model, image, method, **options)
+
+
+def view(model, image=None, **options):
+    """Open the HookScope app on a live ``nn.Module``.
+
+    See :func:`hookscope.gui.live.view` for the arguments.
+    """
+    from hookscope.gui.live import view as _view
+
+    return _view(model, image, **options)

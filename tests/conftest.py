@@ -13,7 +13,7 @@ torch.set_num_threads(int(os.environ.get("HOOKSCOPE_TEST_THREADS", "2")))
 @pytest.fixture
 def no_hooks_left():
     """Collect models during a test; assert none holds a hook afterwards."""
-    from core.engine.hooks import hook_count
+    from hookscope.core.engine.hooks import hook_count
 
     models = []
     yield models.append

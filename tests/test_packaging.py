@@ -16,16 +16,16 @@ RESOURCES = ROOT / "resources"
 
 
 def test_every_package_folder_is_listed_in_pyproject():
-    """pyproject lists packages (resources/ installs under another name): none may be missed."""
+    """pyproject lists packages (all under ``hookscope``): none may be missed."""
     listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     on_disk = find_packages(str(ROOT), include=["core*", "gui*"])
-    assert sorted(listed) == sorted([*on_disk, "hookscope_resources"])
+    assert sorted(listed) == sorted(["hookscope", *(f"hookscope.{p}" for p in on_disk)])
 
 
 def _bundled() -> list[str]:
     """The repo's resources/ files as they must appear in the wheel."""
     files = [*RESOURCES.glob("*.pt"), *RESOURCES.glob("samples/*.png")]
-    return sorted(f"hookscope_resources/{p.relative_to(RESOURCES).as_posix()}" for p in files)
+    return sorted(f"hookscope/{p.relative_to(RESOURCES).as_posix()}" for p in files)
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +51,16 @@ def wheel(tmp_path_factory) -> Path:
 def test_the_wheel_carries_the_demo_weights_and_the_samples(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     bundled = _bundled()
-    assert "hookscope_resources/demo_shortcut.pt" in bundled
-    assert "hookscope_resources/samples/airplane_sky.png" in bundled
+    assert "hookscope/demo_shortcut.pt" in bundled
+    assert "hookscope/samples/airplane_sky.png" in bundled
     assert len(bundled) == 2 + len(list(RESOURCES.glob("samples/*.png")))
     assert set(bundled) <= names, sorted(set(bundled) - names)
-    assert "hookscope_resources/__init__.py" in names and "main.py" in names
+    assert "hookscope/__init__.py" in names and "hookscope/gui/command.py" in names
     packages = {n.rsplit("/", 1)[0] for n in names if n.endswith("/__init__.py")}
-    assert {"core", "core.demo", "gui", "gui.docks"} <= {p.replace("/", ".") for p in packages}
+    assert {"hookscope/core/demo", "hookscope/gui/docks"} <= packages
+    # One import name: nothing that would shadow (or be shadowed by) a user's own core/, gui/.
+    tops = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
+    assert tops == {"hookscope"}, tops
 
 
 @pytest.mark.slow
@@ -71,11 +74,14 @@ def test_the_installed_wheel_runs_the_demo_from_another_directory(wheel, tmp_pat
     )
     assert done.returncode == 0, done.stderr[-2000:]
     elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
+    # A user's own project with packages named core and gui: neither shadows HookScope's.
+    for own in ("core", "gui"):
+        (elsewhere / own).mkdir(parents=True)
+        (elsewhere / own / "__init__.py").write_text(f"raise SystemExit('the user\'s {own}')\n")
     env = {**os.environ, "PYTHONPATH": str(site), "QT_QPA_PLATFORM": "offscreen"}
 
     def hookscope(*args: str) -> subprocess.CompletedProcess:
-        code = "import sys, main; sys.exit(main.main(sys.argv[1:]))"
+        code = "import sys, hookscope.gui.command as c; sys.exit(c.main(sys.argv[1:]))"
         return subprocess.run(
             [sys.executable, "-c", code, *args],
             cwd=elsewhere,
@@ -85,7 +91,7 @@ def test_the_installed_wheel_runs_the_demo_from_another_directory(wheel, tmp_pat
         )
 
     where = subprocess.run(
-        [sys.executable, "-c", "import core, main, hookscope_resources as r; print(r.__file__)"],
+        [sys.executable, "-c", "import hookscope as r; print(r.__file__)"],
         cwd=elsewhere,
         env=env,
         capture_output=True,
@@ -95,7 +101,7 @@ def test_the_installed_wheel_runs_the_demo_from_another_directory(wheel, tmp_pat
     tree = hookscope("inspect", "--model", "demo")
     assert tree.returncode == 0, tree.stderr
     assert tree.stdout.startswith("demo (shortcut): 246,676 parameters")
-    sample = site / "hookscope_resources" / "samples" / "airplane_sky.png"
+    sample = site / "hookscope" / "samples" / "airplane_sky.png"
     probe = hookscope("probe", "--model", "demo", "--image", str(sample), "--layers", "fc")
     assert probe.returncode == 0, probe.stderr
     assert "airplane" in probe.stdout

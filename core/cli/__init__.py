@@ -7,10 +7,10 @@ import signal
 import sys
 from contextlib import contextmanager
 
-from core.engine.layouts import parse_reshape
-from core.errors import HookScopeError
-from core.loading.models import load_model
-from core.reporting import Cancelled, Reporter
+from hookscope.core.engine.layouts import parse_reshape
+from hookscope.core.errors import HookScopeError
+from hookscope.core.loading.models import load_model
+from hookscope.core.reporting import Cancelled, Reporter
 
 
 def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:

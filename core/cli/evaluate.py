@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from core.cli import add_model_args, load_from_args, names, run_job
-from core.jobs.evaluate import DEFAULT_METHODS, SCORE, evaluate_job, method_names
-from core.loading.images import load_image
-from core.methods.metrics import DEFAULT_STEPS
+from hookscope.core.cli import add_model_args, load_from_args, names, run_job
+from hookscope.core.jobs.evaluate import DEFAULT_METHODS, SCORE, evaluate_job, method_names
+from hookscope.core.loading.images import load_image
+from hookscope.core.methods.metrics import DEFAULT_STEPS
 
 
 def add_subcommand(subparsers) -> None:

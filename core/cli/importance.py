@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from core.cli import add_model_args, load_from_args, run_job
-from core.errors import HookScopeError
-from core.jobs.experiments import importance_job
-from core.loading.images import load_image
+from hookscope.core.cli import add_model_args, load_from_args, run_job
+from hookscope.core.errors import HookScopeError
+from hookscope.core.jobs.experiments import importance_job
+from hookscope.core.loading.images import load_image
 
 
 def add_subcommand(subparsers) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from core.cli import add_model_args, load_from_args
-from core.engine.tree import ModuleNode, build_tree
+from hookscope.core.cli import add_model_args, load_from_args
+from hookscope.core.engine.tree import ModuleNode, build_tree
 
 
 def add_subcommand(subparsers) -> None:

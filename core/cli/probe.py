@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from core.cli import TARGET_HELP, add_model_args, load_from_args, names, run_job
-from core.errors import HookScopeError
-from core.experiments.interventions import describe_edit, parse_edit_flag
-from core.jobs.probe import probe_job
-from core.loading.images import load_image
+from hookscope.core.cli import TARGET_HELP, add_model_args, load_from_args, names, run_job
+from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.interventions import describe_edit, parse_edit_flag
+from hookscope.core.jobs.probe import probe_job
+from hookscope.core.loading.images import load_image
 
 
 def add_subcommand(subparsers) -> None:

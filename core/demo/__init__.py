@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.demo.model import build_model
-from core.demo.scenes import CLASS_NAMES
-from core.errors import HookScopeError
+from hookscope.core.demo.model import build_model
+from hookscope.core.demo.scenes import CLASS_NAMES
+from hookscope.core.errors import HookScopeError
 
 INPUT_SIZE = 96
 # Fixed 0.5s rather than data statistics: simple, and the same for both variants.
@@ -23,7 +23,7 @@ STD = (0.5, 0.5, 0.5)
 CAM_LAYER = "features.block3"
 VARIANTS = ("shortcut", "clean")
 # The repo's top-level resources/ folder, installed under this package name (pyproject.toml).
-RESOURCES_PACKAGE = "hookscope_resources"
+RESOURCES_PACKAGE = "hookscope"
 
 __all__ = [
     "CAM_LAYER",

@@ -13,8 +13,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.demo import CLASS_NAMES, MEAN, STD, VARIANTS, build_model, samples_dir, weights_path
-from core.demo.scenes import make_dataset, make_samples
+from hookscope.core.demo import (
+    CLASS_NAMES,
+    MEAN,
+    STD,
+    VARIANTS,
+    build_model,
+    samples_dir,
+    weights_path,
+)
+from hookscope.core.demo.scenes import make_dataset, make_samples
 
 # Training and held-out data use different seeds; the tests use yet others.
 TRAIN_SEEDS = {"shortcut": 1, "clean": 2}

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from core.engine.outputs import OutputKind, Prediction
-from core.engine.probe import ProbeResult, tensor_stats
-from core.engine.tree import ModuleTree
-from core.loading.images import to_display
-from core.loading.spec import InputSpec
+from hookscope.core.engine.outputs import OutputKind, Prediction
+from hookscope.core.engine.probe import ProbeResult, tensor_stats
+from hookscope.core.engine.tree import ModuleTree
+from hookscope.core.loading.images import to_display
+from hookscope.core.loading.spec import InputSpec
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ import hashlib
 import torch
 from torch import nn
 
-from core.engine.hooks import hook_count
-from core.reporting import Reporter
+from hookscope.core.engine.hooks import hook_count
+from hookscope.core.reporting import Reporter
 
 
 def state_checksum(model: nn.Module) -> str:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from core.errors import HookScopeError
+from hookscope.core.errors import HookScopeError
 
 Parts = dict[str, torch.Tensor]
 

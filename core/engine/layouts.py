@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.errors import HookScopeError
+from hookscope.core.errors import HookScopeError
 
 NCHW, NHWC, TOKENS, NONE, UNKNOWN = "nchw", "nhwc", "tokens", "none", "unknown"
 MAX_PREFIX = 16

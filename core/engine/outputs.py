@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from core.errors import HookScopeError
+from hookscope.core.errors import HookScopeError
 
 CLASSES, DENSE, DETECTIONS, EMBEDDING = "classes", "dense", "detections", "embedding"
 KINDS = (CLASSES, DENSE, DETECTIONS, EMBEDDING)

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from core.engine.hooks import HookSession, Record
-from core.engine.outputs import (
+from hookscope.core.engine.hooks import HookSession, Record
+from hookscope.core.engine.outputs import (
     CLASSES,
     DENSE,
     DETECTIONS,
@@ -23,7 +23,7 @@ from core.engine.outputs import (
     output_kind,
     predictions,
 )
-from core.engine.targets import (
+from hookscope.core.engine.targets import (
     ScoreTarget,
     Target,
     class_name,
@@ -31,8 +31,8 @@ from core.engine.targets import (
     resolve_target,
     target_scores,
 )
-from core.errors import HookScopeError
-from core.reporting import Cancelled
+from hookscope.core.errors import HookScopeError
+from hookscope.core.reporting import Cancelled
 
 DEFAULT_MAX_BYTES = 1 << 30
 """Records beyond 1 GiB are dropped (with a note) so a big model cannot exhaust memory."""

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from core.engine.outputs import (
+from hookscope.core.engine.outputs import (
     CLASSES,
     DENSE,
     DETECTIONS,
@@ -34,9 +34,9 @@ from core.engine.outputs import (
     main_tensor,
     output_kind,
 )
-from core.errors import HookScopeError
-from core.loading.images import load_image, to_tensor
-from core.loading.spec import InputSpec
+from hookscope.core.errors import HookScopeError
+from hookscope.core.loading.images import load_image, to_tensor
+from hookscope.core.loading.spec import InputSpec
 
 Target = int | str | Callable[[torch.Tensor], torch.Tensor] | None
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from core.engine.hooks import flatten_parts
-from core.engine.layouts import Layout, LayoutRecorder, ModelLayouts, remember
-from core.engine.outputs import OutputKind, output_kind
-from core.errors import HookScopeError
-from core.loading.spec import InputSpec
+from hookscope.core.engine.hooks import flatten_parts
+from hookscope.core.engine.layouts import Layout, LayoutRecorder, ModelLayouts, remember
+from hookscope.core.engine.outputs import OutputKind, output_kind
+from hookscope.core.errors import HookScopeError
+from hookscope.core.loading.spec import InputSpec
 
 
 @dataclass

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.engine.probe import eval_mode, forward_model, model_device
-from core.engine.targets import class_name, logits_of
+from hookscope.core.engine.probe import eval_mode, forward_model, model_device
+from hookscope.core.engine.targets import class_name, logits_of
 
 TopK = Sequence[tuple[int, str | None, float]]
 

@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.engine.hooks import resolve_modules
-from core.engine.outputs import CLASSES, output_kind
-from core.engine.probe import eval_mode, forward_model, model_device
-from core.engine.targets import Target, class_name, logits_of, resolve_target
-from core.errors import HookScopeError
-from core.experiments.interventions import main_tensor
-from core.reporting import Reporter
+from hookscope.core.engine.hooks import resolve_modules
+from hookscope.core.engine.outputs import CLASSES, output_kind
+from hookscope.core.engine.probe import eval_mode, forward_model, model_device
+from hookscope.core.engine.targets import Target, class_name, logits_of, resolve_target
+from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.interventions import main_tensor
+from hookscope.core.reporting import Reporter
 
 
 @dataclass(frozen=True)

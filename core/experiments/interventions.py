@@ -25,9 +25,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from core.engine.hooks import flatten_parts, resolve_modules
-from core.errors import HookScopeError
-from core.loading.images import load_image, occlude, paste, solid, to_rgb
+from hookscope.core.engine.hooks import flatten_parts, resolve_modules
+from hookscope.core.errors import HookScopeError
+from hookscope.core.loading.images import load_image, occlude, paste, solid, to_rgb
 
 GRAD_OPS = ("scale", "clip", "zero", "noise")
 ACT_OPS = ("zero", "scale", "mean", "topk")

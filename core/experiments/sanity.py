@@ -16,14 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.engine.hooks import resolve_modules
-from core.engine.outputs import CLASSES, output_kind
-from core.engine.probe import eval_mode, forward_model
-from core.engine.targets import Target, logits_of, resolve_target
-from core.errors import HookScopeError
-from core.methods.attribution import guided_backprop  # lazily: written alongside
-from core.methods.cam import CAM_METHODS, compute_cam
-from core.reporting import Reporter
+from hookscope.core.engine.hooks import resolve_modules
+from hookscope.core.engine.outputs import CLASSES, output_kind
+from hookscope.core.engine.probe import eval_mode, forward_model
+from hookscope.core.engine.targets import Target, logits_of, resolve_target
+from hookscope.core.errors import HookScopeError
+from hookscope.core.methods.attribution import guided_backprop  # lazily: written alongside
+from hookscope.core.methods.cam import CAM_METHODS, compute_cam
+from hookscope.core.reporting import Reporter
 
 # (model, x, target class) -> 2-D map
 Explainer = Callable[[nn.Module, torch.Tensor, int], np.ndarray]

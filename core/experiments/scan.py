@@ -28,13 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.display.render import upsample
-from core.engine.probe import eval_mode, model_device
-from core.engine.targets import logits_of
-from core.errors import HookScopeError
-from core.loading.images import load_image, preprocess, to_tensor
-from core.loading.spec import InputSpec
-from core.methods.cam import CAM_METHODS, compute_cam, compute_cam_batch
+from hookscope.core.display.render import upsample
+from hookscope.core.engine.probe import eval_mode, model_device
+from hookscope.core.engine.targets import logits_of
+from hookscope.core.errors import HookScopeError
+from hookscope.core.loading.images import load_image, preprocess, to_tensor
+from hookscope.core.loading.spec import InputSpec
+from hookscope.core.methods.cam import CAM_METHODS, compute_cam, compute_cam_batch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 """File endings a scan reads (any case)."""

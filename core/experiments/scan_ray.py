@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.errors import HookScopeError
-from core.experiments.scan import collate, decode_item, scan_decoded, spec_from_dict
-from core.loading.spec import InputSpec
+from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.scan import collate, decode_item, scan_decoded, spec_from_dict
+from hookscope.core.loading.spec import InputSpec
 
 # The folder holding the ``core`` package (this checkout).
 _CODE_ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.errors import HookScopeError
+from hookscope.core.errors import HookScopeError
 
 FORMAT = "hookscope-arrays/1"
 

@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from core.errors import HookScopeError
-from core.experiments.scan import spec_from_dict
-from core.io.export import to_jsonable, write_json
-from core.loading.images import load_image, preprocess
-from core.loading.spec import InputSpec
+from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.scan import spec_from_dict
+from hookscope.core.io.export import to_jsonable, write_json
+from hookscope.core.loading.images import load_image, preprocess
+from hookscope.core.loading.spec import InputSpec
 
 FORMAT = "hookscope-scan/1"
 SETTINGS_FILE = "scan.json"

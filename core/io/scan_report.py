@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.display.render import blend, upsample
-from core.errors import HookScopeError
-from core.io.scan_outputs import CLUSTER_DIR, REPORT_FILE, ScanOutputs
+from hookscope.core.display.render import blend, upsample
+from hookscope.core.errors import HookScopeError
+from hookscope.core.io.scan_outputs import CLUSTER_DIR, REPORT_FILE, ScanOutputs
 
 Colorize = Callable[[np.ndarray], np.ndarray]
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from core.errors import HookScopeError
+from hookscope.core.errors import HookScopeError
 
 SESSION_VERSION = 1
 

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.display.render import attribution_heat, attribution_map
-from core.engine.outputs import CLASSES, output_kind
-from core.engine.probe import eval_mode, model_device
-from core.engine.targets import class_name, describe_target, logits_of, resolve_target
-from core.errors import HookScopeError
-from core.loading.images import to_display, to_tensor
-from core.methods.attribution import ATTRIBUTION_METHODS, attribute
-from core.reporting import Reporter
+from hookscope.core.display.render import attribution_heat, attribution_map
+from hookscope.core.engine.outputs import CLASSES, output_kind
+from hookscope.core.engine.probe import eval_mode, model_device
+from hookscope.core.engine.targets import class_name, describe_target, logits_of, resolve_target
+from hookscope.core.errors import HookScopeError
+from hookscope.core.loading.images import to_display, to_tensor
+from hookscope.core.methods.attribution import ATTRIBUTION_METHODS, attribute
+from hookscope.core.reporting import Reporter
 
 
 def attribution_params(method: str) -> tuple:

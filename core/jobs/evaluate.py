@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from core.engine.probe import eval_mode, forward_model, model_device
-from core.engine.targets import class_name, logits_of, resolve_target
-from core.errors import HookScopeError
-from core.loading.images import load_image, preprocess, to_display, to_tensor
-from core.methods import metrics
-from core.methods.attribution import ATTRIBUTION_METHODS, attribute
-from core.methods.cam import CAM_METHODS, compute_cam
-from core.reporting import Reporter
+from hookscope.core.engine.probe import eval_mode, forward_model, model_device
+from hookscope.core.engine.targets import class_name, logits_of, resolve_target
+from hookscope.core.errors import HookScopeError
+from hookscope.core.loading.images import load_image, preprocess, to_display, to_tensor
+from hookscope.core.methods import metrics
+from hookscope.core.methods.attribution import ATTRIBUTION_METHODS, attribute
+from hookscope.core.methods.cam import CAM_METHODS, compute_cam
+from hookscope.core.reporting import Reporter
 
 DEFAULT_METHODS = (
     "gradcam",

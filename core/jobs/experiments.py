@@ -10,14 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.engine.guard import state_checksum
-from core.engine.targets import class_name
-from core.errors import HookScopeError
-from core.experiments.compare import before_after
-from core.experiments.importance import channel_importance
-from core.experiments.sanity import cascading_randomization
-from core.loading.images import to_tensor
-from core.reporting import Reporter
+from hookscope.core.engine.guard import state_checksum
+from hookscope.core.engine.targets import class_name
+from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.compare import before_after
+from hookscope.core.experiments.importance import channel_importance
+from hookscope.core.experiments.sanity import cascading_randomization
+from hookscope.core.loading.images import to_tensor
+from hookscope.core.reporting import Reporter
 
 
 @dataclass(frozen=True)

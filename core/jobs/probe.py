@@ -7,17 +7,17 @@ import time
 
 import torch
 
-from core.display.snapshot import make_snapshot
-from core.engine.guard import cancel_checks
-from core.engine.probe import run_probe
-from core.engine.runtime import torch_threads
-from core.engine.tree import build_tree
-from core.errors import HookScopeError
-from core.experiments.interventions import edit_from_dict
-from core.loading.images import to_tensor
-from core.loading.models import load_model
-from core.methods.cam import cam_from_probe, compute_cam, suggest_layer
-from core.reporting import Reporter
+from hookscope.core.display.snapshot import make_snapshot
+from hookscope.core.engine.guard import cancel_checks
+from hookscope.core.engine.probe import run_probe
+from hookscope.core.engine.runtime import torch_threads
+from hookscope.core.engine.tree import build_tree
+from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.interventions import edit_from_dict
+from hookscope.core.loading.images import to_tensor
+from hookscope.core.loading.models import load_model
+from hookscope.core.methods.cam import cam_from_probe, compute_cam, suggest_layer
+from hookscope.core.reporting import Reporter
 
 
 def load_job(reporter: Reporter, spec: str, weights=None, trust_pickle=False, device="cpu"):

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.engine.guard import state_checksum
-from core.engine.targets import class_name, parse_target
-from core.errors import HookScopeError
-from core.experiments.scan import (
+from hookscope.core.engine.guard import state_checksum
+from hookscope.core.engine.targets import class_name, parse_target
+from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.scan import (
     ScanDataset,
     auto_workers,
     collate,
@@ -33,8 +33,8 @@ from core.experiments.scan import (
     scan_decoded,
     spray,
 )
-from core.experiments.scan_ray import ray_batches
-from core.io.scan_outputs import (
+from hookscope.core.experiments.scan_ray import ray_batches
+from hookscope.core.io.scan_outputs import (
     CLUSTERS_FILE,
     MAPS_FILE,
     PARTS_DIR,
@@ -53,9 +53,9 @@ from core.io.scan_outputs import (
     write_results,
     write_settings,
 )
-from core.io.scan_report import Colorize, write_mean_maps, write_report
-from core.methods.cam import CAM_METHODS
-from core.reporting import Cancelled, Reporter
+from hookscope.core.io.scan_report import Colorize, write_mean_maps, write_report
+from hookscope.core.methods.cam import CAM_METHODS
+from hookscope.core.reporting import Cancelled, Reporter
 
 OUTPUT_FILES = (SETTINGS_FILE, RESULTS_FILE, MAPS_FILE, CLUSTERS_FILE, PARTS_DIR, "report.html")
 

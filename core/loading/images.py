@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
-from core.errors import HookScopeError
-from core.loading.spec import InputSpec
+from hookscope.core.errors import HookScopeError
+from hookscope.core.loading.spec import InputSpec
 
 MAX_PIXELS = 80_000_000
 """Refuse images above this many pixels (decompression-bomb guard, ~9000×9000)."""

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-import core.demo as demo
-from core.errors import HookScopeError
-from core.loading.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
+import hookscope.core.demo as demo
+from hookscope.core.errors import HookScopeError
+from hookscope.core.loading.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 
 
 @dataclass
@@ -475,7 +475,8 @@ def _load_factory(spec: str) -> LoadedModel:
         mod_spec = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(mod_spec)
         sys.modules[mod_name] = module
-        mod_spec.loader.exec_module(module)
+        with _script_folder_first(path):
+            mod_spec.loader.exec_module(module)
     except Exception as exc:
         raise HookScopeError(
             f"Running {path.name} failed with {type(exc).__name__}: {_first_line(exc)}."
@@ -484,7 +485,8 @@ def _load_factory(spec: str) -> LoadedModel:
     if not callable(build):
         raise HookScopeError(f"{path.name} has no function named '{factory}'.")
     try:
-        model = build()
+        with _script_folder_first(path):  # a factory may import its siblings lazily too
+            model = build()
     except Exception as exc:
         raise HookScopeError(
             f"The factory {factory}() in {path.name} raised {type(exc).__name__}: "
@@ -500,6 +502,22 @@ def _load_factory(spec: str) -> LoadedModel:
         names = _id2label(model.config)  # a Hugging Face model built by the factory
     spec_obj = getattr(model, "input_spec", None) or getattr(module, "INPUT_SPEC", None)
     return LoadedModel(model, f"{path.stem}:{factory}", _names(names), _input_spec(spec_obj, model))
+
+
+@contextlib.contextmanager
+def _script_folder_first(path: Path):
+    """Import ``path`` as Python runs a script: its own folder first on ``sys.path``.
+
+    A project split over files (``from arch import Net`` beside the factory) then loads; the
+    entry is removed after the import so it cannot shadow other modules later.
+    """
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
 
 
 def _load_file(spec: str, trust_pickle: bool) -> LoadedModel:

@@ -18,12 +18,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from core.engine.probe import eval_mode, model_device
-from core.engine.targets import Target, logits_of, resolve_target, target_scores
-from core.errors import HookScopeError
-from core.loading.spec import InputSpec
-from core.methods.cam import compute_cam, suggest_layer
-from core.reporting import Reporter, quiet
+from hookscope.core.engine.probe import eval_mode, model_device
+from hookscope.core.engine.targets import Target, logits_of, resolve_target, target_scores
+from hookscope.core.errors import HookScopeError
+from hookscope.core.loading.spec import InputSpec
+from hookscope.core.methods.cam import compute_cam, suggest_layer
+from hookscope.core.reporting import Reporter, quiet
 
 
 # -- guided ReLU -------------------------------------------------------------------------------

@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.display.render import normalize
-from core.engine.guard import cancel_checks
-from core.engine.hooks import hook_count, resolve_modules
-from core.engine.layouts import (
+from hookscope.core.display.render import normalize
+from hookscope.core.engine.guard import cancel_checks
+from hookscope.core.engine.hooks import hook_count, resolve_modules
+from hookscope.core.engine.layouts import (
     Layout,
     LayoutRecorder,
     ModelLayouts,
@@ -32,11 +32,11 @@ from core.engine.layouts import (
     layout_for,
     remember,
 )
-from core.engine.outputs import batch_size as output_batch_size
-from core.engine.probe import eval_mode, model_device
-from core.engine.targets import Target, logits_of, resolve_target, target_scores
-from core.errors import HookScopeError
-from core.reporting import Cancelled, Reporter, quiet
+from hookscope.core.engine.outputs import batch_size as output_batch_size
+from hookscope.core.engine.probe import eval_mode, model_device
+from hookscope.core.engine.targets import Target, logits_of, resolve_target, target_scores
+from hookscope.core.errors import HookScopeError
+from hookscope.core.reporting import Cancelled, Reporter, quiet
 
 Reshape = Callable[[torch.Tensor], torch.Tensor] | tuple[int, int] | str | Layout | None
 

@@ -31,10 +31,10 @@ from scipy.ndimage import gaussian_filter
 from scipy.sparse.linalg import splu
 from torch import nn
 
-from core.engine.probe import eval_mode, forward_model, model_device
-from core.engine.targets import logits_of
-from core.errors import HookScopeError
-from core.reporting import Reporter, quiet
+from hookscope.core.engine.probe import eval_mode, forward_model, model_device
+from hookscope.core.engine.targets import logits_of
+from hookscope.core.errors import HookScopeError
+from hookscope.core.reporting import Reporter, quiet
 
 PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 """ROAD's default removal percentiles (as pytorch-grad-cam)."""

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.cli import (
+from hookscope.core.cli import (
     RESHAPE_HELP,
     TARGET_HELP,
     add_model_args,
@@ -21,16 +21,16 @@ from core.cli import (
     reshape_value,
     run_job,
 )
-from core.errors import HookScopeError
+from hookscope.core.errors import HookScopeError
 
 FIGURE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
 
 
 def add_subcommand(subparsers) -> None:
     """Register ``cam`` and ``attribute`` (with ``set_defaults(func=...)``) on ``subparsers``."""
-    from core.methods.attribution import ATTRIBUTION_METHODS
-    from core.methods.cam import CAM_METHODS
-    from gui.figures import COLORMAPS
+    from hookscope.core.methods.attribution import ATTRIBUTION_METHODS
+    from hookscope.core.methods.cam import CAM_METHODS
+    from hookscope.gui.figures import COLORMAPS
 
     maps = ", ".join(COLORMAPS)
     p = subparsers.add_parser("cam", help="class activation maps for layers; save PNG/SVG/NPZ")
@@ -97,7 +97,7 @@ def _check_out(path: str) -> Path:
 
 def _check_display(args) -> None:
     """A bad colour map or alpha is a one-sentence error before any model is loaded."""
-    from gui.figures import check_colormap
+    from hookscope.gui.figures import check_colormap
 
     check_colormap(args.colormap)
     if not 0.0 <= args.alpha <= 1.0:
@@ -124,7 +124,7 @@ def _title(lm, label: str, target, name, prob) -> str:
 
 
 def _save(out: Path, panels, title: str) -> None:
-    from gui.figures import save_figure
+    from hookscope.gui.figures import save_figure
 
     save_figure(out, panels, title=title)
     print(f"wrote {out}")
@@ -133,10 +133,10 @@ def _save(out: Path, panels, title: str) -> None:
 # -- commands ----------------------------------------------------------------------------------
 def cmd_cam(args) -> int:
     """``cam``: the app's probe job with CAM → overlay figure (.png/.svg) or arrays (.npz)."""
-    from core.io.export import save_arrays
-    from core.jobs.probe import probe_job
-    from core.loading.images import load_image, to_tensor
-    from core.methods.cam import suggest_layer
+    from hookscope.core.io.export import save_arrays
+    from hookscope.core.jobs.probe import probe_job
+    from hookscope.core.loading.images import load_image, to_tensor
+    from hookscope.core.methods.cam import suggest_layer
 
     out = _check_out(args.out)
     _check_display(args)
@@ -188,7 +188,7 @@ def cmd_cam(args) -> int:
         npz, side = save_arrays(out, {name: snap.cams[name] for name in layers}, settings)
         print(f"wrote {npz} and {side}")
         return 0
-    from gui.figures import cam_figure
+    from hookscope.gui.figures import cam_figure
 
     panels = cam_figure(snap, args.colormap, args.alpha)
     _save(out, panels, _title(lm, args.method, target, label, prob))
@@ -197,10 +197,10 @@ def cmd_cam(args) -> int:
 
 def cmd_attribute(args) -> int:
     """``attribute``: the app's attribution job → figure (.png/.svg) or arrays (.npz + .json)."""
-    from core.io.export import save_arrays
-    from core.jobs.attribution import attribution_job
-    from core.loading.images import load_image
-    from core.methods.attribution import ATTRIBUTION_METHODS
+    from hookscope.core.io.export import save_arrays
+    from hookscope.core.jobs.attribution import attribution_job
+    from hookscope.core.loading.images import load_image
+    from hookscope.core.methods.attribution import ATTRIBUTION_METHODS
 
     out = _check_out(args.out)
     _check_display(args)
@@ -230,7 +230,7 @@ def cmd_attribute(args) -> int:
         npz, side = save_arrays(out, {"attribution": r.attribution, "map": r.map2d}, settings)
         print(f"wrote {npz} and {side}")
         return 0
-    from gui.figures import attribution_figure
+    from hookscope.gui.figures import attribution_figure
 
     panels = attribution_figure(r, args.colormap, args.alpha)
     _save(out, panels, _title(lm, r.title, r.target, r.target_name, r.target_prob))

@@ -11,13 +11,13 @@ import sys
 from contextlib import contextmanager
 from functools import partial
 
-from core.cli import CANCELLED_EXIT, add_model_args, cancel_on_sigint, load_from_args
-from core.errors import HookScopeError
+from hookscope.core.cli import CANCELLED_EXIT, add_model_args, cancel_on_sigint, load_from_args
+from hookscope.core.errors import HookScopeError
 
 
 def add_subcommand(subparsers) -> None:
     """Register ``scan`` on ``subparsers``."""
-    from core.methods.cam import CAM_METHODS
+    from hookscope.core.methods.cam import CAM_METHODS
 
     p = subparsers.add_parser(
         "scan",
@@ -67,7 +67,7 @@ def _progress():
     """
     from tqdm import tqdm
 
-    from core.reporting import Reporter
+    from hookscope.core.reporting import Reporter
 
     bar = None
     stage = [""]
@@ -98,10 +98,10 @@ def _progress():
 
 def cmd_scan(args) -> int:
     """``scan``: run :func:`core.jobs.scan.scan_job` and print where the outputs are."""
-    from core.jobs.scan import scan_job
-    from core.methods.cam import suggest_layer
-    from core.reporting import Cancelled
-    from gui.figures import colorize, lut
+    from hookscope.core.jobs.scan import scan_job
+    from hookscope.core.methods.cam import suggest_layer
+    from hookscope.core.reporting import Cancelled
+    from hookscope.gui.figures import colorize, lut
 
     lut(args.colormap)  # an unknown colour map fails now, not after the scan
     clusters = args.clusters.strip().lower()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from gui.docks.base import BaseDock, Panel
-from gui.widgets.layer_picker import LayerPicker
-from gui.widgets.mosaic import FeatureView
+from hookscope.gui.docks.base import BaseDock, Panel
+from hookscope.gui.widgets.layer_picker import LayerPicker
+from hookscope.gui.widgets.mosaic import FeatureView
 
 
 class ActivationsDock(BaseDock):

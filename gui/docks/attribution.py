@@ -21,14 +21,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.jobs.attribution import AttributionResult, attribution_job, attribution_params
-from gui import figures
-from gui.docks.base import BaseDock, Panel
-from gui.widgets.job_control import DockJob
-from gui.widgets.panes import ImagePane
+from hookscope.core.jobs.attribution import AttributionResult, attribution_job, attribution_params
+from hookscope.gui import figures
+from hookscope.gui.docks.base import BaseDock, Panel
+from hookscope.gui.widgets.job_control import DockJob
+from hookscope.gui.widgets.panes import ImagePane
 
 try:
-    from core.methods.attribution import ATTRIBUTION_METHODS
+    from hookscope.core.methods.attribution import ATTRIBUTION_METHODS
 except ImportError:  # the engine is not in this build: the dock says so
     ATTRIBUTION_METHODS = {}
 

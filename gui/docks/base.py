@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import HookScopeError
-from gui import figures, filedialogs
-from gui.qtutil import qimage_to_rgb
+from hookscope.core.errors import HookScopeError
+from hookscope.gui import figures, filedialogs
+from hookscope.gui.qtutil import qimage_to_rgb
 
 LAYOUT_VERSION = 3
 """Version of the dock layout saved in settings and sessions (3: one panel per place)."""

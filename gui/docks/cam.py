@@ -25,10 +25,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.methods.cam import CAM_METHODS
-from gui import figures
-from gui.docks.base import BaseDock, Panel
-from gui.widgets.panes import ImagePane
+from hookscope.core.methods.cam import CAM_METHODS
+from hookscope.gui import figures
+from hookscope.gui.docks.base import BaseDock, Panel
+from hookscope.gui.widgets.panes import ImagePane
 
 SLOW_METHODS = ("scorecam", "ablationcam")
 PANE_MIN = 120

@@ -25,13 +25,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.experiments.compare import RunView, compare_runs
-from core.experiments.interventions import describe_edit
-from core.jobs.experiments import channel_mean
-from gui import figures
-from gui.docks.base import BaseDock, Panel
-from gui.widgets.layer_picker import LayerPicker
-from gui.widgets.panes import ImagePane
+from hookscope.core.experiments.compare import RunView, compare_runs
+from hookscope.core.experiments.interventions import describe_edit
+from hookscope.core.jobs.experiments import channel_mean
+from hookscope.gui import figures
+from hookscope.gui.docks.base import BaseDock, Panel
+from hookscope.gui.widgets.layer_picker import LayerPicker
+from hookscope.gui.widgets.panes import ImagePane
 
 DIVERGING = figures.DIVERGING
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter

@@ -39,15 +39,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import HookScopeError
-from core.io.scan_outputs import REPORT_FILE, open_scan, read_settings
-from core.jobs.scan import scan_job
-from core.methods.cam import CAM_METHODS
-from gui import figures, filedialogs
-from gui.docks.base import BaseDock, Panel
-from gui.qtutil import qimage_to_rgb, rgb_to_pixmap
-from gui.widgets.job_control import DockJob
-from gui.widgets.panes import BACKGROUND, TEXT, ImagePane
+from hookscope.core.errors import HookScopeError
+from hookscope.core.io.scan_outputs import REPORT_FILE, open_scan, read_settings
+from hookscope.core.jobs.scan import scan_job
+from hookscope.core.methods.cam import CAM_METHODS
+from hookscope.gui import figures, filedialogs
+from hookscope.gui.docks.base import BaseDock, Panel
+from hookscope.gui.qtutil import qimage_to_rgb, rgb_to_pixmap
+from hookscope.gui.widgets.job_control import DockJob
+from hookscope.gui.widgets.panes import BACKGROUND, TEXT, ImagePane
 
 CLUSTER_COLORS = (
     (31, 119, 180),

@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
     QSpinBox,
 )
 
-from core.experiments.interventions import describe_edit
-from gui.docks.base import BaseDock
-from gui.widgets.scroll import make_scrollable
+from hookscope.core.experiments.interventions import describe_edit
+from hookscope.gui.docks.base import BaseDock
+from hookscope.gui.widgets.scroll import make_scrollable
 
 GRAD_CHOICES = (
     ("scale", "scale ×k"),

@@ -17,12 +17,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.display import mosaic as mz
-from gui import figures
-from gui.docks.base import BaseDock, Panel
-from gui.widgets.layer_picker import LayerPicker
-from gui.widgets.mosaic import FeatureView
-from gui.widgets.panes import ImagePane
+from hookscope.core.display import mosaic as mz
+from hookscope.gui import figures
+from hookscope.gui.docks.base import BaseDock, Panel
+from hookscope.gui.widgets.layer_picker import LayerPicker
+from hookscope.gui.widgets.mosaic import FeatureView
+from hookscope.gui.widgets.panes import ImagePane
 
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 UNSIGNED_CMAP = figures.UNSIGNED_CMAP

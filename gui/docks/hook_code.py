@@ -9,9 +9,9 @@ from __future__ import annotations
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QPushButton
 
-from core.errors import HookScopeError
-from core.io.hookcode import hook_code
-from gui.docks.base import BaseDock
+from hookscope.core.errors import HookScopeError
+from hookscope.core.io.hookcode import hook_code
+from hookscope.gui.docks.base import BaseDock
 
 
 class HookCodeDock(BaseDock):

@@ -21,14 +21,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.demo import sample_paths
-from core.engine.outputs import DENSE, DETECTIONS
-from core.loading.spec import InputSpec
-from gui import filedialogs
-from gui.docks.base import BaseDock
-from gui.qtutil import pil_to_rgb, qimage_to_rgb, rgb_to_pixmap
-from gui.widgets.overlay import PredictionView
-from gui.widgets.picture import FittedPicture
+from hookscope.core.demo import sample_paths
+from hookscope.core.engine.outputs import DENSE, DETECTIONS
+from hookscope.core.loading.spec import InputSpec
+from hookscope.gui import filedialogs
+from hookscope.gui.docks.base import BaseDock
+from hookscope.gui.qtutil import pil_to_rgb, qimage_to_rgb, rgb_to_pixmap
+from hookscope.gui.widgets.overlay import PredictionView
+from hookscope.gui.widgets.picture import FittedPicture
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp *.tif *.tiff);;All files (*)"
 

@@ -31,16 +31,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import HookScopeError
-from core.experiments.interventions import apply_image_edits, crop_to_mask
-from core.jobs.experiments import before_after_job
-from core.loading.images import load_image
-from gui import filedialogs
-from gui.docks.base import BaseDock, Panel
-from gui.docks.image import IMAGE_FILTER, sample_paths
-from gui.qtutil import pil_to_rgb
-from gui.widgets.lab_canvas import LabCanvas
-from gui.widgets.scroll import make_scrollable
+from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.interventions import apply_image_edits, crop_to_mask
+from hookscope.core.jobs.experiments import before_after_job
+from hookscope.core.loading.images import load_image
+from hookscope.gui import filedialogs
+from hookscope.gui.docks.base import BaseDock, Panel
+from hookscope.gui.docks.image import IMAGE_FILTER, sample_paths
+from hookscope.gui.qtutil import pil_to_rgb
+from hookscope.gui.widgets.lab_canvas import LabCanvas
+from hookscope.gui.widgets.scroll import make_scrollable
 
 SKY_BLUE = (135, 206, 235)
 OCCLUDE_COLOURS = (("grey", (128, 128, 128)), ("black", (0, 0, 0)), ("white", (255, 255, 255)))

@@ -20,10 +20,10 @@ from PySide6.QtWidgets import (
     QSplitter,
 )
 
-from core.jobs.experiments import importance_job
-from gui.docks.base import BaseDock, Panel
-from gui.widgets.job_control import DockJob
-from gui.widgets.panes import BACKGROUND, TEXT
+from hookscope.core.jobs.experiments import importance_job
+from hookscope.gui.docks.base import BaseDock, Panel
+from hookscope.gui.widgets.job_control import DockJob
+from hookscope.gui.widgets.panes import BACKGROUND, TEXT
 
 POSITIVE = (66, 133, 244)
 NEGATIVE = (219, 68, 55)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-from gui.docks.base import BaseDock
-from gui.tree_model import format_shape
+from hookscope.gui.docks.base import BaseDock
+from hookscope.gui.tree_model import format_shape
 
 COLUMNS = (
     "Layer",

@@ -12,8 +12,8 @@ from PySide6.QtWidgets import (
     QTreeView,
 )
 
-from gui.docks.base import BaseDock
-from gui.tree_model import FILTER_ROLE, NAME_ROLE, ModuleTreeModel
+from hookscope.gui.docks.base import BaseDock
+from hookscope.gui.tree_model import FILTER_ROLE, NAME_ROLE, ModuleTreeModel
 
 
 class ModelTreeDock(BaseDock):

@@ -21,11 +21,11 @@ from PySide6.QtWidgets import (
     QToolButton,
 )
 
-from core.engine.outputs import CLASSES, DENSE, DETECTIONS, EMBEDDING
-from gui import filedialogs
-from gui.docks.base import BaseDock
-from gui.docks.image import IMAGE_FILTER
-from gui.widgets.overlay import class_colour, is_background
+from hookscope.core.engine.outputs import CLASSES, DENSE, DETECTIONS, EMBEDDING
+from hookscope.gui import filedialogs
+from hookscope.gui.docks.base import BaseDock
+from hookscope.gui.docks.image import IMAGE_FILTER
+from hookscope.gui.widgets.overlay import class_colour, is_background
 
 PROB_ROLE = Qt.ItemDataRole.UserRole + 1
 

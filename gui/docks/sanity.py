@@ -11,10 +11,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QCheckBox, QLabel, QPushButton
 
-from core.jobs.experiments import sanity_job
-from gui.docks.base import BaseDock, Panel
-from gui.widgets.job_control import DockJob
-from gui.widgets.panes import BACKGROUND, TEXT
+from hookscope.core.jobs.experiments import sanity_job
+from hookscope.gui.docks.base import BaseDock, Panel
+from hookscope.gui.widgets.job_control import DockJob
+from hookscope.gui.widgets.panes import BACKGROUND, TEXT
 
 PENS = ((66, 133, 244), (219, 68, 55), (15, 157, 88), (244, 160, 0))
 

@@ -28,13 +28,13 @@ from PySide6.QtWidgets import (
     QToolButton,
 )
 
-from core.jobs.evaluate import BETTER, DEFAULT_METHODS, SCORE, evaluate_job, method_names
-from core.methods.cam import CAM_METHODS
-from core.methods.metrics import BASELINES, DEFAULT_STEPS
-from gui import filedialogs
-from gui.docks.base import BaseDock, Panel
-from gui.widgets.job_control import DockJob
-from gui.widgets.panes import BACKGROUND, TEXT
+from hookscope.core.jobs.evaluate import BETTER, DEFAULT_METHODS, SCORE, evaluate_job, method_names
+from hookscope.core.methods.cam import CAM_METHODS
+from hookscope.core.methods.metrics import BASELINES, DEFAULT_STEPS
+from hookscope.gui import filedialogs
+from hookscope.gui.docks.base import BaseDock, Panel
+from hookscope.gui.widgets.job_control import DockJob
+from hookscope.gui.widgets.panes import BACKGROUND, TEXT
 
 GOOD = (15, 157, 88)
 BAD = (219, 68, 55)

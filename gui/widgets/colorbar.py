@@ -12,7 +12,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage
 from PySide6.QtWidgets import QGraphicsWidget, QSizePolicy
 
-from gui import figures
+from hookscope.gui import figures
 
 BAR_WIDTH = 12
 WIDEST_LABELS = ("-8.88e+08", "-0.000888")

@@ -11,8 +11,8 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from gui.figures import tick_text
-from gui.widgets.panes import BACKGROUND, TEXT
+from hookscope.gui.figures import tick_text
+from hookscope.gui.widgets.panes import BACKGROUND, TEXT
 
 FILL = (66, 110, 200, 150)  # RGBA, drawn over the background
 EDGE = QColor(40, 80, 160)

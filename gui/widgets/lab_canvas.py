@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QGraphicsView,
 )
 
-from gui.qtutil import rgb_to_qimage
+from hookscope.gui.qtutil import rgb_to_qimage
 
 
 class _Patch(QGraphicsPixmapItem):

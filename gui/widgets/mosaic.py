@@ -25,11 +25,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.display import mosaic as mz
-from gui import figures
-from gui.widgets.draw import bar_chart
-from gui.widgets.histogram import HistogramView
-from gui.widgets.panes import BACKGROUND, TEXT, ImagePane
+from hookscope.core.display import mosaic as mz
+from hookscope.gui import figures
+from hookscope.gui.widgets.draw import bar_chart
+from hookscope.gui.widgets.histogram import HistogramView
+from hookscope.gui.widgets.panes import BACKGROUND, TEXT, ImagePane
 
 Panel = figures.Panel
 """A figure panel as docks export them (a ``(title, rgb)`` tuple is one too)."""

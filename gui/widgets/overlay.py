@@ -12,9 +12,9 @@ from PIL import Image
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
 
-from core.engine.outputs import DENSE, DETECTIONS
-from gui.qtutil import rgb_to_pixmap
-from gui.widgets.picture import FittedPicture
+from hookscope.core.engine.outputs import DENSE, DETECTIONS
+from hookscope.gui.qtutil import rgb_to_pixmap
+from hookscope.gui.widgets.picture import FittedPicture
 
 LEGEND_MIN_PX = 260  # below this the legend would hide the mask it explains
 MASK_ALPHA = 0.45  # the explained class/region is drawn stronger, the others lighter

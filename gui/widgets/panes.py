@@ -7,8 +7,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QSize, Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics
 
-from gui import figures
-from gui.widgets.colorbar import ColorBar
+from hookscope.gui import figures
+from hookscope.gui.widgets.colorbar import ColorBar
 
 BACKGROUND = (246, 246, 246)
 TEXT = (40, 40, 40)

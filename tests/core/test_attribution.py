@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.engine.hooks import hook_count
-from core.errors import HookScopeError
-from core.methods.attribution import (
+from hookscope.core.engine.hooks import hook_count
+from hookscope.core.errors import HookScopeError
+from hookscope.core.methods.attribution import (
     ATTRIBUTION_METHODS,
     attribute,
     guided_backprop,
@@ -21,8 +21,8 @@ from core.methods.attribution import (
     saliency,
     smoothgrad,
 )
-from core.methods.cam import compute_cam
-from core.reporting import Cancelled, Reporter
+from hookscope.core.methods.cam import compute_cam
+from hookscope.core.reporting import Cancelled, Reporter
 from tests.core.conftest import image
 
 

@@ -4,11 +4,11 @@ import re
 
 import pytest
 
-import main
-from core.engine.probe import run_probe
-from core.errors import HookScopeError
-from core.loading.images import load_image, to_tensor
-from core.loading.models import load_model
+import hookscope.gui.command as main
+from hookscope.core.engine.probe import run_probe
+from hookscope.core.errors import HookScopeError
+from hookscope.core.loading.images import load_image, to_tensor
+from hookscope.core.loading.models import load_model
 from tests.catalogue import CASES, cli_args, prepare
 
 
@@ -21,7 +21,7 @@ def run_core(fields):
     )
     x = to_tensor(load_image(fields["image"]), lm.input_spec)
     if fields["cam"]:
-        from core.methods.cam import compute_cam
+        from hookscope.core.methods.cam import compute_cam
 
         return compute_cam(
             lm.model, x, fields["layers"], "gradcam", fields["target"], class_names=lm.class_names

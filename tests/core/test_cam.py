@@ -10,15 +10,15 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from core.demo import samples_dir
-from core.engine.hooks import HookSession, hook_count
-from core.engine.probe import run_probe
-from core.errors import HookScopeError
-from core.experiments.interventions import edit_from_dict
-from core.jobs.probe import load_job, probe_job
-from core.loading.images import load_image, to_tensor
-from core.methods.cam import CAM_METHODS, cam_from_probe, compute_cam
-from core.reporting import Cancelled, Reporter
+from hookscope.core.demo import samples_dir
+from hookscope.core.engine.hooks import HookSession, hook_count
+from hookscope.core.engine.probe import run_probe
+from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.interventions import edit_from_dict
+from hookscope.core.jobs.probe import load_job, probe_job
+from hookscope.core.loading.images import load_image, to_tensor
+from hookscope.core.methods.cam import CAM_METHODS, cam_from_probe, compute_cam
+from hookscope.core.reporting import Cancelled, Reporter
 from tests.core.conftest import image
 
 # Our method name -> pytorch-grad-cam's class; the peer is imported only by the tests using it.
@@ -282,7 +282,8 @@ def test_probe_job_cams_equal_compute_cam_with_and_without_edits(monkeypatch):
         with monkeypatch.context() as m:
             if not edits:  # the probe's records stand in for the CAM's own pass
                 m.setattr(
-                    "core.methods.cam.compute_cam", lambda *a, **k: pytest.fail("second pass")
+                    "hookscope.core.methods.cam.compute_cam",
+                    lambda *a, **k: pytest.fail("second pass"),
                 )
             snap = probe_job(Reporter(), lm, img, layers, 1, "gradcam++", [cam_layer], edits=edits)
         with contextlib.ExitStack() as stack:

@@ -51,7 +51,7 @@ def test_inspect_text():
 def test_inspect_text_prints_names_you_can_paste_into_layers(capsys):
     import torchvision
 
-    import main
+    import hookscope.gui.command as main
 
     assert main.main(["inspect", "--model", "torchvision:resnet18"]) in (0, None)
     lines = capsys.readouterr().out.splitlines()

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.engine.runtime import torch_threads
-from core.jobs.attribution import attribution_job
-from core.jobs.probe import probe_job
-from core.loading.images import load_image
-from core.loading.models import load_model
-from core.reporting import quiet
+from hookscope.core.engine.runtime import torch_threads
+from hookscope.core.jobs.attribution import attribution_job
+from hookscope.core.jobs.probe import probe_job
+from hookscope.core.loading.images import load_image
+from hookscope.core.loading.models import load_model
+from hookscope.core.reporting import quiet
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = ROOT / "resources" / "samples" / "car_on_sky.png"

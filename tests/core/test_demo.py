@@ -13,9 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-import core.demo as demo
-from core.demo.scenes import CLASS_NAMES, SAMPLE_SCALE, make_dataset, make_scene
-from core.methods.cam import compute_cam
+import hookscope.core.demo as demo
+from hookscope.core.demo.scenes import CLASS_NAMES, SAMPLE_SCALE, make_dataset, make_scene
+from hookscope.core.methods.cam import compute_cam
 
 SAMPLES = demo.samples_dir()  # the installed resources, found as the app finds them
 AIRPLANE, CAR = CLASS_NAMES.index("airplane"), CLASS_NAMES.index("car")
@@ -157,11 +157,11 @@ def test_generator_is_deterministic():
 def test_a_demo_run_does_not_import_torchvision():
     # Importing torchvision costs ~1.4 s; the demo's first run (the app's start) must not pay it.
     code = (
-        "import sys; from core.reporting import Reporter;"
-        "from core.jobs.probe import load_job, probe_job;"
-        "from core.loading.images import load_image;"
+        "import sys; from hookscope.core.reporting import Reporter;"
+        "from hookscope.core.jobs.probe import load_job, probe_job;"
+        "from hookscope.core.loading.images import load_image;"
         "lm, _ = load_job(Reporter(), 'demo');"
-        "from core.demo import sample_path;"
+        "from hookscope.core.demo import sample_path;"
         "img = load_image(sample_path('airplane_sky.png'));"
         "probe_job(Reporter(), lm, img, ['features.block3', 'fc'], None, 'gradcam',"
         " ['features.block3']);"

@@ -9,20 +9,20 @@ import torch
 from PIL import Image
 from torch import nn
 
-from core.demo import samples_dir
-from core.engine.guard import state_checksum
-from core.engine.hooks import hook_count
-from core.engine.probe import run_probe
-from core.errors import HookScopeError
-from core.experiments.compare import RunView, before_after, compare_runs, top_deltas
-from core.experiments.importance import channel_importance
-from core.experiments.interventions import ActEdit, GradEdit, crop_to_mask, paste_object
-from core.experiments.sanity import cascading_randomization, rankdata, spearman
-from core.io.hookcode import hook_code
-from core.io.session import SESSION_VERSION, Session
-from core.loading.images import load_image, to_tensor
-from core.loading.models import load_model
-from core.reporting import Cancelled, Reporter
+from hookscope.core.demo import samples_dir
+from hookscope.core.engine.guard import state_checksum
+from hookscope.core.engine.hooks import hook_count
+from hookscope.core.engine.probe import run_probe
+from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.compare import RunView, before_after, compare_runs, top_deltas
+from hookscope.core.experiments.importance import channel_importance
+from hookscope.core.experiments.interventions import ActEdit, GradEdit, crop_to_mask, paste_object
+from hookscope.core.experiments.sanity import cascading_randomization, rankdata, spearman
+from hookscope.core.io.hookcode import hook_code
+from hookscope.core.io.session import SESSION_VERSION, Session
+from hookscope.core.loading.images import load_image, to_tensor
+from hookscope.core.loading.models import load_model
+from hookscope.core.reporting import Cancelled, Reporter
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = samples_dir()  # the installed resources, found as the app finds them
@@ -163,12 +163,12 @@ def test_sanity_restores_weights_when_cancelled(loaded):
 
 def test_sanity_correlation_falls_on_the_demo():
     lm = load_model("demo:clean")
-    import core.demo
+    import hookscope.core.demo
 
     x = to_tensor(load_image(SAMPLES / "car_road.png"), lm.input_spec)
     before = state_checksum(lm.model)
     res = cascading_randomization(
-        lm.model, x, methods=["gradcam", "guided_backprop"], cam_layer=core.demo.CAM_LAYER
+        lm.model, x, methods=["gradcam", "guided_backprop"], cam_layer=hookscope.core.demo.CAM_LAYER
     )
     assert res.steps[0] == "fc" and res.steps[-1] == "features.stem.conv"
     gbp, cam = res.correlations["guided_backprop"], res.correlations["gradcam"]
@@ -183,7 +183,7 @@ def test_sanity_correlation_falls_on_the_demo():
 
 
 def test_sanity_verdict_per_method_in_one_sentence():
-    from core.experiments.sanity import FAIL_AT, SanityResult
+    from hookscope.core.experiments.sanity import FAIL_AT, SanityResult
 
     assert FAIL_AT == 0.5
     res = SanityResult(
@@ -250,7 +250,7 @@ def test_hook_code_on_the_demo_with_in_place_layers():
     lm = load_model("demo:clean")
     img = str(SAMPLES / "car_road.png")
     occlude = [{"op": "occlude", "box": [0, 0, 30, 30], "colour": [0, 0, 0]}]
-    from core.experiments.interventions import apply_image_edits
+    from hookscope.core.experiments.interventions import apply_image_edits
 
     x = to_tensor(apply_image_edits(load_image(img), occlude), lm.input_spec)
     # bn2's output is changed in place by `out += identity`; relu1 is ReLU(inplace=True).
@@ -403,7 +403,7 @@ def test_session_bad_files(tmp_path):
 # -- command line -----------------------------------------------------------------------------
 def cli(capsys, *args):
     """Run main.main in-process (fast); return (exit code, stdout, stderr)."""
-    from main import main
+    from hookscope.gui.command import main
 
     try:
         code = main(list(args))

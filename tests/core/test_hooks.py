@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from core.engine.hooks import HookSession, hook_count
+from hookscope.core.engine.hooks import HookSession, hook_count
 
 
 def golden_model():
@@ -84,7 +84,7 @@ def test_hooks_removed_when_the_body_raises():
 
 
 def test_unknown_layer_is_one_sentence():
-    from core.errors import HookScopeError
+    from hookscope.core.errors import HookScopeError
 
     with pytest.raises(HookScopeError, match="no layer named 'fc9'"):
         HookSession(golden_model(), ["fc9"])

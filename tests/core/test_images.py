@@ -5,9 +5,17 @@ import pytest
 import torch
 from PIL import Image
 
-from core.errors import HookScopeError
-from core.loading.images import load_image, occlude, paste, preprocess, solid, to_display, to_tensor
-from core.loading.spec import InputSpec
+from hookscope.core.errors import HookScopeError
+from hookscope.core.loading.images import (
+    load_image,
+    occlude,
+    paste,
+    preprocess,
+    solid,
+    to_display,
+    to_tensor,
+)
+from hookscope.core.loading.spec import InputSpec
 
 
 def gradient_rgb(w=40, h=30):

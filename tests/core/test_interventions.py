@@ -6,12 +6,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from core.demo import samples_dir
-from core.engine.guard import state_checksum
-from core.engine.hooks import hook_count
-from core.engine.probe import run_probe
-from core.errors import HookScopeError
-from core.experiments.interventions import (
+from hookscope.core.demo import samples_dir
+from hookscope.core.engine.guard import state_checksum
+from hookscope.core.engine.hooks import hook_count
+from hookscope.core.engine.probe import run_probe
+from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.interventions import (
     ActEdit,
     GradEdit,
     apply_image_edits,
@@ -20,7 +20,7 @@ from core.experiments.interventions import (
     parse_edit_flag,
     paste_object,
 )
-from core.loading.models import load_model
+from hookscope.core.loading.models import load_model
 
 SAMPLES = samples_dir()  # the installed resources, found as the app finds them
 
@@ -252,7 +252,7 @@ def test_apply_image_edits(tmp_path):
 
 # -- the demo: the issue's headline experiments -----------------------------------------------
 def test_demo_gradient_doubled():
-    from core.loading.images import load_image, to_tensor
+    from hookscope.core.loading.images import load_image, to_tensor
 
     lm = load_model("demo")
     x = to_tensor(load_image(SAMPLES / "car_on_sky.png"), lm.input_spec)
@@ -269,7 +269,7 @@ def test_scorecam_sees_activation_edits(resnet):
     """ScoreCAM's fast scoring copy must not drop the user's hooks."""
     import copy
 
-    from core.methods.cam import compute_cam
+    from hookscope.core.methods.cam import compute_cam
 
     model, x = resnet
     with ActEdit(model, "fc", op="zero"):

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from core import metrics
-from core.errors import HookScopeError
-from core.images import load_image, to_tensor
-from core.jobs.evaluate import evaluate_job
-from core.methods.cam import compute_cam
-from core.methods.metrics import Scorer, blur_kernel, causal_curves, impute
-from core.models import load_model
-from core.reporting import Cancelled, Reporter, quiet
+from hookscope.core import metrics
+from hookscope.core.errors import HookScopeError
+from hookscope.core.images import load_image, to_tensor
+from hookscope.core.jobs.evaluate import evaluate_job
+from hookscope.core.methods.cam import compute_cam
+from hookscope.core.methods.metrics import Scorer, blur_kernel, causal_curves, impute
+from hookscope.core.models import load_model
+from hookscope.core.reporting import Cancelled, Reporter, quiet
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 LAYER = "features.block3"
@@ -319,7 +319,7 @@ def test_evaluate_job_reports_progress_and_cancels(demo):
 
 
 def test_cli_evaluate_json_shape(capsys):
-    from main import main
+    from hookscope.gui.command import main
 
     code = main(
         [
@@ -344,7 +344,7 @@ def test_cli_evaluate_json_shape(capsys):
 
 
 def test_cli_evaluate_table_and_errors(capsys):
-    from main import main
+    from hookscope.gui.command import main
 
     args = ["evaluate", "--model", "demo:clean", "--image", str(SAMPLES / "car_road.png")]
     assert main([*args, "--layer", LAYER, "--methods", "gradcam,sobel", "--steps", "8"]) == 0

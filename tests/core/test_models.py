@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import sys
 import urllib.error
 
 import numpy as np
@@ -10,8 +11,8 @@ import torch
 import torchvision
 from torch import nn
 
-from core.errors import HookScopeError
-from core.loading.models import load_model, pick_device
+from hookscope.core.errors import HookScopeError
+from hookscope.core.loading.models import load_model, pick_device
 
 
 def test_torchvision_random_init_has_imagenet_names_and_spec():
@@ -98,6 +99,26 @@ def test_python_factory(factory_file):
 def test_python_factory_failures(factory_file, factory, message):
     with pytest.raises(HookScopeError, match=message):
         load_model(f"{factory_file}:{factory}")
+
+
+def test_a_factory_imports_its_sibling_modules_as_a_script_would(tmp_path, monkeypatch):
+    """``from arch import Net`` beside the factory loads from any working folder."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "arch.py").write_text(
+        "from torch import nn\n"
+        "class Net(nn.Sequential):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(nn.Conv2d(3, 5, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())\n"
+    )
+    (project / "factory.py").write_text(
+        "from arch import Net\n\ndef build():\n    import arch\n    return arch.Net()\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    before = list(sys.path)
+    lm = load_model(f"{project / 'factory.py'}:build")
+    assert type(lm.model).__name__ == "Net" and lm.model[0].out_channels == 5
+    assert sys.path == before  # the folder was first on the path for the import only
 
 
 def test_python_factory_needs_a_name_and_a_file(factory_file, tmp_path):
@@ -233,7 +254,7 @@ def test_demo_specs():
 
 
 def test_random_weights_are_the_same_model_every_time_and_leave_the_rng_alone():
-    from core.engine.guard import state_checksum
+    from hookscope.core.engine.guard import state_checksum
 
     torch.manual_seed(123)
     expected = torch.rand(3)

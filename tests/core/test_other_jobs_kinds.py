@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.errors import HookScopeError
-from core.experiments.importance import channel_importance
-from core.experiments.sanity import cascading_randomization
+from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.importance import channel_importance
+from hookscope.core.experiments.sanity import cascading_randomization
 from tests.gui import kind_models
 
 
@@ -47,10 +47,10 @@ def test_attribution_job_takes_box_region_and_similarity_targets(tmp_path):
     import torch.nn.functional as F
     from PIL import Image
 
-    from core.jobs.attribution import attribution_job
-    from core.loading.images import to_tensor
-    from core.loading.models import load_model
-    from core.reporting import quiet
+    from hookscope.core.jobs.attribution import attribution_job
+    from hookscope.core.loading.images import to_tensor
+    from hookscope.core.loading.models import load_model
+    from hookscope.core.reporting import quiet
 
     rng = np.random.default_rng(0)
     img = Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
@@ -91,10 +91,10 @@ def test_hook_code_for_each_kind_matches_the_probe(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from core.engine.probe import run_probe
-    from core.io.hookcode import hook_code
-    from core.loading.images import load_image, to_tensor
-    from core.loading.models import load_model
+    from hookscope.core.engine.probe import run_probe
+    from hookscope.core.io.hookcode import hook_code
+    from hookscope.core.loading.images import load_image, to_tensor
+    from hookscope.core.loading.models import load_model
 
     rng = np.random.default_rng(1)
     photo, ref = tmp_path / "in.png", tmp_path / "ref.png"

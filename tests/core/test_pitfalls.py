@@ -7,9 +7,9 @@ import torch
 import torchvision
 from torch import nn
 
-from core.engine.hooks import HookSession, hook_count
-from core.engine.probe import run_probe
-from core.errors import HookScopeError
+from hookscope.core.engine.hooks import HookSession, hook_count
+from hookscope.core.engine.probe import run_probe
+from hookscope.core.errors import HookScopeError
 
 torch.manual_seed(0)
 

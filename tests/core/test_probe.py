@@ -5,9 +5,9 @@ import torch
 import torchvision
 from torch import nn
 
-from core.engine.probe import run_probe, tensor_stats
-from core.errors import HookScopeError
-from core.loading.models import load_model
+from hookscope.core.engine.probe import run_probe, tensor_stats
+from hookscope.core.errors import HookScopeError
+from hookscope.core.loading.models import load_model
 from tests.core.test_hooks import golden_model
 
 

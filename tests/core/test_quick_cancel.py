@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.engine.hooks import hook_count
-from core.methods.cam import compute_cam
-from core.reporting import Cancelled, Reporter
+from hookscope.core.engine.hooks import hook_count
+from hookscope.core.methods.cam import compute_cam
+from hookscope.core.reporting import Cancelled, Reporter
 from tests.core.conftest import image
 
 

@@ -7,16 +7,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.display.mosaic import channel_order, tile
-from core.display.render import (
+from hookscope.core.display.mosaic import channel_order, tile
+from hookscope.core.display.render import (
     blend,
     gradient_to_rgb,
     normalize,
     normalize_signed,
     upsample,
 )
-from core.errors import HookScopeError
-from core.io.export import load_arrays, save_arrays, sidecar_path
+from hookscope.core.errors import HookScopeError
+from hookscope.core.io.export import load_arrays, save_arrays, sidecar_path
 
 
 def test_normalize_min_max_and_constant():

@@ -7,15 +7,15 @@ import torch
 import torchvision
 from PIL import Image
 
-from core.engine.guard import fingerprint
-from core.engine.hooks import hook_count
-from core.engine.probe import run_probe
-from core.engine.tree import build_tree
-from core.errors import HookScopeError
-from core.jobs.probe import probe_job
-from core.loading.models import load_model
-from core.loading.spec import InputSpec
-from core.reporting import Cancelled, Reporter
+from hookscope.core.engine.guard import fingerprint
+from hookscope.core.engine.hooks import hook_count
+from hookscope.core.engine.probe import run_probe
+from hookscope.core.engine.tree import build_tree
+from hookscope.core.errors import HookScopeError
+from hookscope.core.jobs.probe import probe_job
+from hookscope.core.loading.models import load_model
+from hookscope.core.loading.spec import InputSpec
+from hookscope.core.reporting import Cancelled, Reporter
 
 
 def rss_mb() -> float:
@@ -121,7 +121,7 @@ BIG = [
 @pytest.mark.slow
 @pytest.mark.parametrize("name, cam_layer", BIG, ids=[b[0] for b in BIG])
 def test_big_models(name, cam_layer):
-    from core.methods.cam import compute_cam
+    from hookscope.core.methods.cam import compute_cam
 
     torch.manual_seed(0)
     lm = load_model(f"torchvision:{name}")

@@ -2,7 +2,7 @@
 
 import torch
 
-from core.engine.runtime import SMALL_MACS, threads_for, torch_threads
+from hookscope.core.engine.runtime import SMALL_MACS, threads_for, torch_threads
 
 
 def test_small_models_run_on_one_thread_big_ones_as_torch_likes():

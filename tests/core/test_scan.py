@@ -9,20 +9,20 @@ import pytest
 import torch
 from PIL import Image
 
-import main
-from core.demo.scenes import CLASS_NAMES, make_dataset
-from core.errors import HookScopeError
-from core.experiments.scan import (
+import hookscope.gui.command as main
+from hookscope.core.demo.scenes import CLASS_NAMES, make_dataset
+from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.scan import (
     folder_labels,
     list_images,
     resize_map,
     spray,
 )
-from core.io.scan_outputs import ROW_COLUMNS, open_scan
-from core.jobs.scan import scan_job
-from core.loading.models import load_model
-from core.methods.cam import CAM_METHODS, compute_cam, compute_cam_batch
-from core.reporting import Cancelled, Reporter, quiet
+from hookscope.core.io.scan_outputs import ROW_COLUMNS, open_scan
+from hookscope.core.jobs.scan import scan_job
+from hookscope.core.loading.models import load_model
+from hookscope.core.methods.cam import CAM_METHODS, compute_cam, compute_cam_batch
+from hookscope.core.reporting import Cancelled, Reporter, quiet
 
 LAYER = "features.block3"
 N = 64

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import HookScopeError
-from core.io.session import Session
+from hookscope.core.errors import HookScopeError
+from hookscope.core.io.session import Session
 
 
 @pytest.mark.parametrize(

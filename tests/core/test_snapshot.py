@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from core.display.snapshot import default_layers
-from core.engine.tree import build_tree
-from core.jobs.probe import probe_job
-from core.loading.models import LoadedModel
-from core.loading.spec import InputSpec
-from core.reporting import Reporter
+from hookscope.core.display.snapshot import default_layers
+from hookscope.core.engine.tree import build_tree
+from hookscope.core.jobs.probe import probe_job
+from hookscope.core.loading.models import LoadedModel
+from hookscope.core.loading.spec import InputSpec
+from hookscope.core.reporting import Reporter
 
 
 def tiny() -> LoadedModel:

@@ -4,9 +4,9 @@ import torch
 import torchvision
 from torch import nn
 
-from core.engine.hooks import hook_count
-from core.engine.tree import build_tree
-from core.loading.spec import InputSpec
+from hookscope.core.engine.hooks import hook_count
+from hookscope.core.engine.tree import build_tree
+from hookscope.core.loading.spec import InputSpec
 
 
 def test_resnet18_tree():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from core.loading.models import load_model
+from hookscope.core.loading.models import load_model
 
 
 def test_torchvision_without_weights_is_random_and_says_so():

@@ -21,16 +21,16 @@ import torch
 from PIL import Image
 from torch import nn
 
-import core.cli
-from core.engine.hooks import hook_count
-from core.engine.layouts import analyse
-from core.engine.probe import run_probe
-from core.engine.tree import build_tree
-from core.errors import HookScopeError
-from core.loading.images import to_tensor
-from core.loading.models import load_model
-from core.methods.cam import compute_cam
-from main import main
+import hookscope.core.cli
+from hookscope.core.engine.hooks import hook_count
+from hookscope.core.engine.layouts import analyse
+from hookscope.core.engine.probe import run_probe
+from hookscope.core.engine.tree import build_tree
+from hookscope.core.errors import HookScopeError
+from hookscope.core.loading.images import to_tensor
+from hookscope.core.loading.models import load_model
+from hookscope.core.methods.cam import compute_cam
+from hookscope.gui.command import main
 
 ROWS: dict[str, dict] = {}
 
@@ -456,7 +456,7 @@ def _pgc_target(zoo: Built, ours):
 
 def test_gradcam_equals_pytorch_grad_cam(zoo):
     pgc = pytest.importorskip("pytorch_grad_cam")
-    from core.engine.targets import resolve_target
+    from hookscope.core.engine.targets import resolve_target
 
     case, lm, x = zoo.case, zoo.lm, zoo.x
     kw = dict(class_names=lm.class_names, input_spec=lm.input_spec)
@@ -512,7 +512,7 @@ def test_cli_cam_with_no_extra_flags(zoo, tmp_path, capsys, monkeypatch):
         loaded.append(text)
         return zoo.lm
 
-    monkeypatch.setattr(core.cli, "load_model", same_model)
+    monkeypatch.setattr(hookscope.core.cli, "load_model", same_model)
     out = tmp_path / "cam.npz"
     argv = ["cam", "--model", spec, "--image", str(zoo.folder / f"{case.photo}.png")]
     argv += ["--weights", str(zoo.weights)] if zoo.weights else []
@@ -570,7 +570,7 @@ def test_specs_read_names_and_preprocessing_and_fail_in_one_sentence(folder, mon
         with pytest.raises(HookScopeError) as err:
             load_model(spec)
         assert text in str(err.value) and str(err.value).endswith(".")
-    import core.loading.models as models
+    import hookscope.core.loading.models as models
 
     real = models.importlib.import_module
 

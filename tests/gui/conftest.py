@@ -32,8 +32,8 @@ def _model_cache():
 @pytest.fixture
 def cached_loads(monkeypatch, _model_cache):
     """Load each plain spec once per session (loading is not what these tests are about)."""
-    import gui.state
-    from core.jobs import probe as jobs
+    import hookscope.gui.state
+    from hookscope.core.jobs import probe as jobs
 
     real = jobs.load_job
 
@@ -45,19 +45,19 @@ def cached_loads(monkeypatch, _model_cache):
             _model_cache[spec] = real(reporter, spec, None, False, "cpu")
         return _model_cache[spec]
 
-    monkeypatch.setattr(gui.state.jobs, "load_job", load)
+    monkeypatch.setattr(hookscope.gui.state.jobs, "load_job", load)
 
 
 @pytest.fixture
 def make_window(qtbot, cached_loads):
     """Factory: ``make_window(spec=None, layers=None)`` → a shown MainWindow after its first run."""
-    from gui.main_window import MainWindow
-    from gui.state import AppState
+    from hookscope.gui.main_window import MainWindow
+    from hookscope.gui.state import AppState
 
     windows = []
 
     def make(spec: str | None = None, layers=None, image=None, run=True):
-        from gui.app import default_image
+        from hookscope.gui.app import default_image
 
         state = AppState()
         window = MainWindow(state, restore=False)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.display.render import normalize
-from core.engine.hooks import hook_count
-from core.methods.cam import CAM_METHODS
+from hookscope.core.display.render import normalize
+from hookscope.core.engine.hooks import hook_count
+from hookscope.core.methods.cam import CAM_METHODS
 from tests.gui.conftest import RUN_TIMEOUT_MS
 
 
@@ -173,8 +173,8 @@ def test_attribution_form_follows_the_method(window):
 def test_save_figure_png_svg_and_export_parts(window, tmp_path):
     acts = dock(window, "ActivationsDock")
     png = acts.save_figure(tmp_path / "acts.png")
-    from gui.docks.base import figure_items
-    from gui.figures import figure_rgb
+    from hookscope.gui.docks.base import figure_items
+    from hookscope.gui.figures import figure_rgb
 
     expected = figure_rgb(figure_items(acts.figure_panels()))
     img = Image.open(png)

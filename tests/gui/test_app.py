@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QModelIndex, Qt
 
-from gui.tree_model import NAME_ROLE
+from hookscope.gui.tree_model import NAME_ROLE
 from tests.gui.conftest import RUN_TIMEOUT_MS
 
 
@@ -199,9 +199,9 @@ def test_ticking_with_auto_run_reruns(window, qtbot):
 def test_command_line_model_image_and_layers(qtbot, cached_loads, tmp_path):
     from argparse import Namespace
 
-    from gui.app import start
-    from gui.main_window import MainWindow
-    from gui.state import AppState
+    from hookscope.gui.app import start
+    from hookscope.gui.main_window import MainWindow
+    from hookscope.gui.state import AppState
 
     path = tmp_path / "red.png"
     Image.new("RGB", (50, 40), (200, 30, 30)).save(path)
@@ -238,7 +238,7 @@ def test_menus_shortcuts_and_recent_files(window):
 def test_recent_lists_keep_whole_entries(window, tmp_path):
     # After a restart QSettings gives a one-item list back as a plain string; iterating it
     # split the path into single characters when the next entry was pushed.
-    from gui.main_window import settings
+    from hookscope.gui.main_window import settings
 
     paths = [str(tmp_path / f"{name}.png") for name in ("a", "b", "c")]
     settings().setValue("recent/test", paths[0])  # as read back from the file
@@ -250,7 +250,7 @@ def test_recent_lists_keep_whole_entries(window, tmp_path):
 
 
 def test_recent_images_offer_only_files_that_exist(window, tmp_path):
-    from gui.main_window import settings
+    from hookscope.gui.main_window import settings
 
     there = tmp_path / "there.png"
     there.write_bytes(b"")

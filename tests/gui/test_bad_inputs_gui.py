@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from core.engine.hooks import hook_count
+from hookscope.core.engine.hooks import hook_count
 from tests.catalogue import CASES, prepare
 from tests.core.test_robustness import rss_mb
 from tests.gui.conftest import RUN_TIMEOUT_MS

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.demo import sample_path
+from hookscope.core.demo import sample_path
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = sample_path("car_on_sky.png")

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
-from core.io.scan_outputs import open_scan
-from core.reporting import Reporter
-from gui import figures
-from gui.docks.dataset import CLUSTER_COLORS, DatasetDock, cluster_color
+from hookscope.core.io.scan_outputs import open_scan
+from hookscope.core.reporting import Reporter
+from hookscope.gui import figures
+from hookscope.gui.docks.dataset import CLUSTER_COLORS, DatasetDock, cluster_color
 from tests.core.test_scan import write_scenes
 from tests.gui.conftest import RUN_TIMEOUT_MS
 
@@ -179,7 +179,7 @@ class GateAfter(Reporter):
 def test_dataset_dock_cancel_keeps_the_rows_and_run_resumes(
     make_window, qtbot, scenes, tmp_path, monkeypatch
 ):
-    import gui.docks.dataset as dataset
+    import hookscope.gui.docks.dataset as dataset
 
     images, masks = scenes
     window = make_window()

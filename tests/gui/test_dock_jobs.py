@@ -1,6 +1,6 @@
 """A dock's own job (channel importance, sanity check): progress, cancel, and the next run."""
 
-from core.engine.hooks import hook_count
+from hookscope.core.engine.hooks import hook_count
 from tests.gui.conftest import RUN_TIMEOUT_MS
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QFileDialog
 
-from gui.main_window import OpenModelDialog
+from hookscope.gui.main_window import OpenModelDialog
 from tests.gui.conftest import RUN_TIMEOUT_MS
 
 

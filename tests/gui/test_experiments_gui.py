@@ -10,8 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
-from core.demo import sample_path
-from core.engine.guard import state_checksum
+from hookscope.core.demo import sample_path
+from hookscope.core.engine.guard import state_checksum
 from tests.gui.conftest import RUN_TIMEOUT_MS
 
 SKY = str(sample_path("sky.png"))
@@ -144,7 +144,7 @@ def test_hook_code_compiles_and_reproduces_the_edited_run(window, qtbot):
 
 
 def test_session_round_trip_and_moved_image(make_window, qtbot, tmp_path, messages):
-    from gui import session_io
+    from hookscope.gui import session_io
 
     first = make_window(image=SKY, layers=["features.res", "features.block3", "fc"])
     st = first.state
@@ -190,7 +190,7 @@ def test_lab_canvas_patch_follows_a_drag_and_a_box_can_be_drawn(qtbot):
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
-    from gui.widgets.lab_canvas import LabCanvas
+    from hookscope.gui.widgets.lab_canvas import LabCanvas
 
     canvas = LabCanvas()
     qtbot.addWidget(canvas)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.errors import HookScopeError
-from gui.figures import (
+from hookscope.core.errors import HookScopeError
+from hookscope.gui.figures import (
     COLORMAPS,
     ColorBar,
     Panel,

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from gui.qtutil import qimage_to_rgb
-from gui.widgets.histogram import FILL, HistogramView
-from gui.widgets.panes import BACKGROUND
+from hookscope.gui.qtutil import qimage_to_rgb
+from hookscope.gui.widgets.histogram import FILL, HistogramView
+from hookscope.gui.widgets.panes import BACKGROUND
 
 
 def test_bars_are_as_tall_as_their_counts(qtbot):
@@ -25,7 +25,7 @@ def test_bars_are_as_tall_as_their_counts(qtbot):
 
 
 def test_channel_stats_fit_their_label_at_any_width(qtbot):
-    from gui.widgets.mosaic import StatsLabel
+    from hookscope.gui.widgets.mosaic import StatsLabel
 
     label = StatsLabel()
     qtbot.addWidget(label)

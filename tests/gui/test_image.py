@@ -7,8 +7,8 @@ from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication
 
-from gui.docks.image import sample_paths
-from gui.qtutil import rgb_to_qimage
+from hookscope.gui.docks.image import sample_paths
+from hookscope.gui.qtutil import rgb_to_qimage
 from tests.gui.conftest import RUN_TIMEOUT_MS
 
 

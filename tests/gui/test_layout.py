@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QTabBar
 
-from gui.main_window import LAYOUT_VERSION, MainWindow, dock_area_map
-from gui.state import AppState
+from hookscope.gui.main_window import LAYOUT_VERSION, MainWindow, dock_area_map
+from hookscope.gui.state import AppState
 
 
 def test_every_dock_has_an_object_name_and_a_view_toggle(make_window):

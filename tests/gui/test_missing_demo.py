@@ -4,15 +4,17 @@ from argparse import Namespace
 
 import pytest
 
-import core.demo
-from core.errors import HookScopeError
-from core.loading.models import load_model
+import hookscope.core.demo
+from hookscope.core.errors import HookScopeError
+from hookscope.core.loading.models import load_model
 from tests.gui.conftest import RUN_TIMEOUT_MS
 
 
 @pytest.fixture
 def no_resources(monkeypatch):
-    monkeypatch.setattr(core.demo, "RESOURCES_PACKAGE", "hookscope_resources_not_installed")
+    monkeypatch.setattr(
+        hookscope.core.demo, "RESOURCES_PACKAGE", "hookscope_resources_not_installed"
+    )
 
 
 def test_loading_the_demo_without_resources_is_one_sentence(no_resources):
@@ -25,9 +27,9 @@ def test_loading_the_demo_without_resources_is_one_sentence(no_resources):
 def test_the_app_says_the_demo_is_missing_and_loads_nothing_else(
     no_resources, qtbot, messages, monkeypatch
 ):
-    from gui import app
-    from gui.main_window import MainWindow
-    from gui.state import AppState
+    from hookscope.gui import app
+    from hookscope.gui.main_window import MainWindow
+    from hookscope.gui.state import AppState
 
     state = AppState()
     window = MainWindow(state, restore=False)

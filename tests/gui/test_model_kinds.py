@@ -46,10 +46,10 @@ def click(qtbot, view, row: float, col: float) -> None:
 
 
 def test_segmentation_mask_click_targets_that_region(make_window, qtbot, photos, tmp_path):
-    from core.engine.targets import region_target
-    from core.loading.images import to_tensor
-    from core.methods.cam import compute_cam
-    from gui import session_io
+    from hookscope.core.engine.targets import region_target
+    from hookscope.core.loading.images import to_tensor
+    from hookscope.core.methods.cam import compute_cam
+    from hookscope.gui import session_io
 
     window = make_window(f"{MODELS}:build_seg", image=photos["astronaut"])
     st, view = window.state, window.image_dock.model_input
@@ -190,7 +190,7 @@ def test_detection_box_click_targets_that_box(make_window, qtbot, photos):
 
 
 def test_embedding_asks_for_a_reference_image(make_window, qtbot, photos, monkeypatch):
-    from core.engine.targets import embed_image
+    from hookscope.core.engine.targets import embed_image
 
     window = make_window(f"{MODELS}:build_emb", image=photos["astronaut"])
     st, preds = window.state, window.predictions_dock
@@ -203,7 +203,9 @@ def test_embedding_asks_for_a_reference_image(make_window, qtbot, photos, monkey
     assert f"6 values, norm {norm:.4g}" in preds.target_label.text()
     assert "Reference image" in preds.target_label.text()
 
-    monkeypatch.setattr("gui.filedialogs.open_file", lambda *a, **k: str(photos["coffee"]))
+    monkeypatch.setattr(
+        "hookscope.gui.filedialogs.open_file", lambda *a, **k: str(photos["coffee"])
+    )
     snap = wait_run(qtbot, st, preds.reference_button.click)
     assert st.target == f"similar:{photos['coffee']}" == snap.target_text
     ref = embed_image(st.loaded.model, photos["coffee"], st.input_spec).numpy()
@@ -221,7 +223,7 @@ def test_a_vit_opens_on_a_cam_layer_whose_map_is_not_flat(make_window, photos):
     """A ViT's last blocks have a grid, but only the class token reaches its head: the app
     must open on the last token layer whose map is not flat (as the CLI's default does)."""
     pytest.importorskip("timm")
-    from core.methods.cam import compute_cam, suggest_layer
+    from hookscope.core.methods.cam import compute_cam, suggest_layer
 
     window = make_window("timm:vit_tiny_patch16_224?img_size=32", image=photos["astronaut"])
     st = window.state

@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 from PySide6.QtGui import QGuiApplication, QImage
 
-from core.errors import HookScopeError
-from gui import figures
-from gui.docks.base import figure_items
-from gui.qtutil import qimage_to_rgb
-from gui.widgets.panes import ImagePane
+from hookscope.core.errors import HookScopeError
+from hookscope.gui import figures
+from hookscope.gui.docks.base import figure_items
+from hookscope.gui.qtutil import qimage_to_rgb
+from hookscope.gui.widgets.panes import ImagePane
 from tests.gui.conftest import RUN_TIMEOUT_MS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,7 +97,7 @@ def test_cam_dock_shows_what_save_and_copy_write(window, tmp_path):
 
 
 def test_the_cli_cam_figure_shows_the_cam_docks_pixels(window, tmp_path):
-    from gui.app import default_image
+    from hookscope.gui.app import default_image
 
     state, cam = window.state, dock(window, "CamDock")
     snap = state.snapshot

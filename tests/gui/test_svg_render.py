@@ -35,7 +35,7 @@ def test_saved_svg_renders_in_librsvg_like_the_png(window, tmp_path):
 
 
 def test_long_panel_titles_are_whole_in_saved_figures(tmp_path):
-    from gui import figures
+    from hookscope.gui import figures
 
     title = "features.block2 · scorecam · airplane"
     small = np.zeros((12, 12, 3), np.uint8)

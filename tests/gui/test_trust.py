@@ -7,7 +7,7 @@ import threading
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QTabBar
 
-from gui.docks.base import LAYOUT_VERSION
+from hookscope.gui.docks.base import LAYOUT_VERSION
 from tests.gui.conftest import RUN_TIMEOUT_MS
 
 
@@ -134,8 +134,8 @@ def test_random_weights_are_named_in_the_title_and_the_status_bar(make_window):
 def test_session_reopens_in_a_fresh_window_with_the_same_numbers(make_window, qtbot, tmp_path):
     import numpy as np
 
-    from core.loading.spec import InputSpec
-    from gui import session_io
+    from hookscope.core.loading.spec import InputSpec
+    from hookscope.gui import session_io
 
     def run(state, action):
         with qtbot.waitSignal(state.resultChanged, timeout=RUN_TIMEOUT_MS):
@@ -177,7 +177,7 @@ def test_session_reopens_in_a_fresh_window_with_the_same_numbers(make_window, qt
 
 
 def test_tree_shapes_follow_the_input_size_of_the_last_run(make_window, qtbot):
-    from gui.tree_model import COLUMNS
+    from hookscope.gui.tree_model import COLUMNS
 
     window = make_window()
     st, model = window.state, window.tree_dock.model
@@ -200,7 +200,7 @@ def test_file_dialogs_open_in_the_last_folder_and_export_all_makes_its_folder(
 
     from PySide6.QtWidgets import QFileDialog
 
-    from gui.app import default_image
+    from hookscope.gui.app import default_image
 
     window = make_window()
     photos = tmp_path / "photos"
@@ -232,8 +232,8 @@ def test_file_dialogs_open_in_the_last_folder_and_export_all_makes_its_folder(
 def test_mosaic_fills_its_panel_and_pages_thousands_of_channels(make_window, qtbot):
     import numpy as np
 
-    from core.display import mosaic as mz
-    from gui.widgets.mosaic import HINT
+    from hookscope.core.display import mosaic as mz
+    from hookscope.gui.widgets.mosaic import HINT
 
     window = make_window()
     view = dock(window, "ActivationsDock").view

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.demo import sample_path
+from hookscope.core.demo import sample_path
 from tests.gui.conftest import RUN_TIMEOUT_MS
 
 CAR_ROAD = str(sample_path("car_road.png"))

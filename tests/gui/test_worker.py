@@ -11,9 +11,9 @@ import threading
 import pytest
 from PySide6.QtCore import QCoreApplication, QTimer
 
-from core.engine.hooks import hook_count
-from core.errors import HookScopeError
-from gui.worker import Worker
+from hookscope.core.engine.hooks import hook_count
+from hookscope.core.errors import HookScopeError
+from hookscope.gui.worker import Worker
 from tests.gui.conftest import RUN_TIMEOUT_MS
 
 NEVER_MS = 10**9  # a poll interval no test outlives: the test calls poll() itself
@@ -198,9 +198,9 @@ def test_cancel_stops_a_run_mid_forward_and_leaves_no_hooks(make_window, qtbot):
 
 @pytest.mark.parametrize("when", ["before", "during"])
 def test_probe_job_cancel_raises_cancelled(when):
-    from core.jobs.probe import load_job, probe_job
-    from core.loading.images import solid
-    from core.reporting import Cancelled, Reporter
+    from hookscope.core.jobs.probe import load_job, probe_job
+    from hookscope.core.loading.images import solid
+    from hookscope.core.reporting import Cancelled, Reporter
 
     lm, tree = load_job(Reporter(), "torchvision:resnet18")
     reporter = Reporter()
