@@ -25,6 +25,7 @@ from hookscope.core.errors import HookScopeError
 from hookscope.core.jobs import probe as jobs
 from hookscope.core.loading.images import load_image
 from hookscope.core.loading.spec import InputSpec
+from hookscope.core.workbench import source_args
 from hookscope.gui.figures import check_colormap
 from hookscope.gui.worker import Worker
 
@@ -112,7 +113,7 @@ class AppState(QObject):
     # -- model / image ------------------------------------------------------------------------
     def load_model(
         self,
-        spec: str,
+        spec,
         weights: str | None = None,
         trust_pickle: bool = False,
         device: str | None = None,
@@ -124,11 +125,13 @@ class AppState(QObject):
     ) -> int:
         """Load a model in the worker; on success it replaces the current one and reruns.
 
-        A failed load keeps the current model and emits ``errorRaised`` and ``loadFailed``
-        (only ``on_error`` when ``quiet``, e.g. for a start-up fallback).
+        ``spec`` is a spec string or an already wrapped ``LoadedModel`` (a live module, see
+        ``core.loading.live.wrap_model``): one door for both. A failed load keeps the current
+        model and emits ``errorRaised`` and ``loadFailed`` (only ``on_error`` when ``quiet``,
+        e.g. for a start-up fallback).
         """
         device = device or self.device
-        args = {"spec": spec, "weights": weights, "trust_pickle": trust_pickle, "device": device}
+        args = source_args(spec, weights, trust_pickle, device)
 
         def done(result):
             lm, tree = result
@@ -143,7 +146,7 @@ class AppState(QObject):
             if on_error is not None:
                 on_error(message)
 
-        self.statusMessage.emit(f"Loading {spec}…")
+        self.statusMessage.emit(f"Loading {getattr(spec, 'name', spec)}…")
         return self.worker.submit(
             jobs.load_job,
             spec,

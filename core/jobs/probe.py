@@ -15,20 +15,32 @@ from hookscope.core.engine.tree import build_tree
 from hookscope.core.errors import HookScopeError
 from hookscope.core.experiments.interventions import edit_from_dict
 from hookscope.core.loading.images import to_tensor
-from hookscope.core.loading.models import load_model
+from hookscope.core.loading.models import LoadedModel, load_model
 from hookscope.core.methods.cam import cam_from_probe, compute_cam, suggest_layer
 from hookscope.core.reporting import Reporter
 
 
-def load_job(reporter: Reporter, spec: str, weights=None, trust_pickle=False, device="cpu"):
+def load_job(reporter: Reporter, source, weights=None, trust_pickle=False, device="cpu"):
     """Load a model and describe its tree (the dry run) off the UI thread.
+
+    Args:
+        reporter: Progress and cancel.
+        source: A spec string (``core.loading.models.load_model``) or an already wrapped
+            :class:`~core.loading.models.LoadedModel` (a live module: used as it is, never
+            moved, so ``weights``, ``trust_pickle`` and ``device`` are ignored).
+        weights: State_dict file for a spec.
+        trust_pickle: Allow a pickled module for a spec.
+        device: Device for a spec.
 
     Returns:
         ``(LoadedModel, ModuleTree)``.
     """
-
-    reporter.progress(0, 2, f"Loading {spec}…")
-    lm = load_model(spec, weights, trust_pickle=trust_pickle, device=device)
+    if isinstance(source, LoadedModel):
+        lm = source
+        reporter.progress(0, 2, f"Reading {lm.name}…")
+    else:
+        reporter.progress(0, 2, f"Loading {source}…")
+        lm = load_model(source, weights, trust_pickle=trust_pickle, device=device)
     reporter.progress(1, 2, "Reading the module tree…")
     tree = build_tree(lm.model, lm.input_spec, class_names=lm.class_names)
     tree.cam_layer = _checked_cam_layer(lm, tree)

@@ -38,7 +38,7 @@ def cached_loads(monkeypatch, _model_cache):
     real = jobs.load_job
 
     def load(reporter, spec, weights=None, trust_pickle=False, device="cpu"):
-        plain = spec == "demo" or spec.startswith("torchvision:")
+        plain = isinstance(spec, str) and (spec == "demo" or spec.startswith("torchvision:"))
         if weights or trust_pickle or device != "cpu" or not plain:
             return real(reporter, spec, weights, trust_pickle, device)
         if spec not in _model_cache:
