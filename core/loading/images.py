@@ -78,7 +78,12 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def _fit(img: Image.Image, spec: InputSpec) -> Image.Image:
-    """Resize the shorter side, then centre-crop to ``spec.size`` (torchvision's recipe)."""
+    """Resize the shorter side, then centre-crop to ``spec.size`` (torchvision's recipe).
+
+    A ``native`` spec keeps the image at its own size.
+    """
+    if spec.native:
+        return img
     h, w = spec.size
     if spec.resize:
         scale = spec.resize / min(img.size)

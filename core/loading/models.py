@@ -42,6 +42,8 @@ class LoadedModel:
             pretrained weights: predictions mean nothing), ``"pretrained"`` (torchvision's),
             ``"bundled"`` (the demo's), ``"file"`` (a state_dict passed as ``weights``),
             ``"model"`` (whatever the factory or model file holds).
+        note: What the user should know about how it was loaded (a live module given no
+            input size: the image goes in at its own size, unnormalised), or "".
     """
 
     model: nn.Module
@@ -53,6 +55,12 @@ class LoadedModel:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     scripted: bool = False
     weights_source: str = "model"
+    note: str = ""
+
+    @property
+    def native_size(self) -> bool:
+        """True when images go in at their own size (see :attr:`InputSpec.native`)."""
+        return self.input_spec.native
 
     @property
     def random_weights(self) -> bool:
@@ -109,6 +117,11 @@ def load_model(
     if not spec:
         raise HookScopeError("No model given: pass a spec such as demo or torchvision:resnet18.")
     dev = device if isinstance(device, torch.device) else pick_device(device)
+    if spec.startswith("live:"):
+        raise HookScopeError(
+            f"{spec} names a live module from a Python session, which no spec can load; pass "
+            "the module itself to hookscope.view or hookscope.explain."
+        )
     if spec == "demo" or spec.startswith("demo:"):
         lm = _load_demo(spec)
     elif spec.startswith("torchvision:"):

@@ -18,6 +18,8 @@ class InputSpec:
         mean: Per-channel mean subtracted after scaling to [0, 1].
         std: Per-channel standard deviation divided by.
         resize: Shorter side before the centre crop; defaults to ``size`` (no crop margin).
+        native: The image goes in at its own size (a live model given no input size):
+            ``size`` is then only a placeholder; :meth:`for_image` gives the concrete spec.
     """
 
     size: tuple[int, int] = (224, 224)
@@ -25,6 +27,13 @@ class InputSpec:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     resize: int | None = None
+    native: bool = False
+
+    def for_image(self, width: int, height: int) -> InputSpec:
+        """This spec at an image's own size when :attr:`native`, else itself."""
+        if not self.native:
+            return self
+        return InputSpec((int(height), int(width)), self.channels, self.mean, self.std, None, True)
 
     @classmethod
     def from_dict(cls, d: dict) -> InputSpec:
@@ -35,6 +44,7 @@ class InputSpec:
             mean=tuple(float(v) for v in d["mean"]),
             std=tuple(float(v) for v in d["std"]),
             resize=None if d.get("resize") is None else int(d["resize"]),
+            native=bool(d.get("native", False)),
         )
 
     def to_dict(self) -> dict:
@@ -45,4 +55,5 @@ class InputSpec:
             "mean": list(self.mean),
             "std": list(self.std),
             "resize": self.resize,
+            "native": self.native,
         }
