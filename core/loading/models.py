@@ -24,6 +24,9 @@ import hookscope.core.demo as demo
 from hookscope.core.errors import HookScopeError
 from hookscope.core.loading.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 
+UNPICKLE_RISK = "unpickling runs code stored in the file"
+"""Words in every refusal of a pickle: the app's session restore looks for them to ask."""
+
 
 @dataclass
 class LoadedModel:
@@ -104,7 +107,8 @@ def load_model(
             folder), ``path/file.py:factory``, or a ``.pt`` file (TorchScript or pickled
             module).
         weights: Optional state_dict file applied after building (``weights_only=True``).
-        trust_pickle: Allow unpickling a full module (runs code from the file).
+        trust_pickle: Allow unpickling a full module or a weights file holding Python objects
+            (runs code from the file): only when the person asked for it in this run.
         device: Device name or ``torch.device``.
 
     Returns:
@@ -135,7 +139,7 @@ def load_model(
     else:
         lm = _load_file(spec, trust_pickle)
     if weights is not None:
-        apply_state_dict(lm.model, weights)
+        apply_state_dict(lm.model, weights, trust_pickle=trust_pickle)
         lm.weights = str(weights)
         lm.weights_source = "file"
         # The label says so: "demo (shortcut)" alone would claim the bundled weights.
@@ -372,24 +376,60 @@ def _load_hf(spec: str) -> LoadedModel:
     if not (path / "config.json").is_file():
         raise HookScopeError(f"{path} has no config.json, so it is not a save_pretrained folder.")
     transformers = _optional("transformers", "hf")
+    remote = _hf_remote_code(path)
+    # trust_remote_code=False always: None would ask y/N on a terminal (or a console nobody
+    # sees) and "y" would run the folder's own Python files.
     try:
-        config = transformers.AutoConfig.from_pretrained(str(path))
+        config = transformers.AutoConfig.from_pretrained(str(path), trust_remote_code=False)
     except Exception as exc:
+        if remote:
+            raise HookScopeError(_remote_code_refused(path, remote)) from exc
         raise HookScopeError(f"{path}/config.json could not be read: {_first_line(exc)}.") from exc
     arch = (getattr(config, "architectures", None) or [None])[0]
     cls = getattr(transformers, arch, None) if arch else None
     try:
         with _offline():
             if cls is None:
-                model = transformers.AutoModel.from_pretrained(str(path))
+                model = transformers.AutoModel.from_pretrained(str(path), trust_remote_code=False)
             else:
-                model = cls.from_pretrained(str(path))
+                model = cls.from_pretrained(str(path), trust_remote_code=False)
     except Exception as exc:
+        if remote:
+            raise HookScopeError(_remote_code_refused(path, remote)) from exc
         raise HookScopeError(
             f"Transformers could not load the model in {path} ({arch or 'AutoModel'}): "
             f"{type(exc).__name__}: {_first_line(exc)}."
         ) from exc
     return LoadedModel(model, arch or path.name, _id2label(config), _hf_input_spec(path, config))
+
+
+def _hf_remote_code(path: Path) -> str | None:
+    """The class a folder's config.json asks to import from its own code (``auto_map``)."""
+    try:
+        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # transformers' own reading says what is wrong with the file
+    auto_map = data.get("auto_map") if isinstance(data, dict) else None
+    if not auto_map:
+        return None
+    if isinstance(auto_map, dict):
+        first = next(iter(auto_map.values()), "")
+        first = first[0] if isinstance(first, (list, tuple)) and first else first
+        return str(first) or "custom code"
+    return "custom code"
+
+
+def _remote_code_refused(path: Path, what: str) -> str:
+    return (
+        f"{path} asks to run its own Python code ({_printable(what)}, named by auto_map in "
+        "config.json), which HookScope never runs; load it yourself with "
+        "trust_remote_code=True if you trust it and pass the module to hookscope.view."
+    )
+
+
+def _printable(text: str, limit: int = 80) -> str:
+    """Text from a file, safe for a one-line sentence (no newlines or control characters)."""
+    return "".join(c if c.isprintable() else "?" for c in str(text))[:limit]
 
 
 def _id2label(config) -> list[str] | None:
@@ -490,6 +530,8 @@ def _load_factory(spec: str) -> LoadedModel:
         sys.modules[mod_name] = module
         with _script_folder_first(path):
             mod_spec.loader.exec_module(module)
+    except SystemExit as exc:  # sys.exit() in a model file must not end HookScope silently
+        raise HookScopeError(_exit_sentence(f"Running {path.name}", exc)) from exc
     except Exception as exc:
         raise HookScopeError(
             f"Running {path.name} failed with {type(exc).__name__}: {_first_line(exc)}."
@@ -500,6 +542,10 @@ def _load_factory(spec: str) -> LoadedModel:
     try:
         with _script_folder_first(path):  # a factory may import its siblings lazily too
             model = build()
+    except SystemExit as exc:
+        raise HookScopeError(
+            _exit_sentence(f"The factory {factory}() in {path.name}", exc)
+        ) from exc
     except Exception as exc:
         raise HookScopeError(
             f"The factory {factory}() in {path.name} raised {type(exc).__name__}: "
@@ -515,6 +561,14 @@ def _load_factory(spec: str) -> LoadedModel:
         names = _id2label(model.config)  # a Hugging Face model built by the factory
     spec_obj = getattr(model, "input_spec", None) or getattr(module, "INPUT_SPEC", None)
     return LoadedModel(model, f"{path.stem}:{factory}", _names(names), _input_spec(spec_obj, model))
+
+
+def _exit_sentence(who: str, exc: SystemExit) -> str:
+    code = exc.code if isinstance(exc.code, int) or exc.code is None else repr(exc.code)[:60]
+    return (
+        f"{who} called sys.exit({'' if code is None else code}) instead of returning a model; "
+        "a model file should only define the model and its factory."
+    )
 
 
 @contextlib.contextmanager
@@ -560,9 +614,9 @@ def _load_file(spec: str, trust_pickle: bool) -> LoadedModel:
             ) from exc
         if not trust_pickle:
             raise HookScopeError(
-                f"{path.name} is a pickled Python object and unpickling runs code stored in "
-                "the file, so HookScope refuses it; if you trust its source, use "
-                "--trust-pickle (Trust pickle in the dialog)."
+                f"{path.name} is a pickled Python object and {UNPICKLE_RISK}, so HookScope "
+                "refuses it; if you trust its source, use --trust-pickle (Trust pickle in "
+                "the dialog)."
             ) from exc
         obj = _unpickle_trusted(path)
     except Exception as exc:
@@ -611,13 +665,34 @@ def _is_torchscript(path: Path) -> bool:
 
 
 # -- weights ---------------------------------------------------------------------------------
-def apply_state_dict(model: nn.Module, weights: str | Path) -> None:
-    """Load a state_dict file into ``model`` safely; one sentence naming any mismatch."""
+def apply_state_dict(model: nn.Module, weights: str | Path, *, trust_pickle: bool = False) -> None:
+    """Load a state_dict file into ``model``; one sentence naming any mismatch.
+
+    Args:
+        model: The module to fill.
+        weights: A file written by ``torch.save(model.state_dict())``.
+        trust_pickle: Also unpickle Python objects stored beside the tensors (runs code from
+            the file; only when the person asked for it in this run).
+    """
     path = Path(weights)
     if not path.is_file():
         raise HookScopeError(f"Weights file {path} does not exist.")
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not _is_pickled_object(path, exc):
+            raise HookScopeError(
+                f"{path.name} is not a weights file HookScope can read safely (a state_dict "
+                "saved with torch.save); it may be truncated or not a PyTorch file."
+            ) from exc
+        if not trust_pickle:
+            # torch's own text stops mid-way on one line; this says what it means in full.
+            raise HookScopeError(
+                f"{path.name} is not a weights file HookScope can read safely: it holds Python "
+                f"objects besides tensors and {UNPICKLE_RISK}, so HookScope refuses it; only "
+                "if you trust its source, --trust-pickle (Trust pickle in the dialog) runs it."
+            ) from exc
+        state = _unpickle_trusted(path)
     except Exception as exc:
         raise HookScopeError(
             f"{path.name} is not a weights file HookScope can read safely (a state_dict saved "
