@@ -89,16 +89,28 @@ def gradient_to_rgb(grad: np.ndarray) -> np.ndarray:
     return np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else np.ascontiguousarray(rgb[..., :3])
 
 
-def attribution_map(attr: np.ndarray, signed: bool) -> np.ndarray:
+def attribution_map(attr: np.ndarray, signed: bool = True) -> np.ndarray:
     """The 2-D picture of a (C, H, W) attribution that the app shows and the CLI saves.
 
-    Signed methods: the sum over colour channels (sign kept). Magnitude methods (saliency):
-    the max of |a| over channels, as Simonyan et al. show saliency. A (H, W) map is kept.
+    The sum over colour channels: ``sum_c a_c`` for signed methods (sign kept, for a diverging
+    colour map), ``sum_c |a_c|`` for magnitude methods. The same channel sum as
+    :func:`magnitude_map`, so the picture and the [0, 1] map never disagree on where. A (H, W)
+    map is kept.
     """
     a = np.asarray(attr, dtype=np.float32)
     if a.ndim == 2:
         return a.copy()
-    return a.sum(axis=0) if signed else np.abs(a).max(axis=0)
+    return a.sum(axis=0) if signed else np.abs(a).sum(axis=0)
+
+
+def magnitude_map(attr: np.ndarray) -> np.ndarray:
+    """An attribution as a (H, W) map in [0, 1]: ``sum_c |a_c|``, min-max scaled.
+
+    The one rule for attributions, signed or not (``core.methods.explainers``): the sign is
+    dropped, a constant map becomes zeros.
+    """
+    a = np.abs(np.asarray(attr, dtype=np.float32))
+    return normalize(a.sum(axis=0) if a.ndim == 3 else a)
 
 
 def attribution_heat(attr: np.ndarray, percentile: float = 99.5) -> np.ndarray:
