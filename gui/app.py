@@ -1,10 +1,16 @@
-"""Start the desktop app: ``run(args)`` from ``python main.py [--model ...] [--screenshot F]``."""
+"""Start the desktop app: ``run(options)`` for ``python main.py [--model ...]`` and ``view``.
+
+:class:`AppOptions` is what the window opens with; the command line
+(``gui.command``) and ``hookscope.view`` (``gui.live``) both build one.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
@@ -16,6 +22,50 @@ from hookscope.gui.state import AppState
 
 DEFAULT_SAMPLE = "airplane_sky.png"
 SCREENSHOT_TIMEOUT_S = 180
+
+
+@dataclass(frozen=True)
+class AppOptions:
+    """What the window opens with.
+
+    Attributes:
+        model: A spec string (``demo``, ``torchvision:resnet18``...) or an already wrapped
+            ``LoadedModel`` (a live module from ``hookscope.view``).
+        weights: State_dict file applied to a spec's model.
+        trust_pickle: Allow a pickled full model (a spec).
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps`` (a spec; a live module stays put).
+        image: An image file path, a PIL image, or None (a bundled sample).
+        layers: Module names to hook, or None (the default rule).
+        screenshot: Save the window to this PNG after the first run, then quit.
+        restore_layout: Restore the dock layout the user left (QSettings).
+    """
+
+    model: Any = "demo"
+    weights: str | None = None
+    trust_pickle: bool = False
+    device: str = "auto"
+    image: Any = None
+    layers: tuple[str, ...] | None = None
+    screenshot: str | None = None
+    restore_layout: bool = True
+
+    @classmethod
+    def from_args(cls, args) -> AppOptions:
+        """The options of an argparse namespace (missing attributes take the defaults)."""
+        if isinstance(args, cls):
+            return args
+        layers = _split(getattr(args, "layers", None))
+        shot = getattr(args, "screenshot", None)
+        return cls(
+            model=getattr(args, "model", None) or "demo",
+            weights=getattr(args, "weights", None),
+            trust_pickle=bool(getattr(args, "trust_pickle", False)),
+            device=getattr(args, "device", None) or "auto",
+            image=getattr(args, "image", None),
+            layers=tuple(layers) if layers else None,
+            screenshot=shot,
+            restore_layout=not shot,
+        )
 
 
 def make_app(argv: list[str] | None = None) -> QApplication:
@@ -48,13 +98,20 @@ def drawn_image():
     return img
 
 
-def start(state: AppState, window: MainWindow, args) -> None:
-    """Load the model and image the arguments ask for (the demo and a sample by default)."""
-    spec = getattr(args, "model", None) or "demo"
-    layers = _split(getattr(args, "layers", None))
-    image = getattr(args, "image", None)
-    if image:
-        state.load_image(image)
+def start(state: AppState, window: MainWindow, options) -> None:
+    """Load the model and image the options ask for (the demo and a sample by default).
+
+    Args:
+        state: The app state.
+        window: Its main window.
+        options: :class:`AppOptions` (an argparse namespace is read with ``from_args``).
+    """
+    options = AppOptions.from_args(options)
+    image = options.image
+    if isinstance(image, (str, Path)) and str(image):
+        state.load_image(str(image))
+    elif image is not None:  # a PIL image from hookscope.view
+        state.set_image(image, None)
     if state.image is None:
         path = default_image()
         if path is not None:
@@ -62,13 +119,13 @@ def start(state: AppState, window: MainWindow, args) -> None:
         else:
             state.set_image(drawn_image(), None)
     load = {
-        "weights": getattr(args, "weights", None),
-        "trust_pickle": bool(getattr(args, "trust_pickle", False)),
-        "device": getattr(args, "device", None) or "auto",
-        "layers": layers,
+        "weights": options.weights,
+        "trust_pickle": options.trust_pickle,
+        "device": options.device,
+        "layers": list(options.layers) if options.layers else None,
     }
     # No fallback model: if the demo is missing, the load error says so in one sentence.
-    state.load_model(spec, **load)
+    state.load_model(options.model, **load)
 
 
 def _split(text) -> list[str] | None:
@@ -79,17 +136,28 @@ def _split(text) -> list[str] | None:
     return [s.strip() for s in str(text).split(",") if s.strip()]
 
 
-def run(args) -> int:
-    """Open the main window; with ``args.screenshot`` save it after the first run and exit."""
+def open_window(options: AppOptions) -> tuple[QApplication, AppState, MainWindow]:
+    """Create the app, state and shown window; the load starts when the event loop runs."""
     app = make_app()
-    shot = getattr(args, "screenshot", None)
     state = AppState()
-    window = MainWindow(state, restore=not shot)
+    window = MainWindow(state, restore=options.restore_layout and not options.screenshot)
     window.show()
+    QTimer.singleShot(0, lambda: start(state, window, options))
+    return app, state, window
+
+
+def run(options) -> int:
+    """Open the main window and run the event loop until it closes.
+
+    Args:
+        options: :class:`AppOptions` (or an argparse namespace, read with ``from_args``);
+            with ``screenshot`` the window is saved after the first run and the app exits.
+    """
+    options = AppOptions.from_args(options)
+    app, state, window = open_window(options)
     code = {"value": 0}
-    if shot:
-        _arm_screenshot(app, state, window, Path(shot), code)
-    QTimer.singleShot(0, lambda: start(state, window, args))
+    if options.screenshot:
+        _arm_screenshot(app, state, window, Path(options.screenshot), code)
     result = app.exec()
     return code["value"] or result
 

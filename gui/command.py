@@ -15,10 +15,10 @@ SUBCOMMANDS = (
     "hookscope.core.cli.probe",
     "hookscope.core.cli.importance",
     "hookscope.core.cli.evaluate",
-    "hookscope.gui.cli.figures",
-    "hookscope.gui.cli.scan",
+    "hookscope.core.cli.figures",
+    "hookscope.core.cli.scan",
 )
-"""Modules with ``add_subcommand(subparsers)``: core-only commands, then those drawing figures."""
+"""Modules with ``add_subcommand(subparsers)``; every one is Qt-free (core)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        from hookscope.gui.app import run  # lazily: subcommands never load Qt
+        from hookscope.gui.app import AppOptions, run  # lazily: subcommands never load Qt
 
-        return run(args)
+        return run(AppOptions.from_args(args))
     try:
         return args.func(args)
     except HookScopeError as exc:

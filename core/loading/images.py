@@ -102,8 +102,38 @@ def preprocess(img: Image.Image, spec: InputSpec) -> Image.Image:
     return img.convert("L") if spec.channels == 1 else img
 
 
+class TensorImage(Image.Image):
+    """An already preprocessed model input: goes to the model as it is, shows as its picture.
+
+    ``hookscope.view(model, image=tensor)`` hands the app one of these, so every job that calls
+    :func:`to_tensor` gets the user's tensor unchanged while the docks show (and image edits
+    start from) its display picture; an edit makes a plain image, preprocessed as usual.
+    """
+
+    tensor: torch.Tensor
+
+    @classmethod
+    def of(cls, x: torch.Tensor, spec: InputSpec) -> TensorImage:
+        """Wrap a (1, C, H, W) or (C, H, W) tensor; ``spec`` denormalises its picture."""
+        x = x.detach()
+        x = x[None] if x.dim() == 3 else x
+        if x.dim() != 4 or x.shape[0] != 1:
+            raise HookScopeError(
+                f"An image tensor must be (1, C, H, W) or (C, H, W), not {tuple(x.shape)}."
+            )
+        img = Image.fromarray(to_display(x, spec))
+        img.__class__ = cls  # the picture's pixels, plus the tensor the model gets
+        img.tensor = x
+        return img
+
+
 def to_tensor(img: Image.Image, spec: InputSpec) -> torch.Tensor:
-    """Image → normalised float32 tensor of shape (1, C, H, W) for the model."""
+    """Image → normalised float32 tensor of shape (1, C, H, W) for the model.
+
+    A :class:`TensorImage` gives its own tensor unchanged.
+    """
+    if isinstance(img, TensorImage):
+        return img.tensor
     arr = np.asarray(preprocess(img, spec), dtype=np.float32) / 255.0
     arr = arr[:, :, None] if arr.ndim == 2 else arr
     mean = np.asarray(spec.mean, dtype=np.float32)[: spec.channels]
