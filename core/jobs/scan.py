@@ -15,11 +15,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from hookscope.core.display.colormaps import DEFAULT_CMAP, check_colormap
+from hookscope.core.display.colormaps import colorize as colorize_map
 from hookscope.core.engine.guard import state_checksum
 from hookscope.core.engine.targets import class_name, parse_target
 from hookscope.core.errors import HookScopeError
@@ -53,7 +56,7 @@ from hookscope.core.io.scan_outputs import (
     write_results,
     write_settings,
 )
-from hookscope.core.io.scan_report import Colorize, write_mean_maps, write_report
+from hookscope.core.io.scan_report import write_mean_maps, write_report
 from hookscope.core.methods.cam import CAM_METHODS
 from hookscope.core.reporting import Cancelled, Reporter
 
@@ -104,7 +107,7 @@ def scan_job(
     limit: int | None = None,
     ray: str | None = None,
     model_spec: str | None = None,
-    colorize: Colorize | None = None,
+    colormap: str = DEFAULT_CMAP,
     cluster_colors: Sequence[tuple[int, int, int]] | None = None,
     spec=None,
     reshape=None,
@@ -129,7 +132,7 @@ def scan_job(
         limit: Scan only the first N images (sorted by path).
         ray: None (local), ``"local"``, ``"auto"`` or a Ray cluster address.
         model_spec: The spec string the model was loaded from (recorded in scan.json).
-        colorize: [0, 1] map → uint8 RGB for the PNGs and the report (grey when None).
+        colormap: Colour map of the PNGs and the report (``core.display.colormaps``).
         cluster_colors: RGB per cluster id for the report.
         spec: Input spec overriding ``loaded.input_spec``.
         reshape: Layout of the layer's output, as for ``compute_cam``.
@@ -140,6 +143,7 @@ def scan_job(
         Cancelled: After writing the partial output, when the reporter was cancelled.
     """
     start = time.perf_counter()
+    colorize = partial(colorize_map, cmap=check_colormap(colormap))  # a bad name fails now
     spec = spec or loaded.input_spec
     n_classes = len(loaded.class_names) if loaded.class_names else None
     _check_options(method, map_size, batch_size, workers, clusters, limit)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -528,7 +527,7 @@ class DatasetDock(BaseDock):
             batch_size=self.batch_size,
             workers=self.workers,
             model_spec=st.model_args.get("spec"),
-            colorize=partial(figures.colorize, cmap=st.colormap),
+            colormap=st.colormap,
             cluster_colors=list(CLUSTER_COLORS) * 10,
             spec=st.input_spec,
             status=f"Scanning {images} with {method} on {layer} into {out}…",

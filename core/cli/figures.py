@@ -1,9 +1,10 @@
 """The ``cam`` and ``attribute`` subcommands: run the app's jobs headless, save a figure or arrays.
 
-``main.build_parser`` calls :func:`add_subcommand`. The numbers come from the job functions the
-app's worker runs (``core.jobs.probe.probe_job``, ``core.jobs.attribution.attribution_job``);
-this module only formats them. Figures are drawn by the app's renderer (:mod:`gui.figures`, Qt
-offscreen), so a saved figure shows what the dock shows; ``.npz`` output needs no Qt at all.
+``gui.command.build_parser`` calls :func:`add_subcommand`. The numbers come from the job
+functions the app's worker runs (``core.jobs.probe.probe_job``,
+``core.jobs.attribution.attribution_job``); this module only formats them. Figures are drawn by
+the app's renderer (:mod:`core.display.figures`, no Qt), so a saved figure shows what the dock
+shows.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ FIGURE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
 
 def add_subcommand(subparsers) -> None:
     """Register ``cam`` and ``attribute`` (with ``set_defaults(func=...)``) on ``subparsers``."""
+    from hookscope.core.display.colormaps import COLORMAPS
     from hookscope.core.methods.attribution import ATTRIBUTION_METHODS
     from hookscope.core.methods.cam import CAM_METHODS
-    from hookscope.gui.figures import COLORMAPS
 
     maps = ", ".join(COLORMAPS)
     p = subparsers.add_parser("cam", help="class activation maps for layers; save PNG/SVG/NPZ")
@@ -97,7 +98,7 @@ def _check_out(path: str) -> Path:
 
 def _check_display(args) -> None:
     """A bad colour map or alpha is a one-sentence error before any model is loaded."""
-    from hookscope.gui.figures import check_colormap
+    from hookscope.core.display.colormaps import check_colormap
 
     check_colormap(args.colormap)
     if not 0.0 <= args.alpha <= 1.0:
@@ -124,7 +125,7 @@ def _title(lm, label: str, target, name, prob) -> str:
 
 
 def _save(out: Path, panels, title: str) -> None:
-    from hookscope.gui.figures import save_figure
+    from hookscope.core.display.figures import save_figure
 
     save_figure(out, panels, title=title)
     print(f"wrote {out}")
@@ -188,7 +189,7 @@ def cmd_cam(args) -> int:
         npz, side = save_arrays(out, {name: snap.cams[name] for name in layers}, settings)
         print(f"wrote {npz} and {side}")
         return 0
-    from hookscope.gui.figures import cam_figure
+    from hookscope.core.display.figures import cam_figure
 
     panels = cam_figure(snap, args.colormap, args.alpha)
     _save(out, panels, _title(lm, args.method, target, label, prob))
@@ -230,7 +231,7 @@ def cmd_attribute(args) -> int:
         npz, side = save_arrays(out, {"attribution": r.attribution, "map": r.map2d}, settings)
         print(f"wrote {npz} and {side}")
         return 0
-    from hookscope.gui.figures import attribution_figure
+    from hookscope.core.display.figures import attribution_figure
 
     panels = attribution_figure(r, args.colormap, args.alpha)
     _save(out, panels, _title(lm, r.title, r.target, r.target_name, r.target_prob))

@@ -1,15 +1,14 @@
 """The ``scan`` subcommand: CAMs of a whole folder, SpRAy clusters, a static HTML report.
 
 The numbers come from :func:`core.jobs.scan.scan_job` (the app's Dataset dock runs the same
-job); this module adds the progress bar and the colours: the PNGs and the report use the
-app's colour map (:mod:`gui.figures`), so they look like the docks.
+job); this module adds the progress bar. The PNGs and the report are coloured with the app's
+colour tables (:mod:`core.display.colormaps`), so they look like the docks.
 """
 
 from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from functools import partial
 
 from hookscope.core.cli import CANCELLED_EXIT, add_model_args, cancel_on_sigint, load_from_args
 from hookscope.core.errors import HookScopeError
@@ -98,12 +97,12 @@ def _progress():
 
 def cmd_scan(args) -> int:
     """``scan``: run :func:`core.jobs.scan.scan_job` and print where the outputs are."""
+    from hookscope.core.display.colormaps import check_colormap
     from hookscope.core.jobs.scan import scan_job
     from hookscope.core.methods.cam import suggest_layer
     from hookscope.core.reporting import Cancelled
-    from hookscope.gui.figures import colorize, lut
 
-    lut(args.colormap)  # an unknown colour map fails now, not after the scan
+    check_colormap(args.colormap)  # an unknown colour map fails now, not after the model loads
     clusters = args.clusters.strip().lower()
     if clusters != "auto" and not clusters.isdigit():
         raise HookScopeError(f"--clusters must be auto or a number, not {args.clusters}.")
@@ -127,7 +126,7 @@ def cmd_scan(args) -> int:
                 limit=args.limit,
                 ray=args.ray,
                 model_spec=args.model,
-                colorize=partial(colorize, cmap=args.colormap),
+                colormap=args.colormap,
             )
     except (Cancelled, KeyboardInterrupt):
         print(

@@ -1,1 +1,0 @@
-"""Subcommands that draw figures with the app's renderer (Qt offscreen)."""
