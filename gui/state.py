@@ -16,11 +16,11 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QObject, Signal
 
-from hookscope.core.display.snapshot import Snapshot, cam_layer_default, default_layers
+from hookscope.core.display.snapshot import Snapshot
 from hookscope.core.engine.outputs import CLASSES, DENSE, DETECTIONS, EMBEDDING
 from hookscope.core.engine.runtime import threads_for
 from hookscope.core.engine.targets import connected_region, parse_target, parse_target_text
-from hookscope.core.engine.tree import build_tree
+from hookscope.core.engine.tree import build_tree, layer_defaults
 from hookscope.core.errors import HookScopeError
 from hookscope.core.jobs import probe as jobs
 from hookscope.core.loading.images import load_image
@@ -164,17 +164,10 @@ class AppState(QObject):
         self.device = str(lm.device)
         self.input_spec = lm.input_spec
         names = {n.name for n in tree.nodes()}
-        unknown = [n for n in (layers or []) if n not in names]
-        picked = [n for n in (layers or []) if n in names] or default_layers(tree)
-        cam = cam_layer_default(tree, picked)
-        spatial = tree.default_cam_layer()
-        if not layers and tree.cam_layer:  # a token model: the layer whose map is not flat
-            picked = [n for n in picked if n != tree.cam_layer][-1:]
-            picked, cam = [tree.cam_layer, *picked], [tree.cam_layer]
-        elif not cam and not layers and spatial:  # a detector's children output no plain map
-            picked, cam = [*picked, spatial], [spatial]
+        defaults = layer_defaults(tree, layers)
+        unknown, picked = defaults.unknown, defaults.layers
         self.layers = picked
-        self.cam_layers = cam
+        self.cam_layers = defaults.cam_layers
         self.target = None
         # Show the deepest feature map first: the layer CAM explains.
         self.selected_layer = (self.cam_layers or picked or [None])[0]
@@ -295,7 +288,7 @@ class AppState(QObject):
         self.layers = layers
         self.layersChanged.emit(list(layers))
         if self.tree is not None and not any(c in layers for c in self.cam_layers):
-            self.cam_layers = cam_layer_default(self.tree, layers)
+            self.cam_layers = layer_defaults(self.tree, layers, fallback=False).cam_layers
             self.camChanged.emit()
         self._settle_selection()
         self._maybe_run()

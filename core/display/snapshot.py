@@ -13,7 +13,6 @@ import torch
 
 from hookscope.core.engine.outputs import OutputKind, Prediction
 from hookscope.core.engine.probe import ProbeResult, tensor_stats
-from hookscope.core.engine.tree import ModuleTree
 from hookscope.core.loading.images import to_display
 from hookscope.core.loading.spec import InputSpec
 
@@ -222,41 +221,3 @@ def make_snapshot(
         cam_layouts={k: str(v) for k, v in getattr(cams, "layouts", {}).items()},
         target_score=result.target_score,
     )
-
-
-def _is_map(node) -> bool:
-    """True when the node's output has a spatial grid larger than 1×1 (by its layout)."""
-    if node.layout is not None:
-        return bool(node.calls) and node.layout.spatial
-    shape = node.out_shape
-    return bool(node.calls) and shape is not None and len(shape) == 4 and shape[2] * shape[3] > 1
-
-
-def default_layers(tree: ModuleTree, limit: int = 3) -> list[str]:
-    """A sensible first pick of layers to hook: the last two feature-map stages and the head.
-
-    Starts from the model's top-level children; when fewer than two of them output a feature
-    map (N, C, H, W), looks inside the last one (e.g. ``features`` → its blocks).
-    """
-    kids = [n for n in tree.root.children if n.out_shape is not None]
-    if not kids:  # dry run failed: fall back to any named leaf
-        leaves = [n.name for n in tree.nodes() if n.name and not n.children]
-        return leaves[-limit:]
-    maps = [n for n in kids if _is_map(n)]
-    while 0 < len(maps) < 2 and maps[-1].children:
-        inner = [n for n in maps[-1].children if _is_map(n)]
-        if not inner:
-            break
-        maps = maps[:-1] + inner
-    vecs = [n.name for n in kids if len(n.out_shape) == 2 and n.calls]
-    picked = [n.name for n in maps[-2:]] + vecs[-1:]
-    return picked[-limit:] if picked else [kids[-1].name]
-
-
-def cam_layer_default(tree: ModuleTree, layers: list[str]) -> list[str]:
-    """The last of ``layers`` with a feature-map output (CAM needs one), or none."""
-    for name in reversed(layers):
-        node = tree.find(name)
-        if node is not None and _is_map(node):
-            return [name]
-    return []

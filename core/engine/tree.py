@@ -94,7 +94,11 @@ class ModuleTree:
     cam_layer: str | None = None
 
     def default_cam_layer(self) -> str | None:
-        """The checked default CAM layer, else the last layer with a grid larger than 1×1."""
+        """The checked default CAM layer, else the last layer with a grid larger than 1×1.
+
+        A fact about the model (``inspect`` prints it); which layers the app hooks and
+        explains by default is :func:`layer_defaults`, the one rule.
+        """
         if self.cam_layer is not None:
             return self.cam_layer
         return self.layouts.default_layer() if self.layouts is not None else None
@@ -201,3 +205,91 @@ def _dry_run(model, nodes, spec, example, tree, class_names) -> str | None:
             h.remove()
         for m, mode in modes.items():
             m.train(mode)
+
+
+# -- the default-layer rule: one place ---------------------------------------------------------
+@dataclass(frozen=True)
+class LayerDefaults:
+    """What to hook and explain when a model opens or the ticked layers change.
+
+    Attributes:
+        layers: Layers to hook, in order.
+        cam_layers: The CAM layer (one at most), always among ``layers``.
+        unknown: Asked-for names the model does not have (dropped from ``layers``).
+    """
+
+    layers: list[str]
+    cam_layers: list[str]
+    unknown: list[str] = field(default_factory=list)
+
+
+def layer_defaults(
+    tree: ModuleTree, asked: list[str] | None = None, *, fallback: bool = True
+) -> LayerDefaults:
+    """The one default-layer rule, for the app, sessions, the workbench and the Python API.
+
+    With ``asked`` layers, the known ones are hooked and the CAM layer is the last of them with
+    a feature map. Without (or, with ``fallback``, when none is known), the last two feature-map
+    stages and the head are hooked (:func:`structural_layers`); a token model explains
+    ``tree.cam_layer`` (checked at load to give a map that is not flat) beside the last
+    structural pick, and a model whose picks hold no plain map (a detector's children output
+    dicts) adds its last layer with a grid.
+
+    Args:
+        tree: The model's tree after its dry run.
+        asked: Layers the user (or a session) named, or None.
+        fallback: False when ``asked`` is the ticked set itself (even empty): then the CAM
+            layer is chosen among it and nothing else is added.
+    """
+    names = {n.name for n in tree.nodes()}
+    unknown = [n for n in (asked or []) if n not in names]
+    picked = list(dict.fromkeys(n for n in (asked or []) if n in names))
+    if picked or not fallback:
+        return LayerDefaults(picked, _last_map(tree, picked), unknown)
+    picked = structural_layers(tree)
+    cam = _last_map(tree, picked)
+    spatial = tree.default_cam_layer()
+    if tree.cam_layer:  # a token model: the layer whose map is not flat
+        picked = [tree.cam_layer, *[n for n in picked if n != tree.cam_layer][-1:]]
+        cam = [tree.cam_layer]
+    elif not cam and spatial:
+        picked, cam = [*picked, spatial], [spatial]
+    return LayerDefaults(picked, cam, unknown)
+
+
+def _last_map(tree: ModuleTree, layers: list[str]) -> list[str]:
+    """The last of ``layers`` with a feature-map output (CAM needs one), or none."""
+    for name in reversed(layers):
+        node = tree.find(name)
+        if node is not None and _is_map(node):
+            return [name]
+    return []
+
+
+def _is_map(node: ModuleNode) -> bool:
+    """True when the node's output has a spatial grid larger than 1×1 (by its layout)."""
+    if node.layout is not None:
+        return bool(node.calls) and node.layout.spatial
+    shape = node.out_shape
+    return bool(node.calls) and shape is not None and len(shape) == 4 and shape[2] * shape[3] > 1
+
+
+def structural_layers(tree: ModuleTree, limit: int = 3) -> list[str]:
+    """The structural part of the rule: the last two feature-map stages and the head.
+
+    Starts from the model's top-level children; when fewer than two of them output a feature
+    map (N, C, H, W), looks inside the last one (e.g. ``features`` → its blocks).
+    """
+    kids = [n for n in tree.root.children if n.out_shape is not None]
+    if not kids:  # dry run failed: fall back to any named leaf
+        leaves = [n.name for n in tree.nodes() if n.name and not n.children]
+        return leaves[-limit:]
+    maps = [n for n in kids if _is_map(n)]
+    while 0 < len(maps) < 2 and maps[-1].children:
+        inner = [n for n in maps[-1].children if _is_map(n)]
+        if not inner:
+            break
+        maps = maps[:-1] + inner
+    vecs = [n.name for n in kids if len(n.out_shape) == 2 and n.calls]
+    picked = [n.name for n in maps[-2:]] + vecs[-1:]
+    return picked[-limit:] if picked else [kids[-1].name]

@@ -7,8 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from hookscope.core.display.snapshot import default_layers
-from hookscope.core.engine.tree import build_tree
+from hookscope.core.engine.tree import build_tree, layer_defaults
 from hookscope.core.jobs.probe import probe_job
 from hookscope.core.loading.models import LoadedModel
 from hookscope.core.loading.spec import InputSpec
@@ -58,4 +57,6 @@ def test_default_layers_looks_inside_a_single_feature_stage():
     wrapped.add_module("flatten", nn.Flatten())
     wrapped.add_module("fc", nn.Linear(4, 3))
     tree = build_tree(wrapped, lm.input_spec)
-    assert default_layers(tree) == ["features.1", "features.2", "fc"]
+    picked = layer_defaults(tree)
+    assert picked.layers == ["features.1", "features.2", "fc"]
+    assert picked.cam_layers == ["features.2"]
