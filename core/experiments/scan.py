@@ -384,10 +384,13 @@ class Clustering:
     Attributes:
         labels: Cluster per map, int64 (N,); 0 is the largest cluster.
         xy: 2-D embedding, float32 (N, 2).
-        eigenvalues: Smallest eigenvalues of the normalised graph Laplacian, ascending.
+        eigenvalues: Smallest eigenvalues of the normalised graph Laplacian, ascending (empty
+            when the maps were too few or too alike to build the graph).
         n_clusters: Number of clusters.
-        embedding: "tsne", "umap" or "none" (fewer than 3 maps).
+        embedding: "tsne", "umap" or "none" (fewer than 3 different maps, or no embedding).
         features: The pooled maps that were clustered, float32 (N, side²).
+        notes: One sentence per way the result is simpler than asked (maps all equal, NaN
+            values, more clusters asked than different maps); empty when nothing was odd.
     """
 
     labels: np.ndarray
@@ -396,6 +399,7 @@ class Clustering:
     n_clusters: int
     embedding: str
     features: np.ndarray
+    notes: tuple[str, ...] = ()
 
 
 def pool_maps(maps: np.ndarray, side: int = CLUSTER_SIDE, chunk: int = 1024) -> np.ndarray:
@@ -410,6 +414,43 @@ def pool_maps(maps: np.ndarray, side: int = CLUSTER_SIDE, chunk: int = 1024) -> 
             t = F.adaptive_avg_pool2d(t[:, None], side)[:, 0]
         out.append(t.reshape(t.shape[0], -1).numpy())
     return np.concatenate(out) if out else np.zeros((0, side * side), np.float32)
+
+
+def finite_features(features: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """NaN / infinite feature values → 0, with a note naming how many maps held them.
+
+    scikit-learn refuses NaN (and t-SNE on NaN crashes the process), while a map with a few
+    NaN pixels still says where the rest of its mass is.
+    """
+    feats = np.asarray(features, dtype=np.float32)
+    bad = ~np.isfinite(feats).all(axis=1)
+    if not bad.any():
+        return feats, None
+    feats = np.where(np.isfinite(feats), feats, np.float32(0.0))
+    return feats, (
+        f"{int(bad.sum())} of {len(feats)} maps hold NaN or infinite values (from the model's "
+        "outputs or gradients); they were clustered with those pixels as 0."
+    )
+
+
+def distinct_groups(features: np.ndarray, decimals: int = 4) -> np.ndarray:
+    """Group id per row (0.., by first occurrence): rows that agree to ``decimals`` digits of
+    the largest absolute value are one group.
+
+    Identical images and all-zero maps give identical rows; spectral clustering and t-SNE
+    split such ties at random or crash on them, so they are settled before either runs.
+    """
+    n = len(features)
+    scale = float(np.abs(features).max()) if features.size else 0.0
+    if n == 0 or scale == 0.0 or not np.isfinite(scale):
+        return np.zeros(n, np.int64)
+    q = np.round(np.asarray(features, np.float64) / scale, decimals)
+    _, first, inverse = np.unique(q, axis=0, return_index=True, return_inverse=True)
+    inverse = np.asarray(inverse).reshape(-1)
+    order = np.argsort(first, kind="stable")  # unique's order is lexicographic
+    rank = np.empty(len(first), np.int64)
+    rank[order] = np.arange(len(first))
+    return rank[inverse]
 
 
 def knn_affinity(features: np.ndarray, neighbors: int = 10):
@@ -456,6 +497,11 @@ def eigengap(eigenvalues: np.ndarray, max_clusters: int) -> int:
     return int(np.argmax(rel)) + 2
 
 
+# What scikit-learn / SciPy raise on inputs too degenerate for them (ARPACK errors are
+# RuntimeErrors, LinAlgError is a ValueError): the scan then keeps a simpler valid result.
+_NUMERIC_ERRORS = (ValueError, TypeError, RuntimeError, ArithmeticError)
+
+
 def spray(
     maps: np.ndarray,
     clusters: str | int = "auto",
@@ -473,6 +519,11 @@ def spray(
     Laplacian's eigengap for ``"auto"``, :func:`eigengap`), and embedded in 2-D with UMAP when
     installed, else t-SNE. Clusters are renumbered by size, largest first (ties: first row first).
 
+    Degenerate maps never reach scikit-learn: NaN values count as 0, maps that are all equal
+    (identical images, all-zero CAMs) are one cluster, and asking for at least as many
+    clusters as there are different maps makes each different map its own cluster; each such
+    case adds a sentence to ``notes``.
+
     Args:
         maps: (N, S, S) float maps (a memory map is read in chunks).
         clusters: ``"auto"`` or a number of clusters.
@@ -482,68 +533,131 @@ def spray(
         seed: Random state of every step (same maps, same result).
         embed: False skips the 2-D embedding (``xy`` all zero, ``embedding`` "none").
     """
-    from sklearn.cluster import SpectralClustering
-    from threadpoolctl import threadpool_limits
-
+    if clusters != "auto" and int(clusters) < 1:
+        raise HookScopeError(f"--clusters must be auto or at least 1, not {clusters}.")
     n = len(maps)
+    feats, nan_note = finite_features(pool_maps(maps, side))
+    notes = [nan_note] if nan_note else []
+    groups = distinct_groups(feats)
+    n_distinct = int(groups.max()) + 1 if n else 0
     if n == 0:
         empty = np.zeros(0, np.int64)
-        feats = np.zeros((0, side * side), np.float32)
         return Clustering(empty, np.zeros((0, 2), np.float32), np.zeros(0), 0, "none", feats)
-    feats = pool_maps(maps, side)
-    if n < 3:
-        xy = np.zeros((n, 2), np.float32)
-        xy[:, 0] = np.arange(n)
-        return Clustering(np.zeros(n, np.int64), xy, np.zeros(n), 1, "none", feats)
+    raw, lam = _cluster_ids(feats, groups, clusters, neighbors, max_clusters, seed, notes)
+    if embed:
+        xy, how = embed_2d(feats, seed)
+        if how == "none" and n_distinct >= 3:
+            notes.append("The 2-D embedding failed on these maps; the scatter shows them in a row.")
+    else:
+        xy, how = np.zeros((n, 2), np.float32), "none"
+    n_clusters = int(len(np.unique(raw)))
+    return Clustering(_by_size(raw), xy, lam, n_clusters, how, feats, tuple(notes))
+
+
+def _cluster_ids(feats, groups, clusters, neighbors, max_clusters, seed, notes):
+    """Raw cluster id per row and the Laplacian spectrum; degenerate cases settled first."""
+    from threadpoolctl import threadpool_limits
+
+    n, n_distinct = len(feats), int(groups.max()) + 1
+    asked = None if clusters == "auto" else int(clusters)
+    none = np.zeros(0)
+    if n_distinct == 1:
+        if n > 1:
+            notes.append(
+                f"All {n} maps are the same (identical images, or maps that are all zero): "
+                "they form one cluster."
+            )
+        return np.zeros(n, np.int64), none
+    if asked is not None and asked >= n_distinct:
+        if asked > n_distinct:
+            notes.append(
+                f"--clusters {asked} asks for more clusters than there are different maps "
+                f"({n_distinct} among {n}): each different map is its own cluster."
+            )
+        return groups, none
+    if asked == 1 or n < 3:
+        return np.zeros(n, np.int64), none
     # One thread: after torch has run, its OpenMP threads and scikit-learn's (two libgomp
     # copies) fight over the cores; t-SNE of 24 maps then took 20-40 s instead of 0.1 s.
     with threadpool_limits(limits=1):
-        aff = knn_affinity(feats, neighbors)
-        lam = laplacian_spectrum(aff, min(n, max(max_clusters, 2) + 1))
-        if clusters == "auto":
-            k = eigengap(lam, max_clusters)
-        else:
-            k = int(clusters)
-            if k < 1:
-                raise HookScopeError(f"--clusters must be auto or at least 1, not {clusters}.")
-        k = min(k, n)
-        if k == 1:
-            raw = np.zeros(n, np.int64)
-        else:
-            sc = SpectralClustering(
-                n_clusters=k, affinity="precomputed", random_state=seed, assign_labels="kmeans"
+        try:
+            aff = knn_affinity(feats, neighbors)
+            lam = laplacian_spectrum(aff, min(n, max(max_clusters, 2) + 1))
+            k = eigengap(lam, max_clusters) if asked is None else asked
+            k = min(k, n_distinct)
+            if k == n_distinct:
+                return groups, lam
+            if k == 1:
+                return np.zeros(n, np.int64), lam
+            return _spectral(aff, k, seed), lam
+        except _NUMERIC_ERRORS as exc:
+            notes.append(
+                f"Spectral clustering failed on these maps ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); they form one cluster."
             )
-            with warnings.catch_warnings():
-                # Well separated strategies give a disconnected kNN graph: that is the finding.
-                warnings.filterwarnings("ignore", "Graph is not fully connected")
-                raw = sc.fit_predict(aff).astype(np.int64)
-        xy, how = embed_2d(feats, seed) if embed else (np.zeros((n, 2), np.float32), "none")
-    return Clustering(_by_size(raw), xy, lam, int(len(np.unique(raw))), how, feats)
+            return np.zeros(n, np.int64), none
+
+
+def _spectral(aff, k: int, seed: int) -> np.ndarray:
+    from sklearn.cluster import SpectralClustering
+
+    sc = SpectralClustering(
+        n_clusters=k, affinity="precomputed", random_state=seed, assign_labels="kmeans"
+    )
+    with warnings.catch_warnings():
+        # Well separated strategies give a disconnected kNN graph: that is the finding.
+        warnings.filterwarnings("ignore", "Graph is not fully connected")
+        return sc.fit_predict(aff).astype(np.int64)
 
 
 def embed_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
     """2-D embedding of feature rows: UMAP when installed, else t-SNE (scikit-learn).
 
-    t-SNE runs on the first 50 principal components (the usual preprocessing; the pooled maps
-    have 256 dimensions) for 500 iterations (on one thread inside :func:`spray`).
+    Rows that are equal (:func:`distinct_groups`) are embedded once and share a point: t-SNE
+    on identical or all-zero rows divides by a zero spread and crashes the process. Fewer
+    than 3 different rows, or an embedding that fails or is not finite, give the different
+    rows side by side on a line and ``"none"``. t-SNE runs on the first 50 principal
+    components (the usual preprocessing; the pooled maps have 256 dimensions) for 500
+    iterations.
     """
-    n = len(features)
+    from threadpoolctl import threadpool_limits
+
+    feats, _ = finite_features(features)
+    groups = distinct_groups(feats)
+    line = np.zeros((len(feats), 2), np.float32)
+    line[:, 0] = groups
+    if len(feats) == 0 or int(groups.max()) + 1 < 3:
+        return line, "none"
+    _, first = np.unique(groups, return_index=True)
+    try:
+        with threadpool_limits(limits=1):
+            xy, how = _embed_rows(feats[first], seed)
+    except _NUMERIC_ERRORS:
+        return line, "none"
+    if xy.shape != (len(first), 2) or not np.isfinite(xy).all():
+        return line, "none"
+    return xy[groups].astype(np.float32), how
+
+
+def _embed_rows(x: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
+    """UMAP or t-SNE of distinct rows (at least 3)."""
+    n = len(x)
     try:
         import umap  # optional; not a dependency
 
         red = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, n - 1))
-        return red.fit_transform(features).astype(np.float32), "umap"
+        return np.asarray(red.fit_transform(x), np.float32), "umap"
     except ImportError:
         pass
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
-    x = features.astype(np.float32)
+    x = x.astype(np.float32)
     if min(x.shape) > 50:
         x = PCA(50, random_state=seed).fit_transform(x)
     perplexity = float(min(30.0, max(2.0, (n - 1) / 3.0)))
     tsne = TSNE(2, perplexity=perplexity, init="pca", random_state=seed, max_iter=500, n_jobs=-1)
-    return tsne.fit_transform(x).astype(np.float32), "tsne"
+    return np.asarray(tsne.fit_transform(x), np.float32), "tsne"
 
 
 def _by_size(raw: np.ndarray) -> np.ndarray:
