@@ -4,12 +4,24 @@ A job takes a ``Reporter``; the GUI wraps it in one worker thread, the CLI in a
 tqdm bar. Cancel is cooperative: the job calls ``reporter.check()`` between
 batches and :class:`Cancelled` unwinds through its ``finally`` blocks, so hooks
 are removed and model state is restored.
+
+Two more channels serve the app's two worker lanes (``gui/worker.py``):
+
+- ``reporter.partial(payload)`` hands a partial result (Trust rows so far, a chunk of scan
+  rows) to whoever runs the job; the app shows it at once, the CLI ignores it.
+- ``with reporter.batch():`` marks one batch of work on the model. The app runs long jobs
+  (scan, Trust, Sanity, importance) beside interactive runs (probe, CAM, attribution) and a
+  :class:`ModelGate` keeps them off the model at the same time: an interactive run holds the
+  gate for its whole run, a long job per batch, and between two batches it lets any waiting
+  interactive run go first. Outside the app ``batch()`` only checks for cancel.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 
 class Cancelled(Exception):
@@ -21,10 +33,16 @@ class Reporter:
 
     Args:
         on_progress: Called as ``on_progress(done, total, message)``; may be None.
+        on_partial: Called with each :meth:`partial` payload (in the job's thread); may be None.
     """
 
-    def __init__(self, on_progress: Callable[[int, int, str], None] | None = None):
+    def __init__(
+        self,
+        on_progress: Callable[[int, int, str], None] | None = None,
+        on_partial: Callable[[Any], None] | None = None,
+    ):
         self._on_progress = on_progress
+        self._on_partial = on_partial
         self._cancel = threading.Event()
 
     def cancel(self) -> None:
@@ -46,7 +64,129 @@ class Reporter:
             self._on_progress(done, total, message)
         self.check()
 
+    def partial(self, payload: Any) -> None:
+        """Hand a partial result to whoever runs the job (a no-op when nobody listens)."""
+        if self._on_partial is not None:
+            self._on_partial(payload)
+
+    def batch(self):
+        """Context manager around one batch of work on the model (see :class:`ModelGate`).
+
+        Between batches a waiting interactive run of the app takes the model; cancel is
+        checked while waiting and on entry. Everything that touches the model (hooks,
+        forward, backward, a changed mode or weight) must start and end inside the block.
+        """
+        return model_turn(self.check)
+
 
 def quiet() -> Reporter:
     """Return a fresh reporter that reports nowhere."""
     return Reporter()
+
+
+# -- the model gate between the app's two worker lanes ---------------------------------------
+class ModelGate:
+    """Whose turn it is on the model: interactive runs first, long jobs between batches.
+
+    Re-entrant per thread. An interactive run (:meth:`hold`) waits at most for the batch in
+    flight; a long job's batch (:meth:`turn`) waits while the gate is held or any interactive
+    run is waiting for it, so a stream of batches never starves the clicks.
+    """
+
+    WAIT_S = 0.05
+    """How often a waiter checks for cancel."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._owner: int | None = None
+        self._depth = 0
+        self._waiting = 0  # interactive runs waiting for the gate
+
+    @property
+    def waiting(self) -> int:
+        """Interactive runs waiting for the gate."""
+        return self._waiting
+
+    @contextmanager
+    def hold(self, check: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the gate for an interactive run (priority over long jobs)."""
+        me = threading.get_ident()
+        with self._cond:
+            self._waiting += 1
+            try:
+                self._wait_until(lambda: self._owner in (None, me), check)
+            finally:
+                self._waiting -= 1
+            self._take(me)
+        try:
+            yield
+        finally:
+            self._give()
+
+    @contextmanager
+    def turn(self, check: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the gate for one batch of a long job, after every waiting interactive run."""
+        me = threading.get_ident()
+        with self._cond:
+            self._wait_until(
+                lambda: self._owner == me or (self._owner is None and not self._waiting), check
+            )
+            self._take(me)
+        try:
+            yield
+        finally:
+            self._give()
+
+    def _wait_until(self, ready: Callable[[], bool], check) -> None:
+        while not ready():
+            self._cond.wait(self.WAIT_S)
+            if check is not None:
+                check()
+
+    def _take(self, me: int) -> None:
+        self._owner = me
+        self._depth += 1
+
+    def _give(self) -> None:
+        with self._cond:
+            self._depth -= 1
+            if not self._depth:
+                self._owner = None
+                self._cond.notify_all()
+
+
+_lane = threading.local()
+
+
+@contextmanager
+def lane_gate(gate: ModelGate | None) -> Iterator[None]:
+    """Make ``gate`` the one :meth:`Reporter.batch` uses in this thread (the app's worker)."""
+    before = getattr(_lane, "gate", None)
+    _lane.gate = gate
+    try:
+        yield
+    finally:
+        _lane.gate = before
+
+
+@contextmanager
+def model_turn(check: Callable[[], None] | None = None) -> Iterator[None]:
+    """One batch on the model: the lane's gate turn when a worker set one, else just ``check``."""
+    if check is not None:
+        check()
+    gate = getattr(_lane, "gate", None)
+    if gate is None:
+        yield
+        return
+    with gate.turn(check):
+        yield
+
+
+def per_batch(fn: Callable) -> Callable:
+    """Mark a job that does all its model work inside ``reporter.batch()`` blocks.
+
+    The app's worker then lets interactive runs in between its batches; a long job without
+    this mark holds the model for its whole run.
+    """
+    fn.per_batch = True
+    return fn
