@@ -1,7 +1,7 @@
 """Numpy helpers that turn maps and feature maps into displayable arrays (no colours, no Qt).
 
-Colouring lives in ``gui/figures.py`` (pyqtgraph colour maps); everything here returns float
-or uint8 arrays so it can be tested and reused without a display.
+Colouring lives in :mod:`core.display.colormaps` (the app's colour tables); everything here
+returns float or uint8 arrays so it can be tested and reused without a display.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Raw arrays to disk: NPZ files with a JSON sidecar of the settings that made them.
 
-Figures (PNG, SVG) are drawn by ``gui/figures.py``; this module only writes data.
+Figures (PNG, SVG) are drawn by :mod:`core.display.figures`; this module only writes data.
 """
 
 from __future__ import annotations

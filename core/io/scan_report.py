@@ -4,9 +4,9 @@ The page is static: no script, every picture a ``data:`` PNG, so it opens offlin
 browser and can be mailed as one file. Every file and class name is HTML-escaped, and a
 Content-Security-Policy forbids scripts outright as a second guard.
 
-Colours come from the caller: ``colorize(map) -> uint8 RGB`` (the GUI's renderer, so the
-report looks like the app) and optional cluster colours; without them maps are grey and
-clusters get evenly spaced hues.
+Colours come from the caller: ``colorize(map) -> uint8 RGB`` (the scan job passes the app's
+colour table, so the report looks like the app) and optional cluster colours; without them
+maps are grey and clusters get evenly spaced hues.
 """
 
 from __future__ import annotations
