@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,6 +29,7 @@ from hookscope.core.engine.targets import (
     Target,
     class_name,
     describe_target,
+    presolve,
     resolve_target,
     target_scores,
 )
@@ -67,6 +69,9 @@ class ProbeResult:
         embedding: Embedding outputs: the first sample's embedding (D,).
         target_score: The explained score of the first sample (e.g. the cosine similarity of
             ``similar:IMAGE``, the score of ``box:i``), or None.
+        resolved_target: The target as resolved on this output (a class index or a
+            :class:`~core.engine.targets.ScoreTarget`): a CAM or a click reuses it without
+            resolving again (no second embedding of a ``similar:`` reference).
     """
 
     logits: torch.Tensor
@@ -87,6 +92,7 @@ class ProbeResult:
     mask: torch.Tensor | None = None
     embedding: torch.Tensor | None = None
     target_score: float | None = None
+    resolved_target: Any = None
 
 
 @contextlib.contextmanager
@@ -147,6 +153,8 @@ def run_probe(
     device = model_device(model)
     notes: list[str] = []
     x = x.detach().to(device).clone().requires_grad_(grads)
+    # A similar:IMAGE reference is embedded before any hook: not recorded, not edited.
+    target = presolve(target, model, input_spec)
     start = time.perf_counter()
     with eval_mode(model), torch.enable_grad() if grads else torch.no_grad():
         session = HookSession(model, layers, grads=grads, max_bytes=max_bytes, dtype=dtype)
@@ -206,6 +214,7 @@ def run_probe(
         mask=mask,
         embedding=emb,
         target_score=score,
+        resolved_target=resolved,
     )
 
 

@@ -13,6 +13,7 @@ Grammar (CLI ``--target``, the app's target box, ``target="..."`` in the API):
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,10 @@ def resolve_target(
     if callable(target):
         return target
     kind = kind or output_kind(output, class_names, model)
+    if isinstance(target, RegionTarget):
+        if kind.kind != DENSE:
+            raise HookScopeError(wrong_form(str(target), kind))
+        return target.resolve(class_names)
     request = target if isinstance(target, TargetRequest) else parse_target_text(target)
     if kind.kind == CLASSES:
         if request.form != "class":
@@ -133,24 +138,39 @@ def resolve_target(
     if request.form == "similar":
         if model is None:
             raise HookScopeError("similar:IMAGE needs the model to embed IMAGE; pass model=.")
-        ref = embed_image(model, request.path, spec, kind)
+        ref = reference_embedding(model, request.path, spec, kind)
         return SimilarityTarget(ref, request.path)
     if request.form == "class" and request.value is None:
         return EmbeddingNormTarget()
     raise HookScopeError(_wrong_form(request, kind))
 
 
-def _wrong_form(request: TargetRequest, kind: OutputKind) -> str:
-    allowed = {
-        CLASSES: "a class index or name",
-        DENSE: "a class C (its predicted pixels) or C@mask.png",
-        DETECTIONS: "box:i for detection i",
-        EMBEDDING: "similar:IMAGE (cosine similarity to IMAGE's embedding)",
-    }[kind.kind]
+# What fits each output kind: the engine's phrase, and the app's (which names the clicks).
+_FORMS = {
+    CLASSES: ("a class index or name", "a class index or name"),
+    DENSE: (
+        "a class C (its predicted pixels) or C@mask.png",
+        "a class index or name (its predicted pixels), C@mask.png, or a click on the mask",
+    ),
+    DETECTIONS: ("box:i for detection i", "box:i, or a click on a box"),
+    EMBEDDING: (
+        "similar:IMAGE (cosine similarity to IMAGE's embedding)",
+        "similar:IMAGE (the Reference image… button)",
+    ),
+}
+
+
+def wrong_form(text: str, kind: OutputKind, *, app: bool = False) -> str:
+    """The one sentence for a target that does not fit the output kind."""
+    allowed = _FORMS[kind.kind][1 if app else 0]
     return (
-        f"The target '{request.text}' does not fit this model, whose output is {kind.kind} "
-        f"{kind.shape}; use {allowed}."
+        f"The target '{text}' does not fit this model, whose output is {kind.kind} "
+        f"{tuple(kind.shape)}; use {allowed}."
     )
+
+
+def _wrong_form(request: TargetRequest, kind: OutputKind) -> str:
+    return wrong_form(request.text, kind)
 
 
 def _dense_target(request, output, kind, class_names):
@@ -169,6 +189,9 @@ def _dense_target(request, output, kind, class_names):
             c = order[1]
     else:
         c = parse_target(request.value, class_names, kind.num_classes)
+    at = clicked_at(request.path) if request.form == "region" else None
+    if at is not None:
+        return RegionTarget.at(pred.numpy(), *at, category=c).resolve(class_names)
     if request.form == "region":
         mask = load_mask(request.path, pred.shape)
         where = f"the region in {Path(request.path).name}"
@@ -215,6 +238,53 @@ def embed_image(model, path, spec, kind: OutputKind | None = None) -> torch.Tens
     return main_tensor(out, kind)[0].detach().float()
 
 
+# model → {(path, mtime, size, spec): embedding}: a reference image is embedded once per model
+_REFERENCES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def reference_embedding(model, path, spec, kind: OutputKind | None = None) -> torch.Tensor:
+    """:func:`embed_image`, computed once per model, reference file (path, mtime, size), spec.
+
+    Every ``similar:IMAGE`` run (each click, each CAM) needs the reference's embedding; the
+    file's mtime and size in the key notice a reference image saved anew.
+    """
+    p = Path(path).expanduser()
+    try:
+        stat = p.stat()
+    except OSError as exc:
+        raise HookScopeError(f"Reference image {p} does not exist.") from exc
+    key = (str(p.resolve()), stat.st_mtime_ns, stat.st_size, spec)
+    try:
+        cache = _REFERENCES.setdefault(model, {})
+    except TypeError:  # a model that cannot be weakly referenced: no cache
+        return embed_image(model, p, spec, kind)
+    if key not in cache:
+        if len(cache) >= 8:
+            cache.pop(next(iter(cache)))
+        cache[key] = embed_image(model, p, spec, kind)
+    return cache[key]
+
+
+def presolve(target: Target, model, spec) -> Target:
+    """A ``similar:IMAGE`` target as its resolved :class:`SimilarityTarget`, else as it is.
+
+    Called before hooks are attached, so the reference image's forward pass is neither
+    recorded with the input's nor changed by an edit.
+    """
+    if not isinstance(target, str) or isinstance(target, RegionTarget):
+        return target
+    request = parse_target_text(target)
+    if request.form != "similar" or model is None:
+        return target
+    return SimilarityTarget(reference_embedding(model, request.path, spec), request.path)
+
+
+def is_number(text: str) -> bool:
+    """True for a plain ASCII decimal number ("12"); "²" or "١٢" pass ``str.isdigit`` but are
+    no index anyone typed on purpose (and ``int("²")`` fails)."""
+    return text.isascii() and text.isdecimal()
+
+
 def parse_target(
     target: int | str, class_names: Sequence[str] | None, n_classes: int | None
 ) -> int:
@@ -225,7 +295,7 @@ def parse_target(
     """
     if isinstance(target, str):
         text = target.strip()
-        if text.lstrip("-").isdigit():
+        if is_number(text.removeprefix("-")):
             target = int(text)
         else:
             names = [n.lower() for n in (class_names or [])]
@@ -292,7 +362,7 @@ def parse_target_text(text: int | str | None) -> TargetRequest:
     low = raw.lower()
     if low.startswith("box:"):
         num = raw[4:].strip()
-        if not num.isdigit():
+        if not is_number(num):
             raise HookScopeError(
                 f"Bad target '{raw}': write box:i with i a detection number, e.g. box:0."
             )
@@ -378,14 +448,152 @@ def region_target(
         col: Pixel column in ``mask`` coordinates.
         class_names: For the target's label.
     """
-    c, region = connected_region(np.asarray(mask), row, col)
-    return DenseTarget(
-        c,
-        torch.from_numpy(region).float(),
-        class_name(c, class_names),
-        f"the region at ({row}, {col})",
-        f"{c}@({row},{col})",
-    )
+    return RegionTarget.at(np.asarray(mask), row, col).resolve(class_names)
+
+
+class RegionTarget(str):
+    """A clicked region of a dense prediction, kept in memory: class C over a fixed mask.
+
+    The text is the grammar ``C@(row,col)`` (the class and the output pixel clicked), so a
+    target box, a title, a session or a script shows something readable and no file is
+    written; the mask itself stays with the object, so the region does not move when the
+    image or the model changes afterwards. Equal only to a region with the same mask.
+
+    Attributes:
+        category: The class C.
+        mask: The region, bool (h, w) at the output's size.
+        row: Clicked row in mask coordinates.
+        col: Clicked column.
+    """
+
+    category: int
+    mask: np.ndarray
+    row: int
+    col: int
+
+    def __new__(cls, category: int, mask, row: int, col: int):
+        self = super().__new__(cls, f"{int(category)}@({int(row)},{int(col)})")
+        self.category, self.row, self.col = int(category), int(row), int(col)
+        self.mask = np.array(mask, dtype=bool)
+        self.mask.flags.writeable = False
+        return self
+
+    @classmethod
+    def at(cls, pred: np.ndarray, row: int, col: int, category: int | None = None):
+        """The connected region of the class predicted at (row, col) of ``pred`` (h, w)."""
+        c, region = connected_region(pred, row, col)
+        if category is not None and c != category:
+            raise HookScopeError(
+                f"Pixel ({row}, {col}) is predicted as class {c}, not {category}; click the "
+                "region again or name a mask file."
+            )
+        return cls(c, region, row, col)
+
+    def resolve(self, class_names: Sequence[str] | None = None) -> DenseTarget:
+        """The score target: class C summed over the mask."""
+        where = f"the region at ({self.row}, {self.col})"
+        name = class_name(self.category, class_names)
+        return DenseTarget(self.category, self.mask, name, where, str(self))
+
+    def save(self, path: str | Path) -> Path:
+        """Write the mask as a white-on-black PNG (``C@file.png`` reproduces the target)."""
+        from PIL import Image
+
+        path = Path(path)
+        Image.fromarray(self.mask.astype(np.uint8) * 255).save(path)
+        return path
+
+    def __eq__(self, other) -> bool:
+        same = str.__eq__(self, other)
+        if same is True and isinstance(other, RegionTarget):
+            return bool(np.array_equal(self.mask, other.mask))
+        return same
+
+    def __ne__(self, other) -> bool:
+        same = self.__eq__(other)
+        return same if same is NotImplemented else not same
+
+    __hash__ = str.__hash__
+
+    def __reduce__(self):
+        return (RegionTarget, (self.category, self.mask, self.row, self.col))
+
+
+def clicked_at(path: str | None) -> tuple[int, int] | None:
+    """``(row, col)`` for the ``(row,col)`` of ``C@(row,col)``, else None (a mask file)."""
+    text = (path or "").strip()
+    if not (text.startswith("(") and text.endswith(")")):
+        return None
+    parts = [t.strip() for t in text[1:-1].split(",")]
+    if len(parts) != 2 or not all(t.isdigit() for t in parts):
+        return None
+    return int(parts[0]), int(parts[1])
+
+
+def check_target(
+    text,
+    kind: OutputKind | None,
+    class_names: Sequence[str] | None = None,
+    *,
+    n_classes: int | None = None,
+    detections: int | None = None,
+    app: bool = False,
+) -> int | str | None:
+    """Validate a target before any run: the value to keep, or one sentence.
+
+    Args:
+        text: A class index, the ``--target`` grammar, None, or a :class:`RegionTarget`.
+        kind: The model's output kind when known (None: only the grammar is checked).
+        class_names: Names a class may be given by.
+        n_classes: Class count when ``kind`` does not say.
+        detections: How many boxes the last run found (None: unknown).
+        app: Word the wrong-form sentence for the app (clicks, buttons).
+
+    Returns:
+        None (the kind's default), an int for a class, the :class:`RegionTarget` itself,
+        else the grammar text (``box:i``, ``C@path``, ``C@(row,col)``, ``similar:path``).
+    """
+    which = kind.kind if kind is not None else None
+    if isinstance(text, RegionTarget):
+        if which not in (None, DENSE):
+            raise HookScopeError(wrong_form(str(text), kind, app=app))
+        return text
+    request = parse_target_text(text)
+    names = list(class_names or [])
+    if request.form == "class":
+        if request.value is None:
+            return None
+        if which in (DETECTIONS, EMBEDDING):
+            raise HookScopeError(wrong_form(request.text, kind, app=app))
+        n = (kind.num_classes if kind is not None else None) or n_classes
+        return parse_target(request.value, names, n or len(names))
+    wanted = {"region": DENSE, "box": DETECTIONS, "similar": EMBEDDING}[request.form]
+    if which is not None and which != wanted:
+        raise HookScopeError(wrong_form(request.text, kind, app=app))
+    if request.form == "box":
+        return _check_box(request.value, detections)
+    at = clicked_at(request.path) if request.form == "region" else None
+    path = Path(request.path).expanduser()
+    if at is None and not path.is_file():
+        what = "Mask file" if request.form == "region" else "Reference image"
+        raise HookScopeError(f"{what} {path} does not exist.")
+    if request.form == "similar":
+        return f"similar:{path}"
+    c = parse_target(request.value, names, kind.num_classes if kind is not None else None)
+    return f"{c}@({at[0]},{at[1]})" if at is not None else f"{c}@{path}"
+
+
+def _check_box(i: int, detections: int | None) -> str:
+    if detections == 0:
+        raise HookScopeError(
+            "The model detected nothing in this image, so there is no box to explain."
+        )
+    if detections is not None and i >= detections:
+        raise HookScopeError(
+            f"There is no detection {i}: the model found {detections} "
+            f"(box:0 to box:{detections - 1})."
+        )
+    return f"box:{i}"
 
 
 class BoxTarget(ScoreTarget):
