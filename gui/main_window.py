@@ -477,14 +477,18 @@ class MainWindow(QMainWindow):
         )
         self.device_label.setText(f"Device: {lm.device}")
         self.setWindowTitle(f"HookScope — {label}")
+        # A live module given no input size says how its image goes in (LoadedModel.note).
+        note = getattr(lm, "note", "")
+        if note:
+            self.model_label.setToolTip(f"{self.model_label.toolTip()}\n{note}")
         self.show_message(
             f"Loaded {lm.name} with random weights: its predictions mean nothing."
             if random
-            else f"Loaded {lm.name}.",
-            15000 if random else 5000,
+            else f"Loaded {lm.name}." + (f" {note}" if note else ""),
+            15000 if random or note else 5000,
         )
         args = self.state.model_args
-        if args.get("spec"):
+        if args.get("spec") and not args.get("live"):  # a live module cannot be reopened
             self._push_recent("recent/models", json.dumps(args))
 
     def _on_result(self, snap) -> None:

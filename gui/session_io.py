@@ -57,7 +57,24 @@ def session_from_window(window) -> Session:
             "trust_pickle": bool(args.get("trust_pickle")),
             "baseline": baseline,
         },
+        live=_live_description(st),
     )
+
+
+def _live_description(st) -> dict | None:
+    """A live module's class and state-dict hash (now: it may have trained since it loaded)."""
+    live = (st.model_args or {}).get("live")
+    if not live or st.loaded is None:
+        return None
+    from hookscope.core.loading.live import describe_module
+
+    return {**describe_module(st.loaded.model), "name": live.get("name")}
+
+
+def _live_module(st):
+    """The loaded module when it came from ``hookscope.view``, else None."""
+    live = st.loaded is not None and (st.model_args or {}).get("live")
+    return st.loaded.model if live else None
 
 
 def _compare_dock(window):
@@ -103,18 +120,27 @@ def open_session(window, path: str | Path) -> bool:
         False when the file could not be used (the dialog said why).
     """
     try:
-        session = Session.load(path)
-        image = None
-        if session.image:
-            image = apply_image_edits(load_image(session.image), session.image_edits)
-        baseline = session.gui.get("baseline")
-        if baseline:
-            baseline = dict(baseline, pil=_edited_image(baseline, Path(path).parent))
+        session, image, baseline = read_session(path)
+        problem = session.live_problem(_live_module(window.state), Path(path).name)
+        if problem:
+            raise HookScopeError(problem)
     except (HookScopeError, OSError) as exc:
         QMessageBox.warning(window, "HookScope", str(exc))
         return False
     restore(window, session, image, baseline)
     return True
+
+
+def read_session(path: str | Path) -> tuple[Session, object, dict | None]:
+    """``(session, image, baseline)``: the file, its edited image and its pinned baseline."""
+    session = Session.load(path)
+    image = None
+    if session.image:
+        image = apply_image_edits(load_image(session.image), session.image_edits)
+    baseline = session.gui.get("baseline")
+    if baseline:
+        baseline = dict(baseline, pil=_edited_image(baseline, Path(path).parent))
+    return session, image, baseline
 
 
 def _edited_image(choices: dict, folder: Path):
@@ -224,6 +250,9 @@ def restore(window, session: Session, image=None, baseline: dict | None = None) 
         st.run()
 
     args = st.model_args or {}
+    if session.live:  # the caller checked it is the loaded live module (live_problem)
+        rest()
+        return
     if (
         st.loaded is not None
         and args.get("spec") == session.model

@@ -52,6 +52,9 @@ class Session:
         act_edits: Activation edit dicts (``ActEdit.to_dict()``).
         gui: Opaque data of the GUI (dock layout as base64, zoom...); stored as is.
         version: Format version of the file.
+        live: For a session saved from a live module (``hookscope.view``): its class path
+            (``class``), state-dict hash (``state_hash``) and name; ``model`` is then its
+            ``live:`` spec, which only ``hookscope.view(model, session=...)`` can reopen.
     """
 
     model: str = "demo"
@@ -68,6 +71,7 @@ class Session:
     act_edits: list[dict] = field(default_factory=list)
     gui: dict[str, Any] = field(default_factory=dict)
     version: int = SESSION_VERSION
+    live: dict[str, Any] | None = None
 
     # -- JSON ------------------------------------------------------------------------------
     def to_json(self) -> str:
@@ -153,6 +157,35 @@ class Session:
                     "of this model and was dropped."
                 )
         return notes
+
+    def live_problem(self, module=None, source: str = "the session") -> str | None:
+        """Why ``module`` cannot reopen this session, in one sentence; None when it can.
+
+        A session from a live module needs that module again: the same class and the same
+        weights (state-dict hash). A session from a spec needs no module (None).
+        """
+        if not self.live:
+            return None
+        saved = self.live.get("class", "?")
+        if module is None:
+            return (
+                f"{source} was saved from a live model ({saved}); pass it to "
+                "hookscope.view(model, session=...) to reopen it."
+            )
+        from hookscope.core.loading.live import describe_module
+
+        now = describe_module(module)
+        if now["class"] != saved:
+            return (
+                f"{source} was saved from a live {saved}, not a {now['class']}; pass that "
+                "model to hookscope.view(model, session=...)."
+            )
+        if now["state_hash"] != self.live.get("state_hash"):
+            return (
+                f"The weights of this {now['class']} differ from the ones {source} was saved "
+                "with; load those weights into it, then reopen the session."
+            )
+        return None
 
     # -- files -----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -308,6 +341,12 @@ def check_fields(data: dict) -> None:
         _need(value is None or isinstance(value, str), key, f"{_show(value)}, expected a path")
     for key in ("cam_params", "gui"):
         _need(isinstance(data.get(key, {}), dict), key, "expected a JSON object")
+    live = data.get("live")
+    _need(
+        live is None or (isinstance(live, dict) and isinstance(live.get("class"), str)),
+        "live",
+        "expected a JSON object naming the live model's class",
+    )
     _check_choices(data, "")
     _check_edit_list(data.get("grad_edits", []), "grad_edits", "grad")
     _check_edit_list(data.get("act_edits", []), "act_edits", "act")
@@ -500,7 +539,7 @@ def _target_file(target) -> tuple[str, str, str] | None:
 
 def _is_model_file(spec: str) -> bool:
     spec = str(spec)
-    if spec == "demo" or spec.startswith(("demo:", "torchvision:")):
+    if spec == "demo" or spec.startswith(("demo:", "torchvision:", "live:")):
         return False
     return ".py:" in spec or spec.endswith((".py", ".pt", ".pth", ".ts"))
 
