@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 
 from hookscope.core.cli import add_model_args, load_from_args, names, run_job
-from hookscope.core.jobs.evaluate import DEFAULT_METHODS, SCORE, evaluate_job, method_names
+from hookscope.core.jobs.evaluate import (
+    DEFAULT_METHODS,
+    SCORE,
+    EvaluateSettings,
+    evaluate_job,
+    method_names,
+)
 from hookscope.core.loading.images import load_image
 from hookscope.core.methods.metrics import DEFAULT_STEPS
 
@@ -45,17 +51,10 @@ def add_subcommand(subparsers) -> None:
 def cmd_evaluate(args) -> int:
     lm = load_from_args(args)
     image = load_image(args.image)
-    report, code = run_job(
-        evaluate_job,
-        lm,
-        image,
-        args.layer,
-        args.methods,
-        args.target,
-        args.mask,
-        steps=args.steps,
-        seed=args.seed,
+    settings = EvaluateSettings(
+        tuple(args.methods), args.layer, args.target, steps=args.steps, seed=args.seed
     )
+    report, code = run_job(evaluate_job, lm, image, settings, args.mask)
     if report is None:
         return code
     if args.json:

@@ -21,8 +21,7 @@ from hookscope.core.engine.outputs import CLASSES, output_kind
 from hookscope.core.engine.probe import eval_mode, forward_model
 from hookscope.core.engine.targets import Target, logits_of, resolve_target
 from hookscope.core.errors import HookScopeError
-from hookscope.core.methods.attribution import guided_backprop  # lazily: written alongside
-from hookscope.core.methods.cam import CAM_METHODS, compute_cam
+from hookscope.core.methods.explainers import CAM, explain, get
 from hookscope.core.reporting import Reporter
 
 # (model, x, target class) -> 2-D map
@@ -132,31 +131,25 @@ def parametrised_layers(model: nn.Module, x: torch.Tensor) -> list[str]:
 
 
 def _explainers(methods, cam_layer: str | None) -> dict[str, Explainer]:
+    """Method name → (model, x, target) -> map, from the explainer registry (or callables).
+
+    Registry maps are in [0, 1]; an attribution's is its magnitude summed over colour
+    channels, which is what Adebayo et al. rank.
+    """
     out: dict[str, Explainer] = {}
     for m in methods:
         if callable(m):
             out[getattr(m, "__name__", f"method{len(out)}")] = m
             continue
-        if m in ("guided_backprop", "guided-backprop", "guided"):
+        rec = get(m)  # one sentence for an unknown name
+        if rec.kind == CAM and not cam_layer:
+            raise HookScopeError(f"{rec.name} needs a layer to compute the CAM on (cam_layer).")
+        layers = [cam_layer] if cam_layer and rec.needs_layer else None
 
-            def gbp(model, x, target, _f=guided_backprop):
-                # Rank the magnitude, summed over colour channels (as Adebayo et al.).
-                return np.abs(np.asarray(_f(model, x, target))).sum(0)
+        def run(model, x, target, _name=rec.name, _layers=layers):
+            return explain(model, x, _name, layers=_layers, target=target).map
 
-            out["guided_backprop"] = gbp
-            continue
-
-        if m not in CAM_METHODS:
-            raise HookScopeError(
-                f"Unknown method '{m}': use guided_backprop or one of {', '.join(CAM_METHODS)}."
-            )
-        if not cam_layer:
-            raise HookScopeError(f"{m} needs a layer to compute the CAM on (cam_layer).")
-
-        def cam(model, x, target, _m=m, _f=compute_cam):
-            return np.asarray(_f(model, x, [cam_layer], method=_m, target=target)[cam_layer])
-
-        out[m] = cam
+        out[rec.name] = run
     if not out:
         raise HookScopeError("Pick at least one method for the sanity check.")
     return out
@@ -218,7 +211,7 @@ def cascading_randomization(
     Args:
         model: The model; its weights are changed during the run and restored bit-for-bit.
         x: One input (1, C, H, W).
-        methods: Names from ``core.methods.cam.CAM_METHODS``, ``guided_backprop``, or callables
+        methods: Names from the explainer registry (``core.methods.explainers``), or callables
             ``(model, x, target) -> (H, W) array``.
         cam_layer: Layer for the CAM methods.
         target: Class to explain (default: the top-1 class with the real weights); kept fixed.

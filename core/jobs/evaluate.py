@@ -9,7 +9,6 @@ beat the ``random`` and ``sobel`` baselines on this image is named.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,20 +17,13 @@ import torch
 from hookscope.core.engine.probe import eval_mode, forward_model, model_device
 from hookscope.core.engine.targets import class_name, logits_of, resolve_target
 from hookscope.core.errors import HookScopeError
-from hookscope.core.loading.images import load_image, preprocess, to_display, to_tensor
+from hookscope.core.loading.images import load_image, preprocess, to_tensor
 from hookscope.core.methods import metrics
-from hookscope.core.methods.attribution import ATTRIBUTION_METHODS, attribute
-from hookscope.core.methods.cam import CAM_METHODS, compute_cam
+from hookscope.core.methods.explainers import BASELINE, CAM, EXPLAINERS, canonical, explain, get
 from hookscope.core.reporting import Reporter
 
-DEFAULT_METHODS = (
-    "gradcam",
-    "gradcam++",
-    "xgradcam",
-    "hirescam",
-    "layercam",
-    "eigencam",
-    *metrics.BASELINES,
+DEFAULT_METHODS = tuple(
+    k for k, r in EXPLAINERS.items() if (r.kind == CAM and not r.slow) or r.kind == BASELINE
 )
 """The one-pass CAMs and the baselines; ScoreCAM, AblationCAM and attributions on request."""
 
@@ -41,45 +33,100 @@ SCORE = "insertion − deletion"
 Both use the same pixel order, so the score rewards a map whose top pixels are what the model
 needs (insertion rises fast) and whose removal hurts it (deletion falls fast)."""
 
-FIELDS = (
-    "drop",
-    "increase",
-    "road_morf",
-    "road_lerf",
-    "road_combined",
-    "deletion",
-    "insertion",
-    "pointing",
-    "energy",
-)
-"""The metric fields of ``evaluate --json``, in order."""
+FIELDS = tuple(metrics.METRICS)
+"""The metric fields of ``evaluate --json``, in order (``core.methods.metrics.METRICS``)."""
 
 BETTER = {
-    "drop": "lower",
-    "increase": "higher",
-    "road_morf": "lower",
-    "road_lerf": "higher",
-    "road_combined": "higher",
-    "deletion": "lower",
-    "insertion": "higher",
-    "pointing": "higher",
-    "energy": "higher",
-    "score": "higher",
+    **{k: m.better for k, m in metrics.METRICS.items()},
+    metrics.SCORE_METRIC.name: metrics.SCORE_METRIC.better,
 }
 """Which direction is better for each metric (the table's header says it)."""
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """What ``evaluate`` scores and how: frozen, validated, plain data for sessions.
+
+    Attributes:
+        methods: Registry names (``core.methods.explainers``), in table order.
+        layer: The CAM layer (None: only methods without a layer can run).
+        target: None (top-1), class index or name.
+        steps: Deletion / insertion steps.
+        percentiles: ROAD percentiles.
+        noise: ROAD imputation noise.
+        seed: Seed of the ROAD noise and of the random baseline.
+        batch_size: Images per forward pass.
+    """
+
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    layer: str | None = None
+    target: int | str | None = None
+    steps: int = metrics.DEFAULT_STEPS
+    percentiles: tuple[int, ...] = metrics.PERCENTILES
+    noise: float = 0.01
+    seed: int = 0
+    batch_size: int = metrics.BATCH_SIZE
+
+    def __post_init__(self):
+        methods = tuple(dict.fromkeys(canonical(m) for m in self.methods))
+        if not methods:
+            raise HookScopeError("Pick at least one method to evaluate.")
+        for name in methods:
+            rec = get(name)  # one sentence for an unknown name
+            if rec.needs_layer and rec.kind == CAM and not self.layer:
+                raise HookScopeError(f"{name} needs a layer: pass --layer, e.g. layer4.")
+        if int(self.steps) < 2:
+            raise HookScopeError(f"steps must be at least 2, not {self.steps}.")
+        pcts = tuple(int(p) for p in self.percentiles)
+        if not pcts or any(not 0 < p < 100 for p in pcts):
+            raise HookScopeError("ROAD percentiles must lie strictly between 0 and 100.")
+        if not 0 <= float(self.noise) < 1:
+            raise HookScopeError(f"noise must be in [0, 1), not {self.noise}.")
+        if int(self.batch_size) < 1:
+            raise HookScopeError(f"batch_size must be at least 1, not {self.batch_size}.")
+        object.__setattr__(self, "methods", methods)
+        object.__setattr__(self, "percentiles", pcts)
+        object.__setattr__(self, "steps", int(self.steps))
+        object.__setattr__(self, "seed", int(self.seed))
+        object.__setattr__(self, "batch_size", int(self.batch_size))
+        object.__setattr__(self, "noise", float(self.noise))
+
+    def to_dict(self) -> dict:
+        """Plain data for JSON (sessions, resume identity)."""
+        return {
+            "methods": list(self.methods),
+            "layer": self.layer,
+            "target": self.target,
+            "steps": self.steps,
+            "percentiles": list(self.percentiles),
+            "noise": self.noise,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EvaluateSettings:
+        """Inverse of :meth:`to_dict`; missing keys take their defaults, unknown keys fail."""
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise HookScopeError(f"Unknown evaluate settings: {', '.join(unknown)}.")
+        d = dict(d)
+        for key in ("methods", "percentiles"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
 
 
 @dataclass(frozen=True)
 class MethodScores:
     """All metrics of one method's map (numpy and plain numbers only).
 
+    Every metric of ``core.methods.metrics.METRICS`` is an attribute (``scores.deletion``),
+    read from :attr:`values`; pointing and energy are None without a mask.
+
     Attributes:
         name: Method name (a CAM method, an attribution or a baseline).
-        drop, increase: Average drop / increase in confidence with ``x`` times the map.
-        road_morf, road_lerf: Mean ROAD over the percentiles, p(imputed) − p(x).
-        road_combined: (road_lerf − road_morf) / 2.
-        deletion, insertion: RISE areas under the curves.
-        pointing, energy: Pointing game and energy in the mask (None without a mask).
+        values: Metric name → value.
         deletion_curve, insertion_curve: p at each step (steps + 1 points).
         morf_curve, lerf_curve: ROAD at each percentile.
         baseline: True for ``random`` and ``sobel``.
@@ -87,21 +134,19 @@ class MethodScores:
     """
 
     name: str
-    drop: float
-    increase: float
-    road_morf: float
-    road_lerf: float
-    road_combined: float
-    deletion: float
-    insertion: float
-    pointing: bool | None
-    energy: float | None
+    values: dict
     deletion_curve: np.ndarray
     insertion_curve: np.ndarray
     morf_curve: np.ndarray
     lerf_curve: np.ndarray
     baseline: bool = False
     seconds: float = 0.0
+
+    def __getattr__(self, key):
+        values = self.__dict__.get("values") or {}
+        if key in values:
+            return values[key]
+        raise AttributeError(key)
 
     @property
     def score(self) -> float:
@@ -110,7 +155,7 @@ class MethodScores:
 
     def as_dict(self) -> dict:
         """The metric fields of ``evaluate --json`` (pointing and energy None without a mask)."""
-        return {k: getattr(self, k) for k in FIELDS}
+        return {k: self.values.get(k) for k in FIELDS}
 
 
 @dataclass(frozen=True)
@@ -202,8 +247,8 @@ class TrustReport:
 
     def columns(self) -> list[str]:
         """Table columns: the metrics measured (pointing and energy only with a mask), score."""
-        cols = [k for k in FIELDS if self.has_mask or k not in ("pointing", "energy")]
-        return [*cols, "score"]
+        cols = [k for k in FIELDS if self.has_mask or not metrics.METRICS[k].needs_mask]
+        return [*cols, metrics.SCORE_METRIC.name]
 
     def rows(self) -> list[list]:
         """Table rows in ranking order: [name, value per column…]."""
@@ -275,8 +320,8 @@ class _Stage(Reporter):
 
 
 def method_names() -> list[str]:
-    """Every name ``evaluate`` accepts: CAM methods, attributions, baselines."""
-    return [*CAM_METHODS, *ATTRIBUTION_METHODS, *metrics.BASELINES]
+    """Every name ``evaluate`` accepts: the explainer registry's (CAMs, attributions, baselines)."""
+    return list(EXPLAINERS)
 
 
 def load_mask(path, spec) -> np.ndarray:
@@ -302,45 +347,26 @@ def saliency_map(
 ) -> np.ndarray:
     """The (H, W) map in [0, 1] that ``name`` gives for ``x`` and ``target``.
 
-    CAMs come from ``layer``; attributions are summed over channels as magnitudes; baselines
-    are :func:`~core.methods.metrics.random_map` (seeded) and
-    :func:`~core.methods.metrics.sobel_map` of the image the model sees.
+    ``core.methods.explainers.explain``'s map (its module docstring has the one rule for
+    attributions); the seed goes to the methods that take one (the random baseline).
     """
-    size = tuple(x.shape[-2:])
-    if name == "random":
-        return metrics.random_map(size, seed)
-    if name == "sobel":
-        if spec is None:
-            raise HookScopeError("The sobel baseline needs the input spec to see the image.")
-        return metrics.sobel_map(to_display(x, spec))
-    if name in CAM_METHODS:
-        if not layer:
-            raise HookScopeError(f"{name} needs a layer: pass --layer, e.g. layer4.")
-        return compute_cam(model, x, [layer], name, target, reporter=reporter)[layer]
-    if name in ATTRIBUTION_METHODS:
-        out = attribute(name, model, x, target, spec=spec, layer=layer, reporter=reporter)
-        a = np.abs(np.asarray(out, dtype=np.float32))
-        a = a.sum(0) if a.ndim == 3 else a
-        lo, hi = float(a.min()), float(a.max())
-        return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-    raise HookScopeError(f"Unknown method '{name}': use one of {', '.join(method_names())}.")
+    rec = get(name)
+    params = {"seed": seed} if any(p.name == "seed" for p in rec.params) else {}
+    layers = [layer] if layer and rec.needs_layer else None
+    e = explain(
+        model, x, name, layers=layers, target=target, input_spec=spec, reporter=reporter, **params
+    )
+    return e.map
 
 
 def evaluate_job(
     reporter: Reporter,
     loaded,
     image,
-    layer: str | None,
-    methods: Sequence[str] = DEFAULT_METHODS,
-    target=None,
+    settings: EvaluateSettings,
     mask=None,
     *,
     spec=None,
-    steps: int = metrics.DEFAULT_STEPS,
-    percentiles: Sequence[int] = metrics.PERCENTILES,
-    noise: float = 0.01,
-    seed: int = 0,
-    batch_size: int = metrics.BATCH_SIZE,
 ) -> TrustReport:
     """Score each method's map on one image (in the worker, or the CLI).
 
@@ -348,38 +374,23 @@ def evaluate_job(
         reporter: Progress across all methods and metrics; cancel between batches.
         loaded: The :class:`~core.loading.models.LoadedModel`.
         image: A PIL image.
-        layer: The CAM layer.
-        methods: Names from :func:`method_names`.
-        target: None (top-1), class index or name.
+        settings: Methods, layer, target and metric settings.
         mask: Ground-truth region: a path, a PIL image (fitted like the image) or an (H, W)
-            array at the model's input size; None skips pointing game and energy.
+            array at the model's input size; None skips the metrics that need a mask.
         spec: Input spec overriding ``loaded.input_spec``.
-        steps: Deletion / insertion steps.
-        percentiles: ROAD percentiles.
-        noise: ROAD imputation noise.
-        seed: Seed of the ROAD noise and of the random baseline.
-        batch_size: Images per forward pass.
 
     Raises:
-        HookScopeError: Unknown method, a target that is not a class, bad mask.
+        HookScopeError: A target that is not a class, bad mask.
         Cancelled: When the reporter was cancelled.
     """
-    methods = list(dict.fromkeys(methods))
-    if not methods:
-        raise HookScopeError("Pick at least one method to evaluate.")
-    known = set(method_names())
-    for name in methods:
-        if name not in known:
-            raise HookScopeError(
-                f"Unknown method '{name}': use one of {', '.join(method_names())}."
-            )
+    st = settings
     spec = spec or loaded.input_spec
     model = loaded.model
     x = to_tensor(image, spec)
     with torch.no_grad(), eval_mode(model):
         output = forward_model(model, x.to(model_device(model)))
     logits = logits_of(output)
-    tgt = resolve_target(target, logits, loaded.class_names)
+    tgt = resolve_target(st.target, logits, loaded.class_names)
     if not isinstance(tgt, int):
         raise HookScopeError(
             "The Trust metrics need a class target (softmax over class scores); this target "
@@ -392,66 +403,63 @@ def evaluate_job(
     region = _region(mask, spec, tuple(x.shape[-2:]))
 
     # Progress units per method: its map, confidence, each ROAD imputation, each curve batch.
-    curve_batches = -(-2 * max(steps - 1, 0) // max(batch_size, 1))
-    per = [1.0, 1.0, 2 * len(percentiles) + 1.0, max(curve_batches, 1)]
-    total = float(len(methods) * sum(per) + 1)
-    sc = metrics.Scorer(model, x, tgt, batch_size=batch_size, reporter=reporter)
+    curve_batches = -(-2 * max(st.steps - 1, 0) // max(st.batch_size, 1))
+    per = [1.0, 1.0, 2 * len(st.percentiles) + 1.0, max(curve_batches, 1)]
+    total = float(len(st.methods) * sum(per) + 1)
+    sc = metrics.Scorer(model, x, tgt, batch_size=st.batch_size, reporter=reporter)
     reporter.progress(0, int(total), "Scoring the input")
-    base_prob = sc.base["x"]
     results: dict[str, MethodScores] = {}
     maps: dict[str, np.ndarray] = {}
     notes: list[str] = []
     at = 1.0
-    for name in methods:
+    for name in st.methods:
         t0 = time.perf_counter()
 
         def stage(i, _at=at, _name=name):
             return _Stage(reporter, _at + sum(per[:i]), per[i], total, f"Scoring {_name}")
 
         stage(0).progress(0, 1)
-        m = saliency_map(name, model, x, layer, tgt, spec=spec, seed=seed, reporter=stage(0))
+        m = saliency_map(name, model, x, st.layer, tgt, spec=spec, seed=st.seed, reporter=stage(0))
         m = np.clip(np.asarray(m, dtype=np.float32), 0.0, 1.0)
         if not m.any():
             notes.append(f"{name}'s map is all zero, so its metrics measure nothing.")
         maps[name] = m
-        change = metrics.confidence_change(model, x, m, tgt, scorer=sc)
-        stage(1).progress(1, 1)
-        road = metrics.road_scores(
-            model, x, m, tgt, percentiles, noise, seed, scorer=sc, reporter=stage(2)
-        )
-        curves = metrics.causal_curves(model, x, m, tgt, steps, scorer=sc, reporter=stage(3))
-        results[name] = MethodScores(
-            name=name,
-            drop=max(0.0, -change),
-            increase=1.0 if change > 0 else 0.0,
-            road_morf=float(np.mean(road.morf)),
-            road_lerf=float(np.mean(road.lerf)),
-            road_combined=road.combined,
-            deletion=curves.deletion_auc,
-            insertion=curves.insertion_auc,
-            pointing=metrics.pointing_game(m, region) if region is not None else None,
-            energy=metrics.energy_in_mask(m, region) if region is not None else None,
-            deletion_curve=curves.deletion,
-            insertion_curve=curves.insertion,
-            morf_curve=road.morf,
-            lerf_curve=road.lerf,
-            baseline=name in metrics.BASELINES,
-            seconds=time.perf_counter() - t0,
-        )
+        results[name] = _score(name, model, x, m, tgt, st, sc, region, stage, t0)
         at += sum(per)
     reporter.progress(int(total), int(total), "Done")
     return TrustReport(
         target=tgt,
         target_name=class_name(tgt, loaded.class_names),
-        base_prob=base_prob,
-        layer=layer or "",
+        base_prob=sc.base["x"],
+        layer=st.layer or "",
         methods=results,
         maps=maps,
-        steps=steps,
-        percentiles=tuple(percentiles),
-        noise=noise,
+        steps=st.steps,
+        percentiles=st.percentiles,
+        noise=st.noise,
         has_mask=region is not None,
         notes=tuple(notes),
+    )
+
+
+def _score(name, model, x, m, tgt, st, sc, region, stage, t0) -> MethodScores:
+    """Every metric of one map (``core.methods.metrics.METRICS``)."""
+    change = metrics.confidence_change(model, x, m, tgt, scorer=sc)
+    stage(1).progress(1, 1)
+    road = metrics.road_scores(
+        model, x, m, tgt, st.percentiles, st.noise, st.seed, scorer=sc, reporter=stage(2)
+    )
+    curves = metrics.causal_curves(model, x, m, tgt, st.steps, scorer=sc, reporter=stage(3))
+    evidence = metrics.Evidence(change, road, curves, m, region)
+    return MethodScores(
+        name=name,
+        values=metrics.measure(evidence),
+        deletion_curve=curves.deletion,
+        insertion_curve=curves.insertion,
+        morf_curve=road.morf,
+        lerf_curve=road.lerf,
+        baseline=EXPLAINERS[name].kind == BASELINE,
+        seconds=time.perf_counter() - t0,
     )
 
 

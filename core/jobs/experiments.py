@@ -17,6 +17,7 @@ from hookscope.core.experiments.compare import before_after
 from hookscope.core.experiments.importance import channel_importance
 from hookscope.core.experiments.sanity import cascading_randomization
 from hookscope.core.loading.images import to_tensor
+from hookscope.core.methods.explainers import CAM, get
 from hookscope.core.reporting import Reporter
 
 
@@ -71,7 +72,7 @@ def sanity_job(
     reporter: Reporter,
     loaded,
     image,
-    methods=("gradcam", "guided_backprop"),
+    methods=("gradcam", "guided-backprop"),
     cam_layer: str | None = None,
     target=None,
     *,
@@ -82,7 +83,7 @@ def sanity_job(
     CAM methods without a ``cam_layer`` are dropped (guided backprop needs none).
     """
 
-    methods = tuple(m for m in methods if cam_layer or m in ("guided_backprop", "guided"))
+    methods = tuple(m for m in methods if cam_layer or get(m).kind != CAM)
     if not methods:
         raise HookScopeError("The sanity check needs a CAM layer: tick a feature-map layer.")
     x = to_tensor(image, spec or loaded.input_spec)

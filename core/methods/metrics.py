@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -582,3 +582,142 @@ def sobel_map(rgb: np.ndarray) -> np.ndarray:
     grad = np.clip(np.round(0.5 * ax + 0.5 * ay), 0, 255)
     top = grad.max()
     return (grad / top if top > 0 else grad).astype(np.float32)
+
+
+# -- the metric records -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Evidence:
+    """What the scorer measured for one map; every metric's value is read from it.
+
+    Attributes:
+        change: Mean confidence change with ``x`` times the map (:func:`confidence_change`).
+        road: ROAD at each percentile.
+        curves: RISE deletion / insertion curves.
+        saliency: The (H, W) map in [0, 1].
+        region: Ground-truth mask (H, W) bool, or None.
+    """
+
+    change: float
+    road: RoadScores
+    curves: CausalCurves
+    saliency: np.ndarray
+    region: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One faithfulness number of a map.
+
+    Attributes:
+        name: Field name (``evaluate --json``, CSV column, :class:`MethodScores` attribute).
+        header: Short column header of the Trust table.
+        better: ``"higher"`` or ``"lower"``.
+        needs_mask: True when it needs a ground-truth region (None without one).
+        value: ``value(evidence) -> float | bool``.
+        help: One line on what it measures.
+    """
+
+    name: str
+    header: str
+    better: str
+    needs_mask: bool
+    value: Callable[[Evidence], float | bool]
+    help: str = ""
+
+    @property
+    def arrow(self) -> str:
+        """↑ when higher is better, ↓ when lower is."""
+        return "↑" if self.better == "higher" else "↓"
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric(
+            "drop",
+            "drop",
+            "lower",
+            False,
+            lambda e: max(0.0, -e.change),
+            "average drop in confidence with x times the map",
+        ),
+        Metric(
+            "increase",
+            "increase",
+            "higher",
+            False,
+            lambda e: 1.0 if e.change > 0 else 0.0,
+            "1 when x times the map raises the confidence",
+        ),
+        Metric(
+            "road_morf",
+            "MoRF",
+            "lower",
+            False,
+            lambda e: float(np.mean(e.road.morf)),
+            "ROAD, most relevant pixels removed first",
+        ),
+        Metric(
+            "road_lerf",
+            "LeRF",
+            "higher",
+            False,
+            lambda e: float(np.mean(e.road.lerf)),
+            "ROAD, least relevant pixels removed first",
+        ),
+        Metric(
+            "road_combined", "ROAD", "higher", False, lambda e: e.road.combined, "(LeRF − MoRF) / 2"
+        ),
+        Metric(
+            "deletion",
+            "deletion",
+            "lower",
+            False,
+            lambda e: e.curves.deletion_auc,
+            "RISE deletion area",
+        ),
+        Metric(
+            "insertion",
+            "insertion",
+            "higher",
+            False,
+            lambda e: e.curves.insertion_auc,
+            "RISE insertion area",
+        ),
+        Metric(
+            "pointing",
+            "pointing",
+            "higher",
+            True,
+            lambda e: pointing_game(e.saliency, e.region),
+            "the map's peak lies in the mask",
+        ),
+        Metric(
+            "energy",
+            "energy",
+            "higher",
+            True,
+            lambda e: energy_in_mask(e.saliency, e.region),
+            "share of the map inside the mask",
+        ),
+    )
+}
+"""Every metric of the Trust table and ``evaluate``, in the order of ``evaluate --json``."""
+
+SCORE_METRIC = Metric(
+    "score",
+    "ins − del",
+    "higher",
+    False,
+    lambda e: e.curves.insertion_auc - e.curves.deletion_auc,
+    "insertion − deletion: how methods are ranked",
+)
+"""The ranking score (RISE insertion AUC minus deletion AUC)."""
+
+
+def measure(evidence: Evidence) -> dict[str, float | bool | None]:
+    """Every metric's value for one map (None for mask metrics without a mask)."""
+    return {
+        k: None if m.needs_mask and evidence.region is None else m.value(evidence)
+        for k, m in METRICS.items()
+    }

@@ -28,9 +28,16 @@ from PySide6.QtWidgets import (
     QToolButton,
 )
 
-from hookscope.core.jobs.evaluate import BETTER, DEFAULT_METHODS, SCORE, evaluate_job, method_names
-from hookscope.core.methods.cam import CAM_METHODS
-from hookscope.core.methods.metrics import BASELINES, DEFAULT_STEPS
+from hookscope.core.jobs.evaluate import (
+    BETTER,
+    DEFAULT_METHODS,
+    SCORE,
+    EvaluateSettings,
+    evaluate_job,
+    method_names,
+)
+from hookscope.core.methods import explainers
+from hookscope.core.methods.metrics import DEFAULT_STEPS, METRICS, SCORE_METRIC
 from hookscope.gui import filedialogs
 from hookscope.gui.docks.base import BaseDock, Panel
 from hookscope.gui.widgets.job_control import DockJob
@@ -44,19 +51,8 @@ RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 VERDICT_COL = 2
 """The table's columns: method, score, verdict, then the metrics."""
 
-HEADERS = {
-    "score": "ins − del",
-    "deletion": "deletion",
-    "insertion": "insertion",
-    "road_combined": "ROAD",
-    "road_morf": "MoRF",
-    "road_lerf": "LeRF",
-    "drop": "drop",
-    "increase": "increase",
-    "pointing": "pointing",
-    "energy": "energy",
-}
-"""Table columns (metric field → header), score first."""
+HEADERS = {k: m.header for k, m in {SCORE_METRIC.name: SCORE_METRIC, **METRICS}.items()}
+"""Table columns (metric field → header), score first (``core.methods.metrics.METRICS``)."""
 
 
 def mask_beside(image_path: str | None) -> Path | None:
@@ -86,7 +82,7 @@ class TrustDock(BaseDock):
             action = QAction(name, menu)
             action.setCheckable(True)
             action.setChecked(name in DEFAULT_METHODS)
-            if name in BASELINES:
+            if explainers.get(name).kind == explainers.BASELINE:
                 action.setText(f"{name} (baseline)")
             menu.addAction(action)
             self.method_actions[name] = action
@@ -187,22 +183,20 @@ class TrustDock(BaseDock):
         methods = self.methods()
         layer = self.layer()
         if not layer:
-            methods = [m for m in methods if m not in CAM_METHODS]
+            methods = [m for m in methods if explainers.get(m).kind != explainers.CAM]
         if not methods:
             self.status.setText("Tick a CAM layer (or check an attribution) to have maps to score.")
             return None
         mask = mask_beside(st.image_path) if not getattr(st, "image_edits", None) else None
         self._mask = mask
+        settings = EvaluateSettings(tuple(methods), layer, st.target, steps=self.steps_box.value())
         return self.job.submit(
             evaluate_job,
             st.loaded,
             st.image,
-            layer,
-            methods,
-            st.target,
+            settings,
             mask,
             spec=st.input_spec,
-            steps=self.steps_box.value(),
             status=f"Scoring {len(methods)} maps on {layer or 'the input'}… (Cancel stops)",
             on_result=self._on_result,
         )
@@ -238,11 +232,8 @@ class TrustDock(BaseDock):
 
     # -- table, bars, curves ------------------------------------------------------------------
     def columns(self) -> list[str]:
-        cols = ["score", "deletion", "insertion", "road_combined", "road_morf", "road_lerf"]
-        cols += ["drop", "increase"]
-        if self.report is not None and self.report.has_mask:
-            cols += ["pointing", "energy"]
-        return cols
+        mask = self.report is not None and self.report.has_mask
+        return [SCORE_METRIC.name, *(k for k, m in METRICS.items() if mask or not m.needs_mask)]
 
     def _fill_table(self) -> None:
         """One row per method, best first: method, score, verdict, then the metrics."""

@@ -168,10 +168,10 @@ def test_sanity_correlation_falls_on_the_demo():
     x = to_tensor(load_image(SAMPLES / "car_road.png"), lm.input_spec)
     before = state_checksum(lm.model)
     res = cascading_randomization(
-        lm.model, x, methods=["gradcam", "guided_backprop"], cam_layer=hookscope.core.demo.CAM_LAYER
+        lm.model, x, methods=["gradcam", "guided-backprop"], cam_layer=hookscope.core.demo.CAM_LAYER
     )
     assert res.steps[0] == "fc" and res.steps[-1] == "features.stem.conv"
-    gbp, cam = res.correlations["guided_backprop"], res.correlations["gradcam"]
+    gbp, cam = res.correlations["guided-backprop"], res.correlations["gradcam"]
     assert len(gbp) == len(cam) == len(res.steps) == 13
     # Guided backprop is known to be insensitive to the top layers (Adebayo et al.): it stays
     # close to the original at first and only falls as the lower layers go random.
@@ -200,15 +200,15 @@ def test_sanity_verdict_per_method_in_one_sentence():
     # On the demo, randomising only the classifier leaves guided backprop's map as it was.
     lm = load_model("demo:clean")
     x = to_tensor(load_image(SAMPLES / "car_road.png"), lm.input_spec)
-    gbp = cascading_randomization(lm.model, x, methods=["guided_backprop"], layers=["fc"])
-    assert gbp.final("guided_backprop") > 0.8 and not gbp.passed("guided_backprop")
+    gbp = cascading_randomization(lm.model, x, methods=["guided-backprop"], layers=["fc"])
+    assert gbp.final("guided-backprop") > 0.8 and not gbp.passed("guided-backprop")
 
 
 def test_sanity_guided_backprop_runs_and_restores(loaded):
     lm, x = loaded
     before = state_checksum(lm.model)
-    res = cascading_randomization(lm.model, x, methods=["guided_backprop"], layers=["fc", "layer4"])
-    assert np.isfinite(res.correlations["guided_backprop"]).all()
+    res = cascading_randomization(lm.model, x, methods=["guided-backprop"], layers=["fc", "layer4"])
+    assert np.isfinite(res.correlations["guided-backprop"]).all()
     assert state_checksum(lm.model) == before
 
 

@@ -13,7 +13,7 @@ import torch
 from hookscope.core import metrics
 from hookscope.core.errors import HookScopeError
 from hookscope.core.images import load_image, to_tensor
-from hookscope.core.jobs.evaluate import evaluate_job
+from hookscope.core.jobs.evaluate import EvaluateSettings, evaluate_job
 from hookscope.core.methods.cam import compute_cam
 from hookscope.core.methods.metrics import Scorer, blur_kernel, causal_curves, impute
 from hookscope.core.models import load_model
@@ -286,9 +286,8 @@ def test_gradcam_beats_random_on_the_clean_demo_over_the_samples(demo):
 def test_evaluate_job_ranks_and_says_who_fails(demo):
     image = load_image(SAMPLES / "car_road.png")
     mask = SAMPLES / "car_road_mask.png"
-    r = evaluate_job(
-        quiet(), demo, image, LAYER, ("gradcam", "random", "sobel"), None, mask, steps=24
-    )
+    settings = EvaluateSettings(("gradcam", "random", "sobel"), LAYER, steps=24)
+    r = evaluate_job(quiet(), demo, image, settings, mask)
     assert r.target == 1 and r.target_name == "car"
     assert r.ranking()[0] == "gradcam" and r.best() == "gradcam"
     assert r.ranking()[-1] == "random"
@@ -305,7 +304,8 @@ def test_evaluate_job_ranks_and_says_who_fails(demo):
 def test_evaluate_job_reports_progress_and_cancels(demo):
     seen = []
     rep = Reporter(lambda d, t, m: seen.append((d, t)))
-    evaluate_job(rep, demo, load_image(SAMPLES / "sky.png"), LAYER, ("random",), steps=8)
+    sky = load_image(SAMPLES / "sky.png")
+    evaluate_job(rep, demo, sky, EvaluateSettings(("random",), LAYER, steps=8))
     assert seen[-1][0] == seen[-1][1] and all(d <= t for d, t in seen)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
@@ -315,7 +315,7 @@ def test_evaluate_job_reports_progress_and_cancels(demo):
 
     rep2 = Reporter(cancel_soon)
     with pytest.raises(Cancelled):
-        evaluate_job(rep2, demo, load_image(SAMPLES / "sky.png"), LAYER, ("gradcam",), steps=40)
+        evaluate_job(rep2, demo, sky, EvaluateSettings(("gradcam",), LAYER, steps=40))
 
 
 def test_cli_evaluate_json_shape(capsys):
