@@ -6,6 +6,11 @@ order they were added, the pinned Compare baseline (the choices that made it, re
 and the dock layout (base64 of ``saveState``) in the ``gui`` dict. Loading restores all of it,
 so the reopened run gives the same numbers to the last digit; a file that moved is one sentence
 in a dialog and the current state stays as it was.
+
+A session never carries trust. Reopening one that names a ``file.py:factory`` or a pickled
+model asks first, showing the file (from the command line, ``--trust-factory`` /
+``--trust-pickle`` decide instead); layers and edits it names that the model lacks are dropped
+with one sentence each, so nothing from the file reaches a hook or the Hook code panel.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from hookscope.core.errors import HookScopeError
 from hookscope.core.experiments.interventions import apply_image_edits
 from hookscope.core.io.session import Session
 from hookscope.core.loading.images import load_image
+from hookscope.core.loading.models import UNPICKLE_RISK
 from hookscope.core.loading.spec import InputSpec
 from hookscope.gui import filedialogs
 from hookscope.gui.docks.base import LAYOUT_VERSION
@@ -54,7 +60,7 @@ def session_from_window(window) -> Session:
             "layout": base64.b64encode(layout).decode("ascii"),
             "edit_order": [d.get("kind") for d in st.edits],
             "selected_layer": st.selected_layer,
-            "trust_pickle": bool(args.get("trust_pickle")),
+            # No trust_pickle: whoever opens the session decides that, in that run.
             "baseline": baseline,
         },
         live=_live_description(st),
@@ -113,21 +119,46 @@ def _keep_region(target, path: Path):
     return f"{cls}@{kept}"
 
 
-def open_session(window, path: str | Path) -> bool:
+def ask(window, question: str) -> bool:
+    """Yes/No dialog (default No); tests replace this function."""
+    answer = QMessageBox.question(
+        window,
+        "HookScope",
+        question,
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def open_session(window, path: str | Path, trust: dict | None = None) -> bool:
     """Read a session and restore it; a bad or moved file keeps the current state.
 
+    Args:
+        window: The main window.
+        path: The session file.
+        trust: None to ask in a dialog before running code the session names (a factory or
+            a pickled model); from the command line ``{"factory": bool, "pickle": bool}``
+            (``--trust-factory`` / ``--trust-pickle``) decides and errors go to the status
+            bar (``errorRaised``) instead of dialogs.
+
     Returns:
-        False when the file could not be used (the dialog said why).
+        False when the file could not be used (the dialog or status bar said why).
     """
     try:
         session, image, baseline = read_session(path)
+        _agree_to_code(window, session, trust)
         problem = session.live_problem(_live_module(window.state), Path(path).name)
         if problem:
             raise HookScopeError(problem)
     except (HookScopeError, OSError) as exc:
-        QMessageBox.warning(window, "HookScope", str(exc))
+        if trust is None:
+            QMessageBox.warning(window, "HookScope", str(exc))
+        else:
+            window.state.errorRaised.emit(str(exc))
+            window.state.loadFailed.emit(str(exc))
         return False
-    restore(window, session, image, baseline)
+    restore(window, session, image, baseline, trust=trust)
     return True
 
 
@@ -141,6 +172,29 @@ def read_session(path: str | Path) -> tuple[Session, object, dict | None]:
     if baseline:
         baseline = dict(baseline, pil=_edited_image(baseline, Path(path).parent))
     return session, image, baseline
+
+
+def _agree_to_code(window, session: Session, trust: dict | None) -> None:
+    """Ask (or read the flag) before a session's factory runs; refusing is one sentence."""
+    code = session.code_to_run()
+    st = window.state
+    if code is None or (st.loaded is not None and st.model_args.get("spec") == session.model):
+        return  # nothing to run, or the model is already the one loaded (restore reuses it)
+    _, path = code
+    if trust is None:
+        agreed = ask(
+            window,
+            f"This session builds its model by running the Python file {path} "
+            f"({session.model}). Run it only if you trust where it came from. Run it?",
+        )
+    else:
+        agreed = bool(trust.get("factory"))
+    if not agreed:
+        flag = "" if trust is None else "; add --trust-factory if you trust it"
+        raise HookScopeError(
+            f"The session's model is built by running {path}, which was not allowed, so the "
+            f"session was not opened{flag}."
+        )
 
 
 def _edited_image(choices: dict, folder: Path):
@@ -201,11 +255,15 @@ def _session_choices(session: Session) -> dict:
     }
 
 
-def restore(window, session: Session, image=None, baseline: dict | None = None) -> None:
+def restore(
+    window, session: Session, image=None, baseline: dict | None = None, trust: dict | None = None
+) -> None:
     """Put a loaded session into the window (the model loads in the worker first).
 
     With a pinned baseline, its choices run first and are pinned in the Compare dock, then the
     session's own choices run: both numbers are what they were when the session was saved.
+    A pickled model file is only unpickled when the person agrees now (``trust`` as in
+    :func:`open_session`); the session file's own say is never asked.
     """
     st = window.state
 
@@ -235,6 +293,7 @@ def restore(window, session: Session, image=None, baseline: dict | None = None) 
         st.statusMessage.emit("Session restored.")
 
     def rest() -> None:
+        _drop_unknown_layers(st, session, baseline)
         compare = _compare_dock(window)
         if not baseline or compare is None:
             current()
@@ -260,13 +319,44 @@ def restore(window, session: Session, image=None, baseline: dict | None = None) 
     ):
         rest()
         return
-    st.load_model(
-        session.model,
-        session.weights,
-        bool(session.gui.get("trust_pickle")),
-        layers=list(session.layers) or None,
-        on_done=rest,
-    )
+
+    def load(trust_pickle: bool) -> None:
+        st.load_model(
+            session.model,
+            session.weights,
+            trust_pickle,
+            layers=list(session.layers) or None,
+            on_done=rest,
+            on_error=None if trust_pickle else refused,
+        )
+
+    def refused(message: str) -> None:
+        if UNPICKLE_RISK not in message or trust is not None:
+            return  # the sentence (with --trust-pickle in it) is already in the status bar
+        files = " and ".join(f for f in (session.model, session.weights) if f)
+        if ask(
+            window,
+            f"This session's model ({files}) is a pickled Python object: opening it runs code "
+            "stored in the file. Run it only if you trust where it came from. Run it?",
+        ):
+            load(True)
+
+    load(bool(trust and trust.get("pickle")))
+
+
+def _drop_unknown_layers(st, session: Session, baseline: dict | None) -> None:
+    """Drop layers and edits the loaded model does not have, one sentence each."""
+    names = {n.name for n in st.tree.nodes()} if st.tree is not None else set()
+    notes = session.drop_unknown_layers(names)
+    if baseline:
+        kept = [d for d in baseline.get("edits") or [] if d.get("layer") in names]
+        if len(kept) != len(baseline.get("edits") or []):
+            notes.append("The pinned baseline's edits on layers this model lacks were dropped.")
+        baseline["edits"] = kept
+        for key in ("layers", "cam_layers"):
+            baseline[key] = [n for n in baseline.get(key) or [] if n in names]
+    for note in notes:
+        st.errorRaised.emit(note)
 
 
 def save_dialog(window) -> None:

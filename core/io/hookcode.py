@@ -9,7 +9,6 @@ each layer, batch dim kept) and ``input_grad``, equal to what
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -127,8 +126,35 @@ def on_input(change):
 
 
 def _q(value: Any) -> str:
-    """A Python literal for a string (double-quoted, as ruff writes it) or None."""
-    return "None" if value is None else json.dumps(str(value), ensure_ascii=False)
+    """A Python literal for a string or None: ``repr``, double-quoted when that is as valid.
+
+    Names and paths come from files (a session, a model): repr escapes newlines, quotes and
+    backslashes, so no text can end the literal and put a live line into the script.
+    """
+    if value is None:
+        return "None"
+    text = repr(str(value))
+    if text.startswith("'") and '"' not in text:  # no quote of either kind to re-escape
+        text = '"' + text[1:-1] + '"'
+    return text
+
+
+def _comment(text: Any) -> str:
+    """Text for a ``#`` comment: one line, every unprintable character (newline...) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def _doc(text: Any) -> str:
+    """Text for inside a triple-quoted docstring: backslashes, quotes, newlines escaped."""
+    out = []
+    for c in str(text):
+        if c in '\\"':
+            out.append("\\" + c)
+        elif c.isprintable():
+            out.append(c)
+        else:  # shown as its escape (\n), never a real line break
+            out.append(repr(c)[1:-1].replace("\\", "\\\\"))
+    return "".join(out)
 
 
 def _grammar(target, kind: str | None) -> bool:
@@ -243,15 +269,15 @@ def hook_code(
     """
     grads = [_as_dict(e) for e in grad_edits]
     acts = [_as_dict(e) for e in act_edits]
-    what = [f"Hooked: {', '.join(layers) or 'nothing'}."]
-    what += [f"Edit: {describe_edit(d)}." for d in [*grads, *acts]]
+    what = [f"Hooked: {_doc(', '.join(layers)) or 'nothing'}."]
+    what += [f"Edit: {_doc(describe_edit(d))}." for d in [*grads, *acts]]
     images = "load_image, to_tensor" if image_path is not None else "solid, to_tensor"
     extra = (
         "from hookscope.core.experiments.interventions import apply_image_edits\n"
         if image_edits
         else ""
     )
-    what_text = "\n".join(what).replace('"""', "'''")
+    what_text = "\n".join(what)
     header = _HEADER.format(what=what_text, images=images, extra=extra)
     lines = [header, _HELPERS]
     if grads:
@@ -271,7 +297,7 @@ def hook_code(
     else:
         body.append(f"image = load_image({_q(image_path)})")
     if image_edits:
-        body.append(f"image = apply_image_edits(image, {json.dumps(list(image_edits))})")
+        body.append(f"image = apply_image_edits(image, {list(map(dict, image_edits))!r})")
     body.append("x = to_tensor(image, loaded.input_spec).requires_grad_(True)")
     body += [
         "",
@@ -287,11 +313,13 @@ def hook_code(
             f"handles.append(modules[{_q(name)}].register_forward_hook(record({_q(name)})))"
         )
     for d in grads:
-        body.append(f"# {describe_edit(d)}")
+        body.append(f"# {_comment(describe_edit(d))}")
         body.append(f"hook = edit_grad({_grad_change(d)})")
         body.append(f"handles.append(modules[{_q(d['layer'])}].register_forward_hook(hook))")
     for d in acts:
-        body.append(f"# {describe_edit(d)} (prepended: the recorder sees the edited tensor)")
+        body.append(
+            f"# {_comment(describe_edit(d))} (prepended: the recorder sees the edited tensor)"
+        )
         if d.get("on", "output") == "input":
             body.append(f"hook = on_input({_act_change(d)})")
             reg = "register_forward_pre_hook(hook, prepend=True)"

@@ -70,8 +70,8 @@ class HookCodeDock(BaseDock):
     def refresh(self) -> None:
         try:
             text = self.code()
-        except HookScopeError as exc:
-            text = f"# {exc}\n"
+        except HookScopeError as exc:  # one comment line, whatever the sentence quotes
+            text = "# " + " ".join(str(exc).splitlines()) + "\n"
         bar = self.editor.verticalScrollBar()
         pos = bar.value()
         self.editor.setPlainText(text)
