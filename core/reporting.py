@@ -21,11 +21,76 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 
 class Cancelled(Exception):
     """Raised inside a job when the user asked it to stop."""
+
+
+# Stages a job reports (``Reporter.progress(..., stage=...)``): listeners compare these, never
+# the message text, which is for people and may change.
+LOADING = "loading"
+PROBING = "probing"
+CAM = "cam"
+VIEWS = "views"
+SCANNING = "scanning"
+DONE = "done"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report.
+
+    Attributes:
+        done: Units done.
+        total: Units in all (0: unknown, a busy indicator).
+        message: What is happening, for people.
+        stage: What part of the job this is (``SCANNING``...), for code; "" when unnamed.
+    """
+
+    done: int
+    total: int
+    message: str = ""
+    stage: str = ""
+
+
+# flat-map: a CAM map or gradient that is flat or zero; cam-error: why no CAM was computed;
+# target: about what is explained; info: anything else (memory cap, no gradients...).
+NOTE_KINDS = ("flat-map", "cam-error", "target", "info")
+
+
+class Note(str):
+    """A thing the user should know about a result: its sentence, and a kind code filters on.
+
+    A ``str`` (the sentence), so every place that prints, joins or saves notes keeps working;
+    ``kind`` is one of :data:`NOTE_KINDS`.
+    """
+
+    kind: str
+
+    def __new__(cls, kind: str, text: str):
+        if kind not in NOTE_KINDS:
+            raise ValueError(f"Unknown note kind {kind!r}; use one of {', '.join(NOTE_KINDS)}.")
+        self = super().__new__(cls, text)
+        self.kind = kind
+        return self
+
+    @property
+    def text(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"Note({self.kind!r}, {str.__repr__(self)})"
+
+    def __reduce__(self):
+        return (Note, (self.kind, str.__str__(self)))
+
+
+def as_note(note, kind: str = "info") -> Note:
+    """``note`` as a :class:`Note` (a plain string gets ``kind``)."""
+    return note if isinstance(note, Note) else Note(kind, str(note))
 
 
 class Reporter:
@@ -34,16 +99,21 @@ class Reporter:
     Args:
         on_progress: Called as ``on_progress(done, total, message)``; may be None.
         on_partial: Called with each :meth:`partial` payload (in the job's thread); may be None.
+        on_update: Called with each :class:`Progress` (its stage included); may be None.
     """
 
     def __init__(
         self,
         on_progress: Callable[[int, int, str], None] | None = None,
         on_partial: Callable[[Any], None] | None = None,
+        *,
+        on_update: Callable[[Progress], None] | None = None,
     ):
         self._on_progress = on_progress
         self._on_partial = on_partial
+        self._on_update = on_update
         self._cancel = threading.Event()
+        self.last: Progress | None = None
 
     def cancel(self) -> None:
         """Ask the job to stop at its next check."""
@@ -58,11 +128,19 @@ class Reporter:
         if self._cancel.is_set():
             raise Cancelled("The run was cancelled.")
 
-    def progress(self, done: int, total: int, message: str = "") -> None:
-        """Report ``done`` of ``total`` steps, then honour a pending cancel."""
+    def progress(self, done: int, total: int, message: str = "", stage: str = "") -> None:
+        """Report ``done`` of ``total`` steps (of ``stage``), then honour a pending cancel."""
+        self.last = Progress(done, total, message, stage)
         if self._on_progress is not None:
             self._on_progress(done, total, message)
+        if self._on_update is not None:
+            self._on_update(self.last)
         self.check()
+
+    @property
+    def stage(self) -> str:
+        """The stage of the last report ("" before any)."""
+        return self.last.stage if self.last is not None else ""
 
     def partial(self, payload: Any) -> None:
         """Hand a partial result to whoever runs the job (a no-op when nobody listens)."""
