@@ -71,6 +71,15 @@ class _Task(QRunnable):
             traceback.print_exc()
             first = (str(exc).strip().splitlines() or [""])[0].rstrip(".:")[:200]
             status, payload = "error", f"Unexpected {type(exc).__name__}: {first}."
+        except BaseException as exc:  # noqa: BLE001 - user code's sys.exit / KeyboardInterrupt
+            # Escaping here would end the pool thread's task without a "done": the worker
+            # would stay busy forever and every later job would wait behind it.
+            code = f" ({exc.code})" if isinstance(exc, SystemExit) and exc.code else ""
+            status = "error"
+            payload = (
+                f"The job was stopped by {type(exc).__name__}{code} raised in the code it ran "
+                "(a model file or factory); nothing was changed."
+            )
         self.bridge.done.emit(job.id, status, payload)
 
 
