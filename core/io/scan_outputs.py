@@ -11,23 +11,32 @@ Layout of ``OUT/``::
     report.html      static page, no network needed
     parts/           work in progress: part-NNNNNN.parquet chunks and maps.f16 (raw float16
                      maps in arrival order); removed when the scan completes
+    .scan.lock       held (``flock``) by the one scan writing the folder
 
 Rows reach disk in chunks (:class:`ScanWriter`): a chunk's maps are appended to ``maps.f16``
-first, then its rows are written as a new part file by an atomic rename, so a part never
-names maps that are not on disk. A crash or Ctrl+C loses at most the rows not yet in a part;
-a rerun with the same settings reads the parts (and a finished folder's tables) and skips
-those images. :func:`finalize` turns the parts into ``results.parquet`` and ``maps.npy``
-streaming the maps through ``np.lib.format.open_memmap``, so memory stays flat.
+and synced first, then its rows are written to a temporary file, synced and renamed to the
+part's name, so a part never names maps that are not on disk and never exists half written.
+A crash or Ctrl+C loses at most the rows not yet in a part; a rerun with the same settings
+reads the parts (and a finished folder's tables) and skips those images whose file is
+unchanged (same size and modification time, ``file_stamp``); a part that cannot be read is
+set aside and its images are computed again. One scan at a time writes a folder
+(:func:`lock_folder`), and a failed write is one sentence (:func:`disk_errors`).
+:func:`finalize` turns the parts into ``results.parquet`` and ``maps.npy`` streaming the maps
+through ``np.lib.format.open_memmap``, so memory stays flat.
 :func:`open_scan` reopens a folder (finished or partial) without rerunning anything.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
+import functools
+import importlib.util
 import json
 import os
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +74,7 @@ ROW_COLUMNS: dict[str, str] = {
     "target_prob": "float32",
     "bg_mass": "float32",  # share of the map's mass outside the object mask; null without one
     "error": "string",  # why the image has no result; null when fine
+    "file_stamp": "string",  # "size:mtime_ns" of the image when scanned; resume redoes others
 }
 CLUSTER_COLUMNS: dict[str, str] = {"cluster": "int32", "x": "float32", "y": "float32"}
 # ``cluster``/``x``/``y`` are null for error rows and in a partial (cancelled) output.
@@ -90,6 +100,157 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+# -- before anything is written ---------------------------------------------------------------
+def check_extras(ray: bool = False) -> None:
+    """Refuse a scan whose optional packages are missing before it creates anything.
+
+    Raises:
+        HookScopeError: pyarrow or scikit-learn (or Ray, when asked for) is not installed.
+    """
+    missing = []
+    for module, name in (("pyarrow.parquet", "pyarrow"), ("sklearn.manifold", "scikit-learn")):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise HookScopeError(
+            f"The dataset scan needs {' and '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed: pip install 'hookscope[scan]'."
+        )
+    if ray:
+        try:
+            found = importlib.util.find_spec("ray") is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise HookScopeError(
+                "--ray needs Ray, which is not installed: pip install 'hookscope[scale]'."
+            )
+
+
+def file_stamp(path: str | Path) -> str | None:
+    """``"size:mtime_ns"`` of a file, or None when it cannot be read.
+
+    Part of a row's identity: an image replaced after it was scanned has another stamp, so a
+    rerun computes it again instead of keeping the old row.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def disk_error(exc: OSError, out: str | Path) -> HookScopeError:
+    """One sentence for a failed write into the output folder ``out``."""
+    where = exc.filename or out
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return HookScopeError(
+            f"The disk holding {out} is full; free some space or pick another --out folder "
+            "(running the scan again resumes it)."
+        )
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return HookScopeError(
+            f"{where} cannot be written (a read-only folder or no permission); pick another "
+            "--out folder."
+        )
+    return HookScopeError(f"Writing the scan to {out} failed: {exc.strerror or exc} ({where}).")
+
+
+@contextlib.contextmanager
+def disk_errors(out: str | Path) -> Iterator[None]:
+    """Turn an ``OSError`` raised inside (a full disk, a read-only folder) into one sentence."""
+    try:
+        yield
+    except OSError as exc:
+        raise disk_error(exc, out) from exc
+
+
+def _writes(fn):
+    """Run ``fn(out, ...)`` under :func:`disk_errors` ``(out)``."""
+
+    @functools.wraps(fn)
+    def wrapper(out, *args, **kwargs):
+        with disk_errors(out):
+            return fn(out, *args, **kwargs)
+
+    return wrapper
+
+
+LOCK_FILE = ".scan.lock"
+
+
+class FolderLock:
+    """An exclusive, non-blocking ``flock`` on ``OUT/.scan.lock``; see :func:`lock_folder`."""
+
+    def __init__(self, out: Path, created: bool, fh):
+        self.out, self.created, self._fh = out, created, fh
+
+    def release(self, discard: bool = False) -> None:
+        """Unlock. ``discard``: also remove the lock file (and the folder when this lock
+        created it and nothing else is in it), for a scan refused before writing anything."""
+        if self._fh is None:
+            return
+        fh, self._fh = self._fh, None
+        try:
+            if discard:
+                with contextlib.suppress(OSError):
+                    (self.out / LOCK_FILE).unlink()
+                if self.created:
+                    with contextlib.suppress(OSError):
+                        self.out.rmdir()  # only when empty
+        finally:
+            fh.close()  # closing the descriptor drops the lock
+
+    def __enter__(self) -> FolderLock:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self.release()
+
+
+def lock_folder(out: str | Path) -> FolderLock:
+    """Create the output folder if needed and take its lock (one scan per folder).
+
+    Two scans writing one folder would interleave their parts, and rows would carry another
+    image's map. The lock is an ``flock`` on a file inside the folder, so the system drops it
+    when the process ends, however it ends.
+
+    Raises:
+        HookScopeError: Another scan holds the folder, or it cannot be created or written.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise HookScopeError(f"--out {out} is a file; give a folder.")
+    created = not out.exists()
+    with disk_errors(out):
+        out.mkdir(parents=True, exist_ok=True)
+        fh = open(out / LOCK_FILE, "a+b")  # noqa: SIM115 - held until release()
+    try:
+        _try_lock(fh)
+    except OSError as exc:
+        fh.close()
+        if exc.errno in (errno.EACCES, errno.EAGAIN, errno.EWOULDBLOCK):
+            raise HookScopeError(
+                f"Another scan is writing to {out}; wait for it to finish or pick another "
+                "--out folder."
+            ) from exc
+        raise disk_error(exc, out) from exc
+    return FolderLock(out, created, fh)
+
+
+def _try_lock(fh) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows: a byte-range lock on the file's first byte
+        import msvcrt
+
+        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 # -- settings ---------------------------------------------------------------------------------
 def read_settings(out: str | Path) -> dict | None:
     """``scan.json`` of a folder, or None when there is none."""
@@ -107,6 +268,7 @@ def read_settings(out: str | Path) -> dict | None:
     return data
 
 
+@_writes
 def write_settings(out: str | Path, identity: Mapping, extra: Mapping | None = None) -> Path:
     """Write ``scan.json``: ``identity`` (what the rows depend on) plus ``extra`` fields."""
     data = {"format": FORMAT, "updated": _now(), "identity": dict(identity)} | dict(extra or {})
@@ -135,23 +297,43 @@ class ScanWriter:
         out: The output folder.
         map_size: Side S of the maps.
         chunk_rows: Rows buffered before a part file is written.
+        images_root: The image folder. When given, rows are stamped with their file's
+            :func:`file_stamp` and only images whose file is unchanged count as done.
+
+    Attributes:
+        done_paths: Images with a committed row that need no new computation.
+        notes: Sentences about what resuming had to redo (unreadable parts, changed images).
     """
 
-    def __init__(self, out: str | Path, map_size: int, chunk_rows: int = 256):
+    def __init__(
+        self,
+        out: str | Path,
+        map_size: int,
+        chunk_rows: int = 256,
+        images_root: str | Path | None = None,
+    ):
         self.out = Path(out)
         self.parts = self.out / PARTS_DIR
         self.map_size = int(map_size)
         self.chunk_rows = max(1, int(chunk_rows))
-        self.parts.mkdir(parents=True, exist_ok=True)
+        self.images_root = Path(images_root) if images_root is not None else None
+        self.notes: list[str] = []
         self._raw_path = self.parts / RAW_MAPS
         self._rows: list[dict] = []
         self._row_bytes = self.map_size * self.map_size * 2
-        self.done_paths, committed = self._committed()
-        # Maps past the last committed part belong to rows that never reached a part.
-        self._raw_path.touch()
-        with open(self._raw_path, "r+b") as fh:
-            fh.truncate(committed * self._row_bytes)
-        self._raw = open(self._raw_path, "ab")  # closed in close()
+        with disk_errors(self.out):
+            if not self.parts.is_dir() and (self.out / RESULTS_FILE).is_file():
+                self.notes += seed_parts_from_results(self.out, self.map_size)
+            self.parts.mkdir(parents=True, exist_ok=True)
+            for tmp in self.parts.glob("part-*.tmp"):  # torn writes of a killed run
+                tmp.unlink()
+            self._raw_path.touch()
+            stamps, committed = self._committed()
+            self.done_paths = self._unchanged(stamps)
+            # Maps past the last committed part belong to rows that never reached a part.
+            with open(self._raw_path, "r+b") as fh:
+                fh.truncate(committed * self._row_bytes)
+            self._raw = open(self._raw_path, "ab")  # noqa: SIM115 - closed in close()
         self._next_map = committed
         self._next_part = 1 + max(
             (int(p.stem.split("-")[1]) for p in self._part_files()), default=-1
@@ -160,26 +342,55 @@ class ScanWriter:
     def _part_files(self) -> list[Path]:
         return sorted(self.parts.glob("part-*.parquet"))
 
-    def _committed(self) -> tuple[set[str], int]:
-        _, pq = _pa()
-        done: set[str] = set()
+    def _committed(self) -> tuple[dict[str, str | None], int]:
+        """Path → stamp of the committed rows (a later part wins) and the maps they use.
+
+        A part that cannot be read, or that names maps beyond ``maps.f16``, is renamed to
+        ``*.unreadable``: its images are computed again.
+        """
+        stamps: dict[str, str | None] = {}
         maps = 0
+        n_raw = self._raw_path.stat().st_size // self._row_bytes
         for p in self._part_files():
-            t = pq.read_table(p, columns=["path", "map_row"])
-            done.update(t.column("path").to_pylist())
-            rows = t.column("map_row").to_numpy()
+            t = _read_part(p, ["path", "map_row", "file_stamp"])
+            rows = None if t is None else t.column("map_row").to_numpy()
+            if t is None or (len(rows) and int(rows.max()) >= n_raw):
+                p.replace(p.with_name(p.name + ".unreadable"))
+                self.notes.append(
+                    f"{p.name} of an earlier run could not be read (a write cut short); "
+                    "its images are computed again."
+                )
+                continue
+            stamps.update(zip(t.column("path").to_pylist(), t.column("file_stamp").to_pylist()))
             if len(rows):
                 maps = max(maps, int(rows.max()) + 1)
-        return done, maps
+        return stamps, maps
+
+    def _unchanged(self, stamps: Mapping[str, str | None]) -> set[str]:
+        """Committed paths whose file still has the stamp of its row."""
+        if self.images_root is None:
+            return set(stamps)
+        done = {p for p, s in stamps.items() if s and file_stamp(self.images_root / p) == s}
+        changed = [p for p in stamps if p not in done and (self.images_root / p).exists()]
+        if changed:
+            self.notes.append(
+                f"{len(changed)} image{'s' if len(changed) != 1 else ''} changed since the "
+                f"earlier run (e.g. {changed[0]}) and {'are' if len(changed) != 1 else 'is'} "
+                "computed again."
+            )
+        return done
 
     def add(self, rows: Sequence[Mapping[str, Any]], maps: np.ndarray) -> None:
         """Queue rows (dicts with :data:`ROW_COLUMNS` keys) and their (N, S, S) maps."""
         maps = np.asarray(maps, dtype=np.float16)
         if maps.shape != (len(rows), self.map_size, self.map_size):
             raise ValueError(f"maps of shape {maps.shape} for {len(rows)} rows")
-        self._raw.write(np.ascontiguousarray(maps).tobytes())
+        with disk_errors(self.out):
+            self._raw.write(np.ascontiguousarray(maps).tobytes())
         for r in rows:
             row = {k: r.get(k) for k in ROW_COLUMNS}
+            if row["file_stamp"] is None and self.images_root is not None:
+                row["file_stamp"] = file_stamp(self.images_root / row["path"])
             row["map_row"] = self._next_map
             self._next_map += 1
             self._rows.append(row)
@@ -191,15 +402,12 @@ class ScanWriter:
         """Write the buffered rows as one part file (their maps are synced first)."""
         if not self._rows:
             return
-        pa, pq = _pa()
-        self._raw.flush()
-        os.fsync(self._raw.fileno())
-        schema = _schema(ROW_COLUMNS | {"map_row": "int64"})
-        table = pa.Table.from_pylist(self._rows, schema=schema)
-        final = self.parts / f"part-{self._next_part:06d}.parquet"
-        tmp = final.with_suffix(".tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, final)
+        pa, _ = _pa()
+        with disk_errors(self.out):
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
+            table = pa.Table.from_pylist(self._rows, schema=_part_schema())
+            write_atomic(table, self.parts / f"part-{self._next_part:06d}.parquet")
         self._next_part += 1
         self._rows = []
 
@@ -217,43 +425,121 @@ class ScanWriter:
         self.close()
 
 
-def seed_parts_from_results(out: str | Path, map_size: int) -> None:
+def _part_schema():
+    return _schema(ROW_COLUMNS | {"map_row": "int64"})
+
+
+def write_atomic(table, final: str | Path) -> Path:
+    """Write a Parquet table so that ``final`` never exists half written.
+
+    The table goes to ``final`` with a ``.tmp`` suffix, is synced to the disk, renamed over
+    ``final`` and the folder entry is synced: a kill or power cut at any moment leaves either
+    no ``final`` or the whole file.
+    """
+    _, pq = _pa()
+    final = Path(final)
+    tmp = final.with_suffix(".tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _sync_dir(final.parent)
+    return final
+
+
+def _sync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _read_part(path: Path, columns: Sequence[str] | None = None):
+    """A part file as a table in :func:`_part_schema` (``file_stamp`` null in parts written
+    before stamps existed), or None when it cannot be read."""
+    pa, pq = _pa()
+    try:
+        table = pq.read_table(path)
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+    schema = _part_schema()
+    if "file_stamp" not in table.column_names:
+        table = table.append_column("file_stamp", pa.nulls(table.num_rows, pa.string()))
+    try:
+        table = table.select(schema.names).cast(schema)
+    except (KeyError, ValueError, pa.ArrowException):
+        return None
+    return table.select(list(columns)) if columns else table
+
+
+def seed_parts_from_results(out: str | Path, map_size: int) -> list[str]:
     """Turn a finished folder's ``results.parquet`` + ``maps.npy`` back into parts.
 
     Used when a finished scan is rerun on a folder that has new images: the old rows are kept
-    and only the new images are computed.
+    and only the new images are computed. Finished tables that cannot be read are left
+    alone (every image is then computed again).
+
+    Returns:
+        Notes: one sentence when the finished tables could not be used.
     """
-    _, pq = _pa()
+    pa, pq = _pa()
     out = Path(out)
     parts = out / PARTS_DIR
-    parts.mkdir(parents=True, exist_ok=True)
-    table = pq.read_table(out / RESULTS_FILE).select(list(ROW_COLUMNS))
-    maps = np.load(out / MAPS_FILE, mmap_mode="r")
+    try:
+        table = pq.read_table(out / RESULTS_FILE)
+        maps = np.load(out / MAPS_FILE, mmap_mode="r")
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES):
+            raise
+        return [f"The earlier results in {out} could not be read; every image is scanned again."]
     if maps.shape[1:] != (map_size, map_size) or len(maps) != table.num_rows:
-        raise HookScopeError(f"{out} holds maps that do not match its table; pick a new --out.")
+        return [f"The earlier maps in {out} do not match its table; every image is scanned again."]
+    if "file_stamp" not in table.column_names:
+        table = table.append_column("file_stamp", pa.nulls(table.num_rows, pa.string()))
+    table = table.select(list(ROW_COLUMNS))
+    parts.mkdir(parents=True, exist_ok=True)
     with open(parts / RAW_MAPS, "wb") as fh:
         for a in range(0, len(maps), 1024):
             fh.write(np.ascontiguousarray(maps[a : a + 1024], dtype=np.float16).tobytes())
-    pa, _ = _pa()
+        fh.flush()
+        os.fsync(fh.fileno())
     table = table.append_column("map_row", pa.array(np.arange(table.num_rows), pa.int64()))
-    pq.write_table(table, parts / "part-000000.parquet")
+    write_atomic(table.cast(_part_schema()), parts / "part-000000.parquet")
+    return []
 
 
 def read_parts(out: str | Path):
-    """All committed rows of ``OUT/parts`` as one Arrow table sorted by path (first copy kept)."""
-    pa, pq = _pa()
+    """All committed rows of ``OUT/parts`` as one Arrow table sorted by path.
+
+    A path written twice (an image computed again after it changed) keeps its last row;
+    unreadable parts are skipped (:class:`ScanWriter` sets them aside when it opens).
+    """
+    pa, _ = _pa()
     files = sorted((Path(out) / PARTS_DIR).glob("part-*.parquet"))
-    schema = _schema(ROW_COLUMNS | {"map_row": "int64"})
-    if not files:
-        return schema.empty_table()
-    table = pa.concat_tables([pq.read_table(f).cast(schema) for f in files])
-    paths = table.column("path").to_pylist()
+    tables = [t for t in (_read_part(f) for f in files) if t is not None]
+    if not tables:
+        return _part_schema().empty_table()
+    table = pa.concat_tables(tables)
     keep: dict[str, int] = {}
-    for k, p in enumerate(paths):
-        keep.setdefault(p, k)
+    for k, p in enumerate(table.column("path").to_pylist()):
+        keep[p] = k  # later rows win
     return table.take(pa.array([keep[p] for p in sorted(keep)], pa.int64()))
 
 
+@_writes
 def finalize(out: str | Path, map_size: int, keep: Iterable[str] | None = None, chunk: int = 1024):
     """Write ``results.parquet`` (no cluster columns yet) and ``maps.npy`` from the parts.
 
@@ -287,6 +573,7 @@ def finalize(out: str | Path, map_size: int, keep: Iterable[str] | None = None, 
     return table
 
 
+@_writes
 def write_results(out: str | Path, table, clusters: Mapping[str, np.ndarray] | None) -> Path:
     """Write ``results.parquet``: the row columns plus ``cluster``, ``x``, ``y``.
 
@@ -296,7 +583,7 @@ def write_results(out: str | Path, table, clusters: Mapping[str, np.ndarray] | N
         clusters: ``{"cluster": int (N,), "x": (N,), "y": (N,)}`` with -1 / NaN for rows
             without one, or None for all null.
     """
-    pa, pq = _pa()
+    pa, _ = _pa()
     table = table.select(list(ROW_COLUMNS)).cast(_schema(ROW_COLUMNS))
     n = table.num_rows
     for name, typ in CLUSTER_COLUMNS.items():
@@ -307,11 +594,7 @@ def write_results(out: str | Path, table, clusters: Mapping[str, np.ndarray] | N
             missing = v < 0 if name == "cluster" else ~np.isfinite(v)
             col = pa.array(v.astype(typ), pa.type_for_alias(typ), mask=missing)
         table = table.append_column(name, col)
-    path = Path(out) / RESULTS_FILE
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(table, Path(out) / RESULTS_FILE)
 
 
 def remove_parts(out: str | Path) -> None:
@@ -374,6 +657,7 @@ class ClusterInfo:
         )
 
 
+@_writes
 def write_clusters(out: str | Path, clusters: Iterable[ClusterInfo]) -> Path:
     """Write ``clusters.json`` (a list, largest cluster first)."""
     path = Path(out) / CLUSTERS_FILE
@@ -490,15 +774,21 @@ def open_scan(folder: str | Path) -> ScanOutputs:
     Raises:
         HookScopeError: The folder has no scan results.
     """
-    _, pq = _pa()
+    pa, pq = _pa()
     folder = Path(folder)
     settings = read_settings(folder)
     if settings is None or not (folder / RESULTS_FILE).is_file():
         raise HookScopeError(
             f"{folder} holds no scan results (results.parquet and scan.json); run scan first."
         )
-    table = pq.read_table(folder / RESULTS_FILE)
-    maps = np.load(folder / MAPS_FILE, mmap_mode="r")
+    try:
+        table = pq.read_table(folder / RESULTS_FILE)
+        maps = np.load(folder / MAPS_FILE, mmap_mode="r")
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise HookScopeError(
+            f"{folder} holds scan results that cannot be read ({type(exc).__name__}); run the "
+            "scan again into a new --out folder."
+        ) from exc
     if len(maps) != table.num_rows:
         raise HookScopeError(
             f"{folder}: maps.npy has {len(maps)} maps for {table.num_rows} rows; rerun the scan."

@@ -39,18 +39,21 @@ from hookscope.core.experiments.scan import (
 from hookscope.core.experiments.scan_ray import ray_batches
 from hookscope.core.io.scan_outputs import (
     CLUSTERS_FILE,
+    LOCK_FILE,
     MAPS_FILE,
     PARTS_DIR,
     RESULTS_FILE,
     SETTINGS_FILE,
     ClusterInfo,
     ScanWriter,
+    check_extras,
+    disk_errors,
     finalize,
+    lock_folder,
     mean_of,
     open_scan,
     read_settings,
     remove_parts,
-    seed_parts_from_results,
     update_settings,
     write_clusters,
     write_results,
@@ -77,6 +80,8 @@ class ScanSummary:
         complete: False when cancelled (the folder then holds the partial rows).
         seconds: Wall time of this run.
         images_per_s: ``computed`` / time spent computing them.
+        notes: Sentences on what the scan had to simplify or redo (all maps equal, more
+            clusters asked than different maps, unreadable parts, changed images).
     """
 
     out: Path
@@ -88,6 +93,7 @@ class ScanSummary:
     complete: bool
     seconds: float
     images_per_s: float
+    notes: tuple[str, ...] = ()
 
 
 def scan_job(
@@ -139,7 +145,8 @@ def scan_job(
         chunk_rows: Rows per part file.
 
     Raises:
-        HookScopeError: Bad options, an empty folder, or an output folder holding another scan.
+        HookScopeError: Bad options, an empty folder, a missing extra, an output folder holding
+            another scan or being written by one, a full or read-only disk.
         Cancelled: After writing the partial output, when the reporter was cancelled.
     """
     start = time.perf_counter()
@@ -147,6 +154,7 @@ def scan_job(
     spec = spec or loaded.input_spec
     n_classes = len(loaded.class_names) if loaded.class_names else None
     _check_options(method, map_size, batch_size, workers, clusters, limit)
+    check_extras(ray=bool(ray))  # before anything is created: no folder left "running"
     root = Path(images).expanduser().resolve()
     masks_root = Path(masks).expanduser().resolve() if masks else None
     if masks_root is not None and not masks_root.is_dir():
@@ -180,84 +188,88 @@ def scan_job(
         "masks": str(masks_root) if masks_root else None,
         "reshape": None if reshape is None else str(reshape),
     }
-    _claim(out, identity)
-    write_settings(
-        out, identity, {"state": "running", "class_names": list(loaded.class_names or [])}
-    )
-    if (
-        not (out / PARTS_DIR).is_dir()
-        and (out / RESULTS_FILE).is_file()
-        and (out / MAPS_FILE).is_file()
-    ):
-        seed_parts_from_results(out, map_size)
-
-    writer = ScanWriter(out, map_size, chunk_rows)
-    todo = [i for i, p in enumerate(paths) if p not in writer.done_paths]
-    resumed = len(paths) - len(todo)
-    total = len(paths)
-    reporter.progress(resumed, total, "Scanning")
-    computed = 0
-    t0 = time.perf_counter()
+    # One scan per folder: a second one would interleave its parts with this one's. The lock
+    # is taken before the folder is judged, and released (by the system, too) when this ends.
+    lock = lock_folder(out)
     try:
-        if todo:
-            batches = _batches(
-                loaded,
-                paths,
-                todo,
-                ray=ray,
-                root=root,
-                spec=spec,
-                masks_root=masks_root,
-                labels=labels,
-                layer=layer,
-                method=method,
-                target=target,
-                map_size=map_size,
-                batch_size=batch_size,
-                workers=workers,
-                reshape=reshape,
-            )
-            for arr in batches:
-                writer.add(_rows(arr, paths, labels, loaded.class_names), arr["maps"])
-                computed += len(arr["i"])
-                reporter.progress(resumed + computed, total, "Scanning")
-        writer.close()
-    except (Cancelled, KeyboardInterrupt):
-        writer.close()
-        table = finalize(out, map_size, paths)
-        update_settings(out, state="partial", rows=table.num_rows)
+        _claim(out, identity)
+    except HookScopeError:
+        lock.release(discard=True)
         raise
-    except BaseException:
-        writer.close()
-        raise
-    rate = computed / max(time.perf_counter() - t0, 1e-9)
+    with lock, disk_errors(out):
+        write_settings(
+            out, identity, {"state": "running", "class_names": list(loaded.class_names or [])}
+        )
+        writer = ScanWriter(out, map_size, chunk_rows, images_root=root)  # seeds a finished one
+        todo = [i for i, p in enumerate(paths) if p not in writer.done_paths]
+        resumed = len(paths) - len(todo)
+        total = len(paths)
+        reporter.progress(resumed, total, "Scanning")
+        computed = 0
+        t0 = time.perf_counter()
+        try:
+            if todo:
+                batches = _batches(
+                    loaded,
+                    paths,
+                    todo,
+                    ray=ray,
+                    root=root,
+                    spec=spec,
+                    masks_root=masks_root,
+                    labels=labels,
+                    layer=layer,
+                    method=method,
+                    target=target,
+                    map_size=map_size,
+                    batch_size=batch_size,
+                    workers=workers,
+                    reshape=reshape,
+                )
+                for arr in batches:
+                    writer.add(_rows(arr, paths, labels, loaded.class_names), arr["maps"])
+                    computed += len(arr["i"])
+                    reporter.progress(resumed + computed, total, "Scanning")
+            writer.close()
+        except (Cancelled, KeyboardInterrupt):
+            writer.close()
+            table = finalize(out, map_size, paths)
+            update_settings(out, state="partial", rows=table.num_rows)
+            raise
+        except BaseException:
+            writer.close()
+            raise
+        rate = computed / max(time.perf_counter() - t0, 1e-9)
 
-    reporter.progress(total, total, "Clustering")
-    table = finalize(out, map_size, paths)
-    n_clusters, n_err, how = _cluster(out, table, clusters, colorize)
-    update_settings(
-        out,
-        state="complete",
-        embedding=how,
-        rows=table.num_rows,
-        errors=n_err,
-        clusters=n_clusters,
-        images_per_s=rate,
-    )
-    remove_parts(out)
-    reporter.progress(total, total, "Writing the report")
-    write_report(open_scan(out), colorize=colorize, cluster_colors=cluster_colors)
-    return ScanSummary(
-        out=out,
-        rows=table.num_rows,
-        errors=n_err,
-        computed=computed,
-        resumed=resumed,
-        clusters=n_clusters,
-        complete=True,
-        seconds=time.perf_counter() - start,
-        images_per_s=rate,
-    )
+        reporter.progress(total, total, "Clustering")
+        table = finalize(out, map_size, paths)
+        n_clusters, n_err, how, notes = _cluster(out, table, clusters, colorize)
+        notes = (*writer.notes, *notes)
+        update_settings(
+            out,
+            state="complete",
+            notes=list(notes),
+            embedding=how,
+            rows=table.num_rows,
+            errors=n_err,
+            clusters=n_clusters,
+            images_per_s=rate,
+        )
+        remove_parts(out)
+        reporter.progress(total, total, "Writing the report")
+        write_report(open_scan(out), colorize=colorize, cluster_colors=cluster_colors)
+        return ScanSummary(
+            out=out,
+            rows=table.num_rows,
+            errors=n_err,
+            computed=computed,
+            resumed=resumed,
+            clusters=n_clusters,
+            complete=True,
+            seconds=time.perf_counter() - start,
+            images_per_s=rate,
+            notes=notes,
+        )
 
 
 def _check_options(method, map_size, batch_size, workers, clusters, limit) -> None:
@@ -283,7 +295,7 @@ def _claim(out: Path, identity: dict) -> None:
         raise HookScopeError(f"--out {out} is a file; give a folder.")
     old = read_settings(out) if out.is_dir() else None
     if old is None:
-        if out.is_dir() and any(out.iterdir()):
+        if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):
             raise HookScopeError(
                 f"The output folder {out} is not empty and holds no scan; pick a new or empty one."
             )
@@ -393,8 +405,14 @@ def _rows(arr: dict, paths: Sequence[str], labels, names) -> list[dict]:
     return rows
 
 
-def _cluster(out: Path, table, clusters, colorize: Callable | None) -> tuple[int, int, str]:
-    """SpRAy on the rows with a map; writes the cluster columns, PNGs and clusters.json."""
+def _cluster(
+    out: Path, table, clusters, colorize: Callable | None
+) -> tuple[int, int, str, tuple[str, ...]]:
+    """SpRAy on the rows with a map; writes the cluster columns, PNGs and clusters.json.
+
+    Returns:
+        Clusters, error rows, the embedding's name and SpRAy's notes.
+    """
     n = table.num_rows
     errors = table.column("error").to_pylist()
     ok = np.asarray([e is None for e in errors], bool)
@@ -442,7 +460,7 @@ def _cluster(out: Path, table, clusters, colorize: Callable | None) -> tuple[int
         for c in infos
     ]
     write_clusters(out, infos)
-    return len(infos), int((~ok).sum()), res.embedding
+    return len(infos), int((~ok).sum()), res.embedding, res.notes
 
 
 def _counts(values) -> dict:
