@@ -10,16 +10,16 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from hookscope.core.display.render import attribution_heat, attribution_map
-from hookscope.core.engine.outputs import CLASSES, output_kind
-from hookscope.core.engine.probe import eval_mode, model_device
-from hookscope.core.engine.targets import class_name, describe_target, logits_of, resolve_target
+from hookscope.core.engine.targets import class_name, describe_target
 from hookscope.core.errors import HookScopeError
 from hookscope.core.loading.images import to_display, to_tensor
-from hookscope.core.methods.attribution import ATTRIBUTION_METHODS, attribute
+from hookscope.core.methods.explainers import ATTRIBUTION, EXPLAINERS, explain, get
 from hookscope.core.reporting import Reporter
+
+METHODS = tuple(k for k, r in EXPLAINERS.items() if r.kind == ATTRIBUTION)
+"""The attribution methods of the explainer registry, in its order."""
 
 
 def attribution_params(method: str) -> tuple:
@@ -28,7 +28,7 @@ def attribution_params(method: str) -> tuple:
     They come from the registry, so the GUI form, the CLI and the method never disagree.
     """
 
-    return tuple(ATTRIBUTION_METHODS[method].params)
+    return tuple(get(method).params)
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ class AttributionResult:
         heat: |attribution| in [0, 1] (``core.display.render.attribution_heat``).
         target_prob: Softmax probability of the target class (None without class scores).
         target_label: One phrase naming the target ("class 3 (cat)", "detection 2 (dog)").
+        map01: The registry's (H, W) map in [0, 1] (``core.methods.explainers``: the channel
+            sum of |attribution|, min-max), what Trust and the Python API score and show.
     """
 
     method: str
@@ -65,6 +67,7 @@ class AttributionResult:
     heat: np.ndarray | None = None
     target_prob: float | None = None
     target_label: str = ""
+    map01: np.ndarray | None = None
 
 
 def attribution_job(
@@ -76,57 +79,45 @@ def attribution_job(
         reporter: Progress and cancel (passed to the method when it takes one).
         loaded: The :class:`~core.loading.models.LoadedModel`.
         image: A PIL image.
-        method: A key of ``core.methods.attribution.ATTRIBUTION_METHODS``.
+        method: An attribution of the explainer registry (:data:`METHODS`).
         params: Keyword parameters for the method (see :func:`attribution_params`).
         target: None (top-1), class index or name.
         spec: Input spec overriding ``loaded.input_spec``.
     """
-    if method not in ATTRIBUTION_METHODS:
+    entry = get(method)
+    if entry.kind != ATTRIBUTION:
         raise HookScopeError(
-            f"Unknown attribution method '{method}': use one of {', '.join(ATTRIBUTION_METHODS)}."
+            f"{method} is not an attribution method: use one of {', '.join(METHODS)}."
         )
     start = time.perf_counter()
     spec = spec or loaded.input_spec
-    reporter.progress(0, 1, f"{method}…")
+    reporter.progress(0, 1, f"{entry.name}…")
     x = to_tensor(image, spec)
-    # Resolve top-1 / names once here so the result can say which class it explains.
-    with torch.no_grad(), eval_mode(loaded.model):
-        output = loaded.model(x.to(model_device(loaded.model)))
-    # The whole output, so box:i, C@mask.png and similar:IMAGE resolve as in the probe.
-    kind = output_kind(output, loaded.class_names, loaded.model)
-    resolved = resolve_target(
-        target, output, loaded.class_names, model=loaded.model, spec=spec, kind=kind
-    )
-    logits = logits_of(output) if kind.kind == CLASSES else None
-    entry = ATTRIBUTION_METHODS[method]
     known = {p.name for p in entry.params}
     kwargs = {k: v for k, v in dict(params or {}).items() if k in known}
     kwargs = {k: v for k, v in kwargs.items() if v is not None}  # None = the method's default
     reporter.check()
-    out = attribute(
-        method,
+    # The registry resolves the target on the whole output (box:i, C@mask.png, similar:IMAGE
+    # as in the probe) and gives the probabilities of class scores.
+    e = explain(
         loaded.model,
         x,
-        resolved,
+        entry.name,
+        target=target,
         class_names=loaded.class_names,
-        spec=spec,
+        input_spec=spec,
         reporter=reporter,
+        probs=True,
         **kwargs,
     )
-    if isinstance(out, dict):  # e.g. {"attribution": ..., ...}
-        out = next(iter(out.values()))
-    if isinstance(out, torch.Tensor):
-        out = out.detach().float().cpu().numpy()
-    attr = np.asarray(out, dtype=np.float32)
-    if attr.ndim == 4:
-        attr = attr[0]
+    attr = e.raw
     reporter.progress(1, 1, "Done")
-    index = resolved if isinstance(resolved, int) else None
+    index = e.target if isinstance(e.target, int) else None
     prob = None
-    if index is not None and logits is not None:  # class scores only: never softmax a map
-        prob = float(torch.softmax(logits[0].float(), 0)[index])
+    if index is not None and e.probs is not None:  # class scores only: never softmax a map
+        prob = float(e.probs[index])
     return AttributionResult(
-        method=method,
+        method=entry.name,
         params=kwargs,
         signed=entry.signed,
         title=entry.title,
@@ -138,5 +129,6 @@ def attribution_job(
         map2d=attribution_map(attr, entry.signed),
         heat=attribution_heat(attr),
         target_prob=prob,
-        target_label=describe_target(resolved, loaded.class_names),
+        target_label=describe_target(e.target, loaded.class_names),
+        map01=e.map,
     )
