@@ -12,6 +12,8 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 KEY = "dialogs/last_dir"
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp *.tif *.tiff);;All files (*)"
+"""The file filter of every dialog that opens an image (docks share it from here, not a dock)."""
 
 
 def last_dir() -> str:

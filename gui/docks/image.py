@@ -30,7 +30,7 @@ from hookscope.gui.qtutil import pil_to_rgb, qimage_to_rgb, rgb_to_pixmap
 from hookscope.gui.widgets.overlay import PredictionView
 from hookscope.gui.widgets.picture import FittedPicture
 
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp *.tif *.tiff);;All files (*)"
+IMAGE_FILTER = filedialogs.IMAGE_FILTER
 
 
 class ImageDock(BaseDock):

@@ -31,13 +31,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from hookscope.core.demo import sample_paths
 from hookscope.core.errors import HookScopeError
 from hookscope.core.experiments.interventions import apply_image_edits, crop_to_mask
 from hookscope.core.jobs.experiments import before_after_job
 from hookscope.core.loading.images import load_image
 from hookscope.gui import filedialogs
 from hookscope.gui.docks.base import BaseDock, Panel
-from hookscope.gui.docks.image import IMAGE_FILTER, sample_paths
 from hookscope.gui.qtutil import pil_to_rgb
 from hookscope.gui.widgets.lab_canvas import LabCanvas
 from hookscope.gui.widgets.scroll import make_scrollable
@@ -178,7 +178,7 @@ class ImageLabDock(BaseDock):
     def _on_patch_combo(self, i: int) -> None:
         data = self.patch_combo.itemData(i)
         if data == "file":
-            path = filedialogs.open_file(self, "Object to paste", IMAGE_FILTER)
+            path = filedialogs.open_file(self, "Object to paste", filedialogs.IMAGE_FILTER)
             if path:
                 self.set_patch(path)
         elif data:

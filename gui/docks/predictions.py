@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
 from hookscope.core.engine.outputs import CLASSES, DENSE, DETECTIONS, EMBEDDING
 from hookscope.gui import filedialogs
 from hookscope.gui.docks.base import BaseDock
-from hookscope.gui.docks.image import IMAGE_FILTER
 from hookscope.gui.widgets.overlay import class_colour, is_background
 
 PROB_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -268,7 +267,7 @@ class PredictionsDock(BaseDock):
 
     def choose_reference(self) -> bool:
         """Ask for a reference image and explain the similarity to it (``similar:PATH``)."""
-        path = filedialogs.open_file(self, "Reference image", IMAGE_FILTER)
+        path = filedialogs.open_file(self, "Reference image", filedialogs.IMAGE_FILTER)
         return bool(path) and self.state.set_target_text(f"similar:{path}")
 
     def rows(self) -> list[tuple[int | str, str, float]]:
