@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from hookscope.core.cli import add_model_args, load_from_args, names, run_job
+from hookscope.core.cli.limits import MAX_STEPS, bounded
 from hookscope.core.jobs.evaluate import (
     DEFAULT_METHODS,
     SCORE,
@@ -41,7 +42,10 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--target", help="class index or name (default: top-1)")
     p.add_argument("--mask", help="ground-truth region (white on black) for pointing and energy")
     p.add_argument(
-        "--steps", type=int, default=DEFAULT_STEPS, help="deletion/insertion steps (default 96)"
+        "--steps",
+        type=bounded(1, MAX_STEPS),
+        default=DEFAULT_STEPS,
+        help=f"deletion/insertion steps, 1 to {MAX_STEPS} (default 96)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of ROAD's noise and of random")
     p.add_argument("--json", action="store_true", help="print JSON")

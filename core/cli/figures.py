@@ -22,6 +22,7 @@ from hookscope.core.cli import (
     reshape_value,
     run_job,
 )
+from hookscope.core.cli.limits import MAX_BATCH, bounded
 from hookscope.core.errors import HookScopeError
 
 FIGURE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
@@ -47,7 +48,12 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--method", default="gradcam", choices=list(CAM_METHODS), help="CAM method")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the map (0-1)")
     p.add_argument("--colormap", default="jet", help=f"colour map of the overlay: {maps}")
-    p.add_argument("--batch-size", type=int, default=32, help="ScoreCAM/AblationCAM batch")
+    p.add_argument(
+        "--batch-size",
+        type=bounded(1, MAX_BATCH),
+        default=32,
+        help=f"ScoreCAM/AblationCAM batch, 1 to {MAX_BATCH}",
+    )
     p.set_defaults(func=cmd_cam)
 
     p = subparsers.add_parser("attribute", help="input attributions; save PNG/SVG/NPZ")

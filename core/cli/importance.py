@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from hookscope.core.cli import add_model_args, load_from_args, run_job
+from hookscope.core.cli.limits import MAX_BATCH, bounded
 from hookscope.core.errors import HookScopeError
 from hookscope.core.jobs.experiments import importance_job
 from hookscope.core.loading.images import load_image
@@ -18,7 +19,12 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--layer", required=True, help="module whose channels are ablated")
     p.add_argument("--target", help="class index or name (default: top-1)")
     p.add_argument("--top", type=int, default=10, help="how many channels to list (default 10)")
-    p.add_argument("--batch-size", type=int, default=32, help="channels per forward pass")
+    p.add_argument(
+        "--batch-size",
+        type=bounded(1, MAX_BATCH),
+        default=32,
+        help=f"channels per forward pass, 1 to {MAX_BATCH}",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_importance)
 

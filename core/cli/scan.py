@@ -11,6 +11,7 @@ import sys
 from contextlib import contextmanager
 
 from hookscope.core.cli import CANCELLED_EXIT, add_model_args, cancel_on_sigint, load_from_args
+from hookscope.core.cli.limits import MAX_BATCH, MAX_MAP_SIZE, bounded
 from hookscope.core.errors import HookScopeError
 
 
@@ -36,8 +37,20 @@ def add_subcommand(subparsers) -> None:
     )
     p.add_argument("--masks", metavar="DIR", help="object masks at the same relative paths")
     p.add_argument("--out", metavar="DIR", help="output folder (default: scan-<DIR name>)")
-    p.add_argument("--map-size", type=int, default=64, metavar="S", help="stored map side (64)")
-    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per batch")
+    p.add_argument(
+        "--map-size",
+        type=bounded(4, MAX_MAP_SIZE),
+        default=64,
+        metavar="S",
+        help=f"stored map side, 4 to {MAX_MAP_SIZE} (64)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=bounded(1, MAX_BATCH),
+        default=32,
+        metavar="N",
+        help=f"images per batch, 1 to {MAX_BATCH}",
+    )
     p.add_argument(
         "--workers",
         type=int,
