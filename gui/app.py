@@ -38,6 +38,9 @@ class AppOptions:
         layers: Module names to hook, or None (the default rule).
         screenshot: Save the window to this PNG after the first run, then quit.
         restore_layout: Restore the dock layout the user left (QSettings).
+        session: A session file to open instead of ``model`` (``--session``); the code it
+            names runs only with ``trust_pickle`` / ``trust_factory`` (no dialog asks).
+        trust_factory: Let the session's ``file.py:factory`` run (``--trust-factory``).
     """
 
     model: Any = "demo"
@@ -48,6 +51,8 @@ class AppOptions:
     layers: tuple[str, ...] | None = None
     screenshot: str | None = None
     restore_layout: bool = True
+    session: str | None = None
+    trust_factory: bool = False
 
     @classmethod
     def from_args(cls, args) -> AppOptions:
@@ -65,6 +70,8 @@ class AppOptions:
             layers=tuple(layers) if layers else None,
             screenshot=shot,
             restore_layout=not shot,
+            session=getattr(args, "session", None),
+            trust_factory=bool(getattr(args, "trust_factory", False)),
         )
 
 
@@ -118,6 +125,13 @@ def start(state: AppState, window: MainWindow, options) -> None:
             state.load_image(path)
         else:
             state.set_image(drawn_image(), None)
+    if options.session:
+        from hookscope.gui import session_io
+
+        # The flags of this run decide what code the session may run; nothing asks.
+        trust = {"pickle": options.trust_pickle, "factory": options.trust_factory}
+        session_io.open_session(window, options.session, trust=trust)
+        return
     load = {
         "weights": options.weights,
         "trust_pickle": options.trust_pickle,

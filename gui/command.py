@@ -33,7 +33,22 @@ def _gui_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("app (no subcommand)")
     g.add_argument("--model", help="model to open (default: the built-in demo)")
     g.add_argument("--weights", help="state_dict file applied to the model")
-    g.add_argument("--trust-pickle", action="store_true", help="allow a pickled full model")
+    g.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow a pickled full model or weights file (unpickling runs code from the file)",
+    )
+    g.add_argument(
+        "--session",
+        metavar="JSON",
+        help="open a saved session (its factory or pickle runs only with --trust-factory / "
+        "--trust-pickle)",
+    )
+    g.add_argument(
+        "--trust-factory",
+        action="store_true",
+        help="let the --session's file.py:factory run (it executes that Python file)",
+    )
     g.add_argument("--image", help="image to open (default: a bundled sample)")
     g.add_argument("--layers", type=names, help="comma-separated module names to hook")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
