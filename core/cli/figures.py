@@ -31,8 +31,7 @@ FIGURE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
 def add_subcommand(subparsers) -> None:
     """Register ``cam`` and ``attribute`` (with ``set_defaults(func=...)``) on ``subparsers``."""
     from hookscope.core.display.colormaps import COLORMAPS
-    from hookscope.core.methods.attribution import ATTRIBUTION_METHODS
-    from hookscope.core.methods.cam import CAM_METHODS
+    from hookscope.core.methods import explainers
 
     maps = ", ".join(COLORMAPS)
     p = subparsers.add_parser("cam", help="class activation maps for layers; save PNG/SVG/NPZ")
@@ -45,7 +44,7 @@ def add_subcommand(subparsers) -> None:
         "larger than 1x1 whose map is not constant)",
     )
     p.add_argument("--reshape", type=reshape_value, default=None, help=RESHAPE_HELP)
-    p.add_argument("--method", default="gradcam", choices=list(CAM_METHODS), help="CAM method")
+    p.add_argument("--method", default="gradcam", choices=explainers.names(explainers.CAM))
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the map (0-1)")
     p.add_argument("--colormap", default="jet", help=f"colour map of the overlay: {maps}")
     p.add_argument(
@@ -58,13 +57,13 @@ def add_subcommand(subparsers) -> None:
 
     p = subparsers.add_parser("attribute", help="input attributions; save PNG/SVG/NPZ")
     _common(p)
-    p.add_argument("--method", required=True, choices=list(ATTRIBUTION_METHODS))
+    p.add_argument("--method", required=True, choices=explainers.names(explainers.ATTRIBUTION))
     p.add_argument(
         "--colormap", default="viridis", help=f"colour map of the |attribution| overlay: {maps}"
     )
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (0-1)")
     seen: dict[str, str] = {}
-    for m in ATTRIBUTION_METHODS.values():
+    for m in map(explainers.get, explainers.names(explainers.ATTRIBUTION)):
         for prm in m.params:
             flag = "--" + prm.name.replace("_", "-")
             if flag in seen:
@@ -207,11 +206,11 @@ def cmd_attribute(args) -> int:
     from hookscope.core.io.export import save_arrays
     from hookscope.core.jobs.attribution import attribution_job
     from hookscope.core.loading.images import load_image
-    from hookscope.core.methods.attribution import ATTRIBUTION_METHODS
+    from hookscope.core.methods.explainers import get
 
     out = _check_out(args.out)
     _check_display(args)
-    meth = ATTRIBUTION_METHODS[args.method]
+    meth = get(args.method)
     allowed = {p.name for p in meth.params}
     given = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
     extra = sorted(set(given) - allowed)

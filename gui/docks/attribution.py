@@ -1,7 +1,8 @@
 """Attribution dock: guided backprop, saliency, SmoothGrad, IG, occlusion… on the current image.
 
-The method list and each method's parameters come from ``core.methods.attribution`` (the parameter
-form is built from the method's signature). Run goes through the worker with progress and
+The method list and each method's parameters come from the explainer registry
+(``core.methods.explainers``, the attribution records; the form is built from their ``Param``
+tables). Run goes through the worker with progress and
 cancel; the result is numpy only.
 """
 
@@ -21,16 +22,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from hookscope.core.jobs.attribution import AttributionResult, attribution_job, attribution_params
+from hookscope.core.jobs.attribution import (
+    METHODS,
+    AttributionResult,
+    attribution_job,
+    attribution_params,
+)
+from hookscope.core.methods import explainers
 from hookscope.gui import figures
 from hookscope.gui.docks.base import BaseDock, Panel
 from hookscope.gui.widgets.job_control import DockJob
 from hookscope.gui.widgets.panes import ImagePane
-
-try:
-    from hookscope.core.methods.attribution import ATTRIBUTION_METHODS
-except ImportError:  # the engine is not in this build: the dock says so
-    ATTRIBUTION_METHODS = {}
 
 
 def _label(name: str) -> str:
@@ -132,8 +134,8 @@ class AttributionDock(BaseDock):
     def __init__(self, state, parent=None):
         super().__init__(state, parent)
         self.method_combo = QComboBox(self)
-        for key, entry in ATTRIBUTION_METHODS.items():
-            self.method_combo.addItem(entry.title, key)
+        for key in METHODS:
+            self.method_combo.addItem(explainers.get(key).title, key)
         self.method_combo.setToolTip("Attribution method")
         self.method_combo.currentIndexChanged.connect(lambda _: self._on_method(self.method))
         self.add_header_widget(QLabel("Method", self))
@@ -176,7 +178,7 @@ class AttributionDock(BaseDock):
         state.modelChanged.connect(self._on_model)
         for sig in (state.imageChanged, state.specChanged, state.targetChanged):
             sig.connect(lambda *_: self._mark_stale())
-        if ATTRIBUTION_METHODS:
+        if METHODS:
             self._on_method(self.method)
             self.status.setText("Press Run to compute the attribution.")
         else:
@@ -188,7 +190,7 @@ class AttributionDock(BaseDock):
         if not method:
             return
         self.form.layer_choices = self._map_layers()
-        self.form.build(attribution_params(method) if method in ATTRIBUTION_METHODS else ())
+        self.form.build(attribution_params(method) if method in METHODS else ())
 
     def _map_layers(self) -> list[str]:
         st = self.state

@@ -25,12 +25,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from hookscope.core.methods.cam import CAM_METHODS
+from hookscope.core.methods import explainers
 from hookscope.gui import figures
 from hookscope.gui.docks.base import BaseDock, Panel
 from hookscope.gui.widgets.panes import ImagePane
 
-SLOW_METHODS = ("scorecam", "ablationcam")
+METHODS = tuple(explainers.names(explainers.CAM))
+"""The CAM methods of the explainer registry, in its order."""
+SLOW_METHODS = tuple(k for k in METHODS if explainers.get(k).slow)
+"""Methods that cost many passes (the registry's ``cost``): progress counts channels."""
 PANE_MIN = 120
 """Smallest side of a CAM pane's image area (px): smaller, the dock scrolls."""
 BAR_W = 76
@@ -46,9 +49,9 @@ class CamDock(BaseDock):
     def __init__(self, state, parent=None):
         super().__init__(state, parent)
         self.method_combo = QComboBox(self)
-        self.method_combo.addItems(list(CAM_METHODS))
+        self.method_combo.addItems(list(METHODS))
         self.method_combo.setToolTip(
-            "CAM method (scorecam / ablationcam run one forward per channel: slow)"
+            f"CAM method ({' / '.join(SLOW_METHODS)} run one forward per channel: slow)"
         )
         self.method_combo.currentTextChanged.connect(self._on_method)
         self.add_header_widget(QLabel("Method", self))
@@ -155,7 +158,7 @@ class CamDock(BaseDock):
     def _sync_controls(self) -> None:
         st = self.state
         with QSignalBlocker(self.method_combo):
-            if st.cam_method in CAM_METHODS:
+            if st.cam_method in METHODS:
                 self.method_combo.setCurrentText(st.cam_method)
         with QSignalBlocker(self.cmap_combo):
             self.cmap_combo.setCurrentText(st.colormap)

@@ -9,27 +9,46 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QCheckBox, QLabel, QPushButton
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QLabel, QMenu, QPushButton, QToolButton
 
 from hookscope.core.jobs.experiments import sanity_job
+from hookscope.core.methods import explainers
 from hookscope.gui.docks.base import BaseDock, Panel
 from hookscope.gui.widgets.job_control import DockJob
 from hookscope.gui.widgets.panes import BACKGROUND, TEXT
 
 PENS = ((66, 133, 244), (219, 68, 55), (15, 157, 88), (244, 160, 0))
+METHODS = tuple(k for k, r in explainers.EXPLAINERS.items() if r.kind != explainers.CAM)
+"""Methods besides the current CAM (the registry's attributions and baselines)."""
+DEFAULT_CHECKED = ("guided-backprop",)
 
 
 class SanityDock(BaseDock):
-    """Run cascading randomisation for the current CAM method and guided backprop."""
+    """Run cascading randomisation for the current CAM method and the checked methods."""
 
     TITLE = "Sanity check"
     OBJECT_NAME = "SanityDock"
 
     def __init__(self, state, parent=None):
         super().__init__(state, parent)
-        self.gbp_box = QCheckBox("+ guided backprop", self)
-        self.gbp_box.setChecked(True)
-        self.add_header_widget(self.gbp_box)
+        self.methods_button = QToolButton(self)
+        self.methods_button.setText("+ methods")
+        self.methods_button.setToolTip(
+            "Methods checked beside the current CAM (the slow ones repeat for every step)"
+        )
+        self.methods_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.methods_button)
+        self.method_actions: dict[str, QAction] = {}
+        for name in METHODS:
+            rec = explainers.get(name)
+            action = QAction(f"{name} ({rec.cost})" if rec.slow else name, menu)
+            action.setCheckable(True)
+            action.setChecked(name in DEFAULT_CHECKED)
+            menu.addAction(action)
+            self.method_actions[name] = action
+        self.methods_button.setMenu(menu)
+        self.add_header_widget(self.methods_button)
         self.run_button = QPushButton("Run", self)
         self.run_button.setToolTip(
             "Randomise the layers from the output down and compare each map with the original"
@@ -66,11 +85,10 @@ class SanityDock(BaseDock):
         state.modelChanged.connect(self._clear)
 
     def methods(self) -> tuple[str, ...]:
-        """The current CAM method (when a CAM layer is set) and guided backprop if ticked."""
+        """The current CAM method (when a CAM layer is set) and the checked methods."""
         st = self.state
         out = [st.cam_method] if st.cam_method and st.cam_layers else []
-        if self.gbp_box.isChecked():
-            out.append("guided_backprop")
+        out += [k for k, a in self.method_actions.items() if a.isChecked()]
         return tuple(out)
 
     def run(self) -> int | None:
@@ -79,7 +97,7 @@ class SanityDock(BaseDock):
             return None
         methods = self.methods()
         if not methods:
-            self.note.setText("Tick a CAM layer or guided backprop to have something to check.")
+            self.note.setText("Tick a CAM layer or check a method to have something to check.")
             return None
         return self.job.submit(
             sanity_job,

@@ -114,7 +114,7 @@ def test_sanity_curve_has_a_point_per_step_and_the_weights_come_back(window, qtb
     qtbot.waitUntil(lambda: sanity.report is not None, timeout=RUN_TIMEOUT_MS)
 
     report = sanity.report
-    assert set(sanity.curves) == {"gradcam", "guided_backprop"}
+    assert set(sanity.curves) == {"gradcam", "guided-backprop"}
     for curve in sanity.curves.values():
         assert len(curve) == len(report.result.steps) > 5
     assert len(sanity.plot.getPlotItem().listDataItems()) == 2
