@@ -14,7 +14,7 @@ hold the engine and the app. The functions below import their parts on first use
 
 from __future__ import annotations
 
-__all__ = ["explain", "view"]
+__all__ = ["diagnose", "explain", "view", "watch"]
 
 
 def explain(model, image, method: str = "gradcam", **options):
@@ -35,3 +35,23 @@ def view(model, image=None, **options):
     from hookscope.gui.live import view as _view
 
     return _view(model, image, **options)
+
+
+def watch(model, out="runs/watch", every: int = 50, **options):
+    """Record training health around the user's own loop (``with hookscope.watch(...) as w``).
+
+    See :func:`hookscope.core.training.watch.watch` for the arguments.
+    """
+    from hookscope.core.training.watch import watch as _watch
+
+    return _watch(model, out, every, **options)
+
+
+def diagnose(run):
+    """The findings of a watched run, each one sentence (vanishing, exploding, dead units...).
+
+    See :func:`hookscope.core.training.diagnose.diagnose`.
+    """
+    from hookscope.core.training.diagnose import diagnose as _diagnose
+
+    return _diagnose(run)
