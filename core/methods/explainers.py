@@ -20,15 +20,19 @@ all list and run methods through :data:`EXPLAINERS`; a new method is one :func:`
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from PIL import Image
 
+from hookscope.core.display.colormaps import colorize
+from hookscope.core.display.figures import overlay
 from hookscope.core.display.render import magnitude_map
+from hookscope.core.engine.context import eval_mode, forward_model, model_device
 from hookscope.core.engine.outputs import CLASSES, output_kind
-from hookscope.core.engine.probe import eval_mode, forward_model, model_device
 from hookscope.core.engine.targets import describe_target, logits_of, resolve_target
 from hookscope.core.errors import HookScopeError
 from hookscope.core.loading.images import to_display
@@ -76,6 +80,8 @@ class Explanation:
             or the output is not class scores.
         target_label: One phrase naming the target ("class 3 (cat)").
         signed: True when the sign of ``raw`` matters (diverging colour map).
+        image: The input as the model sees it, uint8 (H, W, 3), when known (the overlay).
+        class_names: Names of the classes, when known (:meth:`to_frame`).
     """
 
     method: str
@@ -88,6 +94,47 @@ class Explanation:
     probs: np.ndarray | None = None
     target_label: str = ""
     signed: bool = False
+    image: np.ndarray | None = field(default=None, repr=False)
+    class_names: tuple[str, ...] | None = field(default=None, repr=False)
+
+    def overlay(self, cmap: str = "jet", alpha: float = 0.5) -> np.ndarray:
+        """The map coloured with ``cmap`` over the input, uint8 (H, W, 3) (the map alone when
+        the input image is unknown)."""
+        if self.image is None:
+            return colorize(self.map, cmap)
+        return overlay(self.image, self.map, cmap, alpha)
+
+    def _repr_png_(self) -> bytes:
+        """The overlay as PNG bytes: how a notebook shows an explanation."""
+        buf = io.BytesIO()
+        Image.fromarray(self.overlay()).save(buf, format="PNG")
+        return buf.getvalue()
+
+    def to_frame(self):
+        """The class probabilities as a pandas DataFrame (class, name, prob), most likely first.
+
+        Raises:
+            HookScopeError: pandas is missing, or the output has no class probabilities.
+        """
+        if self.probs is None:
+            raise HookScopeError(
+                "This explanation has no class probabilities (the model's output is not class "
+                "scores), so there is no table to make."
+            )
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise HookScopeError("to_frame needs pandas: pip install pandas.") from exc
+        p = np.asarray(self.probs, dtype=np.float64)
+        names = list(self.class_names or [])
+        order = np.argsort(-p, kind="stable")
+        return pd.DataFrame(
+            {
+                "class": order,
+                "name": [names[i] if i < len(names) else None for i in order],
+                "prob": p[order],
+            }
+        )
 
 
 @dataclass(frozen=True)
