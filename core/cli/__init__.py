@@ -51,6 +51,14 @@ def reshape_value(text: str) -> str:
     return text
 
 
+def count(text: str) -> int:
+    """Argparse type for a count of at least 1 (``--topk``, ``--top``); ASCII digits only."""
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdecimal()) or int(digits) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(digits)
+
+
 def names(text: str) -> list[str]:
     """Comma-separated names → list, blanks dropped."""
     return [s.strip() for s in text.split(",") if s.strip()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hookscope.core.cli import add_model_args, load_from_args, run_job
+from hookscope.core.cli import add_model_args, count, load_from_args, run_job
 from hookscope.core.cli.limits import MAX_BATCH, bounded
 from hookscope.core.errors import HookScopeError
 from hookscope.core.jobs.experiments import importance_job
@@ -18,7 +18,7 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--image", required=True)
     p.add_argument("--layer", required=True, help="module whose channels are ablated")
     p.add_argument("--target", help="class index or name (default: top-1)")
-    p.add_argument("--top", type=int, default=10, help="how many channels to list (default 10)")
+    p.add_argument("--top", type=count, default=10, help="how many channels to list (default 10)")
     p.add_argument(
         "--batch-size",
         type=bounded(1, MAX_BATCH),

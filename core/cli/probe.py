@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from hookscope.core.cli import TARGET_HELP, add_model_args, load_from_args, names, run_job
+from hookscope.core.cli import (
+    TARGET_HELP,
+    add_model_args,
+    count,
+    load_from_args,
+    names,
+    run_job,
+)
 from hookscope.core.errors import HookScopeError
 from hookscope.core.experiments.interventions import describe_edit, parse_edit_flag
 from hookscope.core.jobs.probe import probe_job
@@ -19,7 +26,7 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--image", required=True)
     p.add_argument("--layers", required=True, type=names, help="comma-separated module names")
     p.add_argument("--target", help=TARGET_HELP)
-    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--topk", type=count, default=5, help="how many classes to list (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON")
     _edit_args(p)
     p.set_defaults(func=cmd_probe)

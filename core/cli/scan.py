@@ -117,7 +117,7 @@ def cmd_scan(args) -> int:
 
     check_colormap(args.colormap)  # an unknown colour map fails now, not after the model loads
     clusters = args.clusters.strip().lower()
-    if clusters != "auto" and not clusters.isdigit():
+    if clusters != "auto" and not (clusters.isascii() and clusters.isdecimal()):
         raise HookScopeError(f"--clusters must be auto or a number, not {args.clusters}.")
     lm = load_from_args(args)
     layer = args.layer or suggest_layer(lm.model)

@@ -89,6 +89,7 @@ def output_kind(
                 return OutputKind(EMBEDDING, tuple(emb.shape), key)
         if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
             logits, name = output[0], "0"
+    _check_scores(logits)
         else:
             raise HookScopeError(
                 f"The model returned {_describe(output)}, not a tensor of class scores, a "
@@ -111,6 +112,27 @@ def output_kind(
         )
         return OutputKind(CLASSES, shape, name, note)
     raise HookScopeError(
+def _check_scores(t: torch.Tensor) -> None:
+    """One sentence for a main tensor no target can be read from (empty, complex, integer)."""
+    shape = tuple(t.shape)
+    if t.is_complex():
+        raise HookScopeError(
+            f"The model outputs complex numbers ({str(t.dtype).removeprefix('torch.')}, shape "
+            f"{shape}), which have no largest score to explain; make forward return real "
+            "scores (e.g. its .abs() or .real)."
+        )
+    if not t.is_floating_point():
+        raise HookScopeError(
+            f"The model outputs {str(t.dtype).removeprefix('torch.')} numbers (shape {shape}), "
+            "through which no gradient flows; make forward return float scores."
+        )
+    if t.numel() == 0 or (t.dim() > 1 and t.shape[1] == 0):
+        raise HookScopeError(
+            f"The model outputs an empty tensor of shape {shape}, so there is no score to "
+            "explain; make forward return at least one score per image."
+        )
+
+
         f"The model outputs a tensor of shape {shape}, which is neither class scores (N, K), "
         "a dense map (N, K, H, W) nor an embedding (N, D); make forward return one of those "
         "or pass a callable target."
@@ -159,6 +181,8 @@ class Prediction:
 
     index: int
     name: str | None
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise HookScopeError(f"The number of top classes to list must be at least 1, not {k}.")
     score: float
     label: int | None = None
     box: tuple[float, float, float, float] | None = None

@@ -202,6 +202,12 @@ class ActEdit(_Hooks):
         if on not in ("output", "input"):
             raise HookScopeError(f"An activation edit works on output or input, not '{on}'.")
         if op == "scale" and value is None:
+        if any(c < 0 for c in self.channels or ()):
+            # Python would wrap -1 to the last channel: an edit of a channel nobody named.
+            raise HookScopeError(
+                f"Channel {min(self.channels)} of '{layer}' does not exist: channels are "
+                "numbered from 0."
+            )
             raise HookScopeError("A scale edit needs a factor (value).")
         if op == "topk" and (k is None or int(k) < 0):
             raise HookScopeError("A top-k edit needs k, the number of channels to keep (≥ 0).")
@@ -256,7 +262,7 @@ class ActEdit(_Hooks):
         chans = list(range(n)) if self.channels is None else self.channels
         if not chans:
             return t
-        bad = [c for c in chans if not -n <= c < n]
+        bad = [c for c in chans if not 0 <= c < n]
         if bad:
             raise HookScopeError(
                 f"Layer '{self.layer}' has {n} channels (0 to {n - 1}), so channel {bad[0]} "
@@ -363,6 +369,8 @@ def parse_edit_flag(flag: str, text: str) -> dict:
     if flag == "ablate":
         layer, sep, chans = text.rpartition(":")
         try:
+        if min(channels) < 0:
+            raise HookScopeError(f"channels are numbered from 0, so '{text}' names none")
             channels = [int(c) for c in chans.split(",") if c.strip()]
         except ValueError:
             channels = []

@@ -14,6 +14,12 @@ from hookscope.core.loading.spec import InputSpec
 MAX_PIXELS = 80_000_000
 """Refuse images above this many pixels (decompression-bomb guard, ~9000×9000)."""
 
+MAX_ASPECT = 100
+"""Refuse images more than this many times wider than tall (or taller than wide): resizing
+a 400000×1 strip to a model's input would allocate gigabytes for one row of pixels."""
+NOTE_KEY = "hookscope.note"
+"""``Image.info`` key of a sentence about how the file was read (e.g. NaN pixels)."""
+
 Colour = tuple[int, int, int]
 
 
@@ -39,6 +45,11 @@ def load_image(path: str | Path) -> Image.Image:
                 )
             if w == 0 or h == 0:
                 raise HookScopeError(f"{path.name} has no pixels ({w}×{h}).")
+            if max(w, h) > MAX_ASPECT * min(w, h):
+                raise HookScopeError(
+                    f"{path.name} is {w}×{h} pixels, more elongated than HookScope opens "
+                    f"({MAX_ASPECT}:1); crop it to a less elongated shape first."
+                )
             img.seek(0)
             img = ImageOps.exif_transpose(img)
             return to_rgb(img)
@@ -59,15 +70,34 @@ def load_image(path: str | Path) -> Image.Image:
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB (alpha composited on white, 16-bit scaled down)."""
+    """Convert any PIL mode to 8-bit RGB (alpha composited on white, 16-bit scaled down).
+
+    A float image is stretched over its finite values; NaN or infinite pixels become black
+    and the result's ``info[NOTE_KEY]`` says how many (see :func:`image_notes`).
+    """
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        note = None
         if img.mode == "F":
-            lo, hi = float(arr.min()), float(arr.max())
-            arr, top = (arr - lo), (hi - lo) or 1.0
+            finite = np.isfinite(arr)
+            # One NaN would make the whole range NaN and the whole picture black.
+            lo, hi = (
+                (float(arr[finite].min()), float(arr[finite].max())) if finite.any() else (0, 0)
+            )
+            arr, top = np.where(finite, arr - lo, 0.0), (hi - lo) or 1.0
+            bad = int(arr.size - finite.sum())
+            if bad:
+                note = (
+                    f"{bad} of the image's {arr.size} pixels are NaN or infinite; they are "
+                    "shown black and left out of its value range."
+                )
+        else:
+            top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
         grey = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(grey, "L").convert("RGB")
+        out = Image.fromarray(grey, "L").convert("RGB")
+        if note:
+            out.info[NOTE_KEY] = note
+        return out
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -75,6 +105,12 @@ def to_rgb(img: Image.Image) -> Image.Image:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return img.convert("RGB")
+
+
+def image_notes(img: Image.Image) -> list[str]:
+    """Sentences about how the image was read (NaN pixels in a float TIFF), for run notes."""
+    note = getattr(img, "info", {}).get(NOTE_KEY)
+    return [note] if note else []
 
 
 def _fit(img: Image.Image, spec: InputSpec) -> Image.Image:
@@ -90,6 +126,12 @@ def _fit(img: Image.Image, spec: InputSpec) -> Image.Image:
     else:
         scale = max(h / img.height, w / img.width)
     new = (max(w, round(img.width * scale)), max(h, round(img.height * scale)))
+    if new[0] * new[1] > MAX_PIXELS:  # an in-memory strip (pasted, edited) not checked at load
+        raise HookScopeError(
+            f"The image is {img.width}×{img.height} pixels: resizing it for the model's "
+            f"{w}×{h} input would make {new[0]}×{new[1]}, more than HookScope allocates "
+            f"({MAX_PIXELS // 1_000_000} megapixels); crop it to a less elongated shape first."
+        )
     if new != img.size:
         img = img.resize(new, Image.BILINEAR)
     left, top = (img.width - w) // 2, (img.height - h) // 2

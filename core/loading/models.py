@@ -459,15 +459,24 @@ def _hf_input_spec(path: Path, config) -> InputSpec:
         except (OSError, ValueError) as exc:
             raise HookScopeError(f"{file} is not valid JSON: {_first_line(exc)}.") from exc
     vision = getattr(config, "vision_config", None) or config
-    default = int(getattr(vision, "image_size", 224) or 224)
-    size = _hw(pre.get("crop_size")) or _hw(pre.get("size")) or (default, default)
-    channels = int(getattr(vision, "num_channels", 3) or 3)
-    mean = tuple(pre.get("image_mean") or (0.5,) * channels)
-    std = tuple(pre.get("image_std") or (0.5,) * channels)
-    raw_size = pre.get("size")
-    shortest = raw_size.get("shortest_edge") if isinstance(raw_size, dict) else None
-    resize = int(shortest) if shortest and pre.get("do_center_crop") else None
-    return InputSpec(size, channels, mean, std, resize)
+    try:
+        if not isinstance(pre, dict):
+            raise HookScopeError(f"It holds a {type(pre).__name__}, not a JSON object.")
+        default = int(getattr(vision, "image_size", 224) or 224)
+        size = _hw(pre.get("crop_size")) or _hw(pre.get("size")) or (default, default)
+        channels = int(getattr(vision, "num_channels", 3) or 3)
+        mean = pre.get("image_mean") or (0.5,) * channels
+        std = pre.get("image_std") or (0.5,) * channels
+        raw_size = pre.get("size")
+        shortest = raw_size.get("shortest_edge") if isinstance(raw_size, dict) else None
+        resize = int(shortest) if shortest and pre.get("do_center_crop") else None
+        return InputSpec(size, channels, mean, std, resize)
+    except (HookScopeError, TypeError, ValueError) as exc:  # e.g. "size": 0 or "big"
+        text = str(exc).rstrip(".") if isinstance(exc, HookScopeError) else _first_line(exc)
+        raise HookScopeError(
+            f"The input size or normalisation in {path.name}/{file.name} (or its config) is "
+            f"not usable: {text[:1].lower()}{text[1:]}."
+        ) from None
 
 
 def _hw(value) -> tuple[int, int] | None:
@@ -560,7 +569,14 @@ def _load_factory(spec: str) -> LoadedModel:
     if not names and getattr(model, "config", None) is not None:
         names = _id2label(model.config)  # a Hugging Face model built by the factory
     spec_obj = getattr(model, "input_spec", None) or getattr(module, "INPUT_SPEC", None)
-    return LoadedModel(model, f"{path.stem}:{factory}", _names(names), _input_spec(spec_obj, model))
+    try:
+        spec_in = _input_spec(spec_obj, model)
+    except HookScopeError as exc:
+        text = str(exc)
+        raise HookScopeError(
+            f"The INPUT_SPEC of {path.name} is not usable: {text[:1].lower()}{text[1:]}"
+        ) from None
+    return LoadedModel(model, f"{path.stem}:{factory}", _names(names), spec_in)
 
 
 def _exit_sentence(who: str, exc: SystemExit) -> str:
@@ -739,16 +755,29 @@ def _input_spec(obj, model: nn.Module) -> InputSpec:
     if isinstance(obj, InputSpec):
         return obj
     if isinstance(obj, dict):
+        unknown = sorted(map(str, set(obj) - {"size", "channels", "mean", "std", "resize"}))
+        if unknown:
+            raise HookScopeError(
+                f"An input spec has no field '{unknown[0]}'; use size, channels, mean, std "
+                "and resize."
+            )
         size = obj.get("size", 224)
-        size = (size, size) if isinstance(size, int) else tuple(size)
-        ch = int(obj.get("channels", 3))
+        ch = obj.get("channels", 3)
+        if not isinstance(ch, int) or isinstance(ch, bool) or not 1 <= ch <= 64:
+            raise HookScopeError(
+                f"An input's channel count must be a whole number from 1 to 64, not {ch!r}."
+            )
         default_mean, default_std = _default_norm(ch)
         return InputSpec(
             size,
             ch,
-            tuple(obj.get("mean", default_mean)),
-            tuple(obj.get("std", default_std)),
+            obj.get("mean", default_mean),
+            obj.get("std", default_std),
             obj.get("resize"),
+        )
+    if obj is not None:
+        raise HookScopeError(
+            f'An input spec must be a dict such as {{"size": 224}}, not {type(obj).__name__}.'
         )
     ch = _first_conv_channels(model)
     mean, std = _default_norm(ch)

@@ -525,6 +525,13 @@ def attribute(
         raise HookScopeError(
             f"Unknown attribution method '{method}': use one of {', '.join(ATTRIBUTION_METHODS)}."
         )
+    for prm in ATTRIBUTION_METHODS[method].params:
+        value = options.get(prm.name)
+        # NaN would pass every range check below and quietly fill the map with NaN.
+        if prm.type is float and value is not None and not np.isfinite(float(value)):
+            raise HookScopeError(
+                f"The {prm.name} option of {method} must be a finite number, not {value}."
+            )
     func = ATTRIBUTION_METHODS[method].func
     accepted = inspect.signature(func).parameters
     return func(model, x, target, **{k: v for k, v in options.items() if k in accepted})
