@@ -273,7 +273,8 @@ def view(
     handle = LiveView(app, state, window, loaded)
     if saved is not None:
         _restore_when_loaded(window, saved)
-    if block and not ipython_qt_loop():
+    beside_notebook = start_ipython_loop()  # IPython: the loop runs between cells
+    if block and not beside_notebook:
         handle.run()
     return handle
 
@@ -388,12 +389,46 @@ def check_display() -> None:
     )
 
 
+def _ipython_shell():
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None else None
+
+
 def ipython_qt_loop() -> bool:
     """True inside IPython / Jupyter with a Qt event loop running (``%gui qt``)."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
+    shell = _ipython_shell()
     loop = getattr(shell, "active_eventloop", None) if shell is not None else None
     return bool(loop) and str(loop).startswith("qt")
+
+
+def start_ipython_loop() -> bool:
+    """Inside IPython / Jupyter, make sure Qt's loop runs between cells; True when it does.
+
+    As napari does: a notebook that did not type ``%gui qt`` (or whose ``%gui qt`` failed, see
+    :func:`_repair_ipython_qt`) gets it here, so the window lives beside the notebook instead
+    of blocking the kernel. Outside IPython this is False and nothing changes.
+    """
+    shell = _ipython_shell()
+    if shell is None or ipython_qt_loop():
+        return shell is not None
+    try:
+        _repair_ipython_qt()
+        shell.enable_gui("qt")
+    except Exception:  # whatever IPython says: fall back to running the loop in view()
+        return False
+    return ipython_qt_loop()
+
+
+def _repair_ipython_qt() -> None:
+    """Give IPython's Qt shim the QApplication that recent PySide6 (6.10) hides from it.
+
+    ``IPython.external.qt_for_kernel`` builds its ``QtGui`` by copying the ``__dict__`` of
+    PySide6's modules, which PySide6 fills lazily: a class nobody used yet is missing, so
+    ``%gui qt`` fails with "module 'PySide6.QtPrintSupport' has no attribute 'QApplication'".
+    """
+    shim = sys.modules.get("IPython.external.qt_for_kernel")
+    if shim is not None and not hasattr(shim.QtGui, "QApplication"):
+        shim.QtGui.QApplication = QApplication
 
 
 def remove_own_hooks(module) -> int:
