@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hookscope.core.engine.context import eval_mode, forward_model
 from hookscope.core.errors import HookScopeError
 
 NCHW, NHWC, TOKENS, NONE, UNKNOWN = "nchw", "nhwc", "tokens", "none", "unknown"
@@ -601,14 +602,8 @@ def analyse(model: nn.Module, x: torch.Tensor) -> ModelLayouts:
     hit = cached(model, x.shape)
     if hit is not None:
         return hit
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        with LayoutRecorder(model) as rec, torch.no_grad():
-            model(x[:1])
-    finally:
-        for m, mode in modes.items():
-            m.train(mode)
+    with eval_mode(model), LayoutRecorder(model) as rec, torch.no_grad():
+        forward_model(model, x[:1])
     report = rec.report(tuple(x[:1].shape))
     remember(model, x.shape, report)
     return report

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from hookscope.core.engine.context import main_tensor
+from hookscope.core.engine.context import output_field as _field
 from hookscope.core.errors import HookScopeError
 
 CLASSES, DENSE, DETECTIONS, EMBEDDING = "classes", "dense", "detections", "embedding"
@@ -52,14 +54,6 @@ def is_detections(output: Any) -> bool:
         and len(output) > 0
         and all(isinstance(o, Mapping) and "boxes" in o and "scores" in o for o in output)
     )
-
-
-def _field(output: Any, name: str):
-    if isinstance(output, Mapping):
-        value = output.get(name)
-    else:
-        value = getattr(output, name, None)
-    return value if isinstance(value, torch.Tensor) else None
 
 
 def output_kind(
@@ -143,20 +137,6 @@ def _describe(output: Any) -> str:
     if isinstance(output, Mapping):
         return f"a dict with keys {', '.join(map(str, list(output)[:5]))}"
     return type(output).__name__
-
-
-def main_tensor(output: Any, kind: OutputKind) -> torch.Tensor:
-    """The tensor the kind reads: scores, dense scores or embedding (not for detections)."""
-    if kind.kind == DETECTIONS:
-        raise HookScopeError("A detection model has no single score tensor; use box:i targets.")
-    if kind.field in ("", None) and isinstance(output, torch.Tensor):
-        return output
-    if kind.field == "0":
-        return output[0]
-    value = _field(output, kind.field)
-    if value is None:
-        raise HookScopeError(f"The model output has no '{kind.field}' tensor this time.")
-    return value
 
 
 def batch_size(output: Any) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hookscope.core.engine.context import eval_mode, forward_model, main_tensor, model_device
 from hookscope.core.engine.hooks import HookSession, Record
 from hookscope.core.engine.outputs import (
     CLASSES,
@@ -20,7 +21,6 @@ from hookscope.core.engine.outputs import (
     OutputKind,
     Prediction,
     dense_mask,
-    main_tensor,
     output_kind,
     predictions,
 )
@@ -34,7 +34,6 @@ from hookscope.core.engine.targets import (
     target_scores,
 )
 from hookscope.core.errors import HookScopeError
-from hookscope.core.reporting import Cancelled
 
 DEFAULT_MAX_BYTES = 1 << 30
 """Records beyond 1 GiB are dropped (with a note) so a big model cannot exhaust memory."""
@@ -93,25 +92,6 @@ class ProbeResult:
     embedding: torch.Tensor | None = None
     target_score: float | None = None
     resolved_target: Any = None
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module):
-    """Run in eval mode, then give every submodule back its own training flag."""
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, mode in modes.items():
-            m.train(mode)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Device of the first parameter or buffer (CPU for a parameter-free model)."""
-    for t in [*model.parameters(), *model.buffers()]:
-        return t.device
-    return torch.device("cpu")
 
 
 def run_probe(
@@ -235,29 +215,6 @@ def _scores(output, kind: OutputKind):
         return t, torch.zeros(t.shape[0], 0), None, t[0].clone()
     logits = t.reshape(t.shape[0], -1)
     return logits, torch.softmax(logits, dim=1), None, None
-
-
-def forward_model(model: nn.Module, x: torch.Tensor):
-    """Call the model, turning its failures into one-sentence :class:`HookScopeError`."""
-    try:
-        return model(x)
-    except (HookScopeError, Cancelled):
-        raise
-    except RuntimeError as exc:
-        text = str(exc)
-        if "channels" in text or "size mismatch" in text or "shape" in text:
-            raise HookScopeError(
-                f"The model rejected an input of shape {tuple(x.shape)} "
-                f"({text.splitlines()[0][:160]}); check the input size and channel count."
-            ) from exc
-        raise HookScopeError(
-            f"The model's forward pass failed with RuntimeError: {text.splitlines()[0][:200]}."
-        ) from exc
-    except Exception as exc:
-        first = (str(exc).splitlines() or [""])[0][:200]
-        raise HookScopeError(
-            f"The model's forward pass failed with {type(exc).__name__}: {first}."
-        ) from exc
 
 
 def _check_output(output, kind: OutputKind) -> None:

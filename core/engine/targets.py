@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from hookscope.core.engine.context import eval_mode, forward_model, main_tensor, model_device
 from hookscope.core.engine.outputs import (
     CLASSES,
     DENSE,
@@ -32,7 +33,6 @@ from hookscope.core.engine.outputs import (
     OutputKind,
     dense_mask,
     is_detections,
-    main_tensor,
     output_kind,
 )
 from hookscope.core.errors import HookScopeError
@@ -226,14 +226,8 @@ def embed_image(model, path, spec, kind: OutputKind | None = None) -> torch.Tens
     """The model's embedding of an image file, (D,), detached."""
     from_spec = spec if spec is not None else InputSpec()
     x = to_tensor(load_image(path), from_spec)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(x.to(device))
-    finally:
-        model.train(was)
+    with eval_mode(model), torch.no_grad():
+        out = forward_model(model, x.to(model_device(model)))
     kind = kind or output_kind(out)
     return main_tensor(out, kind)[0].detach().float()
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from hookscope.core.engine.context import eval_mode, model_device
 from hookscope.core.engine.hooks import flatten_parts
 from hookscope.core.engine.layouts import Layout, LayoutRecorder, ModelLayouts, remember
 from hookscope.core.engine.outputs import OutputKind, output_kind
@@ -163,12 +164,7 @@ def _dry_run(model, nodes, spec, example, tree, class_names) -> str | None:
         return "TorchScript models do not run Python hooks, so shapes and call counts are unknown."
     if example is None:
         spec = spec or InputSpec()
-        try:
-            device = next(model.parameters()).device
-        except StopIteration:
-            device = torch.device("cpu")
-        example = torch.zeros(1, spec.channels, *spec.size, device=device)
-    modes = {m: m.training for m in model.modules()}
+        example = torch.zeros(1, spec.channels, *spec.size, device=model_device(model))
     handles = []
 
     def hook_for(name):
@@ -184,8 +180,7 @@ def _dry_run(model, nodes, spec, example, tree, class_names) -> str | None:
     try:
         for name, module in model.named_modules():
             handles.append(module.register_forward_hook(hook_for(name)))
-        model.eval()
-        with recorder, torch.no_grad():
+        with eval_mode(model), recorder, torch.no_grad():
             output = model(example)
         tree.layouts = recorder.report(tuple(example.shape))
         remember(model, example.shape, tree.layouts)
@@ -203,8 +198,6 @@ def _dry_run(model, nodes, spec, example, tree, class_names) -> str | None:
     finally:
         for h in handles:
             h.remove()
-        for m, mode in modes.items():
-            m.train(mode)
 
 
 # -- the default-layer rule: one place ---------------------------------------------------------

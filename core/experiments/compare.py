@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hookscope.core.engine.probe import eval_mode, forward_model, model_device
+from hookscope.core.engine.context import eval_mode, forward_model, model_device
 from hookscope.core.engine.targets import class_name, logits_of
 
 TopK = Sequence[tuple[int, str | None, float]]

@@ -15,12 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from hookscope.core.engine.context import eval_mode, forward_model, main_tensor, model_device
 from hookscope.core.engine.hooks import resolve_modules
 from hookscope.core.engine.outputs import CLASSES, output_kind
-from hookscope.core.engine.probe import eval_mode, forward_model, model_device
 from hookscope.core.engine.targets import Target, class_name, logits_of, resolve_target
 from hookscope.core.errors import HookScopeError
-from hookscope.core.experiments.interventions import main_tensor
 from hookscope.core.reporting import Reporter
 
 

@@ -25,18 +25,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from hookscope.core.engine.hooks import flatten_parts, resolve_modules
+from hookscope.core.engine.context import main_tensor
+from hookscope.core.engine.hooks import resolve_modules
 from hookscope.core.errors import HookScopeError
 from hookscope.core.loading.images import load_image, occlude, paste, solid, to_rgb
 
 GRAD_OPS = ("scale", "clip", "zero", "noise")
 ACT_OPS = ("zero", "scale", "mean", "topk")
-
-
-def main_tensor(obj: Any) -> torch.Tensor | None:
-    """The first tensor of a module output (the part HookScope calls ``output``)."""
-    parts = flatten_parts(obj)
-    return parts[0][1] if parts else None
 
 
 class _Hooks:

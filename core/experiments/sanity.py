@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from hookscope.core.engine.context import eval_mode, forward_model
 from hookscope.core.engine.hooks import resolve_modules
 from hookscope.core.engine.outputs import CLASSES, output_kind
-from hookscope.core.engine.probe import eval_mode, forward_model
 from hookscope.core.engine.targets import Target, logits_of, resolve_target
 from hookscope.core.errors import HookScopeError
 from hookscope.core.methods.explainers import CAM, explain, get

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hookscope.core.display.render import upsample
-from hookscope.core.engine.probe import eval_mode, model_device
+from hookscope.core.engine.context import eval_mode, model_device
 from hookscope.core.engine.targets import logits_of
 from hookscope.core.errors import HookScopeError
 from hookscope.core.loading.images import load_image, preprocess, to_tensor

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from hookscope.core.engine.probe import eval_mode, forward_model, model_device
+from hookscope.core.engine.context import eval_mode, forward_model, model_device
 from hookscope.core.engine.targets import class_name, logits_of, resolve_target
 from hookscope.core.errors import HookScopeError
 from hookscope.core.loading.images import load_image, preprocess, to_tensor

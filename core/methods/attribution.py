@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from hookscope.core.engine.probe import eval_mode, model_device
+from hookscope.core.engine.context import eval_mode, model_device
 from hookscope.core.engine.targets import Target, logits_of, resolve_target, target_scores
 from hookscope.core.errors import HookScopeError
 from hookscope.core.loading.spec import InputSpec

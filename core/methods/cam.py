@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hookscope.core.display.render import normalize
+from hookscope.core.engine.context import eval_mode, forward_model, model_device
 from hookscope.core.engine.guard import cancel_checks
 from hookscope.core.engine.hooks import hook_count, resolve_modules
 from hookscope.core.engine.layouts import (
@@ -33,10 +34,9 @@ from hookscope.core.engine.layouts import (
     remember,
 )
 from hookscope.core.engine.outputs import batch_size as output_batch_size
-from hookscope.core.engine.probe import eval_mode, model_device
 from hookscope.core.engine.targets import Target, logits_of, resolve_target, target_scores
 from hookscope.core.errors import HookScopeError
-from hookscope.core.reporting import Cancelled, Reporter, quiet
+from hookscope.core.reporting import Reporter, quiet
 
 Reshape = Callable[[torch.Tensor], torch.Tensor] | tuple[int, int] | str | Layout | None
 
@@ -674,7 +674,7 @@ def _forward(model, x, modules, with_grad, record_layouts=False):
         for name, module in modules.items():
             handles.append(module.register_forward_hook(make_hook(name)))
         torch.set_grad_enabled(False)
-        output = _call(model, x)
+        output = forward_model(model, x)
     finally:
         torch.set_grad_enabled(prev)
         for h in handles:
@@ -690,18 +690,6 @@ def _forward(model, x, modules, with_grad, record_layouts=False):
             "actually calls."
         )
     return output, captured
-
-
-def _call(model, x):
-    try:
-        return model(x)
-    except (HookScopeError, Cancelled, KeyboardInterrupt):
-        raise
-    except Exception as exc:
-        first = (str(exc).splitlines() or [""])[0][:200]
-        raise HookScopeError(
-            f"The model's forward pass failed with {type(exc).__name__}: {first}."
-        ) from exc
 
 
 def _backward(score, captured, names) -> dict[str, torch.Tensor]:

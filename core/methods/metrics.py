@@ -31,7 +31,7 @@ from scipy.ndimage import gaussian_filter
 from scipy.sparse.linalg import splu
 from torch import nn
 
-from hookscope.core.engine.probe import eval_mode, forward_model, model_device
+from hookscope.core.engine.context import eval_mode, forward_model, model_device
 from hookscope.core.engine.targets import logits_of
 from hookscope.core.errors import HookScopeError
 from hookscope.core.reporting import Reporter, quiet
