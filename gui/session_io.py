@@ -180,21 +180,15 @@ def _agree_to_code(window, session: Session, trust: dict | None) -> None:
     st = window.state
     if code is None or (st.loaded is not None and st.model_args.get("spec") == session.model):
         return  # nothing to run, or the model is already the one loaded (restore reuses it)
-    _, path = code
-    if trust is None:
-        agreed = ask(
-            window,
-            f"This session builds its model by running the Python file {path} "
-            f"({session.model}). Run it only if you trust where it came from. Run it?",
-        )
-    else:
-        agreed = bool(trust.get("factory"))
-    if not agreed:
-        flag = "" if trust is None else "; add --trust-factory if you trust it"
-        raise HookScopeError(
-            f"The session's model is built by running {path}, which was not allowed, so the "
-            f"session was not opened{flag}."
-        )
+    if trust is not None:
+        session.require_trust(bool(trust.get("factory")))
+        return
+    agreed = ask(
+        window,
+        f"This session builds its model by running the Python file {code[1]} "
+        f"({session.model}). Run it only if you trust where it came from. Run it?",
+    )
+    session.require_trust(agreed, hint="")
 
 
 def _edited_image(choices: dict, folder: Path):

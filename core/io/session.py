@@ -133,6 +133,23 @@ class Session:
             return ("factory", str(_file_part(spec)))
         return None
 
+    def require_trust(self, factory: bool, hint: str = "; add --trust-factory if you trust it"):
+        """Refuse, in one sentence, a session whose factory the person did not allow.
+
+        Args:
+            factory: The person's own say in this run (a flag, a dialog), never the file's.
+            hint: How to allow it, ending the sentence (the command line's flag by default).
+
+        Raises:
+            HookScopeError: The session names a factory and ``factory`` is False.
+        """
+        code = self.code_to_run()
+        if code is not None and not factory:
+            raise HookScopeError(
+                f"The session's model is built by running {_show(code[1], 200)[1:-1]}, which "
+                f"was not allowed, so the session was not opened{hint}."
+            )
+
     def drop_unknown_layers(self, names) -> list[str]:
         """Keep only layers and edits on modules ``names`` has; one sentence per dropped one.
 
