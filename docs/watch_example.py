@@ -52,7 +52,7 @@ def train(kind: str, out: str, steps: int = 60, every: int = 5) -> None:
     images, labels, _ = make_dataset("shortcut", 256, seed=5, size=SIZE)
     x, y = to_input(images), torch.from_numpy(labels)
     model = healthy_model() if kind == "healthy" else broken_model()
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     probe = x[:2]
     with hookscope.watch(model, out=out, every=every, probe=probe, probe_every=2) as w:  # watch
         for _ in range(steps):

@@ -21,7 +21,8 @@ VANISH_RECORDS = 3
 """...when it stays so for at least this many records (all of them in a shorter run)."""
 EXPLODE_GROWTH = 100.0
 EXPLODE_RECORDS = 5
-"""Exploding: the norm grows at least ``EXPLODE_GROWTH`` times within this many records."""
+"""Exploding: within this many records the norm rises ``EXPLODE_GROWTH`` times above the
+highest it had been before (or holds Inf / NaN)."""
 DEAD_SHARE = 0.9
 SATURATED_SHARE = 0.9
 STEADY_RECORDS = 3
@@ -57,15 +58,17 @@ def diagnose(run: str | Path | RunData) -> list[Finding]:
     return sorted(found, key=lambda f: (f.step, f.rule, order.get(f.layer, len(order)), f.layer))
 
 
-def _series(data: RunData, kind: str, column: str, combine: str = "mean"):
+def _series(data: RunData, kind: str, column: str, combine: str = "mean", values=None):
     """``(steps, layers, values (layers × steps))`` of one column; ranks merged by mean.
 
     ``combine="norm"`` joins a layer's parameters as the norm of their norms (the layer's
-    whole gradient norm); otherwise the mean.
+    whole gradient norm); otherwise the mean. ``values`` replaces the column's own values.
     """
     rows = data.rows(kind)
+    if values is not None:
+        rows = {**rows, column: values[data.columns["kind"] == kind]}
     steps = np.unique(rows["step"]).astype(int)
-    layers = list(dict.fromkeys(rows["module"]))
+    layers = [str(n) for n in dict.fromkeys(rows["module"])]
     values = np.full((len(layers), len(steps)), np.nan)
     if not len(steps):
         return steps, layers, values
@@ -101,7 +104,7 @@ def _vanishing(grads) -> list[Finding]:
     if not len(steps) or len(layers) < 2:
         return []
     with np.errstate(invalid="ignore"):
-        top = np.nanmax(np.where(np.isfinite(g), g, np.nan), axis=0)
+        top = np.where(np.isfinite(g), g, -np.inf).max(axis=0)
         low = g < VANISH_RATIO * top
     need = min(VANISH_RECORDS, len(steps))
     out = []
@@ -148,20 +151,23 @@ def _exploding(data: RunData, grads) -> list[Finding]:
         if layer in flagged:
             continue
         row = g[i]
-        for j in range(len(steps)):
-            window = row[j : j + EXPLODE_RECORDS]
-            if not np.isfinite(window[0]) or window[0] <= 0 or len(window) < 2:
+        for j in range(len(steps) - 1):
+            # Growth over the highest level seen so far: a recovery from a dip is not a blow-up.
+            before = np.nanmax(row[: j + 1]) if np.isfinite(row[: j + 1]).any() else np.nan
+            window = row[j + 1 : j + EXPLODE_RECORDS]
+            if not np.isfinite(before) or before <= 0 or not np.isfinite(window).any():
                 continue
-            growth = np.nanmax(window) / window[0]
+            growth = np.nanmax(window) / before
             if growth >= EXPLODE_GROWTH:
-                k = j + int(np.nanargmax(window))
+                k = j + 1 + int(np.nanargmax(window))
+                start = int(np.nanargmax(row[: j + 1]))
                 out.append(
                     Finding(
                         "exploding",
                         layer,
                         int(steps[k]),
                         f"Exploding gradients in {layer}: its gradient norm grew {growth:.0f}× "
-                        f"between steps {steps[j]} and {steps[k]}; clip it with a tensor hook.",
+                        f"between steps {steps[start]} and {steps[k]}; clip it with a tensor hook.",
                         _clip_hook(layer),
                     )
                 )
@@ -193,7 +199,13 @@ def _units(data: RunData, column: str, share: float, rule: str) -> list[Finding]
 
 
 def _update_ratio(data: RunData) -> list[Finding]:
-    steps, layers, r = _series(data, "param", "update_ratio")
+    """Per layer, ‖Δ all its parameters‖ / ‖all its parameters‖: a zero-initialised bias
+    alone would read as a huge ratio."""
+    delta = np.nan_to_num(data.columns["update_ratio"] * data.columns["weight_norm"])
+    steps, layers, d = _series(data, "param", "update_ratio", "norm", values=delta)
+    _, _, w = _series(data, "param", "weight_norm", "norm")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = d / w
     out = []
     for i, layer in enumerate(layers):
         finite = r[i][np.isfinite(r[i])]
