@@ -202,6 +202,9 @@ class LiveView:
         state, window = self.state, self.window
         state.cancel()
         state.worker.wait()  # no job may touch the module once close() returns
+        self._app.processEvents()  # the worker's last signals, while the docks still exist
+        state.blockSignals(True)  # then nothing reaches a deleted dock
+        state.worker.blockSignals(True)
         removed = remove_own_hooks(self.model)
         if removed:  # a bug in a job's cleanup: say so rather than hide it
             warnings.warn(f"HookScope removed {removed} hook(s) a job had left.", stacklevel=3)

@@ -277,7 +277,9 @@ class AppState(QObject):
     def set_input_size(self, h: int, w: int) -> None:
         """Change only the input size."""
         if self.input_spec is not None:
-            self.set_input_spec(replace(self.input_spec, size=(int(h), int(w)), resize=None))
+            # A typed size is a fixed size, also for a live module's native (own-size) spec.
+            spec = replace(self.input_spec, size=(int(h), int(w)), resize=None, native=False)
+            self.set_input_spec(spec)
 
     # -- choices ------------------------------------------------------------------------------
     def set_layers(self, layers: list[str]) -> None:

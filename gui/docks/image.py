@@ -201,7 +201,10 @@ class ImageDock(BaseDock):
             return False
         size = (self.height_box.value(), self.width_box.value())
         resize = spec.resize if size == tuple(spec.size) else None
-        self.state.set_input_spec(replace(spec, size=size, mean=mean, std=std, resize=resize))
+        native = spec.native and size == tuple(spec.size)  # a typed size is a fixed size
+        self.state.set_input_spec(
+            replace(spec, size=size, mean=mean, std=std, resize=resize, native=native)
+        )
         return True
 
     def reset_spec(self) -> None:
@@ -243,7 +246,10 @@ class ImageDock(BaseDock):
         if img is not None:
             name = Path(self.state.image_path).name if self.state.image_path else "pasted image"
             bits.append(f"{name}: {img.width}×{img.height}")
-        if spec is not None:
+        if spec is not None and spec.native:  # a live module given no input size
+            size = f"{img.height}×{img.width}" if img is not None else "its own size"
+            bits.append(f"model input {size} (the image's own size, no resize)")
+        elif spec is not None:
             how = f"resize {spec.resize}, crop" if spec.resize else "resize + centre crop"
             bits.append(f"model input {spec.size[0]}×{spec.size[1]} ({how})")
         self.info.setText(" → ".join(bits))

@@ -92,6 +92,10 @@ def test_view_gives_the_models_numbers_and_closes_leaving_it_untouched(qapp):
     assert r.cams["features.4"].dtype == np.float32
     assert np.abs(r.cams["features.4"] - maps["features.4"]).max() < 1e-6
     assert v.wait() is r  # the first run's result, kept
+    dock = next(d for d in v.window.docks if d.objectName() == "ImageDock")
+    assert "96×96 (the image's own size, no resize)" in dock.info.text()
+    v.state.set_input_size(64, 64)  # a typed size is a fixed size from then on
+    assert v.state.input_spec.size == (64, 64) and not v.state.input_spec.native
     v.close()
     assert v.closed and v.window is None and hook_count(model) == 0
     assert before.differences(fingerprint(model)) == []
