@@ -172,7 +172,7 @@ def cmd_cam(args) -> int:
         return code
     missing = [name for name in layers if name not in snap.cams]
     if missing:  # the app shows why as a note; here it is the error
-        raise HookScopeError(snap.notes[-1] if snap.notes else f"No CAM for layer {missing[0]}.")
+        raise HookScopeError(snap.cam_error or f"No CAM for layer {missing[0]}.")
     for note in snap.notes:  # flat maps, zero gradients: a finding, not a silent picture
         print(f"hookscope: note: {note}", file=sys.stderr)
     target = snap.target

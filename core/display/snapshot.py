@@ -7,6 +7,7 @@ only draws arrays and never runs torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,6 +16,7 @@ from hookscope.core.engine.outputs import OutputKind, Prediction
 from hookscope.core.engine.probe import ProbeResult, tensor_stats
 from hookscope.core.loading.images import to_display
 from hookscope.core.loading.spec import InputSpec
+from hookscope.core.reporting import Note, as_note
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,11 @@ class Snapshot:
         input_spec: The input spec used for preprocessing.
         seconds: Wall time of the whole job (probe + CAM + conversion).
         probe_seconds: Wall time of forward + backward only.
-        notes: Things the user should know.
+        notes: Things the user should know, each a :class:`~core.reporting.Note` (a sentence
+            with a ``kind``: ``flat-map``, ``cam-error``, ``target``, ``info``).
+        cam_error: Why the CAM failed (no maps; the probe's numbers are still good), or None.
+        resolved_target: The target as the probe resolved it (class index or ScoreTarget):
+            a click or another method reuses it without a second pass.
     """
 
     model_name: str
@@ -110,6 +116,13 @@ class Snapshot:
     embedding: np.ndarray | None = None
     cam_layouts: dict[str, str] = field(default_factory=dict)
     target_score: float | None = None
+    cam_error: str | None = None
+    resolved_target: Any = None
+
+    @property
+    def cam_notes(self) -> tuple[Note, ...]:
+        """The notes about the CAM: flat or zero maps, and why it failed."""
+        return tuple(n for n in self.notes if getattr(n, "kind", "") in ("flat-map", "cam-error"))
 
     def call(self, layer: str, call: int = 0) -> LayerCall | None:
         """The given call of ``layer``, or None when it was not recorded."""
@@ -193,8 +206,12 @@ def make_snapshot(
     cam_method: str | None = None,
     seconds: float | None = None,
     notes: tuple[str, ...] = (),
+    cam_error: str | None = None,
 ) -> Snapshot:
-    """Turn a probe result (and optional CAM maps) into a :class:`Snapshot`."""
+    """Turn a probe result (and optional CAM maps) into a :class:`Snapshot`.
+
+    Plain-string notes become ``info`` notes (the probe's), ``notes`` keep their kinds.
+    """
     return Snapshot(
         model_name=model_name,
         topk=list(result.topk),
@@ -210,7 +227,7 @@ def make_snapshot(
         input_spec=spec,
         seconds=result.seconds if seconds is None else seconds,
         probe_seconds=result.seconds,
-        notes=tuple(result.notes) + tuple(notes),
+        notes=tuple(as_note(n) for n in (*result.notes, *notes)),
         input_grad_norm=None if result.input_grad is None else float(result.input_grad.norm()),
         kind=result.kind,
         predictions=tuple(result.predictions),
@@ -220,4 +237,6 @@ def make_snapshot(
         embedding=None if result.embedding is None else result.embedding.numpy(),
         cam_layouts={k: str(v) for k, v in getattr(cams, "layouts", {}).items()},
         target_score=result.target_score,
+        cam_error=cam_error,
+        resolved_target=getattr(result, "resolved_target", None),
     )

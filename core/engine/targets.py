@@ -13,6 +13,7 @@ Grammar (CLI ``--target``, the app's target box, ``target="..."`` in the API):
 
 from __future__ import annotations
 
+import base64
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from hookscope.core.engine.outputs import (
 )
 from hookscope.core.errors import HookScopeError
 from hookscope.core.loading.images import load_image, to_tensor
+from hookscope.core.loading.masks import load_mask
 from hookscope.core.loading.spec import InputSpec
 
 Target = int | str | Callable[[torch.Tensor], torch.Tensor] | None
@@ -114,7 +116,7 @@ def resolve_target(
             return int(logits.reshape(logits.shape[0], -1)[0].argmax())
         return parse_target(request.value, class_names, kind.num_classes)
     if kind.kind == DENSE:
-        return _dense_target(request, output, kind, class_names)
+        return _dense_target(request, output, kind, class_names, spec)
     if kind.kind == DETECTIONS:
         if request.form not in ("box", "class") or (
             request.form == "class" and request.value is not None
@@ -173,7 +175,7 @@ def _wrong_form(request: TargetRequest, kind: OutputKind) -> str:
     return wrong_form(request.text, kind)
 
 
-def _dense_target(request, output, kind, class_names):
+def _dense_target(request, output, kind, class_names, spec=None):
     pred = dense_mask(output, kind)
     if request.form not in ("class", "region"):
         raise HookScopeError(_wrong_form(request, kind))
@@ -193,7 +195,7 @@ def _dense_target(request, output, kind, class_names):
     if at is not None:
         return RegionTarget.at(pred.numpy(), *at, category=c).resolve(class_names)
     if request.form == "region":
-        mask = load_mask(request.path, pred.shape)
+        mask = region_mask(request.path, spec, tuple(pred.shape))
         where = f"the region in {Path(request.path).name}"
     else:
         mask = (pred == c).float()
@@ -207,14 +209,16 @@ def _dense_target(request, output, kind, class_names):
     return DenseTarget(c, mask, class_name(c, class_names), where, text)
 
 
-def load_mask(path: str | Path, size: tuple[int, int]) -> torch.Tensor:
-    """A binary (H, W) float mask from an image file, resized (nearest) to ``size``."""
+def region_mask(path: str | Path, spec: InputSpec | None, grid: tuple[int, int]) -> torch.Tensor:
+    """The (h, w) float mask of ``C@mask.png`` on a dense output's grid.
+
+    The mask gets its photo's preprocessing (:func:`core.loading.masks.load_mask`), so it lands
+    on the same input pixels as the object it outlines; then the output grid's resampling.
+    Without a spec: the usual resize + centre crop straight to the grid.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise HookScopeError(f"Mask file {path} does not exist.")
-    img = load_image(path).convert("L")
-    arr = np.asarray(img.resize((size[1], size[0]), resample=0), dtype=np.uint8)
-    mask = torch.from_numpy((arr >= 128).astype(np.float32))
+    arr = load_mask(path, spec or InputSpec(size=grid), grid)
+    mask = torch.from_numpy(arr.astype(np.float32))
     if not mask.any():
         raise HookScopeError(
             f"The mask {path.name} is empty (no pixel >= 128); draw the region white."
@@ -496,6 +500,30 @@ class RegionTarget(str):
         path = Path(path)
         Image.fromarray(self.mask.astype(np.uint8) * 255).save(path)
         return path
+
+    def to_dict(self) -> dict:
+        """Compact JSON data: class, click, mask shape and its bits (packed, base64)."""
+        bits = base64.b64encode(np.packbits(self.mask.ravel()).tobytes()).decode("ascii")
+        return {
+            "class": self.category,
+            "row": self.row,
+            "col": self.col,
+            "shape": list(self.mask.shape),
+            "bits": bits,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RegionTarget:
+        """The region :meth:`to_dict` wrote; a damaged one is one sentence."""
+        try:
+            h, w = (int(v) for v in data["shape"])
+            packed = np.frombuffer(base64.b64decode(data["bits"]), dtype=np.uint8)
+            mask = np.unpackbits(packed)[: h * w].reshape(h, w)
+            return cls(int(data["class"]), mask, int(data["row"]), int(data["col"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HookScopeError(
+                "The saved region target is damaged; click the region again."
+            ) from exc
 
     def __eq__(self, other) -> bool:
         same = str.__eq__(self, other)

@@ -568,7 +568,10 @@ def cam_from_probe(
         return None
     impl = CAM_METHODS[method]()
     names = list(dict.fromkeys(layers))
-    if not names or probe.dropped or probe.target is None:
+    # The probe's resolved target (a box, a region, a similarity) stands for it too: the
+    # records' gradients are of that score.
+    target = probe.target if probe.target is not None else getattr(probe, "resolved_target", None)
+    if not names or probe.dropped or target is None:
         return None
     if x.dim() != 4 or x.shape[0] != 1:
         return None
@@ -587,7 +590,7 @@ def cam_from_probe(
         _layer(model, n, modules[n], (r.output, r.call), r.grad_output, reshape, x.shape)
         for n, r in last.items()
     ]
-    run = Run(model, x, probe.target, float("nan"), 1, quiet())
+    run = Run(model, x, target, float("nan"), 1, quiet())
     return _maps(impl, run, layer_data)
 
 

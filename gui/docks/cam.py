@@ -230,11 +230,7 @@ class CamDock(BaseDock):
         snap = self.state.snapshot
         if snap is None:
             return []
-        own = getattr(snap, "cam_notes", None)
-        if own is not None:
-            return list(own)
-        words = [*snap.cams, *([snap.cam_method] if snap.cam_method else []), "CAM"]
-        return [n for n in snap.notes if any(w in n for w in words)]
+        return list(snap.cam_notes)  # typed: flat-map and cam-error notes
 
     def _show_status(self) -> None:
         snap, st = self.state.snapshot, self.state
