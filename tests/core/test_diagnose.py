@@ -93,6 +93,7 @@ def test_update_ratio_far_from_one_in_a_thousand_and_a_nan_loss():
             "param": "a.w",
             "grad_norm": 1.0,
             "update_ratio": r,
+            "weight_norm": 2.0,
         }
         for j, r in enumerate([0.3, 0.5, 0.4])
     ] + [{"step": j, "kind": "loss", "loss": v} for j, v in enumerate([1.0, 0.5, np.nan])]
