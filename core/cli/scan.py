@@ -155,4 +155,6 @@ def cmd_scan(args) -> int:
         f"{summary.clusters} clusters"
     )
     print(f"wrote {summary.out}/results.parquet, maps.npy, clusters.json, report.html")
+    for note in summary.notes:  # degenerate maps, recomputed images: said, not hidden
+        print(f"note: {note}")
     return 0

@@ -412,7 +412,9 @@ class ScanWriter:
         self._rows = []
 
     def close(self) -> None:
-        """Flush and close the raw map file."""
+        """Flush and close the raw map file (a second call does nothing)."""
+        if self._raw.closed:
+            return
         try:
             self.flush()
         finally:

@@ -547,6 +547,7 @@ class DatasetDock(BaseDock):
             f"Scanned {summary.rows} images ({summary.computed} computed{resumed}{unreadable})"
             f"{rate} in {summary.seconds:.1f} s; {summary.clusters} clusters, written to "
             f"{summary.out.name} (the Output folder)."
+            + "".join(f" {note}" for note in summary.notes)
         )
 
     def _on_cancelled(self) -> None:
