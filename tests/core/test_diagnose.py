@@ -114,3 +114,21 @@ def test_the_broken_example_is_flagged_and_the_healthy_one_is_not(tmp_path, monk
     assert dg.diagnose(tmp_path / "healthy") == []
     assert read_run(tmp_path / "healthy").probes[0][1].shape == (2, 48, 48)
     assert "Probes stopped at step 0" in read_run(tmp_path / "broken").info["probe_note"]
+
+
+def test_the_cli_prints_each_finding_as_one_line(tmp_path, capsys):
+    from hookscope.core.training.store import write_chunk, write_run_json
+    from hookscope.gui.command import main
+
+    rows = grads({"a": [1e-6] * 3, "c": [1.0] * 3})
+    write_run_json(tmp_path, {"model": "Net", "layers": ["a", "c"]})
+    write_chunk(
+        tmp_path, 0, 0, [*rows, *({"step": 10 * j, "kind": "loss", "loss": 1.0} for j in range(3))]
+    )
+    assert main(["diagnose", str(tmp_path), "--hooks"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{tmp_path}: Net, steps 0-20, 1 finding(s)"
+    assert out[1].startswith("- Vanishing gradients in a: from step 0")
+    assert out[2] == '    p = model.get_submodule("a").weight'
+    assert main(["diagnose", str(tmp_path / "nope")]) == 2
+    assert "has no run.json" in capsys.readouterr().err
