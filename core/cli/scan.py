@@ -111,7 +111,7 @@ def _progress():
 def cmd_scan(args) -> int:
     """``scan``: run :func:`core.jobs.scan.scan_job` and print where the outputs are."""
     from hookscope.core.display.colormaps import check_colormap
-    from hookscope.core.jobs.scan import scan_job
+    from hookscope.core.jobs.scan import ScanSettings, scan_job
     from hookscope.core.methods.cam import suggest_layer
     from hookscope.core.reporting import Cancelled
 
@@ -120,27 +120,24 @@ def cmd_scan(args) -> int:
     if clusters != "auto" and not (clusters.isascii() and clusters.isdecimal()):
         raise HookScopeError(f"--clusters must be auto or a number, not {args.clusters}.")
     lm = load_from_args(args)
-    layer = args.layer or suggest_layer(lm.model)
+    settings = ScanSettings(
+        args.images,
+        args.layer or suggest_layer(lm.model),
+        method=args.method,
+        target=args.target,
+        masks=args.masks,
+        out=args.out,
+        map_size=args.map_size,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        clusters=clusters,
+        limit=args.limit,
+        ray=args.ray,
+        model_spec=args.model,
+    )
     try:
         with _progress() as reporter:
-            summary = scan_job(
-                reporter,
-                lm,
-                args.images,
-                layer,
-                method=args.method,
-                target=args.target,
-                masks=args.masks,
-                out=args.out,
-                map_size=args.map_size,
-                batch_size=args.batch_size,
-                workers=args.workers,
-                clusters=clusters if clusters == "auto" else int(clusters),
-                limit=args.limit,
-                ray=args.ray,
-                model_spec=args.model,
-                colormap=args.colormap,
-            )
+            summary = scan_job(reporter, lm, settings, colormap=args.colormap)
     except (Cancelled, KeyboardInterrupt):
         print(
             "hookscope: cancelled; the rows so far are in the output folder, and running the "

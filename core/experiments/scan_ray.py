@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from hookscope.core.errors import HookScopeError
-from hookscope.core.experiments.scan import collate, decode_item, scan_decoded, spec_from_dict
-from hookscope.core.loading.spec import InputSpec
+from hookscope.core.experiments.scan import collate, decode_item, scan_decoded
+from hookscope.core.experiments.scan_settings import ScanSettings
 
 # The folder holding the ``core`` package (this checkout).
 _CODE_ROOT = Path(__file__).resolve().parents[2]
@@ -37,78 +37,62 @@ def _ray():
 
 
 class ScanActor:
-    """One Ray actor: holds the model, decodes and scans the batches it is given."""
+    """One Ray actor: holds the model, decodes and scans the batches it is given.
 
-    def __init__(
-        self,
-        model,
-        root: str,
-        spec: dict,
-        masks_root: str | None,
-        layer: str,
-        method: str,
-        target,
-        map_size: int,
-        reshape,
-    ):
+    Args:
+        model: The ``nn.Module`` (a copy in the actor's process).
+        settings: :meth:`ScanSettings.to_dict` of the scan's resolved settings.
+    """
+
+    def __init__(self, model, settings: dict):
         import ray
 
         self.model = model
         if ray.get_gpu_ids() and torch.cuda.is_available():
             self.model = self.model.to("cuda")
-        self.root = root
-        self.spec = spec_from_dict(spec)
-        self.masks_root = masks_root
-        self.layer, self.method, self.target = layer, method, target
-        self.map_size, self.reshape = map_size, reshape
+        self.s = ScanSettings.from_dict(settings)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        s = self.s
         items = [
-            {"i": int(i)} | decode_item(self.root, str(rel), self.spec, self.masks_root)
+            {"i": int(i)} | decode_item(s.images, str(rel), s.spec, s.masks)
             for i, rel in zip(batch["i"], batch["path"])
         ]
         labels = np.asarray(batch["label"], np.int64)
         out = scan_decoded(
             self.model,
             collate(items),
-            self.layer,
-            self.method,
-            self.target,
+            s.layer,
+            s.method,
+            s.target,
             labels=labels if (labels >= 0).any() else None,
-            map_size=self.map_size,
-            reshape=self.reshape,
+            map_size=s.map_size,
+            reshape=s.reshape,
         )
         out["error"] = out["error"].astype(str)
         return out
 
 
 def ray_batches(
-    address: str,
+    settings: ScanSettings,
     model,
-    root: str | Path,
     paths: Sequence[str],
     todo: Sequence[int],
-    spec: InputSpec,
-    *,
-    masks_root: str | Path | None,
     labels: Sequence[int] | None,
-    layer: str,
-    method: str,
-    target,
-    map_size: int,
-    batch_size: int,
-    reshape=None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Scan ``paths[i]`` for ``i`` in ``todo`` on Ray; yields :func:`scan_decoded` columns.
 
     Args:
-        address: ``"local"`` starts a local runtime (2 CPUs, no dashboard), ``"auto"`` joins the
-            cluster this machine belongs to, anything else is a cluster address.
-        model: The ``nn.Module``, shipped to each actor with its constructor arguments.
+        settings: The scan's resolved settings; ``settings.ray`` is ``"local"`` (starts a
+            local runtime, 2 CPUs, no dashboard), ``"auto"`` (joins the cluster this machine
+            belongs to) or a cluster address.
+        model: The ``nn.Module``, shipped to each actor with the settings.
+        labels: Label per path (or None).
 
     The runtime is shut down at the end when this call started it.
     """
     ray = _ray()
+    address = settings.ray
     started = False
     if not ray.is_initialized():
         if address == "local":
@@ -138,21 +122,12 @@ def ray_batches(
         items = [
             {"i": int(i), "path": paths[i], "label": int(labels[i]) if labels else -1} for i in todo
         ]
-        ds = ray.data.from_items(items, override_num_blocks=max(1, len(items) // batch_size))
+        size = settings.batch_size
+        ds = ray.data.from_items(items, override_num_blocks=max(1, len(items) // size))
         ds = ds.map_batches(
             ScanActor,
-            fn_constructor_kwargs={
-                "model": model,
-                "root": str(root),
-                "spec": spec.to_dict(),
-                "masks_root": str(masks_root) if masks_root else None,
-                "layer": layer,
-                "method": method,
-                "target": target,
-                "map_size": map_size,
-                "reshape": reshape,
-            },
-            batch_size=batch_size,
+            fn_constructor_kwargs={"model": model, "settings": settings.to_dict()},
+            batch_size=size,
             batch_format="numpy",
             concurrency=gpus if gpus else max(1, cpus - 1),
             num_gpus=1 if gpus else 0,

@@ -1,12 +1,17 @@
 """The dataset scan job: every image of a folder → CAMs → SpRAy clusters → output folder.
 
-``scan_job(reporter, loaded, images, layer, ...)`` is what the ``scan`` command and the app's
-Dataset dock both run. It lists the folder, resumes what an earlier run of the same settings
-left in the output folder, computes the rest in batches (locally through a ``DataLoader``
-with decoding workers, or on Ray), writes rows and maps as they come, then clusters the maps
-and writes ``results.parquet``, ``maps.npy``, ``clusters.json`` and ``report.html``
-(:mod:`core.io.scan_outputs`). Cancel (or Ctrl+C) leaves a valid partial folder: the rows
-so far in ``results.parquet`` and ``maps.npy``, ``state: "partial"`` in ``scan.json``.
+``scan_job(reporter, loaded, settings)`` (a :class:`ScanSettings`) is what the ``scan``
+command and the app's Dataset dock both run. It lists the folder, resumes what an earlier run
+of the same settings left in the output folder, computes the rest in batches (locally through
+a ``DataLoader`` with decoding workers, or on Ray), writes rows and maps as they come, then
+clusters the maps and writes ``results.parquet``, ``maps.npy``, ``clusters.json`` and
+``report.html`` (:mod:`core.io.scan_outputs`). Cancel (or Ctrl+C) leaves a valid partial
+folder: the rows so far in ``results.parquet`` and ``maps.npy``, ``state: "partial"`` in
+``scan.json``.
+
+While it runs, every batch is handed to ``reporter.partial`` as a :class:`ScanChunk` (rows,
+maps, a provisional 2-D place from :class:`PreviewLayout`); :class:`LiveScan` gathers them
+into what the Dataset dock shows before the clusters exist.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import torch
 from hookscope.core.display.colormaps import DEFAULT_CMAP, check_colormap
 from hookscope.core.display.colormaps import colorize as colorize_map
 from hookscope.core.engine.guard import state_checksum
-from hookscope.core.engine.targets import class_name, parse_target
+from hookscope.core.engine.targets import class_name
 from hookscope.core.errors import HookScopeError
 from hookscope.core.experiments.scan import (
     ScanDataset,
@@ -33,10 +38,12 @@ from hookscope.core.experiments.scan import (
     decode_worker_init,
     folder_labels,
     list_images,
+    pool_maps,
     scan_decoded,
     spray,
 )
 from hookscope.core.experiments.scan_ray import ray_batches
+from hookscope.core.experiments.scan_settings import ScanSettings, app_batch_size
 from hookscope.core.io.scan_outputs import (
     CLUSTERS_FILE,
     LOCK_FILE,
@@ -45,6 +52,7 @@ from hookscope.core.io.scan_outputs import (
     RESULTS_FILE,
     SETTINGS_FILE,
     ClusterInfo,
+    ScanOutputs,
     ScanWriter,
     check_extras,
     disk_errors,
@@ -60,8 +68,10 @@ from hookscope.core.io.scan_outputs import (
     write_settings,
 )
 from hookscope.core.io.scan_report import write_mean_maps, write_report
-from hookscope.core.methods.cam import CAM_METHODS
-from hookscope.core.reporting import Cancelled, Reporter
+from hookscope.core.loading.spec import InputSpec
+from hookscope.core.reporting import Cancelled, Reporter, per_batch
+
+__all__ = ["LiveScan", "ScanChunk", "ScanSettings", "ScanSummary", "app_batch_size", "scan_job"]
 
 OUTPUT_FILES = (SETTINGS_FILE, RESULTS_FILE, MAPS_FILE, CLUSTERS_FILE, PARTS_DIR, "report.html")
 
@@ -96,53 +106,111 @@ class ScanSummary:
     notes: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ScanChunk:
+    """Rows a running scan just wrote, for a live view (``reporter.partial``).
+
+    Attributes:
+        rows: Result rows (:data:`~core.io.scan_outputs.ROW_COLUMNS` keys) of this batch.
+        maps: Their maps, float16 (n, S, S).
+        xy: A provisional 2-D place per row (:class:`PreviewLayout`), float32 (n, 2); NaN for
+            error rows. SpRAy's embedding replaces it when the scan ends.
+        relayout: New places of every row streamed so far, (N, 2), when the layout was refit;
+            else None.
+        done: Images done so far (resumed ones included).
+        total: Images in the scan.
+        resumed: Images taken from an earlier run (not streamed).
+    """
+
+    rows: tuple[dict, ...]
+    maps: np.ndarray
+    xy: np.ndarray
+    relayout: np.ndarray | None
+    done: int
+    total: int
+    resumed: int
+
+
+class PreviewLayout:
+    """A cheap 2-D place for each map while a scan runs, before SpRAy's embedding exists.
+
+    The first two principal components of the maps pooled to ``side``×``side``; the axes are
+    refit whenever the rows seen double, up to ``refit_max`` rows, then kept.
+    """
+
+    def __init__(self, side: int = 8, refit_max: int = 4096):
+        self.side, self.refit_max = side, refit_max
+        self._feats: list[np.ndarray] = []  # pooled maps of the first refit_max rows
+        self._ok: list[np.ndarray] = []
+        self.n = 0
+        self._next_fit = 2
+        self._mean: np.ndarray | None = None
+        self._axes: np.ndarray | None = None
+
+    def add(self, maps: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Place a batch of maps (``ok`` False: an error row, no place).
+
+        Returns:
+            ``(xy of these rows, xy of every row so far or None when the axes did not move)``.
+        """
+        feats = pool_maps(np.asarray(maps, np.float32), self.side)
+        ok = np.asarray(ok, bool)
+        relayout = None
+        if self.n < self.refit_max:
+            self._feats.append(feats)
+            self._ok.append(ok)
+        self.n += len(feats)
+        if self.n >= self._next_fit and self.n <= self.refit_max + len(feats):
+            self._next_fit = 2 * self.n
+            if self._fit():
+                relayout = self._place(np.concatenate(self._feats), np.concatenate(self._ok))
+        xy = self._place(feats, ok)
+        return xy, relayout
+
+    def _fit(self) -> bool:
+        f = np.concatenate(self._feats)[np.concatenate(self._ok)].astype(np.float64)
+        if len(f) < 2:
+            return False
+        self._mean = f.mean(0)
+        _, _, vt = np.linalg.svd(f - self._mean, full_matrices=False)
+        axes = np.zeros((2, f.shape[1]))
+        axes[: min(2, len(vt))] = vt[:2]
+        self._axes = axes
+        return True
+
+    def _place(self, feats: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        xy = np.full((len(feats), 2), np.nan, np.float32)
+        if self._axes is None:
+            xy[ok] = 0.0
+            return xy
+        xy[ok] = ((feats[ok] - self._mean) @ self._axes.T).astype(np.float32)
+        return xy
+
+
+@per_batch
 def scan_job(
     reporter: Reporter,
     loaded,
-    images: str | Path,
-    layer: str,
+    settings: ScanSettings | str | Path,
+    layer: str | None = None,
     *,
-    method: str = "gradcam",
-    target: str | int = "pred",
-    masks: str | Path | None = None,
-    out: str | Path | None = None,
-    map_size: int = 64,
-    batch_size: int = 32,
-    workers: int | None = None,
-    clusters: str | int = "auto",
-    limit: int | None = None,
-    ray: str | None = None,
-    model_spec: str | None = None,
     colormap: str = DEFAULT_CMAP,
     cluster_colors: Sequence[tuple[int, int, int]] | None = None,
-    spec=None,
-    reshape=None,
-    chunk_rows: int = 256,
+    **options,
 ) -> ScanSummary:
     """Scan a folder of images; see the module docstring for what is written.
+
+    Model work runs in ``reporter.batch()`` blocks, one per batch (the app's interactive
+    runs go in between), and every batch is streamed with ``reporter.partial`` as a
+    :class:`ScanChunk`.
 
     Args:
         reporter: Progress (images done of all images, resumed ones included) and cancel.
         loaded: The :class:`~core.loading.models.LoadedModel`.
-        images: Folder; every image below it, recursively. Sub-folders named after the
-            model's classes (ImageFolder layout) give the labels.
-        layer: The CAM layer.
-        method: A key of ``CAM_METHODS``.
-        target: ``"pred"``, ``"label"`` or a class index / name.
-        masks: Folder of object masks at the same relative paths (pixel > 127 = object).
-        out: Output folder (default: ``scan-<folder name>`` in the working directory).
-        map_size: Side S of the stored maps.
-        batch_size: Images per forward / backward.
-        workers: Decoding processes (default: one per spare core, at most 4; 0 = in-process).
-        clusters: ``"auto"`` (eigengap) or a number.
-        limit: Scan only the first N images (sorted by path).
-        ray: None (local), ``"local"``, ``"auto"`` or a Ray cluster address.
-        model_spec: The spec string the model was loaded from (recorded in scan.json).
+        settings: What to scan (:class:`~core.experiments.scan_settings.ScanSettings`). Old
+            callers may pass the image folder, ``layer`` and the settings' fields as keywords.
         colormap: Colour map of the PNGs and the report (``core.display.colormaps``).
         cluster_colors: RGB per cluster id for the report.
-        spec: Input spec overriding ``loaded.input_spec``.
-        reshape: Layout of the layer's output, as for ``compute_cam``.
-        chunk_rows: Rows per part file.
 
     Raises:
         HookScopeError: Bad options, an empty folder, a missing extra, an output folder holding
@@ -150,43 +218,30 @@ def scan_job(
         Cancelled: After writing the partial output, when the reporter was cancelled.
     """
     start = time.perf_counter()
+    if not isinstance(settings, ScanSettings):
+        settings = ScanSettings(settings, layer, **options)
+    elif layer is not None or options:
+        raise HookScopeError("Pass the scan's options in its ScanSettings, not beside it.")
     colorize = partial(colorize_map, cmap=check_colormap(colormap))  # a bad name fails now
-    spec = spec or loaded.input_spec
-    n_classes = len(loaded.class_names) if loaded.class_names else None
-    _check_options(method, map_size, batch_size, workers, clusters, limit)
-    check_extras(ray=bool(ray))  # before anything is created: no folder left "running"
-    root = Path(images).expanduser().resolve()
-    masks_root = Path(masks).expanduser().resolve() if masks else None
-    if masks_root is not None and not masks_root.is_dir():
-        raise HookScopeError(f"The mask folder {masks_root} does not exist or is not a folder.")
-    out = Path(out).expanduser() if out else Path.cwd() / f"scan-{root.name}"
+    check_extras(ray=bool(settings.ray))  # before anything is created: no folder left "running"
+    s = settings.resolve(loaded)
+    root = Path(s.images)
+    out = Path(s.out).expanduser() if s.out else Path.cwd() / f"scan-{root.name}"
     reporter.check()
-    paths = list_images(root, limit)
+    paths = list_images(root, s.limit)
     if not paths:
         raise HookScopeError(f"No images (PNG, JPEG, BMP, WebP, TIFF) found below {root}.")
     labels = folder_labels(paths, loaded.class_names)
-    if target in ("pred", None):
-        target = "pred"
-    elif target == "label":
-        if labels is None:
-            raise HookScopeError(
-                "--target label needs labels: put the images in sub-folders named after the "
-                "model's classes (ImageFolder layout)."
-            )
-    else:
-        target = parse_target(target, loaded.class_names, n_classes)
+    if s.target == "label" and labels is None:
+        raise HookScopeError(
+            "--target label needs labels: put the images in sub-folders named after the "
+            "model's classes (ImageFolder layout)."
+        )
     identity = {
-        "model": model_spec or loaded.name,
+        "model": s.model_spec or loaded.name,
         "model_name": loaded.name,
         "weights_sha256": state_checksum(loaded.model),
-        "layer": layer,
-        "method": method,
-        "target": target,
-        "map_size": int(map_size),
-        "input_spec": spec.to_dict(),
-        "images": str(root),
-        "masks": str(masks_root) if masks_root else None,
-        "reshape": None if reshape is None else str(reshape),
+        **s.key(),
     }
     # One scan per folder: a second one would interleave its parts with this one's. The lock
     # is taken before the folder is judged, and released (by the system, too) when this ends.
@@ -200,7 +255,7 @@ def scan_job(
         write_settings(
             out, identity, {"state": "running", "class_names": list(loaded.class_names or [])}
         )
-        writer = ScanWriter(out, map_size, chunk_rows, images_root=root)  # seeds a finished one
+        writer = ScanWriter(out, s.map_size, s.chunk_rows, images_root=root)  # seeds a finished one
         todo = [i for i, p in enumerate(paths) if p not in writer.done_paths]
         resumed = len(paths) - len(todo)
         total = len(paths)
@@ -209,31 +264,21 @@ def scan_job(
         t0 = time.perf_counter()
         try:
             if todo:
-                batches = _batches(
-                    loaded,
-                    paths,
-                    todo,
-                    ray=ray,
-                    root=root,
-                    spec=spec,
-                    masks_root=masks_root,
-                    labels=labels,
-                    layer=layer,
-                    method=method,
-                    target=target,
-                    map_size=map_size,
-                    batch_size=batch_size,
-                    workers=workers,
-                    reshape=reshape,
-                )
-                for arr in batches:
-                    writer.add(_rows(arr, paths, labels, loaded.class_names), arr["maps"])
+                layout = PreviewLayout()
+                for arr in _batches(s, loaded.model, paths, todo, labels, reporter):
+                    rows = _rows(arr, paths, labels, loaded.class_names)
+                    writer.add(rows, arr["maps"])
                     computed += len(arr["i"])
-                    reporter.progress(resumed + computed, total, "Scanning")
+                    ok = np.asarray([r["error"] is None for r in rows], bool)
+                    xy, relayout = layout.add(arr["maps"], ok)
+                    done = resumed + computed
+                    chunk = ScanChunk(tuple(rows), arr["maps"], xy, relayout, done, total, resumed)
+                    reporter.partial(chunk)
+                    reporter.progress(done, total, "Scanning")
             writer.close()
         except (Cancelled, KeyboardInterrupt):
             writer.close()
-            table = finalize(out, map_size, paths)
+            table = finalize(out, s.map_size, paths)
             update_settings(out, state="partial", rows=table.num_rows)
             raise
         except BaseException:
@@ -242,8 +287,8 @@ def scan_job(
         rate = computed / max(time.perf_counter() - t0, 1e-9)
 
         reporter.progress(total, total, "Clustering")
-        table = finalize(out, map_size, paths)
-        n_clusters, n_err, how, notes = _cluster(out, table, clusters, colorize)
+        table = finalize(out, s.map_size, paths)
+        n_clusters, n_err, how, notes = _cluster(out, table, s.clusters, colorize)
         notes = (*writer.notes, *notes)
         update_settings(
             out,
@@ -272,23 +317,6 @@ def scan_job(
         )
 
 
-def _check_options(method, map_size, batch_size, workers, clusters, limit) -> None:
-    if method not in CAM_METHODS:
-        raise HookScopeError(f"Unknown CAM method '{method}': use one of {', '.join(CAM_METHODS)}.")
-    if int(map_size) < 2:
-        raise HookScopeError(f"--map-size must be at least 2, not {map_size}.")
-    if int(batch_size) < 1:
-        raise HookScopeError(f"--batch-size must be at least 1, not {batch_size}.")
-    if workers is not None and int(workers) < 0:
-        raise HookScopeError(f"--workers must be 0 or more, not {workers}.")
-    if limit is not None and int(limit) < 1:
-        raise HookScopeError(f"--limit must be at least 1, not {limit}.")
-    if clusters != "auto" and (not str(clusters).isdigit() or int(clusters) < 1):
-        raise HookScopeError(
-            f"--clusters must be auto or a whole number of at least 1, not {clusters}."
-        )
-
-
 def _claim(out: Path, identity: dict) -> None:
     """Refuse an output folder that holds other files or a scan with other settings."""
     if out.exists() and not out.is_dir():
@@ -311,51 +339,22 @@ def _claim(out: Path, identity: dict) -> None:
 
 
 def _batches(
-    loaded,
-    paths,
-    todo,
-    *,
-    ray,
-    root,
-    spec,
-    masks_root,
-    labels,
-    layer,
-    method,
-    target,
-    map_size,
-    batch_size,
-    workers,
-    reshape,
+    s: ScanSettings, model, paths: Sequence[str], todo: Sequence[int], labels, reporter: Reporter
 ) -> Iterator[dict]:
-    """Scanned batches, from Ray when asked, else from a local DataLoader."""
-    label_arr = np.asarray(labels if labels else [-1] * len(paths), np.int64)
-    if ray:
-        yield from ray_batches(
-            ray,
-            loaded.model,
-            root,
-            paths,
-            todo,
-            spec,
-            masks_root=masks_root,
-            labels=labels,
-            layer=layer,
-            method=method,
-            target=target,
-            map_size=map_size,
-            batch_size=batch_size,
-            reshape=reshape,
-        )
+    """Scanned batches of resolved settings ``s``: from Ray when asked, else from a local
+    DataLoader, each batch's model work in one ``reporter.batch()`` (decoding outside it)."""
+    if s.ray:
+        yield from ray_batches(s, model, paths, todo, labels)
         return
-    n_workers = auto_workers() if workers is None else int(workers)
-    n_workers = min(n_workers, max(0, len(todo) // batch_size))  # tiny scans: no start-up cost
+    label_arr = np.asarray(labels if labels else [-1] * len(paths), np.int64)
+    n_workers = auto_workers() if s.workers is None else s.workers
+    n_workers = min(n_workers, max(0, len(todo) // s.batch_size))  # tiny scans: no start-up
     # Forking a process that runs other threads (the app's UI) can deadlock the child:
     # off the main thread, workers start fresh ("spawn").
     context = None if threading.current_thread() is threading.main_thread() else "spawn"
     loader = torch.utils.data.DataLoader(
-        ScanDataset(root, paths, spec, masks_root, todo),
-        batch_size=batch_size,
+        ScanDataset(s.images, paths, s.spec, s.masks, todo),
+        batch_size=s.batch_size,
         num_workers=n_workers,
         collate_fn=collate,
         worker_init_fn=decode_worker_init if n_workers else None,
@@ -363,16 +362,18 @@ def _batches(
         multiprocessing_context=context if n_workers else None,
     )
     for batch in loader:
-        yield scan_decoded(
-            loaded.model,
-            batch,
-            layer,
-            method,
-            target,
-            labels=label_arr[batch["i"]] if labels else None,
-            map_size=map_size,
-            reshape=reshape,
-        )
+        with reporter.batch():
+            arr = scan_decoded(
+                model,
+                batch,
+                s.layer,
+                s.method,
+                s.target,
+                labels=label_arr[batch["i"]] if labels else None,
+                map_size=s.map_size,
+                reshape=s.reshape,
+            )
+        yield arr  # outside the block: the model is free while the rows are written
 
 
 def _name(idx: int, names) -> str | None:
@@ -482,3 +483,109 @@ class _Rows:
 
     def __getitem__(self, s):
         return self.maps[self.rows[s]]
+
+
+class LiveScan:
+    """The rows a running scan streamed (:class:`ScanChunk`), read like a partial
+    :class:`~core.io.scan_outputs.ScanOutputs`: what the Dataset dock shows while it runs.
+
+    Columns grow by doubling, so adding a chunk costs its own rows; ``column`` returns views.
+
+    Args:
+        settings: The scan's resolved :class:`ScanSettings`.
+        folder: Its output folder.
+        model_name: The model's name (for the dock's sentence).
+    """
+
+    FLOATS = ("prob", "bg_mass", "x", "y")
+    OBJECTS = ("path", "label", "pred", "correct", "error")
+    complete = False
+    clusters: tuple = ()
+
+    def __init__(self, settings: ScanSettings, folder: str | Path, model_name: str = ""):
+        self.folder = Path(folder)
+        ident = {"model_name": model_name, **settings.key()}
+        self.settings = {"state": "running", "identity": ident}
+        self.map_size = settings.map_size
+        self.done = self.total = self.resumed = 0
+        self._n = 0
+        self._cols: dict[str, np.ndarray] = {k: np.zeros(0, np.float32) for k in self.FLOATS}
+        self._cols |= {k: np.zeros(0, object) for k in self.OBJECTS}
+        self._maps = np.zeros((0, self.map_size, self.map_size), np.float16)
+        self._sum = np.zeros((self.map_size, self.map_size), np.float64)
+        self._ok = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def add(self, chunk: ScanChunk) -> None:
+        """Append a chunk's rows (and move every row when the preview layout was refit)."""
+        n, k = self._n, len(chunk.rows)
+        self._grow(n + k)
+        for name in self.FLOATS[:2] + self.OBJECTS:
+            col = self._cols[name]
+            for j, row in enumerate(chunk.rows):
+                v = row.get(name)
+                col[n + j] = (np.nan if v is None else v) if name in self.FLOATS else v
+        self._cols["x"][n : n + k], self._cols["y"][n : n + k] = chunk.xy[:, 0], chunk.xy[:, 1]
+        if chunk.relayout is not None:
+            m = min(len(chunk.relayout), n + k)
+            self._cols["x"][:m], self._cols["y"][:m] = chunk.relayout[:m, 0], chunk.relayout[:m, 1]
+        self._maps[n : n + k] = chunk.maps
+        ok = np.asarray([r.get("error") is None for r in chunk.rows], bool)
+        self._sum += np.asarray(chunk.maps, np.float64)[ok].sum(0)
+        self._ok += int(ok.sum())
+        self._n = n + k
+        self.done, self.total, self.resumed = chunk.done, chunk.total, chunk.resumed
+
+    def _grow(self, need: int) -> None:
+        size = len(self._maps)
+        if need <= size:
+            return
+        size = max(need, 2 * size, 64)
+        for name, col in self._cols.items():
+            new = (
+                np.full(size, np.nan, np.float32) if name in self.FLOATS else np.empty(size, object)
+            )
+            new[: self._n] = col[: self._n]
+            self._cols[name] = new
+        maps = np.zeros((size, self.map_size, self.map_size), np.float16)
+        maps[: self._n] = self._maps[: self._n]
+        self._maps = maps
+
+    @property
+    def maps(self) -> np.ndarray:
+        return self._maps[: self._n]
+
+    @property
+    def images_root(self) -> Path:
+        return Path(self.settings["identity"]["images"])
+
+    @property
+    def masks_root(self) -> Path | None:
+        m = self.settings["identity"].get("masks")
+        return Path(m) if m else None
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return InputSpec.from_dict(self.settings["identity"]["input_spec"])
+
+    def column(self, name: str) -> np.ndarray:
+        """A column so far (``cluster`` is -1 everywhere: not clustered yet)."""
+        if name == "cluster":
+            return np.full(self._n, -1, np.int64)
+        return self._cols[name][: self._n]
+
+    def image_path(self, row: int) -> Path:
+        return self.images_root / self._cols["path"][row]
+
+    def mean_map(self, cluster: int) -> np.ndarray:
+        """Mean map of the rows without an error so far (every row is cluster -1)."""
+        if cluster >= 0 or not self._ok:
+            return np.zeros((self.map_size, self.map_size), np.float32)
+        return (self._sum / self._ok).astype(np.float32)
+
+    # Same as a scan folder's: the image as the model saw it, a row's map, a cluster's rows.
+    input_image = ScanOutputs.input_image
+    map = ScanOutputs.map
+    rows_of = ScanOutputs.rows_of

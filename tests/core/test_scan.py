@@ -19,7 +19,7 @@ from hookscope.core.experiments.scan import (
     spray,
 )
 from hookscope.core.io.scan_outputs import ROW_COLUMNS, open_scan
-from hookscope.core.jobs.scan import scan_job
+from hookscope.core.jobs.scan import ScanSettings, scan_job
 from hookscope.core.loading.models import load_model
 from hookscope.core.methods.cam import CAM_METHODS, compute_cam, compute_cam_batch
 from hookscope.core.reporting import Cancelled, Reporter, quiet
@@ -58,7 +58,9 @@ def clean():
 def shortcut_scan(scenes, shortcut, tmp_path_factory):
     images, masks = scenes
     out = tmp_path_factory.mktemp("scan_shortcut") / "out"
-    summary = scan_job(quiet(), shortcut, images, LAYER, masks=masks, out=out, workers=0)
+    summary = scan_job(
+        quiet(), shortcut, ScanSettings(images, LAYER, masks=masks, out=out, workers=0)
+    )
     return summary, open_scan(out)
 
 
@@ -158,7 +160,9 @@ def test_shortcut_model_has_a_background_cluster_the_clean_twin_has_not(
     total, largest = share_in_background_clusters(short)
     assert largest >= 0.10  # one such cluster holds at least 10 % of the images
     assert total > 0.9  # in fact nearly every image: the shortcut model looks at the background
-    scan_job(quiet(), clean, images, LAYER, masks=masks, out=tmp_path / "clean", workers=0)
+    scan_job(
+        quiet(), clean, ScanSettings(images, LAYER, masks=masks, out=tmp_path / "clean", workers=0)
+    )
     total_clean, _ = share_in_background_clusters(open_scan(tmp_path / "clean"))
     assert total_clean < 0.10
     assert float(np.mean(open_scan(tmp_path / "clean").column("bg_mass"))) < 0.5
@@ -182,14 +186,16 @@ def test_cancel_leaves_a_partial_output_and_a_rerun_resumes(
 ):
     images, masks = scenes
     out = tmp_path / "resume"
-    kw = dict(masks=masks, out=out, workers=0, batch_size=8, chunk_rows=8, limit=24)
+    settings = ScanSettings(
+        images, LAYER, masks=masks, out=out, workers=0, batch_size=8, chunk_rows=8, limit=24
+    )
     with pytest.raises(Cancelled):
-        scan_job(StopAfter(8), shortcut, images, LAYER, **kw)
+        scan_job(StopAfter(8), shortcut, settings)
     partial = open_scan(out)
     assert not partial.complete and len(partial) == 8
     assert partial.maps.shape == (8, 64, 64)
     assert partial.column("cluster").tolist() == [-1] * 8  # not clustered yet
-    summary = scan_job(quiet(), shortcut, images, LAYER, **kw)
+    summary = scan_job(quiet(), shortcut, settings)
     assert (summary.resumed, summary.computed, summary.rows) == (8, 16, 24)
     _, whole = shortcut_scan  # limit=24 takes the first 24 paths of the table order
     done = open_scan(out)
@@ -199,12 +205,12 @@ def test_cancel_leaves_a_partial_output_and_a_rerun_resumes(
     maps, ref = np.asarray(done.maps, np.float32), np.asarray(whole.maps[:24], np.float32)
     assert np.abs(maps - ref).max() < 2e-3
     # A finished folder reruns without computing anything; other settings are refused.
-    again = scan_job(quiet(), shortcut, images, LAYER, **kw)
+    again = scan_job(quiet(), shortcut, settings)
     assert (again.computed, again.resumed) == (0, 24)
-    fewer = scan_job(quiet(), shortcut, images, LAYER, **kw | {"limit": 16})
+    fewer = scan_job(quiet(), shortcut, settings.replace(limit=16))
     assert (fewer.computed, fewer.rows, len(open_scan(out))) == (0, 16, 16)  # what was asked
     with pytest.raises(HookScopeError, match="another method"):
-        scan_job(quiet(), shortcut, images, LAYER, **kw | {"method": "layercam"})
+        scan_job(quiet(), shortcut, settings.replace(method="layercam"))
 
 
 def test_corrupt_image_is_a_row_and_names_are_escaped(shortcut, tmp_path):
@@ -264,10 +270,10 @@ def test_ray_local_equals_local(scenes, shortcut, shortcut_scan, tmp_path):
     pytest.importorskip("ray")
     images, masks = scenes
     out = tmp_path / "ray"
-    summary = scan_job(
-        quiet(), shortcut, images, LAYER, masks=masks, out=out, ray="local", limit=24,
-        batch_size=8,
-    )  # fmt: skip
+    settings = ScanSettings(
+        images, LAYER, masks=masks, out=out, ray="local", limit=24, batch_size=8
+    )
+    summary = scan_job(quiet(), shortcut, settings)
     assert summary.computed == 24
     ray_scan = open_scan(out)
     _, local = shortcut_scan
