@@ -32,7 +32,8 @@ from hookscope.core.display.render import upsample
 from hookscope.core.engine.context import eval_mode, model_device
 from hookscope.core.engine.targets import logits_of
 from hookscope.core.errors import HookScopeError
-from hookscope.core.loading.images import load_image, preprocess, to_tensor
+from hookscope.core.loading.images import load_image, to_tensor
+from hookscope.core.loading.masks import load_mask
 from hookscope.core.loading.spec import InputSpec
 from hookscope.core.methods.cam import CAM_METHODS, compute_cam, compute_cam_batch
 
@@ -95,15 +96,6 @@ def mask_path(masks_root: str | Path, rel: str) -> Path | None:
         return exact
     png = exact.with_suffix(".png")
     return png if png.is_file() else None
-
-
-def load_mask(path: str | Path, spec: InputSpec) -> np.ndarray:
-    """A mask file as the model sees it: bool (H, W), same resize and crop as the image.
-
-    A pixel brighter than 127 is the object.
-    """
-    img = load_image(path)
-    return np.asarray(preprocess(img, spec).convert("L")) > 127
 
 
 def spec_from_dict(d: dict) -> InputSpec:

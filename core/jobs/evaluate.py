@@ -17,7 +17,8 @@ import torch
 from hookscope.core.engine.context import eval_mode, forward_model, model_device
 from hookscope.core.engine.targets import class_name, logits_of, resolve_target
 from hookscope.core.errors import HookScopeError
-from hookscope.core.loading.images import load_image, preprocess, to_tensor
+from hookscope.core.loading.images import to_tensor
+from hookscope.core.loading.masks import load_mask
 from hookscope.core.methods import metrics
 from hookscope.core.methods.explainers import BASELINE, CAM, EXPLAINERS, canonical, explain, get
 from hookscope.core.reporting import Reporter
@@ -324,16 +325,6 @@ def method_names() -> list[str]:
     return list(EXPLAINERS)
 
 
-def load_mask(path, spec) -> np.ndarray:
-    """A mask image fitted exactly like the image (resize, centre crop), as (H, W) bool.
-
-    Raises:
-        HookScopeError: The file cannot be read.
-    """
-    img = preprocess(load_image(path), spec).convert("L")
-    return np.asarray(img, dtype=np.uint8) >= 128
-
-
 def saliency_map(
     name: str,
     model,
@@ -466,12 +457,8 @@ def _score(name, model, x, m, tgt, st, sc, region, stage, t0) -> MethodScores:
 def _region(mask, spec, size) -> np.ndarray | None:
     if mask is None:
         return None
-    if isinstance(mask, np.ndarray):
-        m = mask
-    elif hasattr(mask, "convert"):  # a PIL image: fit it like the image
-        m = np.asarray(preprocess(mask, spec).convert("L"), dtype=np.uint8) >= 128
-    else:
-        m = load_mask(mask, spec)
+    # A file or PIL image gets the image's preprocessing (core.loading.masks: one convention).
+    m = mask if isinstance(mask, np.ndarray) else load_mask(mask, spec)
     if m.shape != size:
         raise HookScopeError(
             f"The mask is {m.shape[0]}×{m.shape[1]} but the model input is {size[0]}×{size[1]}."
