@@ -39,7 +39,6 @@ from hookscope.core.engine.outputs import (
 from hookscope.core.errors import HookScopeError
 from hookscope.core.loading.images import load_image, to_tensor
 from hookscope.core.loading.masks import load_mask
-from hookscope.core.loading.masks import load_mask
 from hookscope.core.loading.spec import InputSpec
 
 Target = int | str | Callable[[torch.Tensor], torch.Tensor] | None
