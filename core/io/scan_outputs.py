@@ -230,6 +230,8 @@ def lock_folder(out: str | Path) -> FolderLock:
     try:
         _try_lock(fh)
     except OSError as exc:
+        if exc.errno in _NO_LOCKS:  # a file system without locks (some network shares)
+            return FolderLock(out, created, fh)
         fh.close()
         if exc.errno in (errno.EACCES, errno.EAGAIN, errno.EWOULDBLOCK):
             raise HookScopeError(
@@ -238,6 +240,10 @@ def lock_folder(out: str | Path) -> FolderLock:
             ) from exc
         raise disk_error(exc, out) from exc
     return FolderLock(out, created, fh)
+
+
+# flock errors that mean "this file system has no locks", not "someone holds it".
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
 
 
 def _try_lock(fh) -> None:
@@ -371,7 +377,15 @@ class ScanWriter:
         if self.images_root is None:
             return set(stamps)
         done = {p for p, s in stamps.items() if s and file_stamp(self.images_root / p) == s}
-        changed = [p for p in stamps if p not in done and (self.images_root / p).exists()]
+        unknown = sum(1 for s in stamps.values() if not s)
+        if unknown:
+            self.notes.append(
+                f"{unknown} row{'s' if unknown != 1 else ''} of the earlier run carry no file "
+                "stamp (an older HookScope); their images are computed again."
+            )
+        changed = [
+            p for p, s in stamps.items() if s and p not in done and (self.images_root / p).exists()
+        ]
         if changed:
             self.notes.append(
                 f"{len(changed)} image{'s' if len(changed) != 1 else ''} changed since the "

@@ -434,3 +434,33 @@ def test_a_full_disk_is_one_sentence(demo, six, tmp_path, monkeypatch, capsys):
     monkeypatch.undo()
     lock = lock_folder(out)  # the failed scan released its lock
     lock.release()
+
+
+def test_rows_without_a_stamp_are_computed_again(demo, six, reference, tmp_path):
+    """Parts written before rows carried ``file_stamp`` cannot prove their image unchanged."""
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "out"
+    with pytest.raises(Cancelled):
+        scan_job(StopAfter(4), demo, six, LAYER, out=out, **FAST)
+    for part in sorted((out / "parts").glob("part-*.parquet")):
+        pq.write_table(pq.read_table(part).drop_columns(["file_stamp"]), part)
+    summary = scan_job(quiet(), demo, six, LAYER, out=out, **FAST)
+    assert (summary.resumed, summary.computed) == (0, 6)
+    assert summary.notes[0] == (
+        "4 rows of the earlier run carry no file stamp (an older HookScope); their images are "
+        "computed again."
+    )
+    assert same_maps(open_scan(out), reference) <= 2e-3
+
+
+def test_a_file_system_without_locks_still_scans(tmp_path, monkeypatch):
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    lock = lock_folder(tmp_path / "share")
+    assert (tmp_path / "share" / ".scan.lock").is_file()
+    lock.release()
