@@ -387,6 +387,7 @@ def _load_hf(spec: str) -> LoadedModel:
         raise HookScopeError(f"{path}/config.json could not be read: {_first_line(exc)}.") from exc
     arch = (getattr(config, "architectures", None) or [None])[0]
     cls = getattr(transformers, arch, None) if arch else None
+    spec_in = _hf_input_spec(path, config)  # a bad size is one sentence before any weight loads
     try:
         with _offline():
             if cls is None:
@@ -400,7 +401,7 @@ def _load_hf(spec: str) -> LoadedModel:
             f"Transformers could not load the model in {path} ({arch or 'AutoModel'}): "
             f"{type(exc).__name__}: {_first_line(exc)}."
         ) from exc
-    return LoadedModel(model, arch or path.name, _id2label(config), _hf_input_spec(path, config))
+    return LoadedModel(model, arch or path.name, _id2label(config), spec_in)
 
 
 def _hf_remote_code(path: Path) -> str | None:

@@ -30,10 +30,15 @@ def test_gui(case, make_window, qtbot, tmp_path, monkeypatch, messages):
     window = make_window("torchvision:resnet18")
     st = window.state
     fields = prepare(case, tmp_path, monkeypatch)
+    if fields["app"] is None:
+        pytest.skip("the app has no field that takes this value")
     seen = shown(st)
     model, image = st.loaded, st.image
 
-    if case.kind == "image":
+    if callable(fields["app"]):  # an option the app sets its own way (e.g. an edit)
+        fields["app"](st)
+        wait_idle(qtbot, st)
+    elif case.kind == "image":
         ok = st.load_image(fields["image"])
         if case.message is None:
             assert ok
@@ -41,6 +46,8 @@ def test_gui(case, make_window, qtbot, tmp_path, monkeypatch, messages):
                 lambda: st.snapshot is not None and not st.worker.busy, timeout=RUN_TIMEOUT_MS
             )
             assert len(st.snapshot.topk) == 5
+            if case.note:
+                assert any(re.search(case.note, n) for n in st.snapshot.notes), st.snapshot.notes
             return
         assert not ok and st.image is image  # the previous image stays
     elif case.kind == "model" or fields["spec"] != "torchvision:resnet18":
@@ -70,6 +77,9 @@ def test_gui(case, make_window, qtbot, tmp_path, monkeypatch, messages):
     assert "Traceback" not in text
     if case.marker:
         assert not (tmp_path / case.marker).exists()
+    if callable(fields["app"]):  # the refused edit is the user's to remove, as in the app
+        st.set_edits([])
+        wait_idle(qtbot, st)
     # Still usable: nothing left hooked, and a run on a good model works.
     assert hook_count(st.loaded.model) == 0
     if st.loaded.name != "resnet18" or fields["target"] is not None:
