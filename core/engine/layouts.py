@@ -204,13 +204,13 @@ class LayoutRecorder:
         self._tick = 0
 
     def __enter__(self):
-        try:
         if isinstance(self.model, torch.jit.ScriptModule):  # it refuses Python hooks
             raise HookScopeError(
                 "This is a TorchScript model, and TorchScript does not run Python hooks on its "
                 "submodules, so HookScope cannot read its layers' layouts; load the Python "
                 "model (a .py factory or torchvision spec) to explain a layer."
             )
+        try:
             for name, module in self.model.named_modules():
                 if not name:
                     continue

@@ -83,13 +83,13 @@ def output_kind(
                 return OutputKind(EMBEDDING, tuple(emb.shape), key)
         if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
             logits, name = output[0], "0"
-    _check_scores(logits)
         else:
             raise HookScopeError(
                 f"The model returned {_describe(output)}, not a tensor of class scores, a "
                 "dense map, detections or an embedding; wrap it so forward returns one of those."
             )
     shape = tuple(logits.shape)
+    _check_scores(logits)
     if logits.dim() == 4:
         return OutputKind(DENSE, shape, name)
     if logits.dim() == 2:
@@ -106,6 +106,12 @@ def output_kind(
         )
         return OutputKind(CLASSES, shape, name, note)
     raise HookScopeError(
+        f"The model outputs a tensor of shape {shape}, which is neither class scores (N, K), "
+        "a dense map (N, K, H, W) nor an embedding (N, D); make forward return one of those "
+        "or pass a callable target."
+    )
+
+
 def _check_scores(t: torch.Tensor) -> None:
     """One sentence for a main tensor no target can be read from (empty, complex, integer)."""
     shape = tuple(t.shape)
@@ -125,12 +131,6 @@ def _check_scores(t: torch.Tensor) -> None:
             f"The model outputs an empty tensor of shape {shape}, so there is no score to "
             "explain; make forward return at least one score per image."
         )
-
-
-        f"The model outputs a tensor of shape {shape}, which is neither class scores (N, K), "
-        "a dense map (N, K, H, W) nor an embedding (N, D); make forward return one of those "
-        "or pass a callable target."
-    )
 
 
 def _describe(output: Any) -> str:
@@ -161,8 +161,6 @@ class Prediction:
 
     index: int
     name: str | None
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise HookScopeError(f"The number of top classes to list must be at least 1, not {k}.")
     score: float
     label: int | None = None
     box: tuple[float, float, float, float] | None = None
@@ -183,6 +181,8 @@ def predictions(
 
     Embeddings give an empty list: softmaxing an embedding would be meaningless.
     """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise HookScopeError(f"The number of top classes to list must be at least 1, not {k}.")
     if kind.kind == DETECTIONS:
         det = output[0]
         labels = det.get("labels")

@@ -197,17 +197,17 @@ class ActEdit(_Hooks):
         if on not in ("output", "input"):
             raise HookScopeError(f"An activation edit works on output or input, not '{on}'.")
         if op == "scale" and value is None:
+            raise HookScopeError("A scale edit needs a factor (value).")
+        if op == "topk" and (k is None or int(k) < 0):
+            raise HookScopeError("A top-k edit needs k, the number of channels to keep (≥ 0).")
+        self.layer, self.op, self.on = layer, op, on
+        self.channels = None if channels is None else [int(c) for c in channels]
         if any(c < 0 for c in self.channels or ()):
             # Python would wrap -1 to the last channel: an edit of a channel nobody named.
             raise HookScopeError(
                 f"Channel {min(self.channels)} of '{layer}' does not exist: channels are "
                 "numbered from 0."
             )
-            raise HookScopeError("A scale edit needs a factor (value).")
-        if op == "topk" and (k is None or int(k) < 0):
-            raise HookScopeError("A top-k edit needs k, the number of channels to keep (≥ 0).")
-        self.layer, self.op, self.on = layer, op, on
-        self.channels = None if channels is None else [int(c) for c in channels]
         self.value = None if value is None else float(value)
         self.k = None if k is None else int(k)
         self.module = resolve_modules(model, [layer])[layer]
@@ -364,13 +364,13 @@ def parse_edit_flag(flag: str, text: str) -> dict:
     if flag == "ablate":
         layer, sep, chans = text.rpartition(":")
         try:
-        if min(channels) < 0:
-            raise HookScopeError(f"channels are numbered from 0, so '{text}' names none")
             channels = [int(c) for c in chans.split(",") if c.strip()]
         except ValueError:
             channels = []
         if not sep or not layer.strip() or not channels:
             raise HookScopeError(f"write LAYER:CHANNELS, e.g. layer2:0,5,7, not '{text}'")
+        if min(channels) < 0:
+            raise HookScopeError(f"channels are numbered from 0, so '{text}' names none")
         return {"kind": "act", "layer": layer.strip(), "op": "zero", "channels": channels}
     raise HookScopeError(f"Unknown edit flag '{flag}'.")
 
