@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import hookscope.core.io.scan_outputs as so
@@ -26,7 +27,8 @@ from hookscope.core.errors import HookScopeError
 from hookscope.core.experiments.scan import distinct_groups, embed_2d, spray
 from hookscope.core.io.scan_outputs import lock_folder, open_scan, write_atomic
 from hookscope.core.jobs.scan import scan_job
-from hookscope.core.loading.models import load_model
+from hookscope.core.loading.models import LoadedModel, load_model
+from hookscope.core.loading.spec import InputSpec
 from hookscope.core.reporting import Cancelled, Reporter, quiet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,6 +175,36 @@ def test_folder_of_identical_images_is_one_cluster_with_a_note(demo, tmp_path, c
     assert scan.column("cluster").tolist() == [0] * 6
 
 
+class DeadLayer(torch.nn.Module):
+    """A classifier whose ``conv`` gets no gradient: every Grad-CAM map is all zero."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(3, 5)
+
+    def forward(self, x):
+        f = self.conv(x)
+        return self.fc(x.mean((2, 3))) + 0.0 * f.mean((1, 2, 3))[:, None]
+
+
+def test_all_zero_gradcam_scans_to_one_cluster(tmp_path):
+    """The issue's crash: all-zero maps (an HF ViT's Grad-CAM) segfaulted inside t-SNE."""
+    loaded = LoadedModel(DeadLayer().eval(), "dead", None, InputSpec(size=(32, 32)))
+    images = write_images(tmp_path / "noise", 8, seed=3)
+    summary = scan_job(quiet(), loaded, images, "conv", out=tmp_path / "out", **FAST)
+    scan = open_scan(tmp_path / "out")
+    assert not np.asarray(scan.maps).any()  # every map is zero
+    assert (summary.rows, summary.clusters, summary.errors) == (8, 1, 0)
+    assert summary.notes == (
+        "All 8 maps are the same (identical images, or maps that are all zero): they form one "
+        "cluster.",
+    )
+    assert scan.settings["state"] == "complete" and scan.settings["embedding"] == "none"
+    assert scan.column("cluster").tolist() == [0] * 8 and np.isfinite(scan.column("x")).all()
+
+
 # -- one scan per folder ----------------------------------------------------------------------
 def test_a_locked_folder_is_refused_in_one_sentence(demo, six, reference, tmp_path):
     out = tmp_path / "out"
@@ -201,7 +233,8 @@ SLOW_SCAN = """
 import sys, time
 from pathlib import Path
 from hookscope.core.jobs.scan import scan_job
-from hookscope.core.loading.models import load_model
+from hookscope.core.loading.models import LoadedModel, load_model
+from hookscope.core.loading.spec import InputSpec
 from hookscope.core.reporting import Reporter
 
 images, out, go = sys.argv[1:4]
@@ -300,7 +333,8 @@ KILLED_SCAN = """
 import os, signal, sys
 import pyarrow.parquet as pq
 from hookscope.core.jobs.scan import scan_job
-from hookscope.core.loading.models import load_model
+from hookscope.core.loading.models import LoadedModel, load_model
+from hookscope.core.loading.spec import InputSpec
 from hookscope.core.reporting import quiet
 
 real, calls = pq.write_table, []
