@@ -16,12 +16,12 @@ with one sentence each, so nothing from the file reaches a hook or the Hook code
 from __future__ import annotations
 
 import base64
-import shutil
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray
 from PySide6.QtWidgets import QMessageBox
 
+from hookscope.core.engine.targets import RegionTarget
 from hookscope.core.errors import HookScopeError
 from hookscope.core.experiments.interventions import apply_image_edits
 from hookscope.core.io.session import Session
@@ -30,7 +30,6 @@ from hookscope.core.loading.models import UNPICKLE_RISK
 from hookscope.core.loading.spec import InputSpec
 from hookscope.gui import filedialogs
 from hookscope.gui.docks.base import LAYOUT_VERSION
-from hookscope.gui.state import REGION_DIR
 
 SESSION_FILTER = "HookScope session (*.json);;All files (*)"
 
@@ -101,22 +100,22 @@ def save_session(window, path: str | Path) -> Path | None:
 
 
 def _keep_region(target, path: Path):
-    """A clicked region's mask lives in a temporary folder: copy it next to the session file."""
-    if not isinstance(target, str) or "@" not in target:
+    """A clicked region lives in memory: write its mask next to the session file.
+
+    The session then names it in the grammar (``C@session-region-r40-c72.png``), so the CLI's
+    ``--target`` and a reopened session use exactly the clicked pixels.
+    """
+    if not isinstance(target, RegionTarget):
         return target
-    cls, _, mask = target.partition("@")
-    mask_path = Path(mask)
-    if REGION_DIR not in mask_path.parents or not mask_path.is_file():
-        return target
-    kept = path.with_name(f"{path.stem}-{mask_path.name}")
+    kept = path.with_name(f"{path.stem}-region-r{target.row}-c{target.col}.png")
     try:
-        shutil.copyfile(mask_path, kept)
+        target.save(kept)
     except OSError as exc:
         raise HookScopeError(
             f"Could not save the clicked region next to the session as {kept} "
             f"({exc.strerror or exc}); choose a folder you can write to."
         ) from exc
-    return f"{cls}@{kept}"
+    return f"{target.category}@{kept}"
 
 
 def ask(window, question: str) -> bool:

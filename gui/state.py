@@ -7,33 +7,38 @@ UI thread never runs torch.
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
-from dataclasses import replace
+import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
 from PySide6.QtCore import QObject, Signal
 
 from hookscope.core.display.snapshot import Snapshot
-from hookscope.core.engine.outputs import CLASSES, DENSE, DETECTIONS, EMBEDDING
-from hookscope.core.engine.runtime import threads_for
-from hookscope.core.engine.targets import connected_region, parse_target, parse_target_text
-from hookscope.core.engine.tree import build_tree, layer_defaults
 from hookscope.core.errors import HookScopeError
 from hookscope.core.jobs import probe as jobs
 from hookscope.core.loading.images import load_image
 from hookscope.core.loading.spec import InputSpec
-from hookscope.core.workbench import source_args
-from hookscope.gui.figures import check_colormap
+from hookscope.core.workbench import DEFAULT_CAM_METHOD, Workbench, shapes_job, source_args
 from hookscope.gui.worker import Worker
 
-DEFAULT_CAM_METHOD = "gradcam"
+__all__ = ["DEFAULT_CAM_METHOD", "AppState"]
+
+
+def _forward(name: str) -> property:
+    """An attribute that lives in the workbench (read and written there)."""
+    return property(
+        lambda self: getattr(self.wb, name),
+        lambda self, value: setattr(self.wb, name, value),
+        doc=f"The workbench's ``{name}``.",
+    )
 
 
 class AppState(QObject):
-    """Model, image, choices and the last result, with change signals.
+    """The Qt face of a :class:`~core.workbench.Workbench`: its events as signals, runs in
+    the worker.
+
+    State and policy (defaults, target checks, region clicks) live in ``self.wb``; the
+    attributes below read and write it, the setters forward to it, and each workbench event
+    comes out as the signal of the same meaning.
 
     Signals:
         modelChanged(): ``loaded`` / ``tree`` replaced (layers and target reset too).
@@ -83,32 +88,57 @@ class AppState(QObject):
         self.worker.busyChanged.connect(self.busyChanged)
         self.worker.progress.connect(self.progress)
         self.worker.cancelled.connect(self._on_cancelled)
-        self.loaded = None  # core.loading.models.LoadedModel
-        self.tree = None  # core.engine.tree.ModuleTree
-        self.tree_spec: InputSpec | None = None  # the input its shapes were measured with
-        self.model_args: dict = {}
-        self.device = "cpu"
-        self.image = None  # PIL RGB
-        self.image_path: str | None = None
-        self.input_spec: InputSpec | None = None
-        self.layers: list[str] = []
-        self.target: int | str | None = None  # a str is the --target grammar (box:i...)
-        self.selected_layer: str | None = None
-        self.selected_call = 0
-        self.cam_method: str | None = DEFAULT_CAM_METHOD
-        self.cam_layers: list[str] = []
-        self.colormap = "viridis"
-        self.alpha = 0.5
-        self.auto_run = True
-        self.topk = 5
-        self.snapshot: Snapshot | None = None
-        self.edits: list[
-            dict
-        ] = []  # core.experiments.interventions edit dicts, applied in every run
-        self.image_edits: list[dict] = []  # image edit dicts that made ``image`` from the file
-        self.last_run_seconds: float | None = None
+        self.wb = Workbench()
+        self._connect_workbench()
         self._run_id: int | None = None
         self._run_started = 0.0
+
+    # The workbench's state, read and written through the adapter as before.
+    loaded = _forward("loaded")
+    tree = _forward("tree")
+    tree_spec = _forward("tree_spec")
+    model_args = _forward("model_args")
+    device = _forward("device")
+    image = _forward("image")
+    image_path = _forward("image_path")
+    image_edits = _forward("image_edits")
+    input_spec = _forward("input_spec")
+    layers = _forward("layers")
+    target = _forward("target")
+    selected_layer = _forward("selected_layer")
+    selected_call = _forward("selected_call")
+    cam_method = _forward("cam_method")
+    cam_layers = _forward("cam_layers")
+    colormap = _forward("colormap")
+    alpha = _forward("alpha")
+    auto_run = _forward("auto_run")
+    topk = _forward("topk")
+    snapshot = _forward("snapshot")
+    edits = _forward("edits")
+    last_run_seconds = _forward("last_run_seconds")
+
+    def _connect_workbench(self) -> None:
+        """Each workbench event as its Qt signal; a wanted run goes to the worker."""
+        on = self.wb.events.connect
+        on("model", self.modelChanged.emit)
+        on("image", self.imageChanged.emit)
+        on("spec", self._on_spec)
+        on("layers", self.layersChanged.emit)
+        on("target", self.targetChanged.emit)
+        on("selection", self.selectionChanged.emit)
+        on("cam", self.camChanged.emit)
+        on("display", self.displayChanged.emit)
+        on("auto_run", self.autoRunChanged.emit)
+        on("result", self.resultChanged.emit)
+        on("edits", self.editsChanged.emit)
+        on("shapes", self.shapesChanged.emit)
+        on("status", self.statusMessage.emit)
+        on("error", self.errorRaised.emit)
+        on("run", self.run)
+
+    def _on_spec(self) -> None:
+        self.specChanged.emit()
+        self._refresh_shapes()  # queued before the probe the spec change asks for
 
     # -- model / image ------------------------------------------------------------------------
     def load_model(
@@ -159,38 +189,7 @@ class AppState(QObject):
         )
 
     def _set_model(self, lm, tree, args: dict, layers: list[str] | None) -> None:
-        self.loaded, self.tree, self.model_args = lm, tree, args
-        self.tree_spec = lm.input_spec
-        self.device = str(lm.device)
-        self.input_spec = lm.input_spec
-        names = {n.name for n in tree.nodes()}
-        defaults = layer_defaults(tree, layers)
-        unknown, picked = defaults.unknown, defaults.layers
-        self.layers = picked
-        self.cam_layers = defaults.cam_layers
-        self.target = None
-        # Show the deepest feature map first: the layer CAM explains.
-        self.selected_layer = (self.cam_layers or picked or [None])[0]
-        self.selected_call = 0
-        self.snapshot = None
-        kept = [d for d in self.edits if d.get("layer") in names]
-        if kept != self.edits:  # edits of another model's layers would fail every run
-            self.edits = kept
-            self.editsChanged.emit(list(kept))
-        self.modelChanged.emit()
-        self.specChanged.emit()
-        self.layersChanged.emit(list(self.layers))
-        self.targetChanged.emit(None)
-        self.selectionChanged.emit(self.selected_layer or "", 0)
-        self.camChanged.emit()
-        if tree.error:
-            self.statusMessage.emit(tree.error)
-        if unknown:
-            self.statusMessage.emit(
-                f"{lm.name} has no layer named {', '.join(map(repr, unknown))}; hooking "
-                f"{', '.join(picked)} instead."
-            )
-        self._maybe_run()
+        self.wb.set_model(lm, tree, args, layers)
 
     def load_image(self, path: str | Path) -> bool:
         """Open an image file; a bad file emits ``errorRaised`` and keeps the current image."""
@@ -205,48 +204,28 @@ class AppState(QObject):
 
     def set_image(self, img, path: str | None = None) -> None:
         """Use a PIL image (e.g. pasted from the clipboard) as the input."""
-        self.image, self.image_path = img, path
-        self.image_edits = []
-        self.imageChanged.emit()
-        self._maybe_run()
+        self.wb.set_image(img, path)
 
     def set_edited_image(self, img, image_edits: list[dict]) -> None:
         """Use ``img``, made from the file at ``image_path`` by ``image_edits`` (for sessions)."""
-        self.image, self.image_edits = img, [dict(d) for d in image_edits]
-        self.imageChanged.emit()
-        self._maybe_run()
+        self.wb.set_edited_image(img, image_edits)
 
     # -- experiments --------------------------------------------------------------------------
     def set_edits(self, edits: list[dict]) -> None:
         """Replace the gradient / activation edits (dicts as ``GradEdit.to_dict()``) and rerun."""
-        edits = [dict(d) for d in edits]
-        if edits == self.edits:
-            return
-        self.edits = edits
-        self.editsChanged.emit([dict(d) for d in edits])
-        self._maybe_run()
+        self.wb.set_edits(edits)
 
     def add_edit(self, edit: dict) -> None:
         """Append one edit (an identical one already there is not added twice)."""
-        if dict(edit) not in self.edits:
-            self.set_edits([*self.edits, dict(edit)])
+        self.wb.add_edit(edit)
 
     def remove_edit(self, index: int) -> None:
         """Drop the edit at ``index``."""
-        if 0 <= index < len(self.edits):
-            self.set_edits(self.edits[:index] + self.edits[index + 1 :])
+        self.wb.remove_edit(index)
 
     def set_input_spec(self, spec: InputSpec) -> None:
         """Use an edited size / normalisation for preprocessing."""
-        if spec == self.input_spec:
-            return
-        if spec.channels != (self.input_spec.channels if self.input_spec else spec.channels):
-            self.errorRaised.emit("The channel count is fixed by the model's first layer.")
-            return
-        self.input_spec = spec
-        self.specChanged.emit()
-        self._refresh_shapes()
-        self._maybe_run()
+        self.wb.set_input_spec(spec)
 
     def _refresh_shapes(self) -> None:
         """Redo the dry run at the new input size, so the tree's shapes follow the runs.
@@ -254,61 +233,35 @@ class AppState(QObject):
         Queued before the probe in the worker; the nodes keep their identity (the tree view
         keeps its expansion and selection), only their shapes and call counts change.
         """
+        if not self.wb.shapes_stale():
+            return
         loaded, spec = self.loaded, self.input_spec
-        if loaded is None or spec is None or self.tree is None:
-            return
-        if self.tree_spec is not None and spec.size == self.tree_spec.size:
-            return
-
-        def done(fresh) -> None:
-            if loaded is not self.loaded or spec != self.input_spec or fresh.error:
-                return
-            new = {n.name: n for n in fresh.nodes()}
-            for node in self.tree.nodes():
-                if node.name in new:
-                    node.out_shapes, node.calls = new[node.name].out_shapes, new[node.name].calls
-            self.tree_spec = spec
-            self.shapesChanged.emit()
-
         self.worker.submit(
-            _shapes_job, loaded.model, spec, kind="shapes", on_result=done, on_error=lambda _: None
+            shapes_job,
+            loaded.model,
+            spec,
+            kind="shapes",
+            on_result=lambda fresh: self.wb.apply_shapes(loaded, spec, fresh),
+            on_error=lambda _: None,
         )
 
     def set_input_size(self, h: int, w: int) -> None:
-        """Change only the input size."""
-        if self.input_spec is not None:
-            # A typed size is a fixed size, also for a live module's native (own-size) spec.
-            spec = replace(self.input_spec, size=(int(h), int(w)), resize=None, native=False)
-            self.set_input_spec(spec)
+        """Change only the input size (a typed size is fixed, also for a native spec)."""
+        self.wb.set_input_size(h, w)
 
     # -- choices ------------------------------------------------------------------------------
     def set_layers(self, layers: list[str]) -> None:
         """Replace the ticked layers (order kept, duplicates dropped)."""
-        layers = list(dict.fromkeys(layers))
-        if layers == self.layers:
-            return
-        self.layers = layers
-        self.layersChanged.emit(list(layers))
-        if self.tree is not None and not any(c in layers for c in self.cam_layers):
-            self.cam_layers = layer_defaults(self.tree, layers, fallback=False).cam_layers
-            self.camChanged.emit()
-        self._settle_selection()
-        self._maybe_run()
+        self.wb.set_layers(layers)
 
     def set_layer_ticked(self, name: str, ticked: bool) -> None:
         """Tick or untick one layer."""
-        if ticked and name not in self.layers:
-            self.set_layers([*self.layers, name])
-        elif not ticked and name in self.layers:
-            self.set_layers([n for n in self.layers if n != name])
+        self.wb.set_layer_ticked(name, ticked)
 
     def set_target(self, target: int | str | None) -> None:
-        """Explain class ``target``, a grammar target (``box:2``...) or the default (None)."""
-        if target == self.target:
-            return
-        self.target = target
-        self.targetChanged.emit(target)
-        self._maybe_run()
+        """Explain class ``target``, a grammar target (``box:2``...), a clicked region
+        (``RegionTarget``) or the default (None)."""
+        self.wb.set_target(target)
 
     def set_target_text(self, text: str) -> bool:
         """Set the target from text typed by the user, in the ``--target`` grammar.
@@ -317,158 +270,48 @@ class AppState(QObject):
         ``similar:IMAGE`` (embeddings); empty is the kind's default. A bad one emits
         ``errorRaised`` (one sentence) and keeps the previous target.
         """
-        try:
-            target = self._check_target(text)
-        except HookScopeError as exc:
-            self.errorRaised.emit(str(exc))
-            return False
-        self.set_target(target)
-        return True
+        return self.wb.set_target_text(text)
 
     def output_kind(self):
         """What the model outputs (:class:`~core.engine.outputs.OutputKind`), or None."""
-        if self.snapshot is not None and self.snapshot.kind is not None:
-            return self.snapshot.kind
-        return self.tree.output_kind if self.tree is not None else None
-
-    def _check_target(self, text) -> int | str | None:
-        """The target to store for ``text``: an int for a class, else the grammar text."""
-        request = parse_target_text(text)
-        kind = self.output_kind()
-        names = (self.loaded.class_names if self.loaded else None) or []
-        which = kind.kind if kind is not None else None
-        if request.form == "class":
-            if request.value is None:
-                return None
-            if which in (DETECTIONS, EMBEDDING):
-                raise HookScopeError(_wrong_form(request.text, kind))
-            n_classes = kind.num_classes if kind is not None else None
-            if n_classes is None and self.snapshot is not None:
-                n_classes = len(self.snapshot.probs) or None
-            return parse_target(request.value, names, n_classes or len(names))
-        wanted = {"region": DENSE, "box": DETECTIONS, "similar": EMBEDDING}[request.form]
-        if which is not None and which != wanted:
-            raise HookScopeError(_wrong_form(request.text, kind))
-        if request.form == "box":
-            snap = self.snapshot
-            if snap is not None and snap.kind is not None and snap.kind.kind == DETECTIONS:
-                n = len(snap.predictions)
-                if n == 0:
-                    raise HookScopeError(
-                        "The model detected nothing in this image, so there is no box to explain."
-                    )
-                if request.value >= n:
-                    raise HookScopeError(
-                        f"There is no detection {request.value}: the model found {n} "
-                        f"(box:0 to box:{n - 1})."
-                    )
-            return f"box:{request.value}"
-        path = Path(request.path).expanduser()
-        if not path.is_file():
-            what = "Mask file" if request.form == "region" else "Reference image"
-            raise HookScopeError(f"{what} {path} does not exist.")
-        if request.form == "similar":
-            return f"similar:{path}"
-        c = parse_target(request.value, names, kind.num_classes if kind else None)
-        return f"{c}@{path}"
+        return self.wb.output_kind()
 
     def set_target_region(self, row: int, col: int) -> bool:
         """Explain the class predicted at input pixel (row, col) over its region (a click).
 
-        The region is written as a mask PNG, so the target stays plain ``C@mask.png`` text
-        (sessions and the CLI's ``--target`` reproduce it).
+        The region's mask stays in memory (``core.engine.targets.RegionTarget``, shown as
+        ``C@(row,col)``); a saved session writes it next to its file.
         """
-        snap = self.snapshot
-        if snap is None or snap.mask is None:
-            return False
-        h, w = snap.input_image.shape[:2]
-        mh, mw = snap.mask.shape
-        r = min(mh - 1, max(0, int(row * mh / h)))
-        c = min(mw - 1, max(0, int(col * mw / w)))
-        cls, region = connected_region(snap.mask, r, c)
-        return self.set_target_text(f"{cls}@{save_region_mask(region, r, c)}")
+        return self.wb.set_target_region(row, col)
 
     def select(self, layer: str, call: int = 0) -> None:
-        """Select the layer (and call) the analysis docks show.
-
-        Only a ticked layer can be shown: selecting another one keeps the selection and says
-        how to record it, so a dock never goes blank while its Layer box names another layer.
-        """
-        if layer not in self.layers:
-            self.statusMessage.emit(
-                f"'{layer}' is not hooked: tick its box in the model tree to record it."
-            )
-            return
-        if (layer, call) == (self.selected_layer, self.selected_call):
-            return
-        self.selected_layer, self.selected_call = layer, call
-        self.selectionChanged.emit(layer, call)
+        """Select the layer (and call) the analysis docks show (only a ticked one)."""
+        self.wb.select(layer, call)
 
     def recorded_layers(self) -> list[str]:
         """Ticked layers the last run recorded: the ones a dock can show, in tick order."""
-        snap = self.snapshot
-        return [n for n in self.layers if snap is not None and n in snap.layers]
-
-    def _settle_selection(self) -> None:
-        """Keep the selection on a ticked layer with data (a CAM layer first, else the last).
-
-        Before the first run (or for a layer ticked since the last one) any ticked layer does.
-        """
-        recorded = self.recorded_layers()
-        pool = recorded or self.layers
-        if self.selected_layer in pool or (self.selected_layer in self.layers and not recorded):
-            return
-        if not pool:
-            return
-        pick = next((n for n in self.cam_layers if n in pool), pool[-1])
-        self.select(pick, 0)
+        return self.wb.recorded_layers()
 
     def set_cam(self, method: str | None = None, layers: list[str] | None = None) -> None:
         """Change the CAM method and/or the CAM layers, then rerun."""
-        changed = False
-        if method is not None and method != self.cam_method:
-            self.cam_method, changed = method, True
-        if layers is not None and list(layers) != self.cam_layers:
-            self.cam_layers, changed = list(layers), True
-        if changed:
-            self.camChanged.emit()
-            self._maybe_run()
+        self.wb.set_cam(method, layers)
 
     def set_display(self, colormap: str | None = None, alpha: float | None = None) -> None:
         """Change the colour map or overlay alpha (a redraw, no rerun).
 
         An unknown colour map emits ``errorRaised`` and keeps the current one.
         """
-        if colormap is not None:
-            try:
-                self.colormap = check_colormap(colormap)
-            except HookScopeError as exc:
-                self.errorRaised.emit(str(exc))
-        if alpha is not None:
-            self.alpha = float(alpha)
-        self.displayChanged.emit()
+        self.wb.set_display(colormap, alpha)
 
     def set_auto_run(self, on: bool) -> None:
-        if on != self.auto_run:
-            self.auto_run = on
-            self.autoRunChanged.emit(on)
-            self._maybe_run()
+        self.wb.set_auto_run(on)
 
     def run_choices(self) -> dict:
         """Every choice that decides a run's numbers, as plain data (sessions, a pinned baseline).
 
         The model is not in it (see ``model_args``); the image is its path plus its edits.
         """
-        return {
-            "image": self.image_path,
-            "image_edits": [dict(d) for d in self.image_edits],
-            "input_spec": self.input_spec.to_dict() if self.input_spec else None,
-            "layers": list(self.layers),
-            "target": self.target,
-            "cam_method": self.cam_method,
-            "cam_layers": list(self.cam_layers),
-            "edits": [dict(d) for d in self.edits],
-        }
+        return self.wb.run_choices()
 
     # -- running ------------------------------------------------------------------------------
     @property
@@ -484,35 +327,18 @@ class AppState(QObject):
         """Run the probe on the current choices (cancels a run in progress)."""
         if not self.ready:
             return None
-        import time
-
         loaded = self.loaded
         self._run_started = time.perf_counter()
         self._run_id = self.worker.submit(
             jobs.probe_job,
             loaded,
             self.image,
-            list(self.layers),
-            self.target,
-            self.cam_method,
-            list(self.cam_layers),
-            spec=self.input_spec,
-            k=self.topk,
-            edits=[dict(d) for d in self.edits],
-            threads=self._threads(),
+            self.wb.request(),
             kind="probe",
             on_result=lambda snap: self._on_result(loaded, snap),
             on_error=self._on_run_error,
         )
         return self._run_id
-
-    def _threads(self) -> int | None:
-        """Torch threads for a probe of the current model at the current input size."""
-        spec, default = self.input_spec, self.tree_spec or self.loaded.input_spec
-        if spec is None:
-            return None
-        scale = (spec.size[0] * spec.size[1]) / (default.size[0] * default.size[1])
-        return threads_for(int(self.tree.macs() * scale))
 
     def cancel(self) -> None:
         """Cancel the running job and anything queued."""
@@ -523,14 +349,8 @@ class AppState(QObject):
             self.run()
 
     def _on_result(self, loaded, snap: Snapshot) -> None:
-        if loaded is not self.loaded:  # the model changed while this ran: stale
-            return
-        import time
-
-        self.last_run_seconds = time.perf_counter() - self._run_started
-        self.snapshot = snap
-        self.resultChanged.emit(snap)
-        self._settle_selection()
+        # A result of a model replaced while it ran is stale: the workbench drops it.
+        self.wb.set_result(snap, loaded, time.perf_counter() - self._run_started)
 
     def _on_run_error(self, message: str) -> None:
         self.runFailed.emit(message)
@@ -547,56 +367,4 @@ class AppState(QObject):
         The cancelled run's CAM choice (e.g. a slow scorecam) would otherwise sit in the Method
         box above the last finished run's map.
         """
-        snap = self.snapshot
-        if snap is None:
-            return "Run cancelled: nothing has been computed yet (Ctrl+R runs again)."
-        shown = snap.cam_method
-        wanted = self.cam_method
-        if shown and (shown != wanted or list(snap.cams) != self.cam_layers):
-            self.cam_method, self.cam_layers = shown, list(snap.cams)
-            self.camChanged.emit()
-            if wanted and wanted != shown:
-                return (
-                    f"{wanted} cancelled: showing {shown} from the last finished run "
-                    "(pick it again to rerun)."
-                )
-        return "Run cancelled: showing the last finished run."
-
-
-REGION_DIR = Path(tempfile.gettempdir()) / "hookscope-regions"
-
-_FORMS = {
-    CLASSES: "a class index or name",
-    DENSE: "a class index or name (its predicted pixels), C@mask.png, or a click on the mask",
-    DETECTIONS: "box:i, or a click on a box",
-    EMBEDDING: "similar:IMAGE (the Reference image… button)",
-}
-
-
-def _wrong_form(text: str, kind) -> str:
-    return (
-        f"The target '{text}' does not fit this model, whose output is {kind.kind} "
-        f"{tuple(kind.shape)}; use {_FORMS[kind.kind]}."
-    )
-
-
-def save_region_mask(mask: np.ndarray, row: int, col: int, folder: Path | None = None) -> Path:
-    """Write a region clicked at (row, col) as a white-on-black PNG (reused when there).
-
-    Its name says where the click was, for titles ("the region in region-r40-c72.png"); a
-    folder named by the content keeps two regions clicked at the same place apart.
-    """
-    img = (np.asarray(mask, dtype=bool) * 255).astype(np.uint8)
-    digest = hashlib.sha1(img.tobytes() + str(img.shape).encode()).hexdigest()[:12]
-    folder = (folder or REGION_DIR) / digest
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"region-r{row}-c{col}.png"
-    if not path.is_file():
-        Image.fromarray(img).save(path)
-    return path
-
-
-def _shapes_job(reporter, model, spec):
-    """The dry run at ``spec`` (worker thread): a tree whose shapes and calls are current."""
-    reporter.progress(0, 0, "Measuring shapes…")
-    return build_tree(model, spec)
+        return self.wb.agree_with_shown()

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from hookscope.core.engine.targets import clicked_at
 from hookscope.core.errors import HookScopeError
 
 SESSION_VERSION = 1
@@ -550,7 +551,10 @@ def _target_file(target) -> tuple[str, str, str] | None:
     if text.lower().startswith("similar:"):
         return ("reference image", "target", text[len("similar:") :].strip())
     if "@" in text and not text.lower().startswith("box:"):
-        return ("target mask", "target", text.partition("@")[2].strip())
+        where = text.partition("@")[2].strip()
+        if clicked_at(where) is not None:  # C@(row,col): a clicked region, no file
+            return None
+        return ("target mask", "target", where)
     return None
 
 

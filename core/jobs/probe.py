@@ -115,7 +115,9 @@ class ProbeRequest:
             raise HookScopeError(
                 f"Unknown CAM method '{self.cam_method}': use one of {', '.join(CAM_METHODS)}."
             )
-        if isinstance(self.target, str) and not isinstance(self.target, RegionTarget):
+        if isinstance(self.target, RegionTarget):
+            pass
+        elif isinstance(self.target, str):
             parse_target_text(self.target)  # a malformed grammar is one sentence here
         elif not (self.target is None or callable(self.target) or _is_index(self.target)):
             raise HookScopeError(f"A target must be a class index or name, not {self.target!r}.")

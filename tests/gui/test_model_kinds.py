@@ -46,7 +46,7 @@ def click(qtbot, view, row: float, col: float) -> None:
 
 
 def test_segmentation_mask_click_targets_that_region(make_window, qtbot, photos, tmp_path):
-    from hookscope.core.engine.targets import region_target
+    from hookscope.core.engine.targets import RegionTarget, region_target
     from hookscope.core.loading.images import to_tensor
     from hookscope.core.methods.cam import compute_cam
     from hookscope.gui import session_io
@@ -76,7 +76,8 @@ def test_segmentation_mask_click_targets_that_region(make_window, qtbot, photos,
     r, c = int(rs[len(rs) // 2]), int(cs[len(cs) // 2])
     before = snap.cams[st.cam_layers[0]]
     snap = wait_run(qtbot, st, lambda: click(qtbot, view, r, c))
-    assert isinstance(st.target, str) and st.target.startswith(f"{other}@")
+    # The region stays in memory (no temp file): readable text, the mask on the target.
+    assert isinstance(st.target, RegionTarget) and st.target.startswith(f"{other}@(")
     assert snap.target == other and snap.target_text == st.target
     assert snap.target_label.startswith(f"class {other} (")
     after = snap.cams[st.cam_layers[0]]
@@ -87,7 +88,7 @@ def test_segmentation_mask_click_targets_that_region(make_window, qtbot, photos,
     x = to_tensor(st.image, st.input_spec)
     expect = compute_cam(loaded.model, x, st.cam_layers, "gradcam", region)
     np.testing.assert_allclose(after, expect[st.cam_layers[0]], atol=1e-6)
-    mask_png = np.asarray(Image.open(st.target.partition("@")[2])) > 0
+    mask_png = st.target.mask
     np.testing.assert_array_equal(mask_png, region.mask.numpy() > 0)
     # ...which pytorch-grad-cam's SemanticSegmentationTarget gives too.
     pgc = pytest.importorskip("pytorch_grad_cam")
