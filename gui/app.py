@@ -41,6 +41,7 @@ class AppOptions:
         session: A session file to open instead of ``model`` (``--session``); the code it
             names runs only with ``trust_pickle`` / ``trust_factory`` (no dialog asks).
         trust_factory: Let the session's ``file.py:factory`` run (``--trust-factory``).
+        run: A folder written by ``hookscope.watch`` to show in the Training panel (``--run``).
     """
 
     model: Any = "demo"
@@ -53,6 +54,7 @@ class AppOptions:
     restore_layout: bool = True
     session: str | None = None
     trust_factory: bool = False
+    run: str | None = None
 
     @classmethod
     def from_args(cls, args) -> AppOptions:
@@ -72,6 +74,7 @@ class AppOptions:
             restore_layout=not shot,
             session=getattr(args, "session", None),
             trust_factory=bool(getattr(args, "trust_factory", False)),
+            run=getattr(args, "run", None),
         )
 
 
@@ -114,6 +117,8 @@ def start(state: AppState, window: MainWindow, options) -> None:
         options: :class:`AppOptions` (an argparse namespace is read with ``from_args``).
     """
     options = AppOptions.from_args(options)
+    if options.run:
+        window.open_training_run(options.run)
     image = options.image
     if isinstance(image, (str, Path)) and str(image):
         state.load_image(str(image))

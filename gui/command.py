@@ -50,6 +50,11 @@ def _gui_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="let the --session's file.py:factory run (it executes that Python file)",
     )
+    g.add_argument(
+        "--run",
+        metavar="DIR",
+        help="open a training run recorded by hookscope.watch in the Training panel",
+    )
     g.add_argument("--image", help="image to open (default: a bundled sample)")
     g.add_argument("--layers", type=names, help="comma-separated module names to hook")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")

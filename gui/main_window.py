@@ -55,6 +55,7 @@ EXPERIMENT_DOCKS = (
     ("hookscope.gui.docks.trust", "TrustDock"),
     ("hookscope.gui.docks.dataset", "DatasetDock"),
     ("hookscope.gui.docks.hook_code", "HookCodeDock"),
+    ("hookscope.gui.docks.training", "TrainingDock"),
 )
 """Experiment docks: Edits with Predictions, Image lab with Image, the rest tabbed centre."""
 EXPERIMENT_PLACES = {"EditsDock": "predictions", "ImageLabDock": "image"}
@@ -361,6 +362,15 @@ class MainWindow(QMainWindow):
                 bar.addAction(action)
                 self.panel_actions[dock.objectName()] = action
 
+    def open_training_run(self, path: str | None = None) -> None:
+        """Show the Training panel on a run folder (asks for one when ``path`` is None)."""
+        dock = next(d for d in self.experiment_docks if d.objectName() == "TrainingDock")
+        self.show_panel(dock)
+        if path:
+            dock.open_run(path)
+        else:
+            dock.choose_run()
+
     def show_panel(self, dock: BaseDock) -> None:
         """Show ``dock`` in its place, hiding the panel that held it (one click, no tabs).
 
@@ -529,6 +539,7 @@ class MainWindow(QMainWindow):
         self.save_session_action = self._action(
             file_menu, "Save sessio&n…", lambda: session_io.save_dialog(self)
         )
+        self._action(file_menu, "Open &training run…", self.open_training_run)
         file_menu.addSeparator()
         self.export_action = self._action(
             file_menu, "&Export figure…", self.export_figure, QKeySequence("Ctrl+S")

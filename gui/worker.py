@@ -1,13 +1,27 @@
-"""One job runner: plain core functions ``fn(reporter, ...)`` in a worker thread.
+"""Two job lanes: plain core functions ``fn(reporter, ...)`` in worker threads.
 
-The UI thread never runs torch. Jobs run one at a time on a single pool thread so two jobs
-never touch the same model at once. A new job of the same kind cancels the running one and
-waits behind it; only the latest pending job of each kind is kept.
+The UI thread never runs torch. Jobs run in two lanes of one pool thread each:
+
+- ``interactive``: what a click starts (probe, load, CAM, attribution, before/after…);
+- ``long``: the kinds in :data:`LONG_KINDS` (scan, Trust, Sanity, importance).
+
+Within a lane, a new job of the same kind cancels the running one and waits behind it; only
+the latest pending job of each kind is kept. A lane keeps its one thread (a new thread would
+start a new OpenMP team for torch).
+
+The two lanes never use a model at the same time: one :class:`~core.reporting.ModelGate`
+(a lock, not a copy of the model). An interactive job holds it for its whole run; a long job
+marked :func:`~core.reporting.per_batch` takes it per batch (``reporter.batch()``) and lets
+a waiting interactive job go first between two batches, so a click waits at most for the
+batch in flight. A long job without the mark holds it for its whole run. A lock rather than
+a copy: a copy doubles the model's memory, misses a live model's later changes, and the lock
+also hands the cores to the click instead of splitting them with the long job.
 
 Progress does not travel by signal: the job only stores its latest value and the UI thread
 reads it every ``PROGRESS_POLL_MS``. Short runs (the demo's take ~5 ms) so never wake the UI
 thread, which would take the GIL and a core from the computation, and never flash a progress
-bar; long runs show progress after the first poll.
+bar; long runs show progress after the first poll. Partial results (``reporter.partial``)
+do travel by (queued) signal, each one, in order, before the job's end.
 """
 
 from __future__ import annotations
@@ -21,9 +35,17 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
 from hookscope.core.errors import HookScopeError
-from hookscope.core.reporting import Cancelled, Reporter
+from hookscope.core.reporting import Cancelled, ModelGate, Reporter, lane_gate
 
 PROGRESS_POLL_MS = 100
+INTERACTIVE, LONG = "interactive", "long"
+LONG_KINDS = frozenset({"scan", "trust", "sanity", "importance", "training"})
+"""Job kinds that run in the long lane; every other kind is interactive."""
+
+
+def lane_of(kind: str) -> str:
+    """The lane a job of ``kind`` runs in."""
+    return LONG if kind in LONG_KINDS else INTERACTIVE
 
 
 @dataclass
@@ -37,18 +59,28 @@ class Job:
     kwargs: dict
     on_result: Callable[[Any], None] | None = None
     on_error: Callable[[str], None] | None = None
+    on_partial: Callable[[Any], None] | None = None
+    sink: Callable[[int, Any], None] | None = None  # hands partial results to the UI thread
     reporter: Reporter = field(init=False)
     latest: tuple[int, int, str] | None = None  # last progress the job reported
 
     def __post_init__(self) -> None:
         # A plain attribute write from the pool thread; the UI thread polls it.
-        self.reporter = Reporter(lambda d, t, m: setattr(self, "latest", (d, t, m)))
+        self.reporter = Reporter(self._store, self._partial)
+
+    def _store(self, *args, **_kwargs) -> None:
+        self.latest = tuple(args[:3])
+
+    def _partial(self, payload: Any) -> None:
+        if self.sink is not None and not self.reporter.cancelled:
+            self.sink(self.id, payload)
 
 
 class _Bridge(QObject):
-    """Signals emitted from the pool thread; delivered queued to the UI thread."""
+    """Signals emitted from the pool threads; delivered queued to the UI thread."""
 
     done = Signal(int, str, object)  # job id, status ("ok"|"error"|"cancelled"), payload
+    partial = Signal(int, object)  # job id, partial result
 
 
 class _Task(QRunnable):
@@ -83,41 +115,74 @@ class _Task(QRunnable):
         self.bridge.done.emit(job.id, status, payload)
 
 
+class _Lane:
+    """One pool thread, its running job and its pending jobs (kind -> latest, in order)."""
+
+    def __init__(self, name: str, parent: QObject):
+        self.name = name
+        self.pool = QThreadPool(parent)
+        self.pool.setMaxThreadCount(1)
+        self.pool.setExpiryTimeout(-1)  # keep the one thread (and its OpenMP team)
+        self.running: Job | None = None
+        self.pending: dict[str, Job] = {}
+        self.shown: tuple[int, int, str] | None = None  # last progress sent for ``running``
+
+    @property
+    def busy(self) -> bool:
+        return self.running is not None or bool(self.pending)
+
+
+def _in_lane(fn: Callable[..., Any], lane: str, gate: ModelGate) -> Callable[..., Any]:
+    """``fn`` wrapped to take the model gate as its lane does (see the module docstring)."""
+
+    def run(reporter: Reporter, *args, **kwargs):
+        with lane_gate(gate):
+            if lane == LONG and getattr(fn, "per_batch", False):
+                return fn(reporter, *args, **kwargs)  # takes the gate per batch itself
+            take = gate.hold if lane == INTERACTIVE else gate.turn
+            with take(reporter.check):
+                return fn(reporter, *args, **kwargs)
+
+    return run
+
+
 class Worker(QObject):
-    """Runs jobs off the UI thread, one at a time.
+    """Runs jobs off the UI thread in two lanes (interactive and long).
 
     Signals:
         started(id, kind): A job began running.
         finished(id, kind, result): A job returned ``result``.
         failed(id, kind, message): A job raised; ``message`` is one sentence.
         cancelled(id, kind): A job was cancelled (running or dropped from the queue).
-        progress(done, total, message): Progress of the running job, polled every
+        partial(id, kind, payload): A running job handed over a partial result.
+        jobProgress(id, kind, done, total, message): Progress of a running job, polled every
             ``poll_ms`` (so not at all for shorter jobs), only when it changed.
-        busyChanged(bool): True while a job runs or waits.
+        progress(done, total, message): The same for one job: the interactive lane's when it
+            runs one, else the long lane's (the window's progress bar).
+        busyChanged(bool): True while a job runs or waits in either lane.
     """
 
     started = Signal(int, str)
     finished = Signal(int, str, object)
     failed = Signal(int, str, str)
     cancelled = Signal(int, str)
+    partial = Signal(int, str, object)
+    jobProgress = Signal(int, str, int, int, str)
     progress = Signal(int, int, str)
     busyChanged = Signal(bool)
 
     def __init__(self, parent: QObject | None = None, poll_ms: int = PROGRESS_POLL_MS):
         super().__init__(parent)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
-        # Keep the one thread: a new thread would start a new OpenMP team for torch.
-        self._pool.setExpiryTimeout(-1)
+        self._lanes = {name: _Lane(name, self) for name in (INTERACTIVE, LONG)}
+        self.gate = ModelGate()
         self._bridge = _Bridge()
         self._bridge.done.connect(self._on_done)
+        self._bridge.partial.connect(self._on_partial)
         self._poll = QTimer(self)
         self._poll.setInterval(poll_ms)
         self._poll.timeout.connect(self.poll)
-        self._shown: tuple[int, int, str] | None = None
+        self._shown: tuple[int, tuple] | None = None  # (job id, progress) last sent by progress
         self._ids = itertools.count(1)
-        self._running: Job | None = None
-        self._pending: dict[str, Job] = {}  # kind -> latest job, in arrival order
 
     # -- API --------------------------------------------------------------------------------
     def submit(
@@ -127,75 +192,119 @@ class Worker(QObject):
         kind: str = "job",
         on_result: Callable[[Any], None] | None = None,
         on_error: Callable[[str], None] | None = None,
+        on_partial: Callable[[Any], None] | None = None,
         **kwargs,
     ) -> int:
-        """Queue ``fn(reporter, *args, **kwargs)``; return the job id.
+        """Queue ``fn(reporter, *args, **kwargs)`` in its kind's lane; return the job id.
 
         A running job of the same ``kind`` is cancelled and a pending one replaced.
-        ``on_result`` / ``on_error`` are called in the UI thread.
+        ``on_result`` / ``on_error`` / ``on_partial`` are called in the UI thread.
         """
-        job = Job(next(self._ids), kind, fn, args, kwargs, on_result, on_error)
-        old = self._pending.pop(kind, None)
+        name = lane_of(kind)
+        lane = self._lanes[name]
+        job = Job(
+            next(self._ids),
+            kind,
+            _in_lane(fn, name, self.gate),
+            args,
+            kwargs,
+            on_result,
+            on_error,
+            on_partial,
+            self._bridge.partial.emit,
+        )
+        old = lane.pending.pop(kind, None)
         if old is not None:
             self.cancelled.emit(old.id, old.kind)
-        if self._running is not None and self._running.kind == kind:
-            self._running.reporter.cancel()
+        if lane.running is not None and lane.running.kind == kind:
+            lane.running.reporter.cancel()
         was_busy = self.busy
-        self._pending[kind] = job
-        self._start_next()
+        lane.pending[kind] = job
+        self._start_next(lane)
         if not was_busy:
             self.busyChanged.emit(True)
         return job.id
 
     def cancel(self, job_id: int | None = None) -> None:
-        """Cancel one job by id (running or pending), or with no id every job.
+        """Cancel one job by id (running or pending), or with no id every job in both lanes.
 
         Cancelling an id that already finished, or that is unknown, does nothing.
         """
-        if job_id is None:
-            pending, self._pending = list(self._pending.values()), {}
-        else:
-            pending = [job for job in self._pending.values() if job.id == job_id]
+        was_busy = self.busy
+        for lane in self._lanes.values():
+            if job_id is None:
+                pending, lane.pending = list(lane.pending.values()), {}
+            else:
+                pending = [job for job in lane.pending.values() if job.id == job_id]
+                for job in pending:
+                    del lane.pending[job.kind]
             for job in pending:
-                del self._pending[job.kind]
-        for job in pending:
-            self.cancelled.emit(job.id, job.kind)
-        running = self._running
-        if running is not None and job_id in (None, running.id):
-            running.reporter.cancel()
-        elif pending and not self.busy:
+                self.cancelled.emit(job.id, job.kind)
+            running = lane.running
+            if running is not None and job_id in (None, running.id):
+                running.reporter.cancel()
+        if was_busy and not self.busy:
             self.busyChanged.emit(False)
 
     @property
     def busy(self) -> bool:
-        return self._running is not None or bool(self._pending)
+        """True while a job runs or waits in either lane."""
+        return any(lane.busy for lane in self._lanes.values())
+
+    def lane_busy(self, lane: str) -> bool:
+        """True while a job runs or waits in ``lane`` (``"interactive"`` or ``"long"``)."""
+        return self._lanes[lane].busy
 
     @property
     def running_kind(self) -> str | None:
-        return self._running.kind if self._running is not None else None
+        """Kind of the running interactive job, else of the running long job, else None."""
+        kinds = self.running_kinds
+        return kinds[0] if kinds else None
+
+    @property
+    def running_kinds(self) -> list[str]:
+        """Kinds of the running jobs, interactive lane first."""
+        return [lane.running.kind for lane in self._lanes.values() if lane.running is not None]
 
     def wait(self, msecs: int = -1) -> bool:
-        """Block until the pool is idle (tests and shutdown only)."""
-        return self._pool.waitForDone(msecs)
+        """Block until both lanes are idle (tests and shutdown only)."""
+        return all(lane.pool.waitForDone(msecs) for lane in self._lanes.values())
 
     # -- internals --------------------------------------------------------------------------
-    def _start_next(self) -> None:
-        if self._running is not None or not self._pending:
+    def _start_next(self, lane: _Lane) -> None:
+        if lane.running is not None or not lane.pending:
             return
-        kind = next(iter(self._pending))
-        job = self._pending.pop(kind)
-        self._running = job
-        self._shown = None
+        kind = next(iter(lane.pending))
+        job = lane.pending.pop(kind)
+        lane.running = job
+        lane.shown = None
         self.started.emit(job.id, job.kind)
-        self._pool.start(_Task(job, self._bridge))
+        lane.pool.start(_Task(job, self._bridge))
         self._poll.start()
+
+    def _lane_running(self, job_id: int) -> _Lane | None:
+        return next(
+            (ln for ln in self._lanes.values() if ln.running and ln.running.id == job_id), None
+        )
+
+    @Slot(int, object)
+    def _on_partial(self, job_id: int, payload: object) -> None:
+        lane = self._lane_running(job_id)
+        if lane is None or lane.running.reporter.cancelled:  # superseded: nobody wants it
+            return
+        job = lane.running
+        self.partial.emit(job.id, job.kind, payload)
+        if job.on_partial is not None:
+            job.on_partial(payload)
 
     @Slot(int, str, object)
     def _on_done(self, job_id: int, status: str, payload: object) -> None:
-        job, self._running = self._running, None
-        self._poll.stop()
-        if job is None or job.id != job_id:  # cannot happen with one thread; be safe
+        lane = self._lane_running(job_id)
+        if lane is None:  # cannot happen: a lane runs one job at a time; be safe
             return
+        job, lane.running = lane.running, None
+        if not any(ln.running for ln in self._lanes.values()):
+            self._poll.stop()
         if status == "ok":
             self.finished.emit(job.id, job.kind, payload)
             if job.on_result is not None:
@@ -206,17 +315,23 @@ class Worker(QObject):
                 job.on_error(str(payload))
         else:
             self.cancelled.emit(job.id, job.kind)
-        self._start_next()
+        self._start_next(lane)
         if not self.busy:
             self.busyChanged.emit(False)
 
     @Slot()
     def poll(self) -> None:
-        """Emit ``progress`` if the running job reported something new (the timer calls this)."""
-        job = self._running
-        if job is None:
-            return
-        latest = job.latest or (0, 0, "Working…")
-        if latest != self._shown:
-            self._shown = latest
-            self.progress.emit(*latest)
+        """Emit progress of running jobs that reported something new (the timer calls this)."""
+        main = None
+        for lane in self._lanes.values():
+            job = lane.running
+            if job is None:
+                continue
+            latest = job.latest or (0, 0, "Working…")
+            if latest != lane.shown:
+                lane.shown = latest
+                self.jobProgress.emit(job.id, job.kind, *latest)
+            main = main or (job.id, latest)
+        if main is not None and main != self._shown:
+            self._shown = main
+            self.progress.emit(*main[1])

@@ -31,6 +31,10 @@ UPDATE_LOW, UPDATE_HIGH = 1e-5, 1e-1
 """Median update-to-weight ratio outside these (two decades around 1e-3) is far from 1e-3."""
 
 
+SEVERITY = ("loss", "exploding", "vanishing", "dead", "saturated", "update-ratio")
+"""Rules in the order findings of one step are listed: the worst first."""
+
+
 @dataclass(frozen=True)
 class Finding:
     """One problem: which rule, where, from which step, in words, and the hook to try."""
@@ -45,7 +49,7 @@ class Finding:
 def diagnose(run: str | Path | RunData) -> list[Finding]:
     """Every finding of every rule, in step order."""
     data = run if isinstance(run, RunData) else read_run(run)
-    grads = _series(data, "param", "grad_norm", combine="norm")
+    grads = series(data, "param", "grad_norm", combine="norm")
     found = [
         *_loss_nan(data),
         *_vanishing(grads),
@@ -55,10 +59,13 @@ def diagnose(run: str | Path | RunData) -> list[Finding]:
         *_update_ratio(data),
     ]
     order = {name: i for i, name in enumerate(data.info.get("layers", []))}
-    return sorted(found, key=lambda f: (f.step, f.rule, order.get(f.layer, len(order)), f.layer))
+    return sorted(
+        found,
+        key=lambda f: (f.step, SEVERITY.index(f.rule), order.get(f.layer, len(order)), f.layer),
+    )
 
 
-def _series(data: RunData, kind: str, column: str, combine: str = "mean", values=None):
+def series(data: RunData, kind: str, column: str, combine: str = "mean", values=None):
     """``(steps, layers, values (layers × steps))`` of one column; ranks merged by mean.
 
     ``combine="norm"`` joins a layer's parameters as the norm of their norms (the layer's
@@ -176,7 +183,7 @@ def _exploding(data: RunData, grads) -> list[Finding]:
 
 
 def _units(data: RunData, column: str, share: float, rule: str) -> list[Finding]:
-    steps, layers, v = _series(data, "module", column)
+    steps, layers, v = series(data, "module", column)
     out = []
     need = min(STEADY_RECORDS, len(steps))
     for i, layer in enumerate(layers):
@@ -202,8 +209,8 @@ def _update_ratio(data: RunData) -> list[Finding]:
     """Per layer, ‖Δ all its parameters‖ / ‖all its parameters‖: a zero-initialised bias
     alone would read as a huge ratio."""
     delta = np.nan_to_num(data.columns["update_ratio"] * data.columns["weight_norm"])
-    steps, layers, d = _series(data, "param", "update_ratio", "norm", values=delta)
-    _, _, w = _series(data, "param", "weight_norm", "norm")
+    steps, layers, d = series(data, "param", "update_ratio", "norm", values=delta)
+    _, _, w = series(data, "param", "weight_norm", "norm")
     with np.errstate(invalid="ignore", divide="ignore"):
         r = d / w
     out = []

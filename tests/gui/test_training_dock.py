@@ -1,0 +1,84 @@
+"""The Training dock shows a watched run and follows it while it grows."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import hookscope
+from hookscope.core.training.diagnose import diagnose
+from hookscope.gui.docks.training import TrainingDock
+
+
+def write_run(out, steps: int, start_seed: int = 0):
+    torch.manual_seed(start_seed)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    probe = torch.randn(1, 3, 16, 16)
+    with hookscope.watch(model, out=out, every=1, probe=probe, probe_every=2, flush_every=2) as w:
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = model(torch.randn(4, 3, 16, 16)).pow(2).mean()
+            loss.backward()
+            opt.step()
+            w.step(loss=loss.item())
+
+
+@pytest.fixture
+def dock(qtbot):
+    from hookscope.gui.state import AppState
+
+    state = AppState()
+    d = TrainingDock(state)
+    qtbot.addWidget(d)
+    d.resize(900, 700)
+    d.show()
+    yield d
+    state.worker.cancel()
+    state.worker.wait(5000)
+
+
+def test_the_dock_shows_the_run_and_a_finding_click_selects_its_layer(tmp_path, qtbot, dock):
+    write_run(tmp_path, 4)
+    dock.open_run(str(tmp_path))
+    qtbot.waitUntil(lambda: dock.view is not None, timeout=20000)
+    v = dock.view
+    assert v.layers == ("0", "2", "6") and list(v.steps) == [0, 1, 2, 3]
+    assert dock.heat_image.image.shape == (4, 3, 3)  # steps x layers x RGB
+    assert list(v.loss_steps) == [0, 1, 2, 3] and np.isfinite(v.loss).all()
+    assert v.probe_steps == (0, 2) and dock.probes.pixmap() is not None
+    findings = diagnose(tmp_path)
+    assert dock.findings.count() == max(1, len(findings))
+    dock.select("2", 2)
+    assert dock.layer == "2"
+    names = {item.name() for item in dock.stats_plot.getPlotItem().listDataItems()}
+    assert names == {"mean", "std", "zeros"}
+    assert dock.heat_row.value() == 1.5 and dock.heat_line.value() == 2.5
+
+
+def test_follow_reads_new_chunks_of_a_growing_run(tmp_path, qtbot, dock):
+    write_run(tmp_path, 2)
+    dock.open_run(str(tmp_path))
+    qtbot.waitUntil(lambda: dock.view is not None, timeout=20000)
+    assert len(dock.view.steps) == 2
+    write_run(tmp_path / "more", 1)  # unrelated folder: nothing new here
+    dock.refresh()
+    qtbot.wait(300)
+    assert len(dock.view.steps) == 2
+    write_run(tmp_path, 6)  # the same folder grows (a rerun rewrites and adds chunks)
+    dock.refresh()
+    qtbot.waitUntil(lambda: len(dock.view.steps) == 6, timeout=20000)
+
+
+def test_a_folder_that_is_no_run_says_so(tmp_path, qtbot, dock):
+    dock.open_run(str(tmp_path))
+    qtbot.waitUntil(lambda: "has no run.json" in dock.summary.text(), timeout=20000)
+    assert not dock.timer.isActive()
