@@ -498,3 +498,14 @@ def test_a_file_system_without_locks_still_scans(tmp_path, monkeypatch):
     lock = lock_folder(tmp_path / "share")
     assert (tmp_path / "share" / ".scan.lock").is_file()
     lock.release()
+
+
+def test_missing_ray_stops_before_the_folder_exists(demo, six, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    out = tmp_path / "out"
+    with pytest.raises(HookScopeError) as err:
+        scan_job(quiet(), demo, six, LAYER, out=out, ray="local", **FAST)
+    assert str(err.value) == (
+        "--ray needs Ray, which is not installed: pip install 'hookscope[scale]'."
+    )
+    assert not out.exists()
