@@ -10,8 +10,13 @@ def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
 
 
+def block_with(text: str) -> str:
+    (code,) = [b for b in python_blocks() if text in b]
+    return code
+
+
 def test_the_python_snippet_runs_as_written(monkeypatch, capsys):
-    (code,) = python_blocks()
+    code = block_with("HookSession(")
     monkeypatch.chdir(ROOT)  # "Run from the repository's folder", as the README says
     exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
     out = capsys.readouterr().out.splitlines()
@@ -26,3 +31,13 @@ def test_the_two_commands_for_a_fresh_machine_are_there():
     assert "pip install -e . && python main.py" in text
     assert 'pip install -e ".[dev]" && python -m pytest -q' in text
     assert "CPU-only build of torch" in text and "://" not in text.split("## The app")[0]
+
+
+def test_the_explain_snippet_runs_as_written(monkeypatch, capsys):
+    code = block_with("hookscope.explain(")
+    monkeypatch.chdir(ROOT)
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "features.block3 (96, 96) float32 class 1 (car)"
+    assert out[2].split()[:3] == ["0", "1", "car"] and float(out[2].split()[3]) > 0.9
+    assert out[-1] == "16 (96, 96)"
