@@ -143,8 +143,16 @@ def file_stamp(path: str | Path) -> str | None:
 
 
 def disk_error(exc: OSError, out: str | Path) -> HookScopeError:
-    """One sentence for a failed write into the output folder ``out``."""
+    """One sentence for a failed write into the output folder ``out``.
+
+    An error on a file outside ``out`` (the decoding workers' shared memory, say) names that
+    file instead of blaming the output folder.
+    """
     where = exc.filename or out
+    if not Path(os.path.abspath(where)).is_relative_to(os.path.abspath(out)):
+        return HookScopeError(
+            f"The scan stopped on {where}: {exc.strerror or exc}; running it again resumes it."
+        )
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return HookScopeError(
             f"The disk holding {out} is full; free some space or pick another --out folder "
