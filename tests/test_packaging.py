@@ -77,7 +77,7 @@ def test_the_installed_wheel_runs_the_demo_from_another_directory(wheel, tmp_pat
     # A user's own project with packages named core and gui: neither shadows HookScope's.
     for own in ("core", "gui"):
         (elsewhere / own).mkdir(parents=True)
-        (elsewhere / own / "__init__.py").write_text(f"raise SystemExit('the user\'s {own}')\n")
+        (elsewhere / own / "__init__.py").write_text(f"raise SystemExit('the user's {own}')\n")
     env = {**os.environ, "PYTHONPATH": str(site), "QT_QPA_PLATFORM": "offscreen"}
 
     def hookscope(*args: str) -> subprocess.CompletedProcess:
@@ -105,3 +105,17 @@ def test_the_installed_wheel_runs_the_demo_from_another_directory(wheel, tmp_pat
     probe = hookscope("probe", "--model", "demo", "--image", str(sample), "--layers", "fc")
     assert probe.returncode == 0, probe.stderr
     assert "airplane" in probe.stdout
+
+
+def test_code_imports_through_the_one_name():
+    """No ``import core``/``gui`` anywhere: from a checkout both would be a second copy."""
+    import re
+
+    bad = re.compile(r"^\s*(from|import) (core|gui|main)\b", re.M)
+    files = [
+        p for d in ("core", "gui", "tests", "benchmarks", "docs") for p in (ROOT / d).rglob("*.py")
+    ]
+    found = [str(p.relative_to(ROOT)) for p in files if bad.search(p.read_text())]
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    found += ["README.md" for b in blocks if bad.search(b)]
+    assert found == []

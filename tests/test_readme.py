@@ -41,3 +41,16 @@ def test_the_explain_snippet_runs_as_written(monkeypatch, capsys):
     assert out[0] == "features.block3 (96, 96) float32 class 1 (car)"
     assert out[2].split()[:3] == ["0", "1", "car"] and float(out[2].split()[3]) > 0.9
     assert out[-1] == "16 (96, 96)"
+
+
+def test_the_watch_snippet_runs_as_written(monkeypatch, capsys, tmp_path):
+    code = block_with("hookscope.watch(")
+    monkeypatch.chdir(tmp_path)  # runs/readme lands in a temporary folder
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+    from hookscope.core.training.store import read_run
+
+    run = read_run(tmp_path / "runs" / "readme")
+    assert sorted({int(s) for s in run.rows("module")["step"]}) == [0, 5, 10, 15]
+    assert [p[0] for p in run.probes] == [0] and run.probes[0][1].shape == (2, 32, 32)
+    assert len(run.rows("loss")["loss"]) == 20
+    assert capsys.readouterr().out == ""  # a small healthy net: nothing to report

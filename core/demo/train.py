@@ -1,6 +1,6 @@
 """Train both demo variants on CPU and write their weights and the sample images.
 
-Run ``python -m core.demo.train``. Seeded end to end: the same code gives the same weights
+Run ``python -m hookscope.core.demo.train``. Seeded end to end: the same code gives the same weights
 (up to floating-point differences between machines).
 """
 

@@ -161,7 +161,7 @@ def _load_demo(spec: str) -> LoadedModel:
     if not path.exists():
         raise HookScopeError(
             f"The demo weights {path} are missing; reinstall HookScope (pip install .) or "
-            "remake them with python -m core.demo.train."
+            "remake them with python -m hookscope.core.demo.train."
         )
     size = demo.INPUT_SIZE
     return LoadedModel(
