@@ -509,3 +509,20 @@ def test_missing_ray_stops_before_the_folder_exists(demo, six, tmp_path, monkeyp
         "--ray needs Ray, which is not installed: pip install 'hookscope[scale]'."
     )
     assert not out.exists()
+
+
+def test_disk_error_sentences(tmp_path):
+    out = tmp_path / "out"
+    full = so.disk_error(OSError(errno.ENOSPC, "No space left on device", str(out / "x")), out)
+    assert str(full) == (
+        f"The disk holding {out} is full; free some space or pick another --out folder "
+        "(running the scan again resumes it)."
+    )
+    ro = so.disk_error(OSError(errno.EROFS, "Read-only file system", str(out)), out)
+    assert str(ro).startswith(f"{out} cannot be written (a read-only folder")
+    shm = so.disk_error(OSError(errno.ENOSPC, "No space left on device", "/dev/shm/t"), out)
+    assert str(shm) == (
+        "The scan stopped on /dev/shm/t: No space left on device; running it again resumes it."
+    )
+    io = so.disk_error(OSError(errno.EIO, "Input/output error", str(out / "a")), out)
+    assert str(io) == f"Writing the scan to {out} failed: Input/output error ({out / 'a'})."
