@@ -194,6 +194,8 @@ def write_report(
         f"{len(scan)} images ({n_err} unreadable) · folder {_e(ident.get('images'))}"
         + ("" if scan.complete else " · <b>partial scan</b>")
         + "</div>",
+        # What the scan simplified or redid (all maps equal, more clusters than maps, ...).
+        *(f"<p class='note'>{_e(n)}</p>" for n in scan.settings.get("notes") or ()),
     ]
     summary = [
         "<table class='sum'><tr><th>cluster</th><th>images</th><th>share</th>"

@@ -173,6 +173,8 @@ def test_folder_of_identical_images_is_one_cluster_with_a_note(demo, tmp_path, c
     assert settings["notes"][0].startswith("All 6 maps are the same")
     scan = open_scan(out)
     assert scan.column("cluster").tolist() == [0] * 6
+    html = (out / "report.html").read_text()
+    assert "<p class='note'>All 6 maps are the same (identical images" in html
 
 
 class DeadLayer(torch.nn.Module):
