@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hookscope.core.engine.context import eval_mode, forward_model
+from hookscope.core.engine.context import eval_mode, forward_model, main_tensor
 from hookscope.core.errors import HookScopeError
 
 NCHW, NHWC, TOKENS, NONE, UNKNOWN = "nchw", "nhwc", "tokens", "none", "unknown"
@@ -228,7 +228,7 @@ class LayoutRecorder:
 
     def _pre(self, name):
         def hook(module, args):
-            inp = _first_tensor(args)
+            inp = main_tensor(args)
             call = _Call(name, module, self._tick, inp=inp)
             call.in_version = inp._version if inp is not None else 0
             self._tick += 1
@@ -251,15 +251,6 @@ class LayoutRecorder:
     def report(self, input_shape: tuple[int, ...]) -> ModelLayouts:
         """Decide every recorded module's layout (last call of each)."""
         return _decide(self.calls, tuple(input_shape), self.model)
-
-
-def _first_tensor(args) -> torch.Tensor | None:
-    for a in args:
-        if isinstance(a, torch.Tensor):
-            return a
-        if isinstance(a, (list, tuple)) and a and isinstance(a[0], torch.Tensor):
-            return a[0]
-    return None
 
 
 @dataclass(frozen=True)
