@@ -436,7 +436,7 @@ def distinct_groups(features: np.ndarray, decimals: int = 4) -> np.ndarray:
     scale = float(np.abs(features).max()) if features.size else 0.0
     if n == 0 or scale == 0.0 or not np.isfinite(scale):
         return np.zeros(n, np.int64)
-    q = np.round(np.asarray(features, np.float64) / scale, decimals)
+    q = np.round(np.asarray(features, np.float32) / np.float32(scale), decimals) + 0.0  # -0 → 0
     _, first, inverse = np.unique(q, axis=0, return_index=True, return_inverse=True)
     inverse = np.asarray(inverse).reshape(-1)
     order = np.argsort(first, kind="stable")  # unique's order is lexicographic
