@@ -13,5 +13,6 @@ Folders, bottom to top (each imports only from the ones below it; import-linter 
 - ``jobs``: the jobs the app and the CLI run.
 
 The public API keeps short paths: ``core.models``, ``core.images``, ``core.hooks``,
-``core.probe``, ``core.cam``, ``core.attribution``, ``core.metrics``.
+``core.probe``, ``core.cam``, ``core.attribution``, ``core.metrics``, ``core.explain`` (the
+explainer registry: every way to a map is one record) and ``core.api`` (``hookscope.explain``).
 """
