@@ -34,12 +34,16 @@ class OutputKind:
         field: Where the main tensor sits in the output (``""`` for a plain tensor,
             ``"logits"``, ``"out"``, ``"image_embeds"``..., ``"scores"`` for detections).
         note: One sentence when the kind was a guess (and how to choose), else None.
+        scoring: For set-prediction detectors (DETR's ``logits`` + ``pred_boxes``):
+            ``softmax`` (the last class is "no object") or ``sigmoid`` (Conditional and
+            Deformable DETR); empty otherwise.
     """
 
     kind: str
     shape: tuple[int, ...]
     field: str = ""
     note: str | None = None
+    scoring: str = ""
 
     @property
     def num_classes(self) -> int | None:
@@ -48,12 +52,82 @@ class OutputKind:
 
 
 def is_detections(output: Any) -> bool:
-    """True for a list of per-image dicts with ``boxes``, ``labels`` and ``scores``."""
+    """True for detections: a list of per-image dicts with ``boxes``, ``labels`` and
+    ``scores`` (torchvision), or a set prediction with ``logits`` (N, Q, K) and
+    ``pred_boxes`` (N, Q, 4) (Hugging Face DETR and its kin)."""
+    if _set_prediction(output) is not None:
+        return True
     return (
         isinstance(output, (list, tuple))
         and len(output) > 0
         and all(isinstance(o, Mapping) and "boxes" in o and "scores" in o for o in output)
     )
+
+
+def _set_prediction(output: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(logits, pred_boxes)`` of a DETR-style output, else None."""
+    if isinstance(output, torch.Tensor) or isinstance(output, (list, tuple)):
+        return None
+    logits, boxes = _field(output, "logits"), _field(output, "pred_boxes")
+    if logits is None or boxes is None or logits.dim() != 3 or boxes.dim() != 3:
+        return None
+    if boxes.shape[-1] != 4 or logits.shape[:2] != boxes.shape[:2]:
+        return None
+    return logits, boxes
+
+
+def _scoring(logits: torch.Tensor, class_names, model) -> tuple[str, str | None]:
+    """Softmax with a "no object" class (DETR) or sigmoid (Conditional/Deformable DETR)."""
+    k = int(logits.shape[-1])
+    config = getattr(model, "config", None)
+    n = getattr(config, "num_labels", None) if config is not None else None
+    n = n if isinstance(n, int) else (len(class_names) if class_names else None)
+    if n is not None and k == n:
+        return "sigmoid", None
+    if n is not None and k == n + 1:
+        return "softmax", None
+    return "softmax", (
+        f"HookScope reads the model's {k} scores per query as DETR's softmax with a last "
+        "no-object class; the model's config would tell (it has no num_labels)."
+    )
+
+
+def detections(output: Any, kind: OutputKind | None = None, size=None) -> list[dict]:
+    """Per image a dict of ``boxes`` (x0, y0, x1, y1), ``labels`` and ``scores``.
+
+    torchvision detectors give this already. A DETR-style output is read as its own
+    post-processing does: per query the best class that is not "no object" (softmax) or the
+    best sigmoid score; queries the model calls no object (softmax: no-object wins; sigmoid:
+    best score under 0.5) are left out; most confident first, so ``box:0`` is the surest.
+    Scores keep their autograd graph (a ``box:i`` target backpropagates through them).
+
+    Args:
+        output: The model output.
+        kind: Its :class:`OutputKind` (the scoring rule); None reads it from the output.
+        size: (H, W) of the input, to give boxes in input pixels; None leaves DETR's boxes
+            normalised to [0, 1].
+    """
+    pair = _set_prediction(output)
+    if pair is None:
+        return list(output)
+    logits, boxes = pair
+    scoring = kind.scoring if kind is not None and kind.scoring else _scoring(logits, None, None)[0]
+    if scoring == "sigmoid":
+        scores, labels = logits.sigmoid().max(-1)
+        keep = scores.detach() >= 0.5
+    else:
+        scores, labels = logits.softmax(-1)[..., :-1].max(-1)
+        keep = logits.detach().argmax(-1) != logits.shape[-1] - 1
+    cx, cy, w, h = boxes.detach().float().unbind(-1)
+    xyxy = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1)
+    if size is not None:
+        xyxy = xyxy * torch.tensor([size[1], size[0], size[1], size[0]], dtype=xyxy.dtype)
+    out = []
+    for i in range(logits.shape[0]):
+        idx = torch.nonzero(keep[i]).reshape(-1)
+        idx = idx[scores[i, idx].detach().argsort(descending=True)]
+        out.append({"boxes": xyxy[i, idx], "labels": labels[i, idx], "scores": scores[i, idx]})
+    return out
 
 
 def output_kind(
@@ -69,6 +143,12 @@ def output_kind(
     Raises:
         HookScopeError: One sentence when the output is none of the four kinds.
     """
+    pair = _set_prediction(output)
+    if pair is not None:
+        scoring, note = _scoring(pair[0], class_names, model)
+        kind = OutputKind(DETECTIONS, (0, 0), "logits", note, scoring)
+        dets = detections(output, kind)
+        return OutputKind(DETECTIONS, (len(dets), len(dets[0]["scores"])), "logits", note, scoring)
     if is_detections(output):
         return OutputKind(DETECTIONS, (len(output), int(output[0]["scores"].shape[0])), "scores")
     if isinstance(output, torch.Tensor):
@@ -141,6 +221,9 @@ def _describe(output: Any) -> str:
 
 def batch_size(output: Any) -> int:
     """Number of samples in an output of any kind."""
+    pair = _set_prediction(output)
+    if pair is not None:
+        return int(pair[0].shape[0])
     if is_detections(output):
         return len(output)
     return int(main_tensor(output, output_kind(output)).shape[0])
@@ -175,16 +258,21 @@ def _name(i: int, names: Sequence[str] | None) -> str | None:
 
 
 def predictions(
-    output: Any, kind: OutputKind, class_names: Sequence[str] | None = None, k: int = 5
+    output: Any,
+    kind: OutputKind,
+    class_names: Sequence[str] | None = None,
+    k: int = 5,
+    size: tuple[int, int] | None = None,
 ) -> list[Prediction]:
     """What fits the kind, first sample: top-k probabilities, pixel shares or detections.
 
-    Embeddings give an empty list: softmaxing an embedding would be meaningless.
+    Embeddings give an empty list: softmaxing an embedding would be meaningless. ``size``
+    (the input's H, W) puts a DETR-style model's normalised boxes in input pixels.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise HookScopeError(f"The number of top classes to list must be at least 1, not {k}.")
     if kind.kind == DETECTIONS:
-        det = output[0]
+        det = detections(output, kind, size)[0]
         labels = det.get("labels")
         rows = []
         for i, (box, score) in enumerate(zip(det["boxes"].detach(), det["scores"].detach())):

@@ -21,6 +21,7 @@ from hookscope.core.engine.outputs import (
     OutputKind,
     Prediction,
     dense_mask,
+    detections,
     output_kind,
     predictions,
 )
@@ -166,7 +167,8 @@ def run_probe(
             "memory cap; hook fewer layers or raise the cap."
         )
     logits, probs, mask, emb = _scores(output, kind)
-    preds = predictions(output, kind, class_names, k=k if kind.kind != DETECTIONS else 10**6)
+    k = k if kind.kind != DETECTIONS else 10**6
+    preds = predictions(output, kind, class_names, k=k, size=tuple(x.shape[-2:]))
     topk = [(p.index, p.name, p.score) for p in preds] if kind.kind in (CLASSES, DENSE) else []
     index = resolved if isinstance(resolved, int) else None
     if isinstance(resolved, ScoreTarget) and kind.kind == DENSE:
@@ -201,7 +203,7 @@ def run_probe(
 def _scores(output, kind: OutputKind):
     """``(logits, probs, mask, embedding)`` of a probe, as :class:`ProbeResult` documents."""
     if kind.kind == DETECTIONS:
-        s = output[0]["scores"].detach().float().cpu()[None]
+        s = detections(output, kind)[0]["scores"].detach().float().cpu()[None]
         return s, s, None, None
     t = main_tensor(output, kind).detach().float().cpu()
     if kind.kind == DENSE:
@@ -219,7 +221,7 @@ def _scores(output, kind: OutputKind):
 
 def _check_output(output, kind: OutputKind) -> None:
     if kind.kind == DETECTIONS:
-        logits = torch.cat([o["scores"].reshape(-1) for o in output])
+        logits = torch.cat([o["scores"].reshape(-1) for o in detections(output, kind)])
     else:
         logits = main_tensor(output, kind)
     if logits.is_floating_point() and not torch.isfinite(logits).all():

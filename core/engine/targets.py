@@ -33,6 +33,7 @@ from hookscope.core.engine.outputs import (
     EMBEDDING,
     OutputKind,
     dense_mask,
+    detections,
     is_detections,
     output_kind,
 )
@@ -123,7 +124,8 @@ def resolve_target(
         ):
             raise HookScopeError(_wrong_form(request, kind))
         i = 0 if request.value is None else int(request.value)
-        n = int(output[0]["scores"].shape[0])
+        det = detections(output, kind)[0]  # torchvision's dicts, or DETR's queries read as boxes
+        n = int(det["scores"].shape[0])
         if n == 0:
             raise HookScopeError(
                 "The model detected nothing in this image, so there is no box to explain; try "
@@ -133,9 +135,9 @@ def resolve_target(
             raise HookScopeError(
                 f"There is no detection {i}: the model found {n} (box:0 to box:{n - 1})."
             )
-        det = output[0]
         label = int(det["labels"][i]) if "labels" in det else None
-        return BoxTarget(i, label, class_name(label, class_names) if label is not None else None)
+        name = class_name(label, class_names) if label is not None else None
+        return BoxTarget(i, label, name, kind=kind)
     # embedding
     if request.form == "similar":
         if model is None:
@@ -621,15 +623,16 @@ def _check_box(i: int, detections: int | None) -> str:
 class BoxTarget(ScoreTarget):
     """The score of detection ``i`` of each image (0 where an image has fewer detections)."""
 
-    def __init__(self, i: int, label: int | None = None, name: str | None = None):
+    def __init__(self, i: int, label: int | None = None, name: str | None = None, kind=None):
         self.index = int(i)
+        self.kind = kind  # how a DETR-style output scores its queries
         self.text = f"box:{i}"
         what = name or (f"class {label}" if label is not None else "")
         self.label = f"detection {i}" + (f" ({what})" if what else "")
 
     def __call__(self, output):
         scores = []
-        for det in output:
+        for det in detections(output, self.kind):
             s = det["scores"]
             scores.append(s[self.index] if s.shape[0] > self.index else s.sum() * 0)
         return torch.stack(scores)

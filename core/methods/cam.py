@@ -590,7 +590,8 @@ def cam_from_probe(
         _layer(model, n, modules[n], (r.output, r.call), r.grad_output, reshape, x.shape)
         for n, r in last.items()
     ]
-    run = Run(model, x, target, float("nan"), 1, quiet())
+    score = probe.target_score if probe.target_score is not None else float("nan")
+    run = Run(model, x, target, score, 1, quiet())
     return _maps(impl, run, layer_data)
 
 
@@ -603,13 +604,57 @@ def _maps(impl: CamMethod, run: Run, layer_data: list[Layer]) -> CamMaps:
     for layer in layer_data:
         run.reporter.check()
         cam = impl.cam(run, layer).detach().float().cpu().clamp(min=0)
-        note = flat_note(impl, layer, cam)
+        note = noise_note(impl, run, layer, cam)
+        if note:  # rounding noise is not a picture: an all-zero map, as for a zero map
+            cam = torch.zeros_like(cam)
+        note = note or flat_note(impl, layer, cam)
         if note:
             notes.append(note)
         up = F.interpolate(cam[None, None], size=run.x.shape[-2:], mode="bilinear")
         maps[layer.name] = normalize(up[0, 0].numpy())
     layouts = {layer.name: layer.layout for layer in layer_data if layer.layout is not None}
     return CamMaps(maps, notes=notes, layouts=layouts)
+
+
+REL_FLAT = 1e-4
+"""A map whose range is below this share of the size of its terms is rounding noise: at a
+layer where every position sums to the same value, float32 still leaves differences of about
+1e-7 of each term (8e-28 on a MobileViT block, 3e-11 on a LeViT attention input)."""
+NEGLIGIBLE = 1e-9
+"""A layer whose Σ|activation × gradient| is below this share of |target score| does not
+feed the score (gradients of 1e-18 that only rounding made non-zero)."""
+
+
+def noise_note(impl: CamMethod, run: Run, layer: Layer, cam: torch.Tensor) -> str | None:
+    """One line when a gradient map is flat relative to the layer's own scale.
+
+    ``== 0`` misses maps that are rounding noise: min-max would stretch a 1e-11 spread to
+    [0, 1]. The scale is the layer's |activations| × |gradients|: the map's terms before they
+    cancel (Σ_c |A_c(p)| · mean|g_c| per position), and their total against the score.
+    """
+    if not impl.uses_gradients or layer.grads is None or not cam.numel():
+        return None
+    a, g = layer.acts[0].float().abs(), layer.grads[0].float().abs()
+    if not bool(g.max() > 0):
+        return None  # flat_note's zero-gradient sentence says more
+    terms = float((a * g.mean(dim=(1, 2), keepdim=True)).sum(0).max())
+    spread = float(cam.max() - cam.min())
+    total = float((a * g).sum())
+    score = abs(float(run.score))
+    if np.isfinite(score) and score > 0 and total <= NEGLIGIBLE * score:
+        return (
+            f"Layer {layer.name} barely feeds the target: its activations × gradients sum to "
+            f"{total:.2g} against a score of {score:.3g}, so its {impl.name} map is rounding "
+            "noise and is shown as zero; pick a layer the score depends on."
+        )
+    if spread <= REL_FLAT * terms and float(cam.min()) < float(cam.max()) * (1 - 1e-6):
+        # (an exactly constant map keeps flat_note's sentence about its grid)
+        return (
+            f"The {impl.name} map of {layer.name} is flat: its spread ({spread:.2g}) is "
+            f"rounding noise next to the size of its terms ({terms:.2g}), so it is shown as "
+            "zero; pick another layer."
+        )
+    return None
 
 
 def flat_note(impl: CamMethod, layer: Layer, cam: torch.Tensor) -> str | None:
