@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hookscope.core.engine.context import main_tensor
 from hookscope.core.errors import HookScopeError
 from hookscope.core.training import stats as st
 from hookscope.core.training import store
@@ -74,14 +75,6 @@ def _rank() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-def _main_tensor(output):
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, (tuple, list)):
-        return next((t for t in output if isinstance(t, torch.Tensor)), None)
-    return None
 
 
 class Watch:
@@ -177,7 +170,7 @@ class Watch:
         sums = self._sums[name]
 
         def hook(module, args, output):
-            t = _main_tensor(output)
+            t = main_tensor(output)
             if t is None or not t.is_floating_point():
                 return
             sums.add_output(module, t)
