@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 from hookscope.core.errors import HookScopeError
 from hookscope.core.io.scan_outputs import REPORT_FILE, open_scan, read_settings
 from hookscope.core.jobs.scan import scan_job
-from hookscope.core.methods.cam import CAM_METHODS
+from hookscope.core.methods import explainers
 from hookscope.gui import figures, filedialogs
 from hookscope.gui.docks.base import BaseDock, Panel
 from hookscope.gui.qtutil import qimage_to_rgb, rgb_to_pixmap
@@ -260,7 +260,7 @@ class DatasetDock(BaseDock):
         self.method_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
-        self.method_combo.addItems(list(CAM_METHODS))
+        self.method_combo.addItems(explainers.names(explainers.CAM))
         self.method_combo.setToolTip("CAM method (perturbation methods run image by image)")
         self.target_combo = QComboBox(self)
         self.target_combo.setEditable(True)
@@ -585,7 +585,7 @@ class DatasetDock(BaseDock):
         self.out_edit.setText(str(scan.folder))
         if ident.get("layer"):
             self.layer_combo.setCurrentText(str(ident["layer"]))
-        if ident.get("method") in CAM_METHODS:
+        if ident.get("method") in explainers.names(explainers.CAM):
             self.method_combo.setCurrentText(ident["method"])
         if ident.get("target") is not None:
             target = ident["target"]

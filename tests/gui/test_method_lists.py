@@ -19,6 +19,8 @@ def test_docks_list_the_registry(make_window):
     assert [attr.itemText(i) for i in range(attr.count())] == [
         reg[k].title for k in explainers.names(explainers.ATTRIBUTION)
     ]
+    scan = dock(window, "DatasetDock").method_combo
+    assert [scan.itemText(i) for i in range(scan.count())] == explainers.names(explainers.CAM)
     assert list(dock(window, "TrustDock").method_actions) == list(reg)
     sanity = dock(window, "SanityDock").method_actions
     assert list(sanity) == [k for k, r in reg.items() if r.kind != explainers.CAM]
