@@ -79,14 +79,15 @@ def _progress():
     """
     from tqdm import tqdm
 
-    from hookscope.core.reporting import Reporter
+    from hookscope.core.reporting import SCANNING, Progress, Reporter
 
     bar = None
     stage = [""]
 
-    def on_progress(done: int, total: int, message: str) -> None:
+    def on_update(p: Progress) -> None:
         nonlocal bar
-        if message != "Scanning":  # clustering, report: a line each, no images/s
+        done, total, message = p.done, p.total, p.message
+        if p.stage != SCANNING:  # clustering, report: a line each, no images/s
             if bar is not None:
                 bar.close()
                 bar = None
@@ -99,7 +100,7 @@ def _progress():
         bar.total = total
         bar.update(done - bar.n)
 
-    reporter = Reporter(on_progress)
+    reporter = Reporter(on_update=on_update)
     try:
         with cancel_on_sigint(reporter):
             yield reporter

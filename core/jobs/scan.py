@@ -69,7 +69,7 @@ from hookscope.core.io.scan_outputs import (
 )
 from hookscope.core.io.scan_report import write_mean_maps, write_report
 from hookscope.core.loading.spec import InputSpec
-from hookscope.core.reporting import Cancelled, Reporter, per_batch
+from hookscope.core.reporting import SCANNING, Cancelled, Reporter, per_batch
 
 __all__ = ["LiveScan", "ScanChunk", "ScanSettings", "ScanSummary", "app_batch_size", "scan_job"]
 
@@ -259,7 +259,7 @@ def scan_job(
         todo = [i for i, p in enumerate(paths) if p not in writer.done_paths]
         resumed = len(paths) - len(todo)
         total = len(paths)
-        reporter.progress(resumed, total, "Scanning")
+        reporter.progress(resumed, total, "Scanning", SCANNING)
         computed = 0
         t0 = time.perf_counter()
         try:
@@ -274,7 +274,7 @@ def scan_job(
                     done = resumed + computed
                     chunk = ScanChunk(tuple(rows), arr["maps"], xy, relayout, done, total, resumed)
                     reporter.partial(chunk)
-                    reporter.progress(done, total, "Scanning")
+                    reporter.progress(done, total, "Scanning", SCANNING)
             writer.close()
         except (Cancelled, KeyboardInterrupt):
             writer.close()
