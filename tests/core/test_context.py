@@ -22,6 +22,7 @@ from hookscope.core.experiments import importance, interventions
 from hookscope.core.loading.spec import InputSpec
 from hookscope.core.methods import cam
 from hookscope.core.methods.cam import compute_cam
+from hookscope.core.training import watch
 
 
 def mixed_model() -> nn.Module:
@@ -103,6 +104,7 @@ def test_one_copy_of_each_helper():
                 assert getattr(mod, name) is getattr(context, name), (mod.__name__, name)
     assert outputs.main_tensor is context.main_tensor
     assert interventions.main_tensor is context.main_tensor
+    assert watch.main_tensor is context.main_tensor
     assert not hasattr(cam, "_call")
 
 
