@@ -34,15 +34,18 @@ class DockJob(QObject):
         self.job_id: int | None = None
         cancel_button.setEnabled(False)
         cancel_button.clicked.connect(self.cancel)
-        state.worker.progress.connect(self._on_progress)
+        state.worker.jobProgress.connect(self._on_job_progress)
         state.worker.cancelled.connect(self._on_cancelled)
 
     @property
     def running(self) -> bool:
         return self.job_id is not None
 
-    def submit(self, fn, *args, status: str, on_result, **kwargs) -> int:
-        """Start ``fn(reporter, *args, **kwargs)``; ``on_result`` gets its value."""
+    def submit(self, fn, *args, status: str, on_result, on_partial=None, **kwargs) -> int:
+        """Start ``fn(reporter, *args, **kwargs)``; ``on_result`` gets its value.
+
+        ``on_partial`` gets each partial result the job streams (``reporter.partial``).
+        """
         self.label.setText(status)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -52,7 +55,13 @@ class DockJob(QObject):
             on_result(result)
 
         self.job_id = self.state.worker.submit(
-            fn, *args, kind=self.kind, on_result=done, on_error=self._on_error, **kwargs
+            fn,
+            *args,
+            kind=self.kind,
+            on_result=done,
+            on_error=self._on_error,
+            on_partial=on_partial,
+            **kwargs,
         )
         return self.job_id
 
@@ -76,6 +85,10 @@ class DockJob(QObject):
             self._finish()
             self.label.setText(self.cancelled_text)
 
+    def _on_job_progress(self, job_id: int, _kind: str, done: int, total: int, msg: str) -> None:
+        if job_id == self.job_id and total > 0:
+            self._on_progress(done, total, msg)
+
     def _on_progress(self, done: int, total: int, message: str) -> None:
-        if self.running and self.state.worker.running_kind == self.kind and total > 0:
-            self.label.setText(f"{message} ({done} / {total})")
+        """Progress of this dock's running job (the worker polls it)."""
+        self.label.setText(f"{message} ({done} / {total})")

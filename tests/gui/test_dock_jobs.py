@@ -44,8 +44,9 @@ def test_cancelling_a_docks_job_leaves_the_running_probe_alone(make_window, qtbo
     try:
         probe_id = st.run()
         qtbot.waitUntil(entered.is_set, timeout=RUN_TIMEOUT_MS)
-        dock_id = imp.run("features.res")  # queued behind the running probe
-        imp.cancel_button.click()
+        dock_id = imp.run("features.res")  # long lane: waits for the model the probe holds
+        with qtbot.waitSignal(st.worker.cancelled, timeout=RUN_TIMEOUT_MS):
+            imp.cancel_button.click()  # stops its wait for the model
         assert cancelled_ids == [dock_id] and imp.status.text() == "Cancelled."
         assert imp.run_button.isEnabled() and not imp.cancel_button.isEnabled()
         with qtbot.waitSignal(st.resultChanged, timeout=RUN_TIMEOUT_MS):

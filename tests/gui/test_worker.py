@@ -13,6 +13,7 @@ from PySide6.QtCore import QCoreApplication, QTimer
 
 from hookscope.core.engine.hooks import hook_count
 from hookscope.core.errors import HookScopeError
+from hookscope.core.reporting import per_batch
 from hookscope.gui.worker import Worker
 from tests.gui.conftest import RUN_TIMEOUT_MS
 
@@ -103,7 +104,7 @@ def test_cancel_by_id_cancels_that_job_only(qtbot):
     worker.cancelled.connect(lambda job_id, _kind: cancelled.append(job_id))
     gate, never = threading.Event(), threading.Event()
     probe = worker.submit(gated, "probe", gate, kind="probe")
-    queued = worker.submit(gated, "queued", never, kind="importance")
+    queued = worker.submit(gated, "queued", never, kind="attribution")  # same lane: waits
     worker.cancel(queued)  # pending: dropped, the running probe keeps going
     assert cancelled == [queued] and worker.busy
     worker.cancel(queued)  # twice, or an unknown id: nothing happens
@@ -113,21 +114,206 @@ def test_cancel_by_id_cancels_that_job_only(qtbot):
         gate.set()
     assert done == ["probe"] and probe not in cancelled
 
-    # A running job cancelled by id stops; the job queued behind it still runs.
+    # A running job cancelled by id stops; the job queued behind it in its lane still runs.
     gate2 = threading.Event()
-    running = worker.submit(gated, "long", never, kind="importance")
+    running = worker.submit(gated, "slow", never, kind="attribution")
     after = worker.submit(gated, "probe 2", gate2, kind="probe")
     gate2.set()
     with qtbot.waitSignal(worker.finished, timeout=10_000):
         worker.cancel(running)
     assert done == ["probe", "probe 2"] and cancelled == [queued, running]
 
-    # No id: everything goes.
+    # No id: everything goes, in both lanes.
     a = worker.submit(gated, "a", never, kind="probe")
     b = worker.submit(gated, "b", never, kind="sanity")
     with qtbot.waitSignal(worker.busyChanged, timeout=10_000, check_params_cb=lambda x: not x):
         worker.cancel()
     assert cancelled[-2:] in ([a, b], [b, a]) and after not in cancelled
+
+
+# -- two lanes --------------------------------------------------------------------------------
+@per_batch
+def batches(reporter, log: list, entered: list, release: list):
+    """A long job of ``len(release)`` batches; batch i waits for ``release[i]``."""
+    for i, go in enumerate(release):
+        with reporter.batch():
+            log.append(("long", i, "start"))
+            entered[i].set()
+            while not go.wait(0.01):
+                reporter.check()
+            log.append(("long", i, "end"))
+    return "long done"
+
+
+def click(reporter, log: list, name: str = "click"):
+    log.append(name)
+    return name
+
+
+def test_a_click_waits_at_most_for_the_batch_in_flight(qtbot):
+    """The long lane yields to the interactive one between batches: the click runs after the
+    batch in flight and before the next one, whatever the machine's speed."""
+    worker = Worker(poll_ms=NEVER_MS)
+    log: list = []
+    entered = [threading.Event() for _ in range(3)]
+    release = [threading.Event() for _ in range(3)]
+    long_id = worker.submit(batches, log, entered, release, kind="scan")
+    assert entered[0].wait(30)
+    with qtbot.waitSignal(worker.finished, timeout=10_000) as blocker:
+        worker.submit(click, log, kind="probe")
+        qtbot.waitUntil(lambda: worker.gate.waiting == 1, timeout=10_000)  # behind batch 0
+        assert log == [("long", 0, "start")]  # not inside the batch in flight
+        release[0].set()
+    assert blocker.args[2] == "click"
+    assert log[:3] == [("long", 0, "start"), ("long", 0, "end"), "click"]
+    assert not entered[1].is_set() or log.index("click") < log.index(("long", 1, "start"))
+    for go in release:
+        go.set()
+    with qtbot.waitSignal(worker.finished, timeout=10_000) as blocker:
+        pass
+    assert blocker.args[:3] == [long_id, "scan", "long done"]
+    assert log[-2:] == [("long", 2, "start"), ("long", 2, "end")]
+
+
+def test_a_long_batch_waits_for_a_running_click(qtbot):
+    """A click holds the model for its whole run: no batch starts inside it."""
+    worker = Worker(poll_ms=NEVER_MS)
+    log: list = []
+    inside, go = threading.Event(), threading.Event()
+
+    def slow_click(reporter):
+        log.append("click start")
+        inside.set()
+        go.wait(30)
+        log.append("click end")
+
+    worker.submit(slow_click, kind="probe")
+    assert inside.wait(30)
+    entered = [threading.Event()]
+    release = [threading.Event()]
+    release[0].set()
+    worker.submit(batches, log, entered, release, kind="scan")
+    with qtbot.waitSignal(worker.busyChanged, timeout=10_000, check_params_cb=lambda b: not b):
+        go.set()
+    assert log == ["click start", "click end", ("long", 0, "start"), ("long", 0, "end")]
+
+
+def test_a_long_job_without_batches_keeps_the_model_for_its_whole_run(qtbot):
+    worker = Worker(poll_ms=NEVER_MS)
+    log: list = []
+    started, go = threading.Event(), threading.Event()
+
+    def whole(reporter):  # no per_batch mark: it may hold hooks or changed weights throughout
+        log.append("whole start")
+        started.set()
+        go.wait(30)
+        log.append("whole end")
+
+    worker.submit(whole, kind="sanity")
+    assert started.wait(30)
+    worker.submit(click, log, kind="probe")
+    qtbot.waitUntil(lambda: worker.gate.waiting == 1, timeout=10_000)
+    with qtbot.waitSignal(worker.busyChanged, timeout=10_000, check_params_cb=lambda b: not b):
+        go.set()
+    assert log == ["whole start", "whole end", "click"]
+
+
+def test_each_lane_keeps_its_own_newest_wins_and_cancel(qtbot):
+    worker = Worker(poll_ms=NEVER_MS)
+    done, cancelled = [], []
+    worker.finished.connect(lambda _id, _kind, value: done.append(value))
+    worker.cancelled.connect(lambda job_id, _kind: cancelled.append(job_id))
+    log: list = []
+    entered = [threading.Event() for _ in range(2)]
+    release = [threading.Event() for _ in range(2)]
+    scan = worker.submit(batches, log, entered, release, kind="scan")
+    assert entered[0].wait(30)
+    # A probe in the other lane neither cancels the scan nor is cancelled by it.
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        worker.submit(click, log, "probe 1", kind="probe")
+        qtbot.waitUntil(lambda: worker.gate.waiting == 1, timeout=10_000)
+        release[0].set()
+    assert done == ["probe 1"] and cancelled == []
+    # A second scan cancels the first (same kind, same lane) and runs after it.
+    entered2, release2 = [threading.Event()], [threading.Event()]
+    release2[0].set()
+    second = worker.submit(batches, [], entered2, release2, kind="scan")
+    with qtbot.waitSignal(worker.busyChanged, timeout=10_000, check_params_cb=lambda b: not b):
+        pass
+    assert cancelled == [scan] and done == ["probe 1", "long done"] and second not in cancelled
+    # Cancel by id inside the long lane leaves a probe running in the interactive lane.
+    gate, never = threading.Event(), threading.Event()
+    probe = worker.submit(gated, "probe 2", gate, kind="probe")
+    sanity = worker.submit(gated, "sanity", never, kind="sanity")
+    with qtbot.waitSignal(worker.cancelled, timeout=10_000) as blocker:
+        worker.cancel(sanity)
+    assert blocker.args[0] == sanity and worker.busy
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        gate.set()
+    assert done[-1] == "probe 2" and probe not in cancelled
+
+
+def test_partial_results_reach_the_ui_thread_in_order_before_the_end(qtbot):
+    worker = Worker(poll_ms=NEVER_MS)
+    ui = threading.get_ident()
+    seen = []
+
+    def job(reporter):
+        for i in range(3):
+            reporter.partial({"rows": i})
+        return "end"
+
+    worker.partial.connect(lambda _id, kind, payload: seen.append(("signal", kind, payload)))
+    worker.finished.connect(lambda _id, _kind, value: seen.append(("finished", value)))
+
+    def on_partial(payload):
+        seen.append(("callback", threading.get_ident() == ui, payload["rows"]))
+
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        worker.submit(job, kind="trust", on_partial=on_partial)
+    assert seen == [
+        x for i in range(3) for x in (("signal", "trust", {"rows": i}), ("callback", True, i))
+    ] + [("finished", "end")]
+
+    # A cancelled job's late partial results are dropped.
+    gate, after = threading.Event(), []
+
+    def late(reporter):
+        gate.wait(30)
+        reporter.partial("late")
+        reporter.check()
+
+    job_id = worker.submit(late, kind="trust", on_partial=after.append)
+    with qtbot.waitSignal(worker.cancelled, timeout=10_000):
+        worker.cancel(job_id)
+        gate.set()
+    assert after == []
+
+
+def test_progress_per_job_for_both_lanes(qtbot):
+    worker = Worker(poll_ms=NEVER_MS)
+    per_job, main = [], []
+    worker.jobProgress.connect(lambda *a: per_job.append(a))
+    worker.progress.connect(lambda *a: main.append(a))
+    ready = [threading.Event(), threading.Event()]
+    go = threading.Event()
+
+    def job(reporter, k):
+        reporter.progress(k, 10, f"step {k}")
+        ready[k].set()
+        go.wait(30)
+
+    scan = worker.submit(per_batch(lambda r: job(r, 0)), kind="scan")
+    probe = worker.submit(job, 1, kind="probe")
+    assert ready[1].wait(30)
+    assert ready[0].wait(30)  # the scan reported before any batch: it holds no gate
+    worker.poll()
+    assert sorted(per_job) == sorted(
+        [(scan, "scan", 0, 10, "step 0"), (probe, "probe", 1, 10, "step 1")]
+    )
+    assert main == [(1, 10, "step 1")]  # the window's bar follows the interactive lane
+    with qtbot.waitSignal(worker.busyChanged, timeout=10_000, check_params_cb=lambda b: not b):
+        go.set()
 
 
 def _block_inside(model, module_name: str):
