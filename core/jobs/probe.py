@@ -171,6 +171,7 @@ class ProbeRequest:
 
 
 def _names(values, what: str) -> tuple[str, ...]:
+    values = () if values is None else values
     if isinstance(values, str) or not all(isinstance(v, str) and v for v in values):
         raise HookScopeError(f"{what} must be a list of layer names.")
     return tuple(dict.fromkeys(values))

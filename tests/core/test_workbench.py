@@ -226,3 +226,22 @@ def test_similar_reference_is_embedded_once_and_not_recorded(tmp_path, monkeypat
     # The reference pass is not a recorded call of the input's probe.
     assert all(len(calls_) == 1 for calls_ in first.layers.values())
     assert first.resolved_target is not None and first.cams  # the CAM reused that target
+
+
+@pytest.mark.parametrize("name, target", [("build_det", "box:1"), ("build_emb", None)])
+def test_a_box_or_embedding_cam_reuses_the_probe(name, target, monkeypatch):
+    """The probe's resolved target stands for the CAM: no second forward/backward."""
+    wb = Workbench()
+    wb.load(f"{KINDS}:{name}")
+    wb.set_image(photo((32, 32), seed=4))
+    wb.set_target(target)
+    passes = []
+    real = jobs.compute_cam
+    monkeypatch.setattr(jobs, "compute_cam", lambda *a, **k: passes.append(1) or real(*a, **k))
+    snap = wb.run_now()
+    assert passes == [] and snap.cam_error is None
+    layer = wb.cam_layers[0]
+    x = to_tensor(wb.image, wb.input_spec)
+    expect = real(wb.loaded.model, x, [layer], "gradcam", snap.resolved_target)
+    np.testing.assert_allclose(snap.cams[layer], expect[layer], atol=1e-6)
+    assert float(snap.cams[layer].std()) > 0.01
