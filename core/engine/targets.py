@@ -246,14 +246,16 @@ def reference_embedding(model, path, spec, kind: OutputKind | None = None) -> to
     """:func:`embed_image`, computed once per model, reference file (path, mtime, size), spec.
 
     Every ``similar:IMAGE`` run (each click, each CAM) needs the reference's embedding; the
-    file's mtime and size in the key notice a reference image saved anew.
+    file's mtime and size in the key notice a reference image saved anew, the parameters'
+    version counters a model trained (in place) since.
     """
     p = Path(path).expanduser()
     try:
         stat = p.stat()
     except OSError as exc:
         raise HookScopeError(f"Reference image {p} does not exist.") from exc
-    key = (str(p.resolve()), stat.st_mtime_ns, stat.st_size, spec)
+    weights = sum(t._version for t in model.parameters()) if hasattr(model, "parameters") else 0
+    key = (str(p.resolve()), stat.st_mtime_ns, stat.st_size, spec, weights)
     try:
         cache = _REFERENCES.setdefault(model, {})
     except TypeError:  # a model that cannot be weakly referenced: no cache
