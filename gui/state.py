@@ -46,7 +46,8 @@ class AppState(QObject):
         specChanged(): the input spec (size / normalisation) was edited.
         layersChanged(list): the ticked layers.
         targetChanged(object): class index, a target in the ``--target`` grammar (``box:2``,
-            ``15@mask.png``, ``similar:ref.jpg``) or None (the kind's default).
+            ``15@mask.png``, ``similar:ref.jpg``), a clicked region (``RegionTarget``, shown
+            as ``15@(40,72)``) or None (the kind's default).
         selectionChanged(str, int): selected layer and call.
         camChanged(): CAM method or layers changed.
         displayChanged(): colour map or overlay alpha changed (redraw, no rerun).
