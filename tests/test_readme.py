@@ -54,3 +54,18 @@ def test_the_watch_snippet_runs_as_written(monkeypatch, capsys, tmp_path):
     assert [p[0] for p in run.probes] == [0] and run.probes[0][1].shape == (2, 32, 32)
     assert len(run.rows("loss")["loss"]) == 20
     assert capsys.readouterr().out == ""  # a small healthy net: nothing to report
+
+
+def test_the_view_snippet_runs_as_written(monkeypatch, capsys, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    code = block_with("hookscope.view(")
+    monkeypatch.chdir(ROOT)
+    # The window remembers its layout: keep the user's own settings out of the test.
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
+    scope = {"__name__": "readme"}
+    exec(compile(code, "README.md", "exec"), scope)  # offscreen: tests/conftest.py
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "1 [0.02 0.94 0.02 0.02] {'features.block3': (96, 96)}"
+    assert scope["v"].closed and scope["v"].window is None
