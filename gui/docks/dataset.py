@@ -1,8 +1,11 @@
 """Dataset dock: scan a folder of images and see the model's strategies as clusters (SpRAy).
 
-Runs ``core.jobs.scan.scan_job`` in the worker (progress with images/s and time left; Cancel
-leaves a partial folder that the next Run resumes), then shows the folder it wrote (or one
-reopened with *Open scan…*, no rerun): the 2-D embedding as a scatter coloured by cluster,
+Runs ``core.jobs.scan.scan_job`` with one ``ScanSettings`` in the worker's long lane (progress
+with images/s and time left; Cancel leaves a partial folder that the next Run resumes; clicks
+elsewhere in the app run between its short batches). Rows stream in while it runs: the points
+(at a provisional place, grey: not clustered yet), the filters, the mean map and the gallery
+fill as each batch lands (:class:`~core.jobs.scan.LiveScan`). Then it shows the folder it wrote
+(or one reopened with *Open scan…*, no rerun): the 2-D embedding as a scatter coloured by cluster,
 filters (cluster, label, prediction, right/wrong), the selected cluster's mean map and
 composition, and a gallery of its images with their maps. Clicking a point or a thumbnail
 makes that image the current image of the app (through ``AppState.load_image``).
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSignalBlocker, QSize, Qt, QUrl
+from PySide6.QtCore import QSignalBlocker, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import QBrush, QColor, QDesktopServices, QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -40,7 +43,7 @@ from PySide6.QtWidgets import (
 
 from hookscope.core.errors import HookScopeError
 from hookscope.core.io.scan_outputs import REPORT_FILE, open_scan, read_settings
-from hookscope.core.jobs.scan import scan_job
+from hookscope.core.jobs.scan import LiveScan, ScanSettings, app_batch_size, scan_job
 from hookscope.core.methods import explainers
 from hookscope.gui import figures, filedialogs
 from hookscope.gui.docks.base import BaseDock, Panel
@@ -71,6 +74,8 @@ STRIP_MAX = 8
 OUT_SUFFIX = "-hookscope-scan"
 PICK_PX = 12
 """A click this close to a point (in screen pixels) opens its image."""
+LIVE_MS = 500
+"""While a scan runs, the rows that landed are drawn at most this often."""
 
 ALL = None
 CORRECTNESS = (("Right and wrong", None), ("Right only", True), ("Wrong only", False))
@@ -157,8 +162,6 @@ class ScanJob(DockJob):
         self.bar.setVisible(False)
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
-        if not (self.running and self.state.worker.running_kind == self.kind and total > 0):
-            return
         self.bar.setRange(0, total)
         self.bar.setValue(done)
         if message != "Scanning":
@@ -189,7 +192,8 @@ class DatasetDock(BaseDock):
 
     TITLE = "Dataset"
     OBJECT_NAME = "DatasetDock"
-    batch_size = 32
+    batch_size: int | None = None
+    """Images per batch; None: short batches for the model's size (``app_batch_size``)."""
     workers = 0
     """Decoding happens in the worker thread: no processes to spawn from inside the app."""
 
@@ -201,6 +205,12 @@ class DatasetDock(BaseDock):
         self._picked: int | None = None  # cluster picked by a click while the filter is "All"
         self._current: int | None = None  # row of the app's current image, if in the scan
         self._out: Path | None = None  # folder of the running scan
+        self.live: LiveScan | None = None  # the running scan's rows so far
+        self._indexed = 0  # rows of the scan on screen in _rows_by_path
+        self._live_timer = QTimer(self)
+        self._live_timer.setSingleShot(True)
+        self._live_timer.setInterval(LIVE_MS)
+        self._live_timer.timeout.connect(self._show_live)
 
         self.open_button = _button("Open scan…", self)
         self.open_button.setToolTip("Show a finished (or cancelled) scan folder without rerunning")
@@ -501,44 +511,66 @@ class DatasetDock(BaseDock):
             return self._say(f"{images} is not a folder; choose the folder of images to scan.")
         if not layer:
             return self._say("Name the CAM layer to scan (tick one in the model tree).")
-        masks = self.masks_edit.text().strip() or None
         method = self.method_combo.currentText()
-        target = self.target_combo.currentText().strip() or "pred"
-        size = self.size_spin.value()
-        out = self.out_edit.text().strip()
-        if not out:
-            root = Path(images).expanduser().resolve()
-            ident = {"layer": layer, "method": method, "map_size": size, "images": str(root)}
-            ident["masks"] = str(Path(masks).expanduser().resolve()) if masks else None
-            if target in ("pred", "label"):
-                ident["target"] = target
-            out = str(default_out(root, ident))
-        self._out = Path(out)
+        try:
+            settings = self.scan_settings()
+            resolved = settings.resolve(st.loaded)
+        except HookScopeError as exc:
+            return self._say(str(exc))
+        if settings.out is None:  # next to the folder; a scan of other settings gets its own
+            settings = settings.replace(out=str(default_out(resolved.images, resolved.key())))
+        self._out = Path(settings.out)
+        self.live = LiveScan(resolved, self._out, st.loaded.name)
         return self.job.submit(
             scan_job,
             st.loaded,
-            images,
-            layer,
-            method=method,
-            target=target,
-            masks=masks,
-            out=out,
-            map_size=size,
-            batch_size=self.batch_size,
-            workers=self.workers,
-            model_spec=st.model_args.get("spec"),
+            settings,
             colormap=st.colormap,
             cluster_colors=list(CLUSTER_COLORS) * 10,
-            spec=st.input_spec,
-            status=f"Scanning {images} with {method} on {layer} into {out}…",
+            status=f"Scanning {images} with {method} on {layer} into {settings.out}…",
             on_result=self._on_done,
+            on_partial=self._on_chunk,
         )
+
+    def scan_settings(self) -> ScanSettings:
+        """The dock's choices as :class:`~core.jobs.scan.ScanSettings` (a bad one raises
+        ``HookScopeError`` with one sentence)."""
+        st = self.state
+        batch = self.batch_size
+        if batch is None:  # short batches: a click waits at most for the one in flight
+            batch = app_batch_size(st.tree.macs() if st.tree is not None else 0)
+        return ScanSettings(
+            self.images_edit.text().strip(),
+            self.layer_combo.currentText().strip(),
+            method=self.method_combo.currentText(),
+            target=self.target_combo.currentText().strip() or "pred",
+            masks=self.masks_edit.text().strip() or None,
+            out=self.out_edit.text().strip() or None,
+            map_size=self.size_spin.value(),
+            batch_size=batch,
+            workers=self.workers,
+            model_spec=st.model_args.get("spec"),
+            spec=st.input_spec,
+        )
+
+    def _on_chunk(self, chunk) -> None:
+        """A batch of rows landed: gather it; draw at most every ``LIVE_MS``."""
+        if self.live is None:
+            return
+        self.live.add(chunk)
+        if not self._live_timer.isActive():
+            self._live_timer.start()
+
+    def _show_live(self) -> None:
+        if self.live is not None and self.job.running and len(self.live):
+            self.show_scan(self.live)
 
     def _say(self, text: str) -> None:
         self.status.setText(text)
         return None
 
     def _on_done(self, summary) -> None:
+        self.live = None
         self.open_folder(summary.out)
         resumed = f", {summary.resumed} resumed" if summary.resumed else ""
         unreadable = f", {summary.errors} unreadable" if summary.errors else ""
@@ -551,6 +583,7 @@ class DatasetDock(BaseDock):
         )
 
     def _on_cancelled(self) -> None:
+        self.live = None
         out = self._out
         try:
             if out is None:
@@ -620,10 +653,14 @@ class DatasetDock(BaseDock):
         )
 
     def show_scan(self, scan) -> None:
-        """Put ``scan`` (a :class:`~core.io.scan_outputs.ScanOutputs`) on screen."""
+        """Put ``scan`` (a :class:`~core.io.scan_outputs.ScanOutputs`, or the running scan's
+        :class:`~core.jobs.scan.LiveScan` again as it grows) on screen."""
+        growing = scan is self.scan
         self.scan = scan
-        self._thumbs = {}
-        self._picked = None
+        if not growing:
+            self._thumbs = {}
+            self._picked = None
+            self._rows_by_path, self._indexed = {}, 0
         self._cols = {
             k: scan.column(k) for k in ("cluster", "x", "y", "label", "pred", "correct", "error")
         }
@@ -631,11 +668,14 @@ class DatasetDock(BaseDock):
         self._cols["bg_mass"] = scan.column("bg_mass")
         self._cols["path"] = scan.column("path")
         root = scan.images_root.resolve()  # once: resolving 100k paths one by one is slow
-        self._rows_by_path = {
-            os.path.normcase(str(root / p)): k for k, p in enumerate(self._cols["path"])
-        }
-        self.report_button.setEnabled((scan.folder / REPORT_FILE).is_file())
+        paths = self._cols["path"]
+        for k in range(self._indexed, len(paths)):  # only the rows that are new
+            self._rows_by_path[os.path.normcase(str(root / paths[k]))] = k
+        self._indexed = len(paths)
+        live = isinstance(scan, LiveScan)
+        self.report_button.setEnabled(not live and (scan.folder / REPORT_FILE).is_file())
         how = {"tsne": "t-SNE", "umap": "UMAP"}.get(scan.settings.get("embedding"), "")
+        how = "preview" if live else how
         for axis, n in (("bottom", 1), ("left", 2)):
             self.plot.setLabel(axis, f"{how} {n}".strip() if how else "", color=TEXT)
         self._fill_filters()
@@ -660,6 +700,7 @@ class DatasetDock(BaseDock):
         }
         for combo, items in values.items():
             with QSignalBlocker(combo):
+                keep = combo.currentData()  # a growing scan refills: the choice stays
                 combo.clear()
                 combo.addItem(heads[combo], ALL)
                 for text, value in items:
@@ -667,9 +708,11 @@ class DatasetDock(BaseDock):
                         combo.addItem(_dot_icon(cluster_color(value)), text, value)
                     else:
                         combo.addItem(text, value)
+                combo.setCurrentIndex(max(0, combo.findData(keep)))
                 combo.setEnabled(bool(items))
         with QSignalBlocker(self.correct_combo):
-            self.correct_combo.setCurrentIndex(0)
+            if not isinstance(scan, LiveScan):
+                self.correct_combo.setCurrentIndex(0)
             self.correct_combo.setEnabled(any(v is not None for v in c["correct"]))
 
     # -- filters and selection ----------------------------------------------------------------
@@ -843,7 +886,10 @@ class DatasetDock(BaseDock):
             )
         )
         self.count_label.setText(f"{len(passing)} of {len(scan)}")
-        if not scan.complete:
+        if isinstance(scan, LiveScan):  # points at a provisional place until SpRAy's embedding
+            self._say_in_plot("")
+            self.plot.getPlotItem().enableAutoRange()
+        elif not scan.complete:
             self._say_in_plot("Not clustered yet:\nRun finishes the scan.")
         elif not len(rows):
             self._say_in_plot("No image passes the filters.")
@@ -904,7 +950,9 @@ class DatasetDock(BaseDock):
             rows = rows[np.asarray([e is None for e in self._cols["error"][rows]], bool)]
         if not len(rows):
             return None
-        return scan.mean_map(cid) if cid >= 0 else np.mean([scan.map(k) for k in rows], axis=0)
+        if cid >= 0 or isinstance(scan, LiveScan):  # a live scan keeps its running mean
+            return scan.mean_map(cid)
+        return np.mean([scan.map(k) for k in rows], axis=0)
 
     def _composition_html(self, cid: int) -> str:
         info = next((i for i in self.scan.clusters if i.id == cid), None)

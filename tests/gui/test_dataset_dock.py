@@ -3,6 +3,7 @@ clicks that open an image, reopening a scan folder, cancel and resume (issue 15)
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
 from hookscope.core.io.scan_outputs import open_scan
-from hookscope.core.reporting import Reporter
+from hookscope.core.jobs.scan import LiveScan
+from hookscope.core.reporting import SCANNING, Reporter
 from hookscope.gui import figures
 from hookscope.gui.docks.dataset import CLUSTER_COLORS, DatasetDock, cluster_color
 from tests.core.test_scan import write_scenes
@@ -166,8 +168,8 @@ class GateAfter(Reporter):
         self._cancel = inner._cancel  # the worker's cancel flag
         self.n = n
 
-    def progress(self, done, total, message=""):
-        super().progress(done, total, message)
+    def progress(self, done, total, message="", stage=""):
+        super().progress(done, total, message, stage)
         deadline = time.monotonic() + 30
         while message == "Scanning" and done >= self.n and not self.cancelled:
             if time.monotonic() > deadline:
@@ -210,3 +212,65 @@ def test_dataset_dock_cancel_keeps_the_rows_and_run_resumes(
     assert "16 computed, 8 resumed" in dock.status.text()
     assert len(dock.scan) == N and sorted(points(dock)) == list(range(N))
     assert all(c in CLUSTER_COLORS for c in points(dock).values())
+
+
+class HoldAt(Reporter):
+    """The worker's reporter (progress, partial results, cancel) that holds the scan once
+    ``n`` images are done until ``go`` is set."""
+
+    def __init__(self, inner: Reporter, n: int, go):
+        super().__init__(inner._on_progress, inner._on_partial)
+        self._cancel = inner._cancel
+        self.n, self.go = n, go
+
+    def progress(self, done, total, message="", stage=""):
+        super().progress(done, total, message, stage)
+        while stage == SCANNING and done >= self.n and not self.go.wait(0.01):
+            self.check()
+
+
+def test_dataset_dock_shows_rows_while_the_scan_runs(
+    make_window, qtbot, scenes, tmp_path, monkeypatch
+):
+    """Points, filters, mean map and gallery fill as batches land, before the scan ends."""
+    import hookscope.gui.docks.dataset as dataset
+
+    images, masks = scenes
+    window = make_window()
+    dock = dataset_dock(window)
+    dock.set_images(images, masks)
+    dock.out_edit.setText(str(tmp_path / "live"))
+    dock.size_spin.setValue(16)
+    dock.batch_size = 4
+    go = threading.Event()
+    real = dataset.scan_job
+    monkeypatch.setattr(
+        dataset, "scan_job", lambda reporter, *a, **k: real(HoldAt(reporter, 8, go), *a, **k)
+    )
+    try:
+        dock.run()
+        qtbot.waitUntil(
+            lambda: isinstance(dock.scan, LiveScan) and len(dock.scan) == 8, timeout=60_000
+        )
+        assert dock.job.running and not dock.scan.complete  # the job has not ended
+        assert sorted(points(dock)) == list(range(8))  # one grey point per row so far
+        assert set(points(dock).values()) == {cluster_color(-1)}
+        assert all(np.isfinite(xy).all() for xy in positions(dock).values())
+        assert dock.gallery.count() == 8 and "8 images scanned so far" in dock.composition.text()
+        assert dock.count_label.text().startswith("8 of 8")
+        live = dock.scan
+        mean = dock.mean_map(-1)
+        np.testing.assert_allclose(mean, np.asarray(live.maps, np.float32).mean(0), atol=1e-5)
+        rows = {k: live.column(k).copy() for k in ("path", "pred", "prob", "bg_mass")}
+        maps = np.asarray(live.maps, np.float32).copy()
+    finally:
+        go.set()
+    qtbot.waitUntil(lambda: dock.run_button.isEnabled(), timeout=60_000)
+    final = dock.scan
+    assert final.complete and len(final) == N and not isinstance(final, LiveScan)
+    # The streamed rows are the rows the scan wrote.
+    assert final.column("path")[:8].tolist() == rows["path"].tolist()
+    assert final.column("pred")[:8].tolist() == rows["pred"].tolist()
+    np.testing.assert_allclose(final.column("prob")[:8], rows["prob"], atol=1e-6)
+    np.testing.assert_allclose(final.column("bg_mass")[:8], rows["bg_mass"], atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(final.maps[:8], np.float32), maps)
