@@ -333,3 +333,19 @@ def test_the_cli_and_view_build_the_same_app_options():
     o = AppOptions.from_args(Namespace(model=None, layers="a, b", screenshot="s.png"))
     assert (o.model, o.layers, o.device, o.restore_layout) == ("demo", ("a", "b"), "auto", False)
     assert AppOptions.from_args(o) is o
+
+
+def test_close_removes_only_hookscopes_own_leftover_hooks():
+    from hookscope.gui.live import remove_own_hooks
+
+    model = user_model()
+    seen = []
+    users = model.head[3].register_forward_hook(lambda *a: seen.append(1))  # the user's own
+    ours = types.FunctionType((lambda *a: None).__code__, {"__name__": "hookscope.core.x"})
+    ours.__module__ = "hookscope.core.engine.hooks"  # as if a job had forgotten one
+    model.features[0].register_forward_hook(ours)
+    model.features[3].weight.register_hook(ours)
+    assert remove_own_hooks(model) == 2 and remove_own_hooks(model) == 0
+    model.eval()(torch.zeros(1, 3, 8, 8))
+    assert seen == [1] and hook_count(model) == 1
+    users.remove()
