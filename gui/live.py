@@ -29,6 +29,9 @@ from hookscope.core.loading.live import wrap_model
 HEADLESS_PLATFORMS = {"offscreen", "minimal", "minimalegl", "vnc", "eglfs", "linuxfb"}
 """Qt platform plugins that need no X11 / Wayland display."""
 
+CLOSE_WAIT_MS = 60_000
+"""How long ``close()`` waits for a cancelled job (checked before every module's forward)."""
+
 HOOK_DICTS = (
     "_forward_hooks",
     "_forward_pre_hooks",
@@ -201,7 +204,14 @@ class LiveView:
         self._closed = True
         state, window = self.state, self.window
         state.cancel()
-        state.worker.wait()  # no job may touch the module once close() returns
+        # No job may touch the module once close() returns; a forward that never ends (the
+        # user's own code, which no cancel check reaches) is said, not waited for forever.
+        if not state.worker.wait(CLOSE_WAIT_MS):
+            warnings.warn(
+                f"A HookScope job was still running the model {CLOSE_WAIT_MS // 1000} s after "
+                "close(); its forward pass is the model's own code, which cannot be stopped.",
+                stacklevel=3,
+            )
         self._app.processEvents()  # the worker's last signals, while the docks still exist
         state.blockSignals(True)  # then nothing reaches a deleted dock
         state.worker.blockSignals(True)
