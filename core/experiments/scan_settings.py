@@ -98,7 +98,7 @@ class ScanSettings:
         put(self, "batch_size", _whole(self.batch_size, 1, "--batch-size"))
         put(self, "chunk_rows", _whole(self.chunk_rows, 1, "chunk_rows"))
         if self.workers is not None:
-            put(self, "workers", _whole(self.workers, 0, "--workers", "0 or more"))
+            put(self, "workers", _whole(self.workers, 0, "--workers", "of 0 or more"))
         if self.limit is not None:
             put(self, "limit", _whole(self.limit, 1, "--limit"))
         put(self, "clusters", _clusters(self.clusters))
@@ -188,7 +188,7 @@ def _whole(value, lowest: int, flag: str, bound: str | None = None) -> int:
     if text is not None and text.isascii() and text.isdecimal():
         value, ok = int(text), True
     if not ok or int(value) < lowest:
-        bound = bound or f"at least {lowest}"
+        bound = bound or f"of at least {lowest}"
         raise HookScopeError(f"{flag} must be a whole number {bound}, not {value!r}.")
     return int(value)
 
