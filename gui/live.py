@@ -255,9 +255,10 @@ def view(
         mean: Per-channel mean (after scaling to [0, 1]).
         std: Per-channel standard deviation.
         layers: Module names to hook (default: as the app picks).
-        block: Run the Qt loop until the window closes. In IPython / Jupyter with a running
-            Qt loop (``%gui qt``) the call returns at once and the window lives beside the
-            notebook; with ``block=False`` elsewhere, ``wait()`` runs the loop.
+        block: Run the Qt loop until the window closes. In IPython / Jupyter the call
+            returns at once and the window lives beside the notebook (the ``%gui qt`` loop,
+            started here if it is not running); with ``block=False`` elsewhere, ``wait()``
+            runs the loop (or ``run()`` until the window closes).
         session: A session file saved from this same model: its choices are restored.
 
     Returns:
@@ -269,9 +270,11 @@ def view(
     check_display()
     saved = _read_session(session, model) if session is not None else None
     loaded = wrap_model(model, class_names=class_names, input_size=input_size, mean=mean, std=std)
-    loaded, picture = _with_image(loaded, image)
-    if saved is not None and image is not None:  # the given image wins over the session's
-        saved = (replace_image(saved[0]), None, saved[2])
+    # The given image wins over the session's; a native size is sized by the one shown first.
+    first = image if image is not None or saved is None else saved[1]
+    loaded, picture = _with_image(loaded, first)
+    if saved is not None and image is not None:
+        saved = (_without_image(saved[0]), None, saved[2])
 
     from hookscope.gui.app import AppOptions, open_window
 
@@ -322,7 +325,7 @@ def _read_session(path, model):
     return session, image, baseline
 
 
-def replace_image(session):
+def _without_image(session):
     """The session without its image (the caller's image is used instead)."""
     session.image, session.image_edits = None, []
     return session
