@@ -39,10 +39,12 @@ from hookscope.core.loading.images import to_display
 from hookscope.core.methods.attribution import ATTRIBUTION_METHODS, Param, attribute
 from hookscope.core.methods.cam import CAM_METHODS, compute_cam, compute_cam_batch, suggest_layer
 from hookscope.core.methods.metrics import random_map, sobel_map
+from hookscope.core.methods.transformers import TRANSFORMER_METHODS, to_input
 from hookscope.core.reporting import Reporter
 
-CAM, ATTRIBUTION, BASELINE = "cam", "attribution", "baseline"
-KINDS = (CAM, ATTRIBUTION, BASELINE)
+CAM, ATTRIBUTION, BASELINE, TRANSFORMER = "cam", "attribution", "baseline", "transformer"
+KINDS = (CAM, ATTRIBUTION, BASELINE, TRANSFORMER)
+"""``transformer``: methods that read a vision transformer's attention (rollout, chefer, legrad)."""
 NO_PASS, ONE_PASS, PER_CHANNEL, STEPS = "no pass", "one pass", "forwards per channel", "steps"
 COSTS = (NO_PASS, ONE_PASS, PER_CHANNEL, STEPS)
 """``cost``: none, one forward (and backward), a forward per channel, many passes."""
@@ -318,6 +320,20 @@ register(
 register(
     Explainer("sobel", BASELINE, "Sobel edges (baseline)", (), False, NO_PASS, False, _run_sobel)
 )
+
+
+def _run_transformer(rec, model, x, target, ctx):
+    entry = TRANSFORMER_METHODS[rec.name]
+    grid_map, blocks = entry.func(model, x, target, blocks=ctx.layers, **ctx.params)
+    return {blocks[0]: to_input(grid_map, tuple(x.shape[-2:]))}, grid_map, ()
+
+
+for _name, _tm in TRANSFORMER_METHODS.items():
+    register(
+        Explainer(
+            _name, TRANSFORMER, _tm.title, _tm.params, False, ONE_PASS, False, _run_transformer
+        )
+    )
 
 
 # -- running one ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 LAYER = hookscope.core.demo.CAM_LAYER
 CAMS = list(CAM_METHODS)
 ATTRS = list(ATTRIBUTION_METHODS)
+TRANSFORMERS = ["rollout", "chefer", "legrad"]  # tests/core/test_transformers.py
 SLOW = {"scorecam", "ablationcam", "smoothgrad", "ig", "occlusion"}
 
 
@@ -36,7 +37,7 @@ def demo():
 
 def test_the_registry_holds_every_way_to_a_map():
     assert public.EXPLAINERS is explainers.EXPLAINERS
-    assert list(explainers.EXPLAINERS) == [*CAMS, *ATTRS, "random", "sobel"]
+    assert list(explainers.EXPLAINERS) == [*CAMS, *ATTRS, "random", "sobel", *TRANSFORMERS]
     assert explainers.names(explainers.CAM) == CAMS
     assert explainers.names(explainers.ATTRIBUTION) == ATTRS
     assert explainers.names(explainers.BASELINE) == ["random", "sobel"]

@@ -1,0 +1,253 @@
+"""Reading a vision transformer's attention probabilities, for one explained pass only.
+
+Fused attention kernels (``scaled_dot_product_attention``) never build the probability matrix,
+so the pass that is explained switches them off and everything is put back in ``finally``:
+
+- torchvision ``EncoderBlock.self_attention`` (``nn.MultiheadAttention``): a pre-hook asks for
+  ``need_weights=True, average_attn_weights=False``; the caller still gets what it asked for.
+  The probabilities it returns are a view the output does not depend on, so their gradient is
+  read from the gradient at the attention's output: ``dS/dA_h = (g W_out)_h v_h^T``.
+- timm ``Attention`` (ViT, DeiT, ...): ``fused_attn`` is set to False and the probabilities are
+  the output of ``attn_drop``, the very tensor multiplied into the values.
+
+Swin-like windowed attention has no token-to-token matrix over the image and is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hookscope.core.engine.layouts import TOKENS, analyse
+from hookscope.core.errors import HookScopeError
+
+TORCHVISION, TIMM = "torchvision", "timm"
+
+
+@dataclass(frozen=True)
+class Block:
+    """One transformer block whose attention can be read.
+
+    Attributes:
+        name: The block's module name (what ``layers=[...]`` takes).
+        module: The block.
+        attention: Its attention module.
+        style: :data:`TORCHVISION` or :data:`TIMM`.
+    """
+
+    name: str
+    module: nn.Module
+    attention: nn.Module
+    style: str
+
+
+def _is_timm_attention(m: nn.Module) -> bool:
+    return (
+        hasattr(m, "fused_attn")
+        and isinstance(getattr(m, "attn_drop", None), nn.Module)
+        and hasattr(m, "qkv")
+    )
+
+
+def _windowed(model: nn.Module) -> bool:
+    return any(
+        hasattr(m, "relative_position_bias_table") and hasattr(m, "window_size")
+        for m in model.modules()
+    )
+
+
+def find_blocks(model: nn.Module, method: str) -> list[Block]:
+    """The blocks of ``model`` whose attention probabilities can be read, in model order.
+
+    Raises:
+        HookScopeError: Windowed (Swin-like) attention, or no readable attention at all.
+    """
+    if _windowed(model):
+        raise HookScopeError(
+            f"{method} needs attention between all tokens, but this model uses Swin-like "
+            "windowed attention; use a CAM method such as gradcam on one of its stages instead."
+        )
+    blocks = []
+    for name, m in model.named_modules():
+        for child_name, child in m.named_children():
+            if isinstance(child, nn.MultiheadAttention) and child_name == "self_attention":
+                blocks.append(Block(name, m, child, TORCHVISION))
+            elif _is_timm_attention(child) and child_name == "attn":
+                blocks.append(Block(name, m, child, TIMM))
+    if not blocks:
+        raise HookScopeError(
+            f"{method} cannot read this model's attention probabilities: its blocks use neither "
+            "torchvision's nn.MultiheadAttention nor timm's Attention; use a CAM method instead."
+        )
+    return blocks
+
+
+def pick_blocks(blocks: list[Block], names, method: str) -> list[Block]:
+    """The blocks named in ``names`` (None: all), in model order.
+
+    Raises:
+        HookScopeError: A name that is not a readable attention block.
+    """
+    if not names:
+        return blocks
+    by_name = {b.name: b for b in blocks}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        shown = ", ".join(b.name for b in blocks[:3])
+        raise HookScopeError(
+            f"{method} takes transformer blocks as layers, and '{unknown[0]}' is not one; "
+            f"use block names such as {shown}."
+        )
+    wanted = set(names)
+    return [b for b in blocks if b.name in wanted]
+
+
+def token_grid(model: nn.Module, x: torch.Tensor, block: Block, method: str):
+    """(prefix tokens, (h, w) patch grid) of ``block``'s output, from the layout engine."""
+    layout = analyse(model, x).layouts.get(block.name)
+    if layout is None or layout.kind != TOKENS or layout.grid is None:
+        raise HookScopeError(
+            f"{method} could not tell the patch grid of block '{block.name}' "
+            f"({'no layout' if layout is None else layout.evidence or layout.kind})."
+        )
+    return layout.prefix, layout.grid
+
+
+class AttentionTap:
+    """Captures the attention probabilities of ``blocks`` during one forward pass.
+
+    Use as a context manager around the forward; fused paths are off inside and every flag and
+    hook is restored on exit. After a backward (``torch.autograd.grad`` over :meth:`sources`),
+    :meth:`gradients` gives ``dS/dA`` per block.
+
+    Args:
+        blocks: The blocks to read.
+        grads: Keep what the gradient needs.
+        cut: Detach each block's input (LeGrad: a block's score reaches only its own attention).
+    """
+
+    def __init__(self, blocks: list[Block], grads: bool = False, cut: bool = False):
+        self.blocks = blocks
+        self.grads = grads
+        self.cut = cut
+        self.attn: list[torch.Tensor | None] = [None] * len(blocks)
+        self.outputs: list[torch.Tensor | None] = [None] * len(blocks)
+        self.inputs: list[torch.Tensor | None] = [None] * len(blocks)
+        self._handles: list = []
+        self._flags: list[tuple[nn.Module, bool]] = []
+        self._asked: dict[int, tuple[bool, bool]] = {}
+
+    def __enter__(self) -> AttentionTap:
+        try:
+            for i, b in enumerate(self.blocks):
+                if self.cut:
+                    self._handles.append(b.module.register_forward_pre_hook(_detach_input))
+                if b.style == TIMM:
+                    self._flags.append((b.attention, b.attention.fused_attn))
+                    b.attention.fused_attn = False
+                    hook = b.attention.attn_drop.register_forward_hook(self._timm_hook(i))
+                    self._handles.append(hook)
+                else:
+                    att = b.attention
+                    self._handles.append(
+                        att.register_forward_pre_hook(self._ask_weights, with_kwargs=True)
+                    )
+                    self._handles.append(
+                        att.register_forward_hook(self._mha_hook(i), with_kwargs=True)
+                    )
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        for m, flag in self._flags:
+            m.fused_attn = flag
+        self._flags.clear()
+
+    def _ask_weights(self, module, args, kwargs):
+        """Pre-hook: per-head probabilities for this call; remember what the caller asked."""
+        args, kwargs = list(args), dict(kwargs)
+        asked = args[4] if len(args) > 4 else kwargs.get("need_weights", True)
+        averaged = args[6] if len(args) > 6 else kwargs.get("average_attn_weights", True)
+        self._asked[id(module)] = (bool(asked), bool(averaged))  # what the caller wants back
+        if len(args) > 4:
+            args[4] = True
+        else:
+            kwargs["need_weights"] = True
+        if len(args) > 6:
+            args[6] = False
+        else:
+            kwargs["average_attn_weights"] = False
+        return tuple(args), kwargs
+
+    def _timm_hook(self, i: int):
+        def hook(module, args, output):
+            self.attn[i] = output
+
+        return hook
+
+    def _mha_hook(self, i: int):
+        def hook(module, args, kwargs, output):
+            out, weights = output
+            self.attn[i] = weights
+            if self.grads:
+                self.outputs[i] = out
+                self.inputs[i] = args[2] if len(args) > 2 else kwargs.get("value")
+            asked, averaged = self._asked.pop(id(module), (False, True))
+            if not asked:
+                return out, None
+            return out, weights.mean(1) if averaged else weights
+
+        return hook
+
+    def probabilities(self) -> list[torch.Tensor]:
+        """Per block (B, heads, T, T) attention probabilities, detached.
+
+        Raises:
+            HookScopeError: A block that did not run.
+        """
+        missing = [b.name for b, a in zip(self.blocks, self.attn) if a is None]
+        if missing:
+            raise HookScopeError(f"Block '{missing[0]}' did not run in the forward pass.")
+        return [a.detach() for a in self.attn]
+
+    def sources(self) -> list[torch.Tensor]:
+        """The tensors to differentiate: the probabilities (timm) or the attention output."""
+        return [
+            a if b.style == TIMM else o for b, a, o in zip(self.blocks, self.attn, self.outputs)
+        ]
+
+    def gradients(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``dS/dA`` per block, (B, heads, T, T), from the gradients of :meth:`sources`."""
+        out = []
+        for b, g, x in zip(self.blocks, grads, self.inputs):
+            out.append(g if b.style == TIMM else _mha_attn_grad(b.attention, g, x.detach()))
+        return out
+
+
+def _detach_input(module, args):
+    if args and isinstance(args[0], torch.Tensor):
+        return (args[0].detach().requires_grad_(True), *args[1:])
+    return None
+
+
+@torch.no_grad()
+def _mha_attn_grad(att: nn.MultiheadAttention, g_out: torch.Tensor, value: torch.Tensor):
+    """``dS/dA`` of an ``nn.MultiheadAttention`` from the gradient at its output.
+
+    out = concat_h(A_h v_h) W_out^T + b, so dS/dA_h = (g W_out)_h v_h^T.
+    """
+    e, h = att.embed_dim, att.num_heads
+    bsz, t, _ = g_out.shape
+    g_heads = (g_out @ att.out_proj.weight).reshape(bsz, t, h, e // h).transpose(1, 2)
+    bias = None if att.in_proj_bias is None else att.in_proj_bias[2 * e :]
+    v = F.linear(value, att.in_proj_weight[2 * e :], bias)
+    v = v.reshape(bsz, value.shape[1], h, e // h).transpose(1, 2)
+    return g_heads @ v.transpose(-2, -1)

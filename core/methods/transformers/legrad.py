@@ -1,0 +1,79 @@
+"""LeGrad (Bousselham et al. 2024, "LeGrad: An Explainability Method for Vision Transformers
+via Feature Formation Sensitivity"), equal to torchcam 0.5.0's ``LeGrad``.
+
+For each chosen block l, its tokens are projected to class scores by the model's own head
+(``s^l``), and ``∂s^l_c/∂A^l`` is taken for that block's attention probabilities only; the
+positive part is averaged over heads and queries, the prefix keys dropped, the block maps
+averaged and min-max scaled. Each chosen block's input is detached during the pass, so one
+backward of ``Σ_l s^l_c`` gives every block its own gradient (torchcam runs one per block).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hookscope.core.errors import HookScopeError
+from hookscope.core.methods.transformers.attention import (
+    AttentionTap,
+    find_blocks,
+    pick_blocks,
+    token_grid,
+)
+from hookscope.core.methods.transformers.common import forward_with, patch_map
+
+DEFAULT_BLOCKS = 4
+"""Blocks used when none are named: the last four, as torchcam's example."""
+
+
+def score_projection(model: nn.Module):
+    """The model's own head as a map from a block's tokens (B, T, C) to class scores (B, K).
+
+    torchvision ``VisionTransformer``: ``heads(encoder.ln(tokens.mean(1)))`` (torchcam's);
+    timm ``VisionTransformer``: ``forward_head(norm(tokens))``.
+
+    Raises:
+        HookScopeError: A model with neither head.
+    """
+    encoder = getattr(model, "encoder", None)
+    ln, heads = getattr(encoder, "ln", None), getattr(model, "heads", None)
+    if isinstance(ln, nn.Module) and isinstance(heads, nn.Module):
+        return lambda tokens: heads(ln(tokens.mean(dim=1)))
+    norm, head = getattr(model, "norm", None), getattr(model, "forward_head", None)
+    if isinstance(norm, nn.Module) and callable(head):
+        return lambda tokens: head(norm(tokens))
+    raise HookScopeError(
+        "legrad projects each block's tokens through the model's head, and this model has "
+        "neither torchvision's encoder.ln + heads nor timm's norm + forward_head."
+    )
+
+
+def legrad(model, x: torch.Tensor, target, *, blocks=None):
+    """LeGrad map of class ``target`` for ``model`` on ``x`` (1, C, H, W).
+
+    Returns:
+        ((h, w) float32 map in [0, 1] over the patches, names of the blocks used).
+    """
+    if not isinstance(target, int):
+        raise HookScopeError("legrad explains a class of a classifier: give a class index or name.")
+    found = find_blocks(model, "legrad")
+    chosen = pick_blocks(found, blocks, "legrad") if blocks else found[-DEFAULT_BLOCKS:]
+    project = score_projection(model)
+    prefix, grid = token_grid(model, x, chosen[-1], "legrad")
+    scores: list[torch.Tensor] = []
+    handles = [
+        b.module.register_forward_hook(lambda m, a, out: scores.append(project(out)[:, target]))
+        for b in chosen
+    ]
+    tap = AttentionTap(chosen, grads=True, cut=True)
+    try:
+        forward_with(model, x, tap, grad=True)
+    finally:
+        for h in handles:
+            h.remove()
+    tap.probabilities()  # every block ran
+    grads = torch.autograd.grad(torch.stack(scores).sum(), tap.sources())
+    with torch.no_grad():
+        per_block = [g.relu().mean(dim=(1, 2))[0, prefix:] for g in tap.gradients(list(grads))]
+        row = torch.stack(per_block).mean(0)
+    return patch_map(row, grid), [b.name for b in chosen]
