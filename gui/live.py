@@ -167,6 +167,7 @@ class LiveView:
         """Run the Qt event loop until the window closes (what ``block=True`` does)."""
         if not self._closed:
             self._app.exec()
+            self._on_window_closed()  # the loop may end before the close watcher's timer
 
     def _on_result(self, snap) -> None:
         if self._result is None:
