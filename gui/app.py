@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -178,6 +179,12 @@ def run(options) -> int:
     if options.screenshot:
         _arm_screenshot(app, state, window, Path(options.screenshot), code)
     result = app.exec()
+    if state.worker.left_behind:
+        # A cancelled load's code never returned: its thread cannot be stopped or joined, so
+        # end the process here (quitting the app always quits).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code["value"] or result)
     return code["value"] or result
 
 

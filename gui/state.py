@@ -89,6 +89,7 @@ class AppState(QObject):
         self.worker.busyChanged.connect(self.busyChanged)
         self.worker.progress.connect(self.progress)
         self.worker.cancelled.connect(self._on_cancelled)
+        self.worker.abandoned.connect(lambda _id, _kind, text: self.statusMessage.emit(text))
         self.wb = Workbench()
         self._connect_workbench()
         self._run_id: int | None = None

@@ -48,6 +48,16 @@ def lane_of(kind: str) -> str:
     return LONG if kind in LONG_KINDS else INTERACTIVE
 
 
+ABANDON_KINDS = frozenset({"load"})
+"""Kinds that run the user's own code (a factory, a model file), which no cancel check
+reaches: a cancelled one still running after :data:`ABANDON_AFTER_MS` is left behind."""
+ABANDON_AFTER_MS = 1500
+_LEFT_BEHIND: dict[int, QThreadPool] = {}
+"""Pools whose one thread still runs a left-behind job (job id -> pool). Kept here, parentless,
+because destroying a pool waits for its thread; the app ends with ``os._exit`` while any is
+left (see :attr:`Worker.left_behind`)."""
+
+
 @dataclass
 class Job:
     """A queued or running job."""
@@ -160,6 +170,8 @@ class Worker(QObject):
         progress(done, total, message): The same for one job: the interactive lane's when it
             runs one, else the long lane's (the window's progress bar).
         busyChanged(bool): True while a job runs or waits in either lane.
+        abandoned(id, kind, message): A cancelled job that did not stop (user code looping)
+            was left running on its old thread; its lane goes on with a fresh thread.
     """
 
     started = Signal(int, str)
@@ -170,6 +182,7 @@ class Worker(QObject):
     jobProgress = Signal(int, str, int, int, str)
     progress = Signal(int, int, str)
     busyChanged = Signal(bool)
+    abandoned = Signal(int, str, str)
 
     def __init__(self, parent: QObject | None = None, poll_ms: int = PROGRESS_POLL_MS):
         super().__init__(parent)
@@ -205,7 +218,11 @@ class Worker(QObject):
         job = Job(
             next(self._ids),
             kind,
-            _in_lane(fn, name, self.gate),
+            # Loading a spec builds a new model: it needs no turn on the current one, and
+            # a factory that never returns must not hold the gate when it is left behind.
+            fn
+            if kind == "load" and args and isinstance(args[0], str)
+            else _in_lane(fn, name, self.gate),
             args,
             kwargs,
             on_result,
@@ -218,6 +235,7 @@ class Worker(QObject):
             self.cancelled.emit(old.id, old.kind)
         if lane.running is not None and lane.running.kind == kind:
             lane.running.reporter.cancel()
+            self._abandon_later(lane.running)
         was_busy = self.busy
         lane.pending[kind] = job
         self._start_next(lane)
@@ -243,6 +261,7 @@ class Worker(QObject):
             running = lane.running
             if running is not None and job_id in (None, running.id):
                 running.reporter.cancel()
+                self._abandon_later(running)
         if was_busy and not self.busy:
             self.busyChanged.emit(False)
 
@@ -297,8 +316,42 @@ class Worker(QObject):
         if job.on_partial is not None:
             job.on_partial(payload)
 
+    @property
+    def left_behind(self) -> int:
+        """How many left-behind jobs still run (then only ``os._exit`` ends the process)."""
+        return len(_LEFT_BEHIND)
+
+    def _abandon_later(self, job: Job) -> None:
+        """After a grace period, leave a cancelled job of user code behind if it still runs."""
+        if job.kind in ABANDON_KINDS:
+            QTimer.singleShot(ABANDON_AFTER_MS, self, lambda: self._abandon(job))
+
+    def _abandon(self, job: Job) -> None:
+        lane = self._lane_running(job.id)
+        if lane is None:  # it stopped in time
+            return
+        old = lane.pool
+        old.setParent(None)
+        _LEFT_BEHIND[job.id] = old
+        lane.pool = QThreadPool(self)
+        lane.pool.setMaxThreadCount(1)
+        lane.pool.setExpiryTimeout(-1)
+        lane.running = None
+        self.cancelled.emit(job.id, job.kind)
+        self.abandoned.emit(
+            job.id,
+            job.kind,
+            f"The {job.kind} did not stop when cancelled (its own code is still running), so "
+            "HookScope left it behind and carries on with a fresh worker thread.",
+        )
+        self._start_next(lane)
+        if not self.busy:
+            self.busyChanged.emit(False)
+
     @Slot(int, str, object)
     def _on_done(self, job_id: int, status: str, payload: object) -> None:
+        if _LEFT_BEHIND.pop(job_id, None) is not None:  # a left-behind job ended at last
+            return
         lane = self._lane_running(job_id)
         if lane is None:  # cannot happen: a lane runs one job at a time; be safe
             return
