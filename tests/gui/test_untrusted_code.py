@@ -199,3 +199,90 @@ def test_session_subprocess_runs_no_code_unless_the_flag_says_so(tmp_path):
     folder, done = run("session-factory", "--trust-factory")
     assert done.returncode == 0, done.stderr
     assert (folder / "pwned").exists() and (folder / "out.png").is_file()
+
+
+# -- a factory that never returns ------------------------------------------------------------
+LOOPING_FACTORY = """
+import pathlib
+import time
+
+from torch import nn
+
+STOP = pathlib.Path(__file__).with_name("stop")
+
+
+def build():
+    while not STOP.exists():  # "forever", until the test lets it go
+        time.sleep(0.01)
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+"""
+
+
+def test_cancel_leaves_a_looping_factory_behind_and_the_app_goes_on(
+    window, qtbot, tmp_path, messages
+):
+    from hookscope.gui import worker as worker_module
+
+    (tmp_path / "loop.py").write_text(LOOPING_FACTORY)
+    st = window.state
+    before = st.loaded
+    said = []
+    st.statusMessage.connect(said.append)
+    st.load_model(f"{tmp_path / 'loop.py'}:build", device="cpu")
+    qtbot.waitUntil(lambda: st.worker.running_kind == "load", timeout=5000)
+    with qtbot.waitSignal(st.worker.abandoned, timeout=worker_module.ABANDON_AFTER_MS + 10_000):
+        st.cancel()
+    assert any("left it behind" in m and "fresh worker thread" in m for m in said), said
+    assert not st.busy and st.loaded is before and st.worker.left_behind == 1
+    # The app goes on: a run on the current model and a new load both work.
+    with qtbot.waitSignal(st.resultChanged, timeout=RUN_TIMEOUT_MS):
+        st.run()
+    with qtbot.waitSignal(st.resultChanged, timeout=RUN_TIMEOUT_MS):
+        st.load_model("torchvision:resnet18", device="cpu")
+    assert st.loaded.name == "resnet18"
+    # When the code returns at last, its result is dropped and its thread let go.
+    (tmp_path / "stop").write_text("")
+    qtbot.waitUntil(lambda: st.worker.left_behind == 0, timeout=10_000)
+    assert st.loaded.name == "resnet18"
+
+
+QUIT_SCRIPT = """
+import sys
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from hookscope.gui.app import AppOptions, make_app, run
+from hookscope.gui.main_window import MainWindow
+
+app = make_app()
+
+def window():
+    return next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow))
+
+def cancel():
+    state = window().state
+    if state.worker.running_kind != "load":  # not started yet (a busy machine): look again
+        QTimer.singleShot(200, cancel)
+        return
+    state.worker.abandoned.connect(lambda *_: QTimer.singleShot(100, window().close))
+    state.cancel()
+
+QTimer.singleShot(200, cancel)
+code = run(AppOptions(model=sys.argv[1], device="cpu", restore_layout=False))
+print("run returned", code)  # only without a thread left behind
+"""
+
+
+def test_quitting_ends_the_process_even_with_a_load_left_behind(tmp_path):
+    (tmp_path / "loop.py").write_text(LOOPING_FACTORY)  # no stop file: it loops for ever
+    script = tmp_path / "quit.py"
+    script.write_text(QUIT_SCRIPT)
+    env = {**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(script), f"{tmp_path / 'loop.py'}:build"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "run returned" not in done.stdout  # ended by os._exit, not by joining the thread
