@@ -29,6 +29,9 @@ from hookscope.core.loading.live import wrap_model
 HEADLESS_PLATFORMS = {"offscreen", "minimal", "minimalegl", "vnc", "eglfs", "linuxfb"}
 """Qt platform plugins that need no X11 / Wayland display."""
 
+TENSOR_NOTE = "The image tensor goes in as it is: no resize, no normalisation."
+"""What the status bar says when ``view`` is given a preprocessed tensor."""
+
 CLOSE_WAIT_MS = 60_000
 """How long ``close()`` waits for a cancelled job (checked before every module's forward)."""
 
@@ -347,8 +350,10 @@ def _with_image(loaded, image):
                 f"The image tensor must be (1, {spec.channels}, H, W), already preprocessed, "
                 f"not {tuple(image.shape)}."
             )
-        spec = replace(spec, size=tuple(x.shape[2:]), resize=None)
-        return replace(loaded, input_spec=spec), TensorImage.of(x, spec)
+        # As it is: its own size (an edit of its picture keeps that size too).
+        spec = replace(spec, size=tuple(x.shape[2:]), resize=None, native=True)
+        loaded = replace(loaded, input_spec=spec, note=TENSOR_NOTE)
+        return loaded, TensorImage.of(x, spec)
     picture = _picture(image)
     if spec.native:
         if isinstance(picture, (str, Path)):

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from hookscope.core.demo import sample_paths
 from hookscope.core.engine.outputs import DENSE, DETECTIONS
+from hookscope.core.loading.images import TensorImage
 from hookscope.core.loading.spec import InputSpec
 from hookscope.gui import filedialogs
 from hookscope.gui.docks.base import BaseDock
@@ -245,6 +246,8 @@ class ImageDock(BaseDock):
         bits = []
         if img is not None:
             name = Path(self.state.image_path).name if self.state.image_path else "pasted image"
+            if isinstance(img, TensorImage):  # hookscope.view(model, image=tensor)
+                name = "tensor as given"
             bits.append(f"{name}: {img.width}×{img.height}")
         if spec is not None and spec.native:  # a live module given no input size
             size = f"{img.height}×{img.width}" if img is not None else "its own size"

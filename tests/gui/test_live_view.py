@@ -126,6 +126,10 @@ def test_a_tensor_goes_in_as_it_is_with_the_users_normalisation(qapp):
     assert r.cams["features.4"].shape == (40, 56)
     assert r.topk[0][1] == "abcde"[r.target]
     assert v.state.layers == ["features.1", "features.4"]
+    assert "tensor goes in as it is" in v.window.statusBar().currentMessage()
+    dock = next(d for d in v.window.docks if d.objectName() == "ImageDock")
+    want = "tensor as given: 56×40 → model input 40×56 (the image's own size, no resize)"
+    assert dock.info.text() == want
     # The picture shown is the tensor denormalised with the given mean and std.
     shown = r.snapshot.input_image.astype(np.float32) / 255
     want = (x[0] * 0.25 + 0.5).clamp(0, 1).permute(1, 2, 0).numpy()
