@@ -162,9 +162,9 @@ def test_block_runs_the_loop_until_the_window_closes(qapp):
     assert before.differences(fingerprint(model)) == []
 
 
-def test_session_from_a_live_model_reopens_only_with_that_model(qapp, tmp_path):
+def test_session_from_a_live_model_reopens_only_with_that_model(qapp, tmp_path, messages):
     from hookscope.core.io.session import Session
-    from hookscope.gui.session_io import save_session
+    from hookscope.gui.session_io import open_session, save_session
 
     model = user_model()
     v = hookscope.view(model, image=IMAGE, block=False)
@@ -186,12 +186,14 @@ def test_session_from_a_live_model_reopens_only_with_that_model(qapp, tmp_path):
     assert r.target == 3 and r.cam_method == "gradcam++" and list(r.cams) == ["features.1"]
     assert np.abs(r.probs - probs).max() < 1e-6
     assert np.abs(r.cams["features.1"] - maps["features.1"]).max() < 1e-6
+    with torch.no_grad():
+        model.head[3].bias[0] += 0.01  # one changed weight (e.g. a training step)
+    # File ▸ Open session in the window: the loaded module no longer matches.
+    assert not open_session(again.window, path) and "differ" in messages[-1]
     again.close()
 
     with pytest.raises(HookScopeError, match="not a .*OtherNet") as other:
         hookscope.view(user_model(OtherNet), session=path, block=False)
-    with torch.no_grad():
-        model.head[3].bias[0] += 0.01  # one changed weight
     with pytest.raises(HookScopeError, match="weights of this .*TinyNet differ") as changed:
         hookscope.view(model, session=path, block=False)
     # Opened from File ▸ Open session (no live module given): what to do, in one sentence.
