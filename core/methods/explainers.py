@@ -38,6 +38,7 @@ from hookscope.core.errors import HookScopeError
 from hookscope.core.loading.images import to_display
 from hookscope.core.methods.attribution import ATTRIBUTION_METHODS, Param, attribute
 from hookscope.core.methods.cam import CAM_METHODS, compute_cam, compute_cam_batch, suggest_layer
+from hookscope.core.methods.lrp import lrp
 from hookscope.core.methods.metrics import random_map, sobel_map
 from hookscope.core.methods.transformers import TRANSFORMER_METHODS, to_input
 from hookscope.core.reporting import Reporter
@@ -334,6 +335,13 @@ for _name, _tm in TRANSFORMER_METHODS.items():
             _name, TRANSFORMER, _tm.title, _tm.params, False, ONE_PASS, False, _run_transformer
         )
     )
+
+
+def _run_lrp(rec, model, x, target, ctx):
+    return None, lrp(model, x, target), ()
+
+
+register(Explainer("lrp", ATTRIBUTION, "LRP (zennit)", (), False, ONE_PASS, True, _run_lrp))
 
 
 # -- running one ----------------------------------------------------------------------------

@@ -37,9 +37,9 @@ def demo():
 
 def test_the_registry_holds_every_way_to_a_map():
     assert public.EXPLAINERS is explainers.EXPLAINERS
-    assert list(explainers.EXPLAINERS) == [*CAMS, *ATTRS, "random", "sobel", *TRANSFORMERS]
+    assert list(explainers.EXPLAINERS) == [*CAMS, *ATTRS, "random", "sobel", *TRANSFORMERS, "lrp"]
     assert explainers.names(explainers.CAM) == CAMS
-    assert explainers.names(explainers.ATTRIBUTION) == ATTRS
+    assert explainers.names(explainers.ATTRIBUTION) == [*ATTRS, "lrp"]  # tests/core/test_lrp.py
     assert explainers.names(explainers.BASELINE) == ["random", "sobel"]
     assert {k for k, r in explainers.EXPLAINERS.items() if r.slow} == SLOW
     assert explainers.get("scorecam").cost == "forwards per channel"
