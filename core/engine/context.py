@@ -50,6 +50,14 @@ def forward_model(model: nn.Module, x: torch.Tensor):
         raise
     except RuntimeError as exc:
         text = str(exc)
+        native = native_size(model)
+        if native is not None and tuple(x.shape[-2:]) != native:
+            h, w = native
+            raise HookScopeError(
+                f"The model failed on a {x.shape[-2]}×{x.shape[-1]} input "
+                f"({text.splitlines()[0][:120]}): it needs its native input size, {h}×{w}; "
+                f"set the input size to {h}×{w}."
+            ) from exc
         if "channels" in text or "size mismatch" in text or "shape" in text:
             raise HookScopeError(
                 f"The model rejected an input of shape {tuple(x.shape)} "
@@ -63,6 +71,17 @@ def forward_model(model: nn.Module, x: torch.Tensor):
         raise HookScopeError(
             f"The model's forward pass failed with {type(exc).__name__}: {first}."
         ) from exc
+
+
+def native_size(model: nn.Module) -> tuple[int, int] | None:
+    """(H, W) a model only runs at, when it says so (timm's ``fixed_input_size``, e.g.
+    EfficientFormer, whose attention biases are built for one grid), else None."""
+    cfg = getattr(model, "pretrained_cfg", None)
+    if isinstance(cfg, Mapping) and cfg.get("fixed_input_size"):
+        size = cfg.get("input_size")
+        if isinstance(size, (tuple, list)) and len(size) == 3:
+            return int(size[1]), int(size[2])
+    return None
 
 
 def output_field(output: Any, name: str) -> torch.Tensor | None:

@@ -54,23 +54,32 @@ def load_job(reporter: Reporter, source, weights=None, trust_pickle=False, devic
 
 
 def _checked_cam_layer(lm, tree) -> str | None:
-    """For token models, the last CAM layer whose map is not flat, on a seeded input.
+    """The checked default CAM layer on a seeded input, or None to keep the structural one.
 
     A ViT's last blocks have a grid, yet only their class token reaches the head, so the
-    structural default would draw a flat map. Convolutional models keep the structural
-    default (no extra pass at load time).
+    structural default would draw a flat map: token models take the last layer whose map is
+    not flat. Other models take the backbone's last stage output, unless its gradient is zero.
     """
     layouts = tree.layouts
     last = layouts.default_layer() if layouts is not None else None
-    if last is None or layouts.layouts[last].kind != "tokens":
+    if last is None:
         return None
     spec = lm.input_spec
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, spec.channels, *spec.size, generator=gen)
+    kw = {"class_names": lm.class_names, "input_spec": spec}
     try:
-        return suggest_layer(lm.model, x, class_names=lm.class_names, input_spec=spec)
+        if layouts.layouts[last].kind == "tokens":
+            return suggest_layer(lm.model, x, **kw)
+        # Other models: the last stage in front of the head (not SSDlite's head branches),
+        # and one Grad-CAM pass checks its gradient is not zero (an FPN level no box uses).
+        pick = suggest_layer(lm.model)
+        notes = compute_cam(lm.model, x, [pick], "gradcam", **kw).notes
+        if any("gradient at" in n or "barely feeds" in n for n in notes):
+            pick = suggest_layer(lm.model, x, **kw)
     except HookScopeError:
         return None
+    return pick if pick != last else None
 
 
 @dataclass(frozen=True)

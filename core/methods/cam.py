@@ -784,6 +784,48 @@ def _layer(model, name, module, cap, grad, reshape, x_shape=None) -> Layer:
     )
 
 
+def _outside_head(model: nn.Module, report: ModelLayouts, cands: list[str]) -> list[str]:
+    """The candidates in front of the model's head, when there are any.
+
+    The head is the last top-level child with parameters to run (SSDlite's ``head``, whose
+    per-anchor convolutions have grids too): a user explains what feeds it, the backbone's
+    last stage, not one of its prediction branches.
+    """
+    with_params = {n for n, m in model.named_children() if any(True for _ in m.parameters())}
+    tops = [n for n in report.order if n in with_params]
+    if len(tops) < 2:
+        return cands
+    head = tops[-1] + "."
+    kept = [c for c in cands if not c.startswith(head)]
+    return kept or cands
+
+
+def _trunk_candidates(model: nn.Module, report: ModelLayouts, cands: list[str]) -> list[str]:
+    """Stage outputs, the pieces of the last stage, and what follows it (a final norm).
+
+    A stage is a non-leaf module numbered in its container (``layer4.1``, ``stages.2.blocks.3``,
+    ``extra.3``). Pieces of earlier parts (LeViT's ``stages.2.downsample.attn_downsample.q.ln``,
+    which runs before stage 2's blocks) are left out: a default a user can read is the output
+    of the backbone's last stage, or a layer inside it when only that has a usable map (a ViT's
+    ``blocks.11.attn.qkv``).
+    """
+    modules = dict(model.named_modules())
+    stages = [
+        c
+        for c in cands
+        if c.rsplit(".", 1)[-1].isdecimal() and any(True for _ in modules[c].children())
+    ]
+    if not stages:
+        return cands
+    order = {n: i for i, n in enumerate(report.order)}
+    last = max(stages, key=lambda c: order.get(c, -1))
+    return [
+        c
+        for c in cands
+        if c in stages or c.startswith(last + ".") or order.get(c, -1) > order.get(last, -1)
+    ]
+
+
 def suggest_layer(
     model: nn.Module,
     x: torch.Tensor | None = None,
@@ -810,10 +852,11 @@ def suggest_layer(
             "No layer of this model outputs a spatial grid larger than 1x1, so a CAM has "
             "nothing to show; name a layer with --layers and its layout with --reshape."
         )
+    cands = _trunk_candidates(model, report, _outside_head(model, report, cands))
     if x is None:
         return cands[-1]
-    step = 8
-    for end in range(len(cands), 0, -step):
+    step, passes = 8, 4  # at most 32 layers from the end: a detector's pass is slow
+    for end in range(len(cands), max(0, len(cands) - step * passes), -step):
         chunk = cands[max(0, end - step) : end]
         try:
             maps = compute_cam(
@@ -825,4 +868,4 @@ def suggest_layer(
         for name in reversed(chunk):
             if name not in flat:
                 return name
-    return cands[-1]
+    return cands[-1]  # every map flat: the last stage's output, whose note says why
