@@ -477,6 +477,14 @@ SESSION_CASES: list[Bad] = [
         r"broken 'image_edits\.0\.box' entry",
     ),
     Bad(
+        "session-occlude-reversed-box",
+        "session",
+        lambda d: session_file(
+            d, image=good_image(d), image_edits=[{"op": "occlude", "box": [10, 10, 2, 1e300]}]
+        ),
+        r"broken 'image_edits\.0\.box' entry",
+    ),
+    Bad(
         "session-layout-not-base64",
         "session",
         lambda d: session_file(d, gui={"layout": "not base64 at all!"}),

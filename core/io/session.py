@@ -26,6 +26,7 @@ from hookscope.core.errors import HookScopeError
 SESSION_VERSION = 1
 MAX_INPUT_SIDE = 2048
 """Largest input height or width a session may ask for (as the app's size boxes allow)."""
+_MAX_COORD = 1_000_000  # pixel coordinates in image edits (images are far smaller)
 _IMAGE_OPS = ("solid", "occlude", "paste")
 _GRAD_OPS = ("scale", "clip", "zero", "noise")
 _ACT_OPS = ("zero", "scale", "mean", "topk")
@@ -116,8 +117,9 @@ class Session:
         try:
             check_fields(kwargs)
         except _Broken as exc:
+            who = "The session" if source == "the session" else source
             raise HookScopeError(
-                f"{source} has a broken '{exc.key}' entry ({exc.why}); fix it in the file or "
+                f"{who} has a broken '{exc.key}' entry ({exc.why}); fix it in the file or "
                 "save the session again."
             ) from None
         return cls(**kwargs)
@@ -422,16 +424,22 @@ def _check_image_edit(d: Any, key: str) -> None:
     if op == "occlude":
         box = d.get("box")
         _need(
-            isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box),
+            isinstance(box, list)
+            and len(box) == 4
+            and all(_is_number(v) and abs(v) <= _MAX_COORD for v in box)
+            and box[0] <= box[2]
+            and box[1] <= box[3],
             key + ".box",
-            f"{_show(box)}, an occlusion needs a box [left, top, right, bottom]",
+            f"{_show(box)}, an occlusion needs a box [left, top, right, bottom] in pixels",
         )
     if op == "paste":
         _need(isinstance(d.get("patch"), str), key + ".patch", "no patch image path")
         _need(d.get("mask") is None or isinstance(d["mask"], str), key + ".mask", "not a path")
         xy, size = d.get("xy", [0, 0]), d.get("size")
         _need(
-            isinstance(xy, list) and len(xy) == 2 and all(_is_int(v) for v in xy),
+            isinstance(xy, list)
+            and len(xy) == 2
+            and all(_is_int(v) and abs(v) <= _MAX_COORD for v in xy),
             key + ".xy",
             f"{_show(xy)}, expected [x, y]",
         )
