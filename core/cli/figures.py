@@ -44,7 +44,13 @@ def add_subcommand(subparsers) -> None:
         "larger than 1x1 whose map is not constant)",
     )
     p.add_argument("--reshape", type=reshape_value, default=None, help=RESHAPE_HELP)
-    p.add_argument("--method", default="gradcam", choices=explainers.names(explainers.CAM))
+    p.add_argument(
+        "--method",
+        default="gradcam",
+        choices=explainers.names(explainers.CAM) + explainers.names(explainers.TRANSFORMER),
+        help="a CAM, or a transformer method (rollout, chefer, legrad: --layers are blocks)",
+    )
+    p.add_argument("--fusion", choices=["mean", "max", "min"], help="rollout: head fusion")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the map (0-1)")
     p.add_argument("--colormap", default="jet", help=f"colour map of the overlay: {maps}")
     p.add_argument(
@@ -142,14 +148,18 @@ def cmd_cam(args) -> int:
     from hookscope.core.io.export import save_arrays
     from hookscope.core.jobs.probe import probe_job
     from hookscope.core.loading.images import load_image, to_tensor
-    from hookscope.core.methods.cam import suggest_layer
+    from hookscope.core.methods.cam import CAM_METHODS, suggest_layer
 
     out = _check_out(args.out)
     _check_display(args)
+    if args.fusion is not None and args.method != "rollout":
+        raise HookScopeError(f"--fusion applies to rollout, not {args.method}.")
     if args.batch_size < 1:
         raise HookScopeError(f"--batch-size must be at least 1, not {args.batch_size}.")
     lm = load_from_args(args)
     image = load_image(args.image)
+    if args.method not in CAM_METHODS:  # a transformer method: the registry's explain
+        return _cmd_transformer(args, lm, image, out)
     layers = args.layers
     if not layers:  # one gradient pass over the last candidates: never a flat 1x1 layer
         x = to_tensor(image, lm.input_spec)
@@ -198,6 +208,50 @@ def cmd_cam(args) -> int:
 
     panels = cam_figure(snap, args.colormap, args.alpha)
     _save(out, panels, _title(lm, args.method, target, label, prob))
+    return 0
+
+
+def _cmd_transformer(args, lm, image, out: Path) -> int:
+    """``cam`` with rollout / chefer / legrad: one explanation → figure or arrays."""
+    import numpy as np
+
+    from hookscope.core.display.figures import Panel, overlay
+    from hookscope.core.io.export import save_arrays
+    from hookscope.core.loading.images import preprocess, to_tensor
+    from hookscope.core.methods.explainers import explain
+
+    params = {"fusion": args.fusion} if args.fusion else {}
+    e = explain(
+        lm.model,
+        to_tensor(image, lm.input_spec),
+        args.method,
+        layers=args.layers,
+        target=args.target,
+        class_names=lm.class_names,
+        input_spec=lm.input_spec,
+        probs=True,
+        **params,
+    )
+    for note in e.notes:
+        print(f"hookscope: note: {note.text}", file=sys.stderr)
+    target = e.target if isinstance(e.target, int) else str(e.target)
+    prob = float(e.probs[e.target]) if e.probs is not None and isinstance(e.target, int) else None
+    name = lm.class_names[e.target] if lm.class_names and isinstance(e.target, int) else None
+    settings = _describe(lm, args, target, name, prob) | {
+        "kind": "cam",
+        "method": args.method,
+        "blocks": args.layers,
+        "options": params,
+        "normalisation": "patch map min-max, bilinear upsample (align_corners=False), min-max",
+    }
+    if out.suffix.lower() == ".npz":
+        npz, side = save_arrays(out, {"map": e.map, "patch_map": e.raw}, settings)
+        print(f"wrote {npz} and {side}")
+        return 0
+    picture = np.asarray(preprocess(image, lm.input_spec).convert("RGB"))
+    shown = overlay(picture, e.map, args.colormap, args.alpha)
+    panels = [Panel("input", picture), Panel(args.method, shown)]
+    _save(out, panels, _title(lm, args.method, target, name, prob))
     return 0
 
 

@@ -263,3 +263,27 @@ def test_bad_options(tv_vit, x32):
 
 def test_registered_as_transformer_kind():
     assert explainers.names(explainers.TRANSFORMER) == ["rollout", "chefer", "legrad"]
+
+
+def test_cli_cam_takes_the_transformer_names(tmp_path, capsys):
+    from hookscope.core.loading.images import load_image, to_tensor
+    from hookscope.core.loading.models import load_model
+    from hookscope.gui.command import main
+
+    spec = "timm:vit_tiny_patch16_224?img_size=64&depth=3&num_classes=5"
+    image = tmp_path / "in.png"
+    rng = np.random.default_rng(0)
+    from PIL import Image
+
+    Image.fromarray(rng.integers(0, 255, (80, 96, 3), dtype=np.uint8)).save(image)
+    out = tmp_path / "m.npz"
+    args = ["cam", "--model", spec, "--image", str(image), "--target", "1", "--out", str(out)]
+    assert main([*args, "--method", "legrad", "--layers", "blocks.1,blocks.2"]) == 0
+    lm = load_model(spec)
+    x = to_tensor(load_image(image), lm.input_spec)
+    want = explainers.explain(lm.model, x, "legrad", target=1, layers=["blocks.1", "blocks.2"])
+    got = np.load(out)
+    assert np.abs(got["map"] - want.map).max() < 1e-6 and got["patch_map"].shape == (4, 4)
+    assert want.map.std() > 0.05
+    assert main([*args, "--method", "chefer", "--fusion", "max"]) == 2
+    assert "--fusion applies to rollout" in capsys.readouterr().err
