@@ -34,8 +34,8 @@ def test_screenshot_command_writes_the_window(tmp_path):
 
 
 def test_cli_subcommands_do_not_load_qt():
-    code = "import sys, main; main.main(['inspect', '--model', 'torchvision:resnet18']);" \
-        "print('QT' if 'PySide6' in sys.modules else 'NOQT')"  # fmt: skip
+    code = "import sys, hookscope.gui.command as c; c.main(['inspect', '--model', 'demo']);" \
+        "print('QT' if {'PySide6', 'pyqtgraph'} & set(sys.modules) else 'NOQT')"  # fmt: skip
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
