@@ -25,7 +25,8 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument(
         "--trust-pickle",
         action="store_true",
-        help="allow a pickled full model (unpickling runs code from the file)",
+        help="allow a pickled full model or weights file holding Python objects (unpickling "
+        "runs code from the file: only for files you trust)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
 
