@@ -21,7 +21,7 @@ from hookscope.core.loading.images import to_tensor
 from hookscope.core.loading.masks import load_mask
 from hookscope.core.methods import metrics
 from hookscope.core.methods.explainers import BASELINE, CAM, EXPLAINERS, canonical, explain, get
-from hookscope.core.reporting import Reporter
+from hookscope.core.reporting import Reporter, per_batch
 
 DEFAULT_METHODS = tuple(
     k for k, r in EXPLAINERS.items() if (r.kind == CAM and not r.slow) or r.kind == BASELINE
@@ -350,6 +350,7 @@ def saliency_map(
     return e.map
 
 
+@per_batch
 def evaluate_job(
     reporter: Reporter,
     loaded,
@@ -360,6 +361,10 @@ def evaluate_job(
     spec=None,
 ) -> TrustReport:
     """Score each method's map on one image (in the worker, or the CLI).
+
+    Each method's scores are streamed as they end (``reporter.partial`` gets the
+    :class:`TrustReport` of the methods so far); model work runs in ``reporter.batch()``
+    blocks (one map, one scoring batch), so the app's clicks go in between.
 
     Args:
         reporter: Progress across all methods and metrics; cancel between batches.
@@ -378,7 +383,7 @@ def evaluate_job(
     spec = spec or loaded.input_spec
     model = loaded.model
     x = to_tensor(image, spec)
-    with torch.no_grad(), eval_mode(model):
+    with reporter.batch(), torch.no_grad(), eval_mode(model):
         output = forward_model(model, x.to(model_device(model)))
     logits = logits_of(output)
     tgt = resolve_target(st.target, logits, loaded.class_names)
@@ -410,21 +415,30 @@ def evaluate_job(
             return _Stage(reporter, _at + sum(per[:i]), per[i], total, f"Scoring {_name}")
 
         stage(0).progress(0, 1)
-        m = saliency_map(name, model, x, st.layer, tgt, spec=spec, seed=st.seed, reporter=stage(0))
+        with reporter.batch():
+            m = saliency_map(
+                name, model, x, st.layer, tgt, spec=spec, seed=st.seed, reporter=stage(0)
+            )
         m = np.clip(np.asarray(m, dtype=np.float32), 0.0, 1.0)
         if not m.any():
             notes.append(f"{name}'s map is all zero, so its metrics measure nothing.")
         maps[name] = m
         results[name] = _score(name, model, x, m, tgt, st, sc, region, stage, t0)
         at += sum(per)
+        reporter.partial(_report(loaded, st, tgt, sc, results, maps, region, notes))
     reporter.progress(int(total), int(total), "Done")
+    return _report(loaded, st, tgt, sc, results, maps, region, notes)
+
+
+def _report(loaded, st, tgt, sc, results, maps, region, notes) -> TrustReport:
+    """The Trust table of the methods scored so far (copies: later methods do not change it)."""
     return TrustReport(
         target=tgt,
         target_name=class_name(tgt, loaded.class_names),
         base_prob=sc.base["x"],
         layer=st.layer or "",
-        methods=results,
-        maps=maps,
+        methods=dict(results),
+        maps=dict(maps),
         steps=st.steps,
         percentiles=st.percentiles,
         noise=st.noise,

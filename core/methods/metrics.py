@@ -115,8 +115,8 @@ class Scorer:
         """p(target) for each image of (N, C, H, W), in batches of ``batch_size``."""
         out = []
         for i in range(0, images.shape[0], self.batch_size):
-            self.reporter.check()
-            out.append(self._forward(images[i : i + self.batch_size]))
+            with self.reporter.batch():  # checks cancel; in the app, clicks go in between
+                out.append(self._forward(images[i : i + self.batch_size]))
         return np.concatenate(out) if out else np.zeros(0)
 
     def _forward(self, batch: torch.Tensor) -> np.ndarray:

@@ -1,10 +1,11 @@
 """Trust dock: how faithful each method's map is for this image, next to baselines.
 
-Runs ``core.jobs.evaluate.evaluate_job`` in the worker (progress, cancel) for the current
-image, target and CAM layer. The table is ranked by ``insertion − deletion`` (RISE areas: a
-faithful map's top pixels alone bring the class back, and removing them takes it away); a
-method that does not beat the ``random`` or ``sobel`` baseline says so. Clicking a row shows
-its deletion and insertion curves, with the random baseline's dashed for reference.
+Runs ``core.jobs.evaluate.evaluate_job`` in the worker's long lane (progress, cancel) for the
+current image, target and CAM layer; each method's row appears as soon as it is scored. The
+table is ranked by ``insertion − deletion`` (RISE areas: a faithful map's top pixels alone
+bring the class back, and removing them takes it away); a method that does not beat the
+``random`` or ``sobel`` baseline says so. Clicking a row shows its deletion and insertion
+curves, with the random baseline's dashed for reference.
 """
 
 from __future__ import annotations
@@ -199,6 +200,7 @@ class TrustDock(BaseDock):
             spec=st.input_spec,
             status=f"Scoring {len(methods)} maps on {layer or 'the input'}… (Cancel stops)",
             on_result=self._on_result,
+            on_partial=self._on_partial,
         )
 
     def clear(self) -> None:
@@ -212,6 +214,16 @@ class TrustDock(BaseDock):
     def _stale(self) -> None:
         if self.report is not None:
             self.status.setText("The image or target changed: Run again to score it.")
+
+    def _on_partial(self, report) -> None:
+        """A method's scores are in: its row joins the table, ranked with the ones so far."""
+        keep = self.selected()
+        self.report = report
+        self.order = report.ranking()
+        self._fill_table()
+        self._draw_bars()
+        self.table.selectRow(self.order.index(keep) if keep in self.order else 0)
+        self._draw_curves()
 
     def _on_result(self, report) -> None:
         self.report = report

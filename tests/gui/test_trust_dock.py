@@ -13,6 +13,11 @@ from tests.gui.conftest import RUN_TIMEOUT_MS
 CAR_ROAD = str(sample_path("car_road.png"))
 
 
+def done(trust) -> bool:
+    """The run ended with a report (rows stream in before: ``report`` is set at the first)."""
+    return trust.report is not None and not trust.job.running
+
+
 def trust_dock(window):
     found = next(d for d in window.docks if d.objectName() == "TrustDock")
     found.raise_()
@@ -26,7 +31,7 @@ def test_trust_dock_ranks_the_maps_and_exports_them(make_window, qtbot, tmp_path
     trust.steps_box.setValue(16)
     assert trust.run() is not None
     assert not trust.run_button.isEnabled() and trust.cancel_button.isEnabled()
-    qtbot.waitUntil(lambda: trust.report is not None, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: done(trust), timeout=RUN_TIMEOUT_MS)
 
     r = trust.report
     assert r.target == 1 and r.has_mask  # car_road_mask.png lies next to the image
@@ -65,7 +70,7 @@ def test_trust_dock_cancel_and_rerun(make_window, qtbot):
     assert trust.report is None and trust.status.text() == "Cancelled."
     trust.steps_box.setValue(8)
     trust.run()
-    qtbot.waitUntil(lambda: trust.report is not None, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: done(trust), timeout=RUN_TIMEOUT_MS)
     assert set(trust.report.methods) == {"gradcam", "gradcam++", "random"}
 
 
@@ -75,7 +80,7 @@ def test_a_method_that_loses_to_a_baseline_says_so(make_window, qtbot):
     trust.set_methods(["gradcam", "random", "sobel"])
     trust.steps_box.setValue(8)
     trust.run()
-    qtbot.waitUntil(lambda: trust.report is not None, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: done(trust), timeout=RUN_TIMEOUT_MS)
     r = trust.report
     # The same table where Grad-CAM's map is the worst possible: it must say so.
     bad = dataclasses.replace(r.methods["gradcam"], deletion=1.0, insertion=0.0)
@@ -103,3 +108,50 @@ def test_trust_dock_on_resnet18_and_timm(make_window, qtbot, spec, layer):
     assert r.layer == layer and trust.table.rowCount() == 3
     assert r.methods["gradcam"].deletion_curve.shape == (9,)
     assert np.isfinite([r.methods[k].score for k in r.methods]).all()
+
+
+def test_trust_rows_appear_as_each_method_ends(make_window, qtbot, monkeypatch):
+    import threading
+
+    import hookscope.gui.docks.trust as trust_module
+    from hookscope.core.reporting import Reporter
+
+    window = make_window()
+    trust = trust_dock(window)
+    trust.set_methods(["gradcam", "eigencam", "random"])
+    trust.steps_box.setValue(8)
+    go, first = threading.Event(), []
+
+    class HoldAfterFirst(Reporter):
+        """The worker's reporter; the job waits after its first partial table."""
+
+        def __init__(self, inner):
+            super().__init__(inner._on_progress, self._partial)
+            self._cancel, self.inner = inner._cancel, inner
+
+        def _partial(self, report):
+            self.inner.partial(report)
+            first.append(report)
+            while len(first) == 1 and not go.wait(0.01):
+                self.check()
+
+    real = trust_module.evaluate_job
+    monkeypatch.setattr(
+        trust_module, "evaluate_job", lambda r, *a, **k: real(HoldAfterFirst(r), *a, **k)
+    )
+    try:
+        trust.run()
+        qtbot.waitUntil(lambda: trust.table.rowCount() == 1, timeout=RUN_TIMEOUT_MS)
+        assert trust.job.running and not trust.run_button.isEnabled()  # still scoring
+        assert trust.order == ["gradcam"] and trust.selected() == "gradcam"
+        assert trust.table.item(0, 0).text() == "gradcam"
+        row = [trust.table.item(0, c).text() for c in range(trust.table.columnCount())]
+        partial = trust.report.methods["gradcam"]
+    finally:
+        go.set()
+    qtbot.waitUntil(lambda: done(trust), timeout=RUN_TIMEOUT_MS)
+    assert trust.table.rowCount() == 3 and set(trust.order) == {"gradcam", "eigencam", "random"}
+    final = trust.report.methods["gradcam"]
+    assert final.score == partial.score and final.deletion == partial.deletion
+    at = trust.order.index("gradcam")
+    assert trust.table.item(at, 1).text() == row[1]  # the same score the streamed row showed
