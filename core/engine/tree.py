@@ -223,10 +223,10 @@ def layer_defaults(
 
     With ``asked`` layers, the known ones are hooked and the CAM layer is the last of them with
     a feature map. Without (or, with ``fallback``, when none is known), the last two feature-map
-    stages and the head are hooked (:func:`structural_layers`); a token model explains
-    ``tree.cam_layer`` (checked at load to give a map that is not flat) beside the last
-    structural pick, and a model whose picks hold no plain map (a detector's children output
-    dicts) adds its last layer with a grid.
+    stages and the head are hooked (:func:`structural_layers`). ``tree.cam_layer`` (checked at
+    load to give a map that is not flat) is the CAM layer: among those picks when it is one of
+    them, else beside the last pick (a token model). A model whose picks hold no plain map (a
+    detector's children output dicts) adds its last layer with a grid.
 
     Args:
         tree: The model's tree after its dry run.
@@ -242,7 +242,9 @@ def layer_defaults(
     picked = structural_layers(tree)
     cam = _last_map(tree, picked)
     spatial = tree.default_cam_layer()
-    if tree.cam_layer:  # a token model: the layer whose map is not flat
+    if tree.cam_layer in picked:  # checked at load, and one of the structural picks
+        cam = [tree.cam_layer]
+    elif tree.cam_layer:  # e.g. a token model: the layer whose map is not flat, and the head
         picked = [tree.cam_layer, *[n for n in picked if n != tree.cam_layer][-1:]]
         cam = [tree.cam_layer]
     elif not cam and spatial:
