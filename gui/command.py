@@ -17,6 +17,7 @@ SUBCOMMANDS = (
     "hookscope.core.cli.evaluate",
     "hookscope.core.cli.figures",
     "hookscope.core.cli.scan",
+    "hookscope.core.cli.atlas",
     "hookscope.core.cli.diagnose",
 )
 """Modules with ``add_subcommand(subparsers)``; every one is Qt-free (core)."""

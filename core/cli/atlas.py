@@ -1,0 +1,95 @@
+"""The ``atlas`` subcommand: for every channel of a layer, the top-k images of a folder.
+
+The numbers come from :func:`core.jobs.atlas.atlas_job` (the app's Dataset dock runs the same
+job); this module adds the progress bar and the summary lines.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from hookscope.core.cli import (
+    CANCELLED_EXIT,
+    RESHAPE_HELP,
+    add_model_args,
+    load_from_args,
+    progress_reporter,
+    reshape_value,
+)
+from hookscope.core.cli.limits import MAX_BATCH, bounded
+from hookscope.core.experiments.atlas import MAX_TOP
+
+
+def add_subcommand(subparsers) -> None:
+    """Register ``atlas`` on ``subparsers``."""
+    p = subparsers.add_parser(
+        "atlas",
+        help="per channel of a layer, the top images of a folder with receptive-field crops",
+        description="Channel atlas: for every channel of --layer, the images of the folder "
+        "with the highest maximum activation, each with the receptive-field crop around its "
+        "argmax. Writes atlas.parquet, crops/ and atlas_maps.npy; rerunning the same command "
+        "resumes an interrupted atlas.",
+    )
+    add_model_args(p)
+    p.add_argument("--images", required=True, metavar="DIR", help="image folder (recursive)")
+    p.add_argument("--layer", required=True, help="layer whose channels are ranked")
+    p.add_argument(
+        "--top",
+        type=bounded(1, MAX_TOP),
+        default=9,
+        metavar="K",
+        help=f"images per channel, 1 to {MAX_TOP} (9)",
+    )
+    p.add_argument("--out", metavar="DIR", help="output folder (default: atlas-<DIR>-<LAYER>)")
+    p.add_argument(
+        "--batch-size",
+        type=bounded(1, MAX_BATCH),
+        default=32,
+        metavar="N",
+        help=f"images per batch, 1 to {MAX_BATCH}",
+    )
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="decoding processes")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="first N images only")
+    p.add_argument("--reshape", type=reshape_value, default=None, help=RESHAPE_HELP)
+    p.set_defaults(func=cmd_atlas)
+
+
+def cmd_atlas(args) -> int:
+    """``atlas``: run :func:`core.jobs.atlas.atlas_job` and print where the outputs are."""
+    from hookscope.core.jobs.atlas import AtlasSettings, atlas_job
+    from hookscope.core.reporting import Cancelled
+
+    lm = load_from_args(args)
+    settings = AtlasSettings(
+        args.images,
+        args.layer,
+        top=args.top,
+        out=args.out,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        limit=args.limit,
+        model_spec=args.model,
+        reshape=args.reshape,
+    )
+    try:
+        with progress_reporter("atlas") as reporter:
+            s = atlas_job(reporter, lm, settings)
+    except (Cancelled, KeyboardInterrupt):
+        print(
+            "hookscope: cancelled; the atlas so far is checkpointed in the output folder, and "
+            "running the same command again resumes it.",
+            file=sys.stderr,
+        )
+        return CANCELLED_EXIT
+    resumed = f", {s.resumed} resumed" if s.resumed else ""
+    f = s.field
+    print(
+        f"atlas of {args.layer}: {s.channels} channels × top {settings.top} over {s.images} "
+        f"images ({s.computed} computed{resumed}, {s.errors} unreadable); grid "
+        f"{s.grid[0]}x{s.grid[1]}, receptive field {f.offset[1] - f.offset[0]:.0f}×"
+        f"{f.offset[3] - f.offset[2]:.0f} px ({f.how}), stride {f.stride[0]:g}×{f.stride[1]:g}"
+    )
+    print(f"wrote {s.out}/atlas.parquet, crops/, atlas_maps.npy")
+    for note in s.notes:
+        print(f"note: {note}")
+    return 0

@@ -1,0 +1,320 @@
+"""The channel-atlas job: every image of a folder → top-k images per channel → output folder.
+
+``atlas_job(reporter, loaded, settings)`` (an :class:`AtlasSettings`) is what the ``atlas``
+command and the app's Dataset dock run. It lists the folder, measures the layer's receptive
+field once, runs one forward per batch (stopped at the layer) and merges each batch into a
+bounded top-k per channel (:class:`~core.experiments.atlas.TopK`, memory O(channels · k)).
+The top-k is checkpointed to ``atlas_state.npz`` (written whole, then renamed) at most every
+few seconds and on cancel, so rerunning the same settings resumes after the last checkpoint.
+
+Output folder:
+
+- ``atlas.parquet``: one row per (channel, rank): ``channel``, ``rank`` (0 = highest),
+  ``path`` (relative to the image folder), ``value`` (the channel's maximum over the image),
+  ``row``, ``col`` (its argmax on the layer's grid), ``x0``, ``y0``, ``x1``, ``y1`` (the
+  receptive-field crop in the image's own pixels);
+- ``crops/c{channel:05d}_r{rank:03d}.png``: those crops;
+- ``atlas_maps.npy``: float16 (C, k, h, w), the channel's activation map on each image;
+- ``atlas.json``: identity (model, weights, settings), state, grid, receptive field, notes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hookscope.core.engine.guard import state_checksum
+from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.atlas import (
+    AtlasSettings,
+    Field,
+    TopK,
+    cell_box,
+    layer_activations,
+    layer_layout,
+    measure_field,
+    to_image_box,
+)
+from hookscope.core.experiments.scan import (
+    ScanDataset,
+    auto_workers,
+    collate,
+    decode_worker_init,
+    list_images,
+)
+from hookscope.core.io.scan_outputs import disk_errors, lock_folder
+from hookscope.core.loading.images import load_image
+from hookscope.core.reporting import SCANNING, Cancelled, Reporter, per_batch
+
+__all__ = ["ATLAS_FILE", "AtlasSettings", "AtlasSummary", "atlas_job", "read_atlas"]
+
+ATLAS_FILE = "atlas.parquet"
+INFO_FILE = "atlas.json"
+MAPS_FILE = "atlas_maps.npy"
+STATE_FILE = "atlas_state.npz"
+CROPS_DIR = "crops"
+COLUMNS = ("channel", "rank", "path", "value", "row", "col", "x0", "y0", "x1", "y1")
+CHECKPOINT_S = 5.0
+"""Seconds between checkpoints of the top-k (a hard kill loses at most this much work)."""
+
+
+@dataclass(frozen=True)
+class AtlasSummary:
+    """What an atlas run did.
+
+    Attributes:
+        out: The output folder.
+        channels: Channels of the layer.
+        images: Images listed; ``errors`` of them did not decode and are not ranked.
+        computed: Images computed by this run; ``resumed``: taken from a checkpoint.
+        grid: (h, w) of the layer's grid.
+        field: The receptive field the crops use.
+        seconds: Wall time of this run.
+        notes: What the atlas had to simplify.
+    """
+
+    out: Path
+    channels: int
+    images: int
+    errors: int
+    computed: int
+    resumed: int
+    grid: tuple[int, int]
+    field: Field
+    seconds: float
+    notes: tuple[str, ...] = ()
+
+
+def crop_name(channel: int, rank: int) -> str:
+    """File name (in ``crops/``) of a channel's crop at a rank."""
+    return f"c{channel:05d}_r{rank:03d}.png"
+
+
+@per_batch
+def atlas_job(reporter: Reporter, loaded, settings: AtlasSettings) -> AtlasSummary:
+    """Build the channel atlas of ``settings.layer`` over ``settings.images``.
+
+    Raises:
+        HookScopeError: Bad layer, empty folder, an output folder holding something else.
+        Cancelled: After checkpointing, when the reporter was cancelled.
+    """
+    start = time.perf_counter()
+    s = settings.resolve(loaded)
+    root = Path(s.images)
+    out = Path(s.out).expanduser() if s.out else Path.cwd() / f"atlas-{root.name}-{s.layer}"
+    paths = list_images(root, s.limit)
+    if not paths:
+        raise HookScopeError(f"No images (PNG, JPEG, BMP, WebP, TIFF) found below {root}.")
+    model = loaded.model
+    h, w = s.spec.size
+    probe = torch.zeros(1, s.spec.channels, h, w, device=_device(model))
+    layout = layer_layout(model, s.layer, probe, s.reshape)
+    if not layout.grid:
+        raise HookScopeError(f"Layer '{s.layer}' has no spatial grid; pick a grid layer.")
+    field = measure_field(model, s.layer, layout, (h, w), s.spec.channels)
+    identity = {
+        "model": s.model_spec or loaded.name,
+        "weights_sha256": state_checksum(model),
+        **s.key(),
+    }
+    lock = lock_folder(out)
+    try:
+        _claim(out, identity)
+    except HookScopeError:
+        lock.release(discard=True)
+        raise
+    with lock, disk_errors(out):
+        top, done, errors, notes = _resume(out, paths, identity)
+        resumed = done
+        _write_info(out, identity, "running", layout, field, notes)
+        t_ckpt = time.perf_counter()
+        try:
+            for idx, x, err, end in _batches(s, paths, done, reporter):
+                if len(idx):
+                    with reporter.batch():
+                        acts = layer_activations(model, s.layer, x.to(_device(model)), layout)
+                    if top is None:
+                        top = TopK(acts.shape[1], s.top, tuple(acts.shape[2:]))
+                    top.add(acts.numpy(), idx)
+                done, errors = end, errors + err
+                reporter.progress(done, len(paths), "Building the atlas", SCANNING)
+                if time.perf_counter() - t_ckpt > CHECKPOINT_S:
+                    _checkpoint(out, top, paths, done, errors)
+                    t_ckpt = time.perf_counter()
+        except (Cancelled, KeyboardInterrupt):
+            if top is not None:
+                _checkpoint(out, top, paths, done, errors)
+            _write_info(out, identity, "partial", layout, field, notes)
+            raise
+        if top is None:
+            raise HookScopeError(f"None of the {len(paths)} images below {root} could be read.")
+        reporter.progress(len(paths), len(paths), "Writing crops")
+        _write_outputs(out, root, paths, top, field, s.spec)
+        if errors:
+            notes = (*notes, f"{errors} images could not be read and are not ranked.")
+        _write_info(out, identity, "complete", layout, field, notes)
+        _checkpoint(out, top, paths, len(paths), errors)  # small: a rerun only rewrites
+        return AtlasSummary(
+            out=out,
+            channels=int(top.values.shape[0]),
+            images=len(paths),
+            errors=errors,
+            computed=len(paths) - resumed,
+            resumed=resumed,
+            grid=tuple(layout.grid),
+            field=field,
+            seconds=time.perf_counter() - start,
+            notes=tuple(notes),
+        )
+
+
+def _device(model) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+def _claim(out: Path, identity: dict) -> None:
+    """Refuse a folder holding other files or an atlas with other settings."""
+    info = _read_json(out / INFO_FILE)
+    if info is None:
+        if any(p.name != ".scan.lock" for p in out.iterdir()):
+            raise HookScopeError(
+                f"The output folder {out} is not empty and holds no atlas; pick a new or empty one."
+            )
+        return
+    before = info.get("identity", {})
+    diff = [k for k in identity if before.get(k) != identity[k]]
+    if diff:
+        raise HookScopeError(
+            f"{out} holds an atlas made with another {diff[0].replace('_', ' ')}; pick another "
+            "--out folder or delete that one to start over."
+        )
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _digest(paths) -> str:
+    return hashlib.sha256("\n".join(paths).encode()).hexdigest()
+
+
+def _resume(out: Path, paths, identity) -> tuple[TopK | None, int, int, tuple[str, ...]]:
+    """The checkpointed top-k and how many images (a prefix of ``paths``) it holds."""
+    try:
+        with np.load(out / STATE_FILE) as z:
+            state = {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError):
+        return None, 0, 0, ()
+    done = int(state["done"])
+    if done > len(paths) or str(state["digest"]) != _digest(paths[:done]):
+        return None, 0, 0, ("The folder changed since the checkpoint; the atlas started over.",)
+    return TopK.from_state(state), done, int(state["errors"]), ()
+
+
+def _checkpoint(out: Path, top: TopK, paths, done: int, errors: int) -> None:
+    """Write the top-k whole, then rename: a kill leaves the old or the new checkpoint."""
+    tmp = out / (STATE_FILE + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, done=done, errors=errors, digest=_digest(paths[:done]), **top.state())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, out / STATE_FILE)
+
+
+def _write_info(out: Path, identity, state: str, layout, field: Field, notes) -> None:
+    data = {
+        "format": "hookscope-atlas/1",
+        "identity": identity,
+        "state": state,
+        "grid": list(layout.grid),
+        "layout": str(layout),
+        "field": {
+            "stride": list(field.stride),
+            "offset": list(field.offset),
+            "input_size": list(field.input_size),
+            "how": field.how,
+        },
+        "notes": list(notes),
+    }
+    tmp = out / (INFO_FILE + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, out / INFO_FILE)
+
+
+def _batches(s: AtlasSettings, paths, start: int, reporter: Reporter):
+    """Per batch of ``paths[start:]``: readable image indices, their inputs, the unreadable
+    count, and one past the batch's last index (batches come in order)."""
+    todo = list(range(start, len(paths)))
+    n_workers = auto_workers() if s.workers is None else s.workers
+    n_workers = min(n_workers, max(0, len(todo) // s.batch_size))
+    # forking beside the app's UI thread can deadlock the child: spawn off the main thread
+    context = None if threading.current_thread() is threading.main_thread() else "spawn"
+    loader = torch.utils.data.DataLoader(
+        ScanDataset(s.images, paths, s.spec, None, todo),
+        batch_size=s.batch_size,
+        num_workers=n_workers,
+        collate_fn=collate,
+        worker_init_fn=decode_worker_init if n_workers else None,
+        prefetch_factor=2 if n_workers else None,
+        multiprocessing_context=context if n_workers else None,
+    )
+    for batch in loader:
+        reporter.check()
+        ok = np.asarray([not e for e in batch["error"]], bool)
+        idx = np.asarray(batch["i"], np.int64)
+        x = batch["x"][torch.from_numpy(np.flatnonzero(ok))]
+        yield idx[ok], x, int((~ok).sum()), int(idx.max()) + 1
+
+
+def _write_outputs(out: Path, root: Path, paths, top: TopK, field: Field, spec) -> None:
+    """``atlas.parquet``, the crops and the maps of the final top-k."""
+    import pyarrow as pa
+
+    from hookscope.core.io.scan_outputs import write_atomic
+
+    crops = out / CROPS_DIR
+    crops.mkdir(exist_ok=True)
+    cols: dict[str, list] = {k: [] for k in COLUMNS}
+    images: dict[int, object] = {}
+    for ch in range(top.values.shape[0]):
+        for rank in range(top.k):
+            i = int(top.index[ch, rank])
+            if i < 0:
+                continue
+            img = images.get(i)
+            if img is None:
+                img = images.setdefault(i, load_image(root / paths[i]))
+            r, c = int(top.row[ch, rank]), int(top.col[ch, rank])
+            box = to_image_box(cell_box(field, r, c), img.size, spec)
+            img.crop(box).save(crops / crop_name(ch, rank))
+            for k, v in zip(
+                COLUMNS, (ch, rank, paths[i], float(top.values[ch, rank]), r, c, *box), strict=True
+            ):
+                cols[k].append(v)
+        if len(images) > 256:  # keep the decoded-image cache bounded
+            images.clear()
+    types = {"path": pa.string(), "value": pa.float32()}
+    table = pa.table({k: pa.array(v, types.get(k, pa.int32())) for k, v in cols.items()})
+    write_atomic(table, out / ATLAS_FILE)
+    tmp = out / (MAPS_FILE + ".tmp.npy")
+    np.save(tmp, top.maps)
+    os.replace(tmp, out / MAPS_FILE)
+
+
+def read_atlas(folder: str | Path) -> dict | None:
+    """A finished atlas folder's ``atlas.json`` (with ``folder``), or None when there is none."""
+    info = _read_json(Path(folder) / INFO_FILE)
+    if info is None or info.get("state") != "complete":
+        return None
+    return info | {"folder": str(folder)}

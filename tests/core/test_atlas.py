@@ -1,0 +1,198 @@
+"""Channel atlas (issue 25 §1): exact top-k vs brute force, receptive field, crops, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+import hookscope.gui.command as main
+from hookscope.core.demo.scenes import make_dataset
+from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.atlas import AtlasSettings, to_image_box
+from hookscope.core.jobs.atlas import COLUMNS, atlas_job, crop_name
+from hookscope.core.loading.images import load_image, to_tensor
+from hookscope.core.loading.models import load_model
+from hookscope.core.loading.spec import InputSpec
+from hookscope.core.reporting import Cancelled, Reporter, quiet
+
+LAYER = "features.block3"
+SIZES = [None, (140, 96), (96, 130), (200, 100)]  # (w, h) resizes: some not square
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_model("demo")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("atlas") / "images"
+    (root / "sub").mkdir(parents=True)
+    images, _, _ = make_dataset("shortcut", 11, seed=3)
+    for i, arr in enumerate(images):
+        img = Image.fromarray(arr)
+        size = SIZES[i % len(SIZES)]
+        img = img.resize(size) if size else img
+        img.save(root / ("sub" if i % 2 else "") / f"s{i:02d}.png")
+    return root
+
+
+def brute_force(model, layer, root, spec, prefix=0, grid=None):
+    """Every image's activations in memory, sorted: {channel: [(path, value, row, col)]}."""
+    paths = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    x = torch.cat([to_tensor(load_image(root / p), spec) for p in paths])
+    seen = []
+    handle = dict(model.named_modules())[layer].register_forward_hook(
+        lambda m, i, o: seen.append(o.detach().clone())
+    )
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()
+    a = seen[0]
+    if prefix or grid:  # tokens (N, K + h·w, C) → (N, C, h, w)
+        a = a[:, prefix:, :].reshape(len(x), *grid, -1).permute(0, 3, 1, 2)
+    a = a.numpy()
+    n, c, h, w = a.shape
+    out = {}
+    for ch in range(c):
+        entries = []
+        for i in range(n):
+            m = a[i, ch]
+            r, col = np.unravel_index(int(np.argmax(m)), m.shape)
+            entries.append((-float(m.max()), i, paths[i], int(r), int(col)))
+        out[ch] = [(p, -v, r, col) for v, _, p, r, col in sorted(entries)]
+    return out
+
+
+def table_of(out):
+    return pq.read_table(out / "atlas.parquet").to_pandas()
+
+
+def check_exact(table, brute, k):
+    assert list(table.columns) == list(COLUMNS)
+    assert len(table) == len(brute) * k
+    for ch, rows in table.groupby("channel"):
+        got = [(p, v, r, c) for p, v, r, c in zip(rows.path, rows.value, rows.row, rows.col)]
+        want = [(p, np.float32(v), r, c) for p, v, r, c in brute[ch][:k]]
+        assert list(rows["rank"]) == list(range(k))
+        assert got == want, ch
+
+
+def test_demo_atlas_equals_brute_force(demo, folder, tmp_path):
+    out = tmp_path / "a"
+    s = AtlasSettings(folder, LAYER, top=4, out=out, batch_size=3, workers=0)
+    summary = atlas_job(quiet(), demo, s)
+    assert (summary.channels, summary.images, summary.grid) == (128, 11, (12, 12))
+    # the demo's conv chain: kernels 4,4,3,3,4,3, strides 2,2,1,1,2,1, padding 1 each:
+    # receptive field 54 px, jump 8, first pixel of cell c at 8c - 23
+    assert summary.field.how == "measured"
+    assert summary.field.stride == (8.0, 8.0)
+    assert summary.field.offset == (-23.0, 31.0, -23.0, 31.0)
+    table = table_of(out)
+    check_exact(table, brute_force(demo.model, LAYER, folder, demo.input_spec), 4)
+    maps = np.load(out / "atlas_maps.npy")
+    assert maps.shape == (128, 4, 12, 12)
+    first = table.iloc[0]
+    assert np.float16(first.value) == maps[0, 0].max() == maps[0, 0, first.row, first.col]
+    # crops: the cell's 54 px field, clipped, in the image's own pixels
+    for row in table.itertuples():
+        w, h = Image.open(folder / row.path).size
+        box = to_image_box(
+            (
+                max(0, 8 * row.col - 23),
+                max(0, 8 * row.row - 23),
+                min(96, 8 * row.col + 31),
+                min(96, 8 * row.row + 31),
+            ),
+            (w, h),
+            demo.input_spec,
+        )
+        assert (row.x0, row.y0, row.x1, row.y1) == box
+        crop = Image.open(out / "crops" / crop_name(row.channel, row.rank))
+        assert crop.size == (row.x1 - row.x0, row.y1 - row.y0)
+    info = json.loads((out / "atlas.json").read_text())
+    assert info["state"] == "complete" and info["grid"] == [12, 12]
+
+
+def test_image_box_inverts_resize_and_centre_crop():
+    spec = InputSpec((96, 96), mean=(0.5,) * 3, std=(0.5,) * 3)
+    assert to_image_box((8, 16, 40, 48), (96, 96), spec) == (8, 16, 40, 48)
+    # 200×100 → 192×96, centre crop from x = 48: the whole input is image x 50..150
+    assert to_image_box((0, 0, 96, 96), (200, 100), spec) == (50, 0, 150, 100)
+    assert to_image_box((0, 0, 96, 96), (96, 130), spec) == (0, 17, 96, 113)
+    # a resize to 128 before a 96 crop: scale 128/64, margin 16 px
+    spec = InputSpec((96, 96), resize=128)
+    assert to_image_box((0, 0, 96, 96), (64, 64), spec) == (8, 8, 56, 56)
+
+
+def test_vit_tokens_laid_out_as_grid(folder, tmp_path):
+    vit = load_model("timm:vit_tiny_patch16_224?img_size=64&depth=2")
+    layer = "blocks.1"
+    out = tmp_path / "vit"
+    s = AtlasSettings(folder, layer, top=3, out=out, batch_size=4, workers=0)
+    summary = atlas_job(quiet(), vit, s)
+    assert (summary.channels, summary.grid) == (192, (4, 4))
+    # after attention every token sees the whole input: the crop is the token's own patch
+    assert summary.field.how == "cell" and summary.field.stride == (16.0, 16.0)
+    table = table_of(out)
+    brute = brute_force(vit.model, layer, folder, vit.input_spec, prefix=1, grid=(4, 4))
+    check_exact(table, brute, 3)
+    square = table[table.path == "s00.png"].iloc[0]  # 96×96 image, 64 px input: ×1.5
+    assert (square.x0, square.y0) == (24 * square.col, 24 * square.row)
+    assert (square.x1 - square.x0, square.y1 - square.y0) == (24, 24)
+
+
+class StopAfter(Reporter):
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def progress(self, done, total, message="", stage=""):
+        if done >= self.n:
+            self.cancel()
+        super().progress(done, total, message, stage)
+
+
+def test_cancel_then_resume_gives_the_same_atlas(demo, folder, tmp_path):
+    whole = tmp_path / "whole"
+    atlas_job(
+        quiet(), demo, AtlasSettings(folder, LAYER, top=3, out=whole, batch_size=4, workers=0)
+    )
+    out = tmp_path / "resumed"
+    s = AtlasSettings(folder, LAYER, top=3, out=out, batch_size=4, workers=0)
+    with pytest.raises(Cancelled):
+        atlas_job(StopAfter(4), demo, s)
+    assert json.loads((out / "atlas.json").read_text())["state"] == "partial"
+    summary = atlas_job(quiet(), demo, s)
+    assert (summary.resumed, summary.computed) == (4, 7)
+    assert table_of(out).equals(table_of(whole))
+    assert np.array_equal(np.load(out / "atlas_maps.npy"), np.load(whole / "atlas_maps.npy"))
+    with pytest.raises(HookScopeError, match="another top"):
+        atlas_job(quiet(), demo, s.replace(top=2))
+
+
+def test_settings_round_trip_and_errors():
+    s = AtlasSettings("imgs", LAYER, top=5, reshape=(4, 4), spec=InputSpec((64, 64)))
+    assert AtlasSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+    with pytest.raises(HookScopeError, match="--top"):
+        AtlasSettings("imgs", LAYER, top=0)
+    with pytest.raises(HookScopeError, match="Unknown atlas setting"):
+        AtlasSettings.from_dict({"images": "x", "layer": "y", "k": 1})
+
+
+def test_cli(folder, tmp_path, capsys):
+    out = tmp_path / "cli"
+    argv = ["atlas", "--model", "demo", "--images", str(folder), "--layer", LAYER]
+    assert main.main([*argv, "--top", "2", "--out", str(out), "--workers", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "128 channels × top 2 over 11 images" in text and "54×54 px (measured)" in text
+    assert len(table_of(out)) == 256
+    assert main.main([*argv[:-1], "nope", "--out", str(tmp_path / "x")]) == 2
+    assert "no layer named 'nope'" in capsys.readouterr().err
