@@ -17,7 +17,7 @@ from hookscope.core.errors import HookScopeError
 
 def add_subcommand(subparsers) -> None:
     """Register ``scan`` on ``subparsers``."""
-    from hookscope.core.methods import explainers
+    from hookscope.core.experiments.scan_settings import SCAN_METHODS
 
     p = subparsers.add_parser(
         "scan",
@@ -29,7 +29,7 @@ def add_subcommand(subparsers) -> None:
     add_model_args(p)
     p.add_argument("--images", required=True, metavar="DIR", help="image folder (recursive)")
     p.add_argument("--layer", default=None, help="CAM layer (default: the last convolution)")
-    p.add_argument("--method", default="gradcam", choices=explainers.names(explainers.CAM))
+    p.add_argument("--method", default="gradcam", choices=SCAN_METHODS)
     p.add_argument(
         "--target",
         default="pred",

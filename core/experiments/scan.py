@@ -284,6 +284,15 @@ def background_mass(m: np.ndarray, mask: np.ndarray) -> float:
     return float(m[~np.asarray(mask, bool)].sum() / total)
 
 
+def _one_map(model, xi, layer, method, target, reshape) -> np.ndarray:
+    """One image's map: a per-channel CAM, or another registry method (transformer, lrp)."""
+    if method in CAM_METHODS:
+        return compute_cam(model, xi, layer, method, target, reshape=reshape)[layer]
+    from hookscope.core.methods.explainers import explain  # the registry's map rule
+
+    return explain(model, xi, method, target=target).map
+
+
 def scan_batch(
     model: nn.Module,
     x: torch.Tensor,
@@ -306,7 +315,8 @@ def scan_batch(
         model: A classifier.
         x: (N, C, H, W) inputs.
         layer: The CAM layer.
-        method: A key of ``CAM_METHODS``.
+        method: A key of ``CAM_METHODS``, or a transformer method / ``lrp`` of the explainer
+            registry (image by image; ``layer`` is not used).
         target: ``"pred"`` (top-1), ``"label"`` (``labels[k]``; -1 falls back to top-1) or a
             class index.
         labels: Class index per sample (-1 = none), for ``target="label"``.
@@ -327,7 +337,7 @@ def scan_batch(
     if targets is not None and (targets < 0).any():
         # Unlabelled rows explain their prediction: one extra forward finds it.
         targets = np.where(targets < 0, _logits(model, x).argmax(1).numpy(), targets)
-    if method not in CAM_METHODS or CAM_METHODS[method].one_pass:
+    if method in CAM_METHODS and CAM_METHODS[method].one_pass:
         maps, logits = compute_cam_batch(model, x, layer, method, targets, reshape=reshape)
         logits = logits.float().cpu()
         tgt = logits.argmax(1).numpy() if targets is None else targets
@@ -336,7 +346,7 @@ def scan_batch(
         for k in range(n):
             t = None if targets is None else int(targets[k])
             xi = x[k : k + 1]
-            rows.append(compute_cam(model, xi, layer, method, t, reshape=reshape)[layer])
+            rows.append(_one_map(model, xi, layer, method, t, reshape))
             lg = _logits(model, xi)
             logit_rows.append(lg)
             tgt.append(int(lg.argmax(1)) if t is None else t)

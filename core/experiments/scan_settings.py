@@ -15,7 +15,11 @@ from pathlib import Path
 from hookscope.core.engine.targets import parse_target
 from hookscope.core.errors import HookScopeError
 from hookscope.core.loading.spec import InputSpec
+from hookscope.core.methods import explainers
 from hookscope.core.methods.cam import CAM_METHODS
+
+SCAN_METHODS = (*CAM_METHODS, *explainers.names(explainers.TRANSFORMER), "lrp")
+"""Methods a scan maps with: the CAMs, the transformer methods and LRP (SpRAy's own recipe)."""
 
 APP_BATCH_MACS = 2_000_000_000
 """The app's scan batches hold about this many multiply-accumulates of forward (one resnet18
@@ -89,9 +93,9 @@ class ScanSettings:
             if value is not None and not isinstance(value, (str, Path)):
                 raise HookScopeError(f"The scan's {name} must be text, not {value!r}.")
             put(self, name, str(value).strip() or None if value is not None else None)
-        if self.method not in CAM_METHODS:
+        if self.method not in SCAN_METHODS:
             raise HookScopeError(
-                f"Unknown CAM method '{self.method}': use one of {', '.join(CAM_METHODS)}."
+                f"Unknown CAM method '{self.method}': use one of {', '.join(SCAN_METHODS)}."
             )
         put(self, "target", _target(self.target))
         put(self, "map_size", _whole(self.map_size, 2, "--map-size"))

@@ -287,3 +287,21 @@ def test_cli_cam_takes_the_transformer_names(tmp_path, capsys):
     assert want.map.std() > 0.05
     assert main([*args, "--method", "chefer", "--fusion", "max"]) == 2
     assert "--fusion applies to rollout" in capsys.readouterr().err
+
+
+def test_scan_maps_with_a_transformer_method(timm_vit, x64):
+    from hookscope.core.experiments.scan import scan_batch
+    from hookscope.core.experiments.scan_settings import SCAN_METHODS
+
+    assert {"rollout", "chefer", "legrad", "lrp"} <= set(SCAN_METHODS)
+    xs = torch.cat([x64, x64.flip(-1)])
+    masks = np.zeros((2, 64, 64), bool)
+    masks[:, 16:48, 16:48] = True
+    b = scan_batch(timm_vit, xs, "blocks.3", "chefer", target=2, masks=masks, map_size=32)
+    for k in range(2):
+        e = explainers.explain(timm_vit, xs[k : k + 1], "chefer", target=2)
+        small = F.interpolate(torch.from_numpy(e.map)[None, None], size=(32, 32), mode="bilinear")
+        assert np.abs(b.maps[k] - small[0, 0].clamp(0, 1).numpy()).max() < 1e-5
+        want_bg = e.map[~masks[k]].sum() / e.map.sum()
+        assert abs(b.bg_mass[k] - want_bg) < 1e-5
+    assert list(b.target) == [2, 2]
