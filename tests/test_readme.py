@@ -69,3 +69,61 @@ def test_the_view_snippet_runs_as_written(monkeypatch, capsys, tmp_path):
     out = capsys.readouterr().out.splitlines()
     assert out[-1] == "1 [0.02 0.94 0.02 0.02] {'features.block3': (96, 96)}"
     assert scope["v"].closed and scope["v"].window is None
+
+
+def readme_command_block() -> str:
+    section = (ROOT / "README.md").read_text().split("## Command line", 1)[1]
+    return re.search(r"```\n(.*?)```", section, re.S).group(1)
+
+
+def readme_options() -> dict[str, set[str]]:
+    """Flags the README's command block lists, per subcommand ('' = the app, SUBCOMMAND = all)."""
+    options: dict[str, set[str]] = {}
+    current = None
+    for line in readme_command_block().splitlines():
+        words = line.split("#")[0].split()
+        if words[:2] == ["python", "main.py"]:
+            current = words[2] if len(words) > 2 and not words[2].startswith(("-", "[")) else ""
+            options.setdefault(current, set())
+        if current is not None:
+            options[current] |= set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", line.split("#")[0]))
+    return options
+
+
+def parser_options() -> dict[str, set[str]]:
+    """Flags of `python main.py -h` ('') and of every subcommand's `-h`, without --help."""
+    import argparse
+
+    from hookscope.gui.command import build_parser
+
+    def flags(parser) -> set[str]:
+        found = {o for a in parser._actions for o in a.option_strings if o.startswith("--")}
+        return found - {"--help"}
+
+    parser = build_parser()
+    (subs,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return {"": flags(parser), **{name: flags(sub) for name, sub in subs.choices.items()}}
+
+
+def test_the_command_block_lists_every_option_of_every_subcommand():
+    readme, real = readme_options(), parser_options()
+    common = readme.pop("SUBCOMMAND")  # "every subcommand with --model takes these"
+    assert sorted(readme) == sorted(real), "README's subcommands differ from -h"
+    for name, flags in real.items():
+        listed = readme[name] | (common if "--model" in flags else set())
+        assert flags - listed == set(), f"{name or 'the app'}: -h options missing from the README"
+        assert listed - flags == set(), f"{name or 'the app'}: README options that -h lacks"
+    # The drift the issue found is closed (a number, not "it ran").
+    assert {"--topk", "--grad-noise"} <= readme["probe"] and "--seed" in readme["evaluate"]
+    assert {"atlas", "diagnose"} <= set(readme) and "--batch-size" in readme["importance"]
+
+
+def test_the_readme_describes_every_panel():
+    from hookscope.gui import main_window as mw
+
+    text = (ROOT / "README.md").read_text().split("## The app", 1)[1].split("## Tour")[0]
+    fixed = [mw.ImageDock, mw.LayerStatsDock, mw.ModelTreeDock, mw.PredictionsDock]
+    docks = fixed + mw.analysis_dock_classes() + mw.analysis_dock_classes(mw.EXPERIMENT_DOCKS)
+    titles = {cls.TITLE for cls in docks}
+    assert len(titles) == 17  # every dock module present (dataset, trust, training included)
+    assert {t for t in titles if f"**{t}**" not in text} == set()
