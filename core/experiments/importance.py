@@ -9,6 +9,7 @@ forward passes (no backward). The model runs in eval mode, so batch items never 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,41 +102,50 @@ def channel_importance(
             return edited
         return type(output)([edited, *output[1:]])
 
-    handle = module.register_forward_hook(hook)
-    try:
-        with eval_mode(model), torch.no_grad():
-            output = forward_model(model, x)
-            kind = output_kind(output, class_names, model)
-            if kind.kind != CLASSES:  # never rank by a softmax over pixels, boxes or an embedding
-                raise HookScopeError(
-                    "Channel importance ranks channels by the drop of a class probability, so it "
-                    f"needs class scores; this model's output is {kind.kind} {tuple(kind.shape)}."
-                )
-            logits = logits_of(output).float().reshape(1, -1)
-            resolved = resolve_target(target, logits, class_names)
-            base = float(torch.softmax(logits, 1)[0, resolved])
-            if "shape" not in shape_box:
-                raise HookScopeError(
-                    f"Layer '{layer}' did not run in the forward pass; pick a layer the "
-                    "forward actually calls."
-                )
-            n = shape_box["shape"][1]
-            probs = np.empty(n, np.float64)
-            batches = range(0, n, batch_size)
-            reporter.progress(0, len(batches), f"Ablating {n} channels of {layer}…")
-            for b, start in enumerate(batches):
-                chans = torch.arange(start, min(start + batch_size, n))
-                mask = torch.ones(len(chans), n, device=x.device)
-                mask[torch.arange(len(chans)), chans] = 0.0
-                mask_box["mask"] = mask
-                # A real copy per item: an in-place first layer cannot write to a broadcast view.
-                batch = x.expand(len(chans), *x.shape[1:]).contiguous()
-                out = logits_of(forward_model(model, batch))
-                p = torch.softmax(out.float().reshape(len(chans), -1), 1)[:, resolved]
-                probs[start : start + len(chans)] = p.cpu().double().numpy()
-                reporter.progress(b + 1, len(batches), f"Channels {start}–{chans[-1]} of {n}")
-    finally:
-        handle.remove()
+    @contextmanager
+    def turn():
+        """One batch on the model: its turn in the app, the ablation hook and eval mode, all
+        undone at the end of the batch (so the app's clicks can run in between)."""
+        with reporter.batch():
+            handle = module.register_forward_hook(hook)
+            try:
+                with eval_mode(model), torch.no_grad():
+                    yield
+            finally:
+                handle.remove()
+
+    with turn():
+        output = forward_model(model, x)
+    kind = output_kind(output, class_names, model)
+    if kind.kind != CLASSES:  # never rank by a softmax over pixels, boxes or an embedding
+        raise HookScopeError(
+            "Channel importance ranks channels by the drop of a class probability, so it "
+            f"needs class scores; this model's output is {kind.kind} {tuple(kind.shape)}."
+        )
+    logits = logits_of(output).float().reshape(1, -1)
+    resolved = resolve_target(target, logits, class_names)
+    base = float(torch.softmax(logits, 1)[0, resolved])
+    if "shape" not in shape_box:
+        raise HookScopeError(
+            f"Layer '{layer}' did not run in the forward pass; pick a layer the "
+            "forward actually calls."
+        )
+    n = shape_box["shape"][1]
+    probs = np.empty(n, np.float64)
+    batches = range(0, n, batch_size)
+    reporter.progress(0, len(batches), f"Ablating {n} channels of {layer}…")
+    for b, start in enumerate(batches):
+        chans = torch.arange(start, min(start + batch_size, n))
+        mask = torch.ones(len(chans), n, device=x.device)
+        mask[torch.arange(len(chans)), chans] = 0.0
+        mask_box["mask"] = mask
+        # A real copy per item: an in-place first layer cannot write to a broadcast view.
+        batch = x.expand(len(chans), *x.shape[1:]).contiguous()
+        with turn():
+            out = logits_of(forward_model(model, batch))
+        p = torch.softmax(out.float().reshape(len(chans), -1), 1)[:, resolved]
+        probs[start : start + len(chans)] = p.cpu().double().numpy()
+        reporter.progress(b + 1, len(batches), f"Channels {start}–{chans[-1]} of {n}")
     drops = base - probs
     # Stable sort on -drop: equal drops keep channel order, so the ranking is reproducible.
     ranking = np.argsort(-drops, kind="stable")

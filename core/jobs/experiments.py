@@ -18,7 +18,7 @@ from hookscope.core.experiments.importance import channel_importance
 from hookscope.core.experiments.sanity import cascading_randomization
 from hookscope.core.loading.images import to_tensor
 from hookscope.core.methods.explainers import CAM, get
-from hookscope.core.reporting import Reporter
+from hookscope.core.reporting import Reporter, per_batch
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class SanityReport:
         return self.checksum_before == self.checksum_after
 
 
+@per_batch
 def importance_job(
     reporter: Reporter, loaded, image, layer: str, target=None, *, spec=None, batch_size: int = 32
 ):
