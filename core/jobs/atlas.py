@@ -25,6 +25,7 @@ import json
 import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,17 @@ from hookscope.core.io.scan_outputs import disk_errors, lock_folder
 from hookscope.core.loading.images import load_image
 from hookscope.core.reporting import SCANNING, Cancelled, Reporter, per_batch
 
-__all__ = ["ATLAS_FILE", "AtlasSettings", "AtlasSummary", "atlas_job", "read_atlas"]
+__all__ = [
+    "ATLAS_FILE",
+    "AtlasEntry",
+    "AtlasSettings",
+    "AtlasSummary",
+    "AtlasView",
+    "atlas_for",
+    "atlas_job",
+    "read_atlas",
+    "remember_atlas",
+]
 
 ATLAS_FILE = "atlas.parquet"
 INFO_FILE = "atlas.json"
@@ -162,6 +173,7 @@ def atlas_job(reporter: Reporter, loaded, settings: AtlasSettings) -> AtlasSumma
             notes = (*notes, f"{errors} images could not be read and are not ranked.")
         _write_info(out, identity, "complete", layout, field, notes)
         _checkpoint(out, top, paths, len(paths), errors)  # small: a rerun only rewrites
+        remember_atlas(model, s.layer, out)
         return AtlasSummary(
             out=out,
             channels=int(top.values.shape[0]),
@@ -318,3 +330,74 @@ def read_atlas(folder: str | Path) -> dict | None:
     if info is None or info.get("state") != "complete":
         return None
     return info | {"folder": str(folder)}
+
+
+@dataclass(frozen=True)
+class AtlasEntry:
+    """One of a channel's top images: ``rank`` 0 is the highest ``value``; ``box`` is the
+    crop (x0, y0, x1, y1) in the image's own pixels; ``crop`` its PNG."""
+
+    channel: int
+    rank: int
+    path: str
+    value: float
+    row: int
+    col: int
+    box: tuple[int, int, int, int]
+    crop: Path
+
+
+class AtlasView:
+    """A finished atlas folder, read for display (the Activations dock)."""
+
+    def __init__(self, folder: str | Path):
+        import pyarrow.parquet as pq
+
+        self.folder = Path(folder)
+        info = read_atlas(self.folder)
+        if info is None:
+            raise HookScopeError(f"{self.folder} holds no finished atlas; build one first.")
+        self.info = info
+        self.layer = info["identity"]["layer"]
+        table = pq.read_table(self.folder / ATLAS_FILE)
+        self._cols = {k: table.column(k).to_numpy(zero_copy_only=False) for k in COLUMNS}
+        self.channels = int(self._cols["channel"].max()) + 1 if table.num_rows else 0
+
+    def top(self, channel: int) -> list[AtlasEntry]:
+        """The channel's entries, rank 0 first (empty for a channel out of range)."""
+        c = self._cols
+        rows = np.flatnonzero(c["channel"] == channel)
+        rows = rows[np.argsort(c["rank"][rows], kind="stable")]
+        return [
+            AtlasEntry(
+                channel=int(channel),
+                rank=int(c["rank"][i]),
+                path=str(c["path"][i]),
+                value=float(c["value"][i]),
+                row=int(c["row"][i]),
+                col=int(c["col"][i]),
+                box=tuple(int(c[k][i]) for k in ("x0", "y0", "x1", "y1")),
+                crop=self.folder / CROPS_DIR / crop_name(int(channel), int(c["rank"][i])),
+            )
+            for i in rows
+        ]
+
+
+_KNOWN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""model → {layer: folder of its latest finished atlas in this process}."""
+
+
+def remember_atlas(model, layer: str, folder: str | Path) -> None:
+    """Note that ``folder`` holds the atlas of ``model``'s ``layer`` (the job does this)."""
+    _KNOWN.setdefault(model, {})[layer] = Path(folder)
+
+
+def atlas_for(model, layer: str | None) -> Path | None:
+    """Folder of the latest finished atlas of ``model``'s ``layer`` in this process, or None."""
+    if model is None or not layer:
+        return None
+    try:
+        folder = _KNOWN.get(model, {}).get(layer)
+    except TypeError:  # not weak-referenceable
+        return None
+    return folder if folder is not None and read_atlas(folder) is not None else None

@@ -1,12 +1,23 @@
-"""Activations dock: every channel of the selected layer call as one mosaic, plus a close-up."""
+"""Activations dock: every channel of the selected layer call as one mosaic, plus a close-up;
+with a channel atlas of the layer (Dataset ▸ Build atlas…), the channel's top dataset crops."""
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
+import numpy as np
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QLabel, QListView, QListWidget, QListWidgetItem
+
+from hookscope.core.errors import HookScopeError
+from hookscope.core.jobs.atlas import AtlasView, atlas_for
 from hookscope.gui.docks.base import BaseDock, Panel
 from hookscope.gui.widgets.layer_picker import LayerPicker
 from hookscope.gui.widgets.mosaic import FeatureView
+
+CROP_SIDE = 72
+"""Side of a crop's icon in the atlas strip."""
 
 
 class ActivationsDock(BaseDock):
@@ -23,6 +34,27 @@ class ActivationsDock(BaseDock):
         self.view = FeatureView(self, signed=False, what="activation")
         self.view.set_colormap(state.colormap)
         self.body.addWidget(self.view, 1)
+        self.atlas_label = QLabel("", self)
+        self.atlas_label.setWordWrap(True)
+        self.atlas_strip = QListWidget(self)
+        self.atlas_strip.setViewMode(QListView.ViewMode.IconMode)
+        self.atlas_strip.setFlow(QListView.Flow.LeftToRight)
+        self.atlas_strip.setWrapping(False)
+        self.atlas_strip.setIconSize(QSize(CROP_SIDE, CROP_SIDE))
+        self.atlas_strip.setMovement(QListView.Movement.Static)
+        self.atlas_strip.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.atlas_strip.setFixedHeight(CROP_SIDE + 40)
+        self.atlas_strip.setToolTip(
+            "The images of the atlas folder where this channel fires most, cropped to the "
+            "receptive field around its strongest cell (rank · value)"
+        )
+        self.body.addWidget(self.atlas_label)
+        self.body.addWidget(self.atlas_strip)
+        self._atlas: AtlasView | None = None
+        self.view.channelSelected.connect(self.show_atlas)
+        state.worker.finished.connect(
+            lambda _id, kind, _r: self.show_atlas(self.view.selected) if kind == "atlas" else None
+        )
         self.on_result(self.refresh)
         state.selectionChanged.connect(lambda *_: self.refresh())
         state.displayChanged.connect(lambda: self.view.set_colormap(self.state.colormap))
@@ -46,11 +78,68 @@ class ActivationsDock(BaseDock):
                 else "Tick a layer in the model tree to see its activations."
             )
             self.view.set_array(None, message=msg)
+            self.show_atlas(self.view.selected)
             return
         title = call.layer + (
             f" (call {call.call})" if len(self.state.snapshot.layers[call.layer]) > 1 else ""
         )
         self.view.set_array(call.activation, title)
+        self.show_atlas(self.view.selected)
+
+    # -- the channel atlas --------------------------------------------------------------------
+    def atlas(self) -> AtlasView | None:
+        """The atlas of the selected layer for the loaded model, or None."""
+        loaded, layer = self.state.loaded, self.state.selected_layer
+        folder = atlas_for(loaded.model if loaded is not None else None, layer)
+        if folder is None:
+            self._atlas = None
+            return None
+        if self._atlas is None or self._atlas.folder != Path(folder):
+            try:
+                self._atlas = AtlasView(folder)
+            except (HookScopeError, OSError) as exc:
+                self.atlas_label.setText(str(exc))
+                return None
+        return self._atlas
+
+    def show_atlas(self, channel: int) -> None:
+        """Fill the strip with ``channel``'s top crops, or say how to build an atlas."""
+        self.atlas_strip.clear()
+        layer = self.state.selected_layer
+        atlas = self.atlas()
+        if atlas is None:
+            self.atlas_strip.setVisible(False)
+            self.atlas_label.setText(
+                f"No channel atlas of '{layer}' yet: Dataset ▸ Build atlas… ranks a folder's "
+                "images for every channel."
+                if layer
+                else ""
+            )
+            return
+        entries = atlas.top(int(channel))
+        self.atlas_strip.setVisible(True)
+        self.atlas_label.setText(
+            f"Atlas: top {len(entries)} images of channel {channel} in "
+            f"{atlas.folder.name} (crop = receptive field around the strongest cell)"
+        )
+        for e in entries:
+            pix = QPixmap(str(e.crop)).scaled(
+                CROP_SIDE,
+                CROP_SIDE,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+            item = QListWidgetItem(QIcon(pix), f"#{e.rank} {e.value:.3g}")
+            x0, y0, x1, y1 = e.box
+            item.setToolTip(f"{e.path}\nvalue {e.value:.4g} at cell ({e.row}, {e.col})")
+            item.setToolTip(item.toolTip() + f"\ncrop x {x0}–{x1}, y {y0}–{y1}")
+            item.setData(Qt.ItemDataRole.UserRole, e)
+            self.atlas_strip.addItem(item)
+
+    def atlas_entries(self) -> list:
+        """The :class:`~core.jobs.atlas.AtlasEntry` shown in the strip, rank 0 first."""
+        strip = self.atlas_strip
+        return [strip.item(i).data(Qt.ItemDataRole.UserRole) for i in range(strip.count())]
 
     # -- figures and export -------------------------------------------------------------------
     def make_panels(self) -> list[Panel]:

@@ -232,6 +232,13 @@ class DatasetDock(BaseDock):
         self.report_button.clicked.connect(self.open_report)
         self.report_button.setEnabled(False)
         self.add_header_widget(self.report_button)
+        self.atlas_button = _button("Build atlas…", self)
+        self.atlas_button.setToolTip(
+            "Channel atlas of the layer over the folder: each channel's top images, cropped to "
+            "its receptive field (shown in the Activations panel)"
+        )
+        self.atlas_button.clicked.connect(lambda: self.build_atlas())
+        self.add_header_widget(self.atlas_button)
 
         # -- what to scan ---------------------------------------------------------------------
         # Two columns of label + field, three rows: narrow enough for the centre place at
@@ -408,6 +415,7 @@ class DatasetDock(BaseDock):
             bar=self.progress_bar,
             on_cancelled=self._on_cancelled,
         )
+        self.atlas_job = DockJob(state, "atlas", self.atlas_button, self.cancel_button, self.status)
         state.modelChanged.connect(self._fill_model_choices)
         state.layersChanged.connect(lambda _: self._fill_layers())
         state.camChanged.connect(self._fill_layers)
@@ -530,6 +538,41 @@ class DatasetDock(BaseDock):
             status=f"Scanning {images} with {method} on {layer} into {settings.out}…",
             on_result=self._on_done,
             on_partial=self._on_chunk,
+        )
+
+    def build_atlas(self) -> int | None:
+        """Start the channel atlas (``core.jobs.atlas``) of the selected layer (else the scan's
+        layer) over the folder, in the long lane; None (and a sentence) when one is missing."""
+        from hookscope.core.jobs.atlas import AtlasSettings, atlas_job
+
+        st = self.state
+        images = self.images_edit.text().strip()
+        layer = st.selected_layer or self.layer_combo.currentText().strip()
+        if st.loaded is None or not images or not Path(images).expanduser().is_dir():
+            return self._say("Load a model and choose the folder of images first.")
+        out = Path(images).expanduser().resolve()
+        out = out.parent / f"{out.name}-atlas-{layer}"
+        try:
+            settings = AtlasSettings(
+                images,
+                layer,
+                out=str(out),
+                workers=self.workers,
+                spec=st.input_spec,
+                model_spec=st.model_args.get("spec"),
+                batch_size=self.batch_size or 16,
+            )
+        except HookScopeError as exc:
+            return self._say(str(exc))
+        return self.atlas_job.submit(
+            atlas_job,
+            st.loaded,
+            settings,
+            status=f"Building the atlas of {layer} over {images} into {out}…",
+            on_result=lambda s: self._say(
+                f"Atlas of {layer}: {s.channels} channels × top {settings.top} over "
+                f"{s.images} images in {s.out}; select a channel in the Activations panel."
+            ),
         )
 
     def scan_settings(self) -> ScanSettings:

@@ -1,0 +1,59 @@
+"""Channel atlas in the app (issue 25 §1): Build atlas… in the Dataset dock runs the atlas job in
+the long lane; selecting a channel in the Activations dock shows its top crops."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from hookscope.core.demo.scenes import make_dataset
+from hookscope.core.jobs.atlas import AtlasView, atlas_for
+from hookscope.gui.worker import LONG, lane_of
+
+LAYER = "features.block3"
+
+
+def dock(window, name):
+    return next(d for d in window.docks if d.objectName() == name)
+
+
+def test_build_atlas_then_a_channel_shows_its_top_crops(make_window, qtbot, tmp_path):
+    root = tmp_path / "scenes"
+    root.mkdir()
+    images, _, _ = make_dataset("shortcut", 8, seed=7)
+    for i, arr in enumerate(images):
+        Image.fromarray(arr).resize((120, 96) if i % 2 else (96, 96)).save(root / f"s{i}.png")
+    window = make_window(layers=[LAYER])
+    st = window.state
+    st.select(LAYER)
+    acts, data = dock(window, "ActivationsDock"), dock(window, "DatasetDock")
+    assert "No channel atlas of 'features.block3' yet" in acts.atlas_label.text()
+    assert acts.atlas_entries() == []
+    assert lane_of("atlas") == LONG
+
+    data.set_images(root)
+    assert data.build_atlas() is not None
+    assert not data.atlas_button.isEnabled()
+    qtbot.waitUntil(lambda: data.atlas_button.isEnabled(), timeout=60_000)
+    out = tmp_path / "scenes-atlas-features.block3"
+    assert atlas_for(st.loaded.model, LAYER) == out
+    assert "Atlas of features.block3: 128 channels × top 9 over 8 images" in data.status.text()
+
+    # a click on channel 5 in the mosaic: the strip shows that channel's top 8 (8 images)
+    acts.view.select_channel(5)
+    acts.view.channelSelected.emit(5)
+    want = AtlasView(out).top(5)
+    got = acts.atlas_entries()
+    assert [e.path for e in got] == [e.path for e in want] and len(got) == 8
+    values = [e.value for e in got]
+    assert values == sorted(values, reverse=True)
+    assert acts.atlas_strip.item(0).text() == f"#0 {want[0].value:.3g}"
+    icon = acts.atlas_strip.item(0).icon().pixmap(72, 72)
+    assert not icon.isNull()
+    w, h = want[0].box[2] - want[0].box[0], want[0].box[3] - want[0].box[1]
+    assert Image.open(want[0].crop).size == (w, h)
+    assert "top 8 images of channel 5" in acts.atlas_label.text()
+    # another channel, its own crops
+    acts.view.channelSelected.emit(6)
+    assert [e.channel for e in acts.atlas_entries()] == [6] * 8
+    assert np.isfinite([e.value for e in acts.atlas_entries()]).all()
