@@ -219,10 +219,14 @@ class CamDock(BaseDock):
             self.alpha_slider.setValue(round(self.state.alpha * 100))
         self.redraw()
 
+    def _running(self) -> bool:
+        """A run of the interactive lane is on (a scan or Trust in the long lane is not)."""
+        return self.state.worker.lane_busy("interactive")
+
     def _on_progress(self, done: int, total: int, message: str) -> None:
-        if self.state.cam_method in SLOW_METHODS and total > 0 and self.state.busy:
+        if self.state.cam_method in SLOW_METHODS and total > 0 and self._running():
             self.status.setText(f"{message}: {done} / {total} channels scored (Esc cancels)")
-        elif self.state.busy:
+        elif self._running():
             self.status.setText("Running… (Esc cancels)")
 
     def cam_notes(self) -> list[str]:
@@ -237,7 +241,7 @@ class CamDock(BaseDock):
         notes = self.cam_notes()
         self.notes_label.setText("\n".join(notes))
         self.notes_label.setVisible(bool(notes))
-        if st.busy:
+        if self._running():
             self.status.setText("Running… (Esc cancels)")
         elif snap is None:
             self.status.setText("")
