@@ -305,3 +305,16 @@ def test_scan_maps_with_a_transformer_method(timm_vit, x64):
         want_bg = e.map[~masks[k]].sum() / e.map.sum()
         assert abs(b.bg_mass[k] - want_bg) < 1e-5
     assert list(b.target) == [2, 2]
+
+
+def test_deit_distilled_two_prefix_tokens(x64):
+    torch.manual_seed(6)
+    deit = timm.create_model(
+        "deit_tiny_distilled_patch16_224", img_size=64, depth=2, num_classes=4
+    ).eval()
+    assert deit.num_prefix_tokens == 2
+    logits, attns = timm_manual(deit, x64.clone().requires_grad_(True))
+    e = explainers.explain(deit, x64, "rollout", target=0)
+    assert np.abs(e.raw - minmax(paper_rollout([a.detach() for a in attns], 2), 4)).max() < 1e-5
+    want = minmax(paper_chefer(attns, logits[0, 3], 2), 4)
+    assert np.abs(explainers.explain(deit, x64, "chefer", target=3).raw - want).max() < 1e-4
