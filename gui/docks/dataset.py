@@ -596,6 +596,22 @@ class DatasetDock(BaseDock):
             spec=st.input_spec,
         )
 
+    def set_scan_settings(self, settings: ScanSettings | dict) -> None:
+        """Fill the dock's choices from a ``ScanSettings`` (or its ``to_dict``, e.g. a session)."""
+        if isinstance(settings, dict):
+            settings = ScanSettings.from_dict(settings)
+        self.images_edit.setText(settings.images)
+        self.masks_edit.setText(settings.masks or "")
+        self.out_edit.setText(settings.out or "")
+        self.layer_combo.setCurrentText(settings.layer)
+        self.method_combo.setCurrentText(settings.method)
+        target = settings.target
+        names = (self.state.loaded.class_names if self.state.loaded else None) or []
+        if isinstance(target, int) and 0 <= target < len(names):
+            target = names[target]
+        self.target_combo.setCurrentText(str(target))
+        self.size_spin.setValue(settings.map_size)
+
     def _on_chunk(self, chunk) -> None:
         """A batch of rows landed: gather it; draw at most every ``LIVE_MS``."""
         if self.live is None:
@@ -1084,7 +1100,12 @@ class DatasetDock(BaseDock):
     def settings(self) -> dict:
         if self.scan is None:
             return {}
+        try:
+            options = self.scan_settings().to_dict()  # what Run would scan next
+        except HookScopeError:
+            options = None
         return {
+            "scan_settings": options,
             "scan": str(self.scan.folder),
             "rows": len(self.scan),
             "complete": self.scan.complete,

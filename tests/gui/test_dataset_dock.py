@@ -274,3 +274,11 @@ def test_dataset_dock_shows_rows_while_the_scan_runs(
     np.testing.assert_allclose(final.column("prob")[:8], rows["prob"], atol=1e-6)
     np.testing.assert_allclose(final.column("bg_mass")[:8], rows["bg_mass"], atol=1e-6)
     np.testing.assert_array_equal(np.asarray(final.maps[:8], np.float32), maps)
+    # The dock's choices travel as one ScanSettings (Export all, sessions) and come back.
+    chosen = dock.scan_settings()
+    assert chosen.batch_size == 4 and chosen.map_size == 16 and chosen.masks == str(masks)
+    assert dock.settings()["scan_settings"] == chosen.to_dict()
+    dock.size_spin.setValue(40)
+    dock.masks_edit.clear()
+    dock.set_scan_settings(chosen.to_dict())
+    assert dock.scan_settings() == chosen
