@@ -305,9 +305,9 @@ def measure_field(
 ) -> Field:
     """Measure the receptive field of the layer's middle cell from the model.
 
-    The gradient of that cell (summed over channels) w.r.t. four random inputs; the field is
-    the box of input pixels where any of them is non-zero (four inputs, so a ReLU or a max-pool
-    that is off at one pixel for one input does not shrink it). Every other cell is the same
+    The gradient of that cell (summed over channels) w.r.t. two random inputs; the field is
+    the box of input pixels where either is non-zero (two inputs, so a ReLU or a max-pool that
+    is off at one pixel for one input does not shrink it). Every other cell is the same
     box moved by the stride.
     """
     module = find_layer(model, layer)
@@ -316,7 +316,7 @@ def measure_field(
     r0, c0 = gh // 2, gw // 2
     gen = torch.Generator().manual_seed(0)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    x = torch.randn(4, channels, h_in, w_in, generator=gen).to(device).requires_grad_(True)
+    x = torch.randn(2, channels, h_in, w_in, generator=gen).to(device).requires_grad_(True)
     with eval_mode(model), torch.enable_grad():
         raw = _capture(model, module, x)
         cell = layout.to_grid(raw)[:, :, r0, c0].sum()

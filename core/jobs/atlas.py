@@ -309,15 +309,21 @@ def _write_outputs(out: Path, root: Path, paths, top: TopK, field: Field, spec) 
                 img = images.setdefault(i, load_image(root / paths[i]))
             r, c = int(top.row[ch, rank]), int(top.col[ch, rank])
             box = to_image_box(cell_box(field, r, c), img.size, spec)
-            img.crop(box).save(crops / crop_name(ch, rank))
+            img.crop(box).save(crops / crop_name(ch, rank), compress_level=1)  # fast, lossless
             for k, v in zip(
                 COLUMNS, (ch, rank, paths[i], float(top.values[ch, rank]), r, c, *box), strict=True
             ):
                 cols[k].append(v)
         if len(images) > 256:  # keep the decoded-image cache bounded
             images.clear()
-    types = {"path": pa.string(), "value": pa.float32()}
-    table = pa.table({k: pa.array(v, types.get(k, pa.int32())) for k, v in cols.items()})
+    table = pa.table(
+        {
+            k: pa.array(v, pa.string())
+            if k == "path"
+            else pa.array(np.asarray(v, np.float32 if k == "value" else np.int32))
+            for k, v in cols.items()
+        }
+    )
     write_atomic(table, out / ATLAS_FILE)
     tmp = out / (MAPS_FILE + ".tmp.npy")
     np.save(tmp, top.maps)
