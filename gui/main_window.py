@@ -11,6 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings, QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QApplication,
     QCheckBox,
     QComboBox,
@@ -301,6 +302,51 @@ class MainWindow(QMainWindow):
                 bar.setElideMode(Qt.TextElideMode.ElideNone)
             if not bar.usesScrollButtons():
                 bar.setUsesScrollButtons(True)
+        self._order_focus()
+
+    def _order_focus(self) -> None:
+        """A table's own Tab moves between its cells, so Tab never left it: arrows do that."""
+        for view in self.findChildren(QAbstractItemView):
+            view.setTabKeyNavigation(False)
+
+    def _dock_of(self, widget: QWidget | None) -> BaseDock | None:
+        return next((d for d in self.docks if d is widget or d.isAncestorOf(widget)), None)
+
+    def _tab_stop(self, dock: BaseDock, forward: bool) -> QWidget | None:
+        """The first (or last) widget of ``dock`` that Tab may stop at."""
+        stops, widget = [], dock.nextInFocusChain()
+        while widget is not dock and len(stops) < 10_000:
+            focusable = widget.focusPolicy() & Qt.FocusPolicy.TabFocus
+            if dock.isAncestorOf(widget) and focusable and widget.isVisible():
+                if widget.isEnabled():
+                    stops.append(widget)
+            widget = widget.nextInFocusChain()
+        return (stops[0] if forward else stops[-1]) if stops else None
+
+    def focusNextPrevChild(self, next: bool) -> bool:  # noqa: A002, N802 (Qt's signature)
+        """Tab walks the panels as they stand: Model, the centre, Image, Predictions.
+
+        Qt appends a dock to the focus chain whenever it is regrouped, which put the centre
+        panel after the right column; the panels' own order decides here instead.
+        """
+        before = self._dock_of(QApplication.focusWidget())
+        moved = super().focusNextPrevChild(next)
+        after = self._dock_of(QApplication.focusWidget())
+        if before is None or after is before:
+            return moved
+        shown = [d for _, group in self.panel_groups() for d in group if d.isVisible()]
+        if before not in shown or len(shown) < 2:
+            return moved
+        step = 1 if next else -1
+        index = shown.index(before)
+        for k in range(1, len(shown)):
+            target = self._tab_stop(shown[(index + step * k) % len(shown)], next)
+            if target is not None:
+                target.setFocus(
+                    Qt.FocusReason.TabFocusReason if next else Qt.FocusReason.BacktabFocusReason
+                )
+                return True
+        return moved
 
     def restoreState(self, state, version: int = 0) -> bool:  # noqa: N802
         """QMainWindow.restoreState; hidden panels then wait in their place, titles stay whole."""
@@ -534,10 +580,17 @@ class MainWindow(QMainWindow):
         from hookscope.gui import session_io
 
         self.open_session_action = self._action(
-            file_menu, "Open sess&ion…", lambda: session_io.open_dialog(self)
+            file_menu,
+            "Open sess&ion…",
+            lambda: session_io.open_dialog(self),
+            QKeySequence("Ctrl+Shift+O"),
         )
+        # Ctrl+S is Export figure and Ctrl+Shift+S Export all (their keys since the start).
         self.save_session_action = self._action(
-            file_menu, "Save sessio&n…", lambda: session_io.save_dialog(self)
+            file_menu,
+            "Save sessio&n…",
+            lambda: session_io.save_dialog(self),
+            QKeySequence("Ctrl+Alt+S"),
         )
         self._action(file_menu, "Open &training run…", self.open_training_run)
         file_menu.addSeparator()
@@ -567,6 +620,9 @@ class MainWindow(QMainWindow):
         run.addAction(self.auto_run_action)
 
         help_menu = mb.addMenu("&Help")
+        self.help_action = self._action(
+            help_menu, "HookScope &help", self.show_help, QKeySequence.StandardKey.HelpContents
+        )
         self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts)
         self._action(help_menu, "&About HookScope", self.show_about)
 
@@ -727,6 +783,27 @@ class MainWindow(QMainWindow):
 
     def show_shortcuts(self) -> None:
         QMessageBox.information(self, "Keyboard shortcuts", self.shortcuts_text())
+
+    def help_text(self) -> str:
+        """How to use the window in a few lines, then every shortcut."""
+        return (
+            "<p><b>HookScope</b>: tick layers in <b>Model</b>, pick an image in <b>Image</b>, "
+            "click a class in <b>Predictions</b> to explain it; the centre shows the panel the "
+            "<b>Panels</b> bar on the left brings forward (Activations, Gradients, CAM, "
+            "Attribution, Trust, …). Tab moves between the panels; Esc stops a long run.</p>"
+            "<p>The README describes every panel and the command line.</p>" + self.shortcuts_text()
+        )
+
+    def show_help(self) -> None:
+        """F1: the help, in a box that does not block the window (it can stay open)."""
+        box = getattr(self, "help_box", None)
+        if box is None:
+            box = self.help_box = QMessageBox(self)
+            box.setWindowTitle("HookScope help")
+            box.setModal(False)
+        box.setText(self.help_text())
+        box.show()
+        box.raise_()
 
     def show_about(self) -> None:
         QMessageBox.about(
