@@ -603,11 +603,12 @@ def _maps(impl: CamMethod, run: Run, layer_data: list[Layer]) -> CamMaps:
     maps, notes = {}, []
     for layer in layer_data:
         run.reporter.check()
-        cam = impl.cam(run, layer).detach().float().cpu().clamp(min=0)
+        raw = impl.cam(run, layer).detach().float().cpu()
+        cam = raw.clamp(min=0)
         note = noise_note(impl, run, layer, cam)
         if note:  # rounding noise is not a picture: an all-zero map, as for a zero map
             cam = torch.zeros_like(cam)
-        note = note or flat_note(impl, layer, cam)
+        note = note or flat_note(impl, layer, cam, raw=raw, run=run)
         if note:
             notes.append(note)
         up = F.interpolate(cam[None, None], size=run.x.shape[-2:], mode="bilinear")
@@ -657,8 +658,18 @@ def noise_note(impl: CamMethod, run: Run, layer: Layer, cam: torch.Tensor) -> st
     return None
 
 
-def flat_note(impl: CamMethod, layer: Layer, cam: torch.Tensor) -> str | None:
-    """One line when a layer's map says nothing: zero gradients, an all-zero or flat map."""
+def flat_note(
+    impl: CamMethod,
+    layer: Layer,
+    cam: torch.Tensor,
+    raw: torch.Tensor | None = None,
+    run: Run | None = None,
+) -> str | None:
+    """One line when a layer's map says nothing: zero gradients, an all-zero or flat map.
+
+    ``raw`` is the map before ReLU and ``run`` lets a one-pass method's channel weights be
+    counted: what made the map zero is said as it is, not guessed from the method's name.
+    """
     if impl.uses_gradients and layer.grads is not None and not bool(layer.grads.abs().max() > 0):
         return (
             f"The gradient at {layer.name} is zero everywhere: the target does not depend on "
@@ -667,11 +678,7 @@ def flat_note(impl: CamMethod, layer: Layer, cam: torch.Tensor) -> str | None:
         )
     hi = float(cam.max()) if cam.numel() else 0.0
     if hi <= 0:
-        why = (
-            "every channel's weight is negative for this target"
-            if impl.name == "gradcam"
-            else "the weighted sum of channels is negative at every position"
-        )
+        why = _why_zero(impl, layer, raw, run)
         return f"The {impl.name} map of {layer.name} is zero everywhere: {why}."
     if float(cam.min()) >= hi * (1 - 1e-6):
         h, w = cam.shape[-2:]
@@ -680,6 +687,24 @@ def flat_note(impl: CamMethod, layer: Layer, cam: torch.Tensor) -> str | None:
             "not show where; pick a layer with a larger grid."
         )
     return None
+
+
+def _why_zero(impl: CamMethod, layer: Layer, raw: torch.Tensor | None, run: Run | None) -> str:
+    """Why a map is zero after ReLU, from the numbers: its largest value and the weights' signs."""
+    top = float(raw.max()) if raw is not None and raw.numel() else None
+    if top is None or top < 0:
+        why = "the weighted sum of channels is negative at every position"
+        why += f" (at most {top:.3g})" if top is not None else ""
+    else:
+        why = "the weighted sum of channels is zero at every position"
+    # Only one-pass weight rules are cheap to count again (ScoreCAM would rerun its passes).
+    if run is None or not impl.one_pass or type(impl).weights is CamMethod.weights:
+        return why
+    weights = impl.weights(run, layer).detach().float().cpu()
+    positive, total = int((weights > 0).sum()), int(weights.numel())
+    if positive == 0:
+        return f"every one of its {total} channel weights is negative or zero for this target"
+    return f"{why}, though {positive} of its {total} channel weights are positive"
 
 
 def _forward(model, x, modules, with_grad, record_layouts=False):
