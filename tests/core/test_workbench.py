@@ -245,3 +245,13 @@ def test_a_box_or_embedding_cam_reuses_the_probe(name, target, monkeypatch):
     expect = real(wb.loaded.model, x, [layer], "gradcam", snap.resolved_target)
     np.testing.assert_allclose(snap.cams[layer], expect[layer], atol=1e-6)
     assert float(snap.cams[layer].std()) > 0.01
+
+
+def test_a_clicked_region_text_names_no_file_in_a_session(tmp_path):
+    from hookscope.core.io.session import Session
+
+    mask = tmp_path / "m.png"
+    assert Session(model="demo", target="2@(4,5)").files() == []
+    assert Session(model="demo", target=f"2@{mask}").files() == [
+        ("target mask", "target", str(mask))
+    ]
