@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from hookscope.core.engine.layouts import NHWC, TOKENS, Layout, ModelLayouts
 from hookscope.core.engine.outputs import OutputKind, Prediction
 from hookscope.core.engine.probe import ProbeResult, tensor_stats
+from hookscope.core.errors import HookScopeError
 from hookscope.core.loading.images import to_display
 from hookscope.core.loading.spec import InputSpec
 from hookscope.core.reporting import Note, as_note
@@ -158,15 +160,38 @@ def _sample(t: torch.Tensor | None) -> np.ndarray | None:
     return np.ascontiguousarray(t.numpy(), dtype=np.float32)
 
 
-def layer_calls(result: ProbeResult) -> dict[str, list[LayerCall]]:
-    """Convert the probe's records to :class:`LayerCall` lists."""
+def _as_grid(t: torch.Tensor | None, layout: Layout | None) -> torch.Tensor | None:
+    """Channels-last and token outputs as (N, C, h, w), as the layout reader knows them.
+
+    A ViT block's (1, 197, 384) is 384 channels over a 14×14 grid (plus a class token),
+    not one 197×384 picture. Another shape than the dry run's (another call) stays as it is.
+    """
+    if t is None or layout is None or layout.kind not in (NHWC, TOKENS) or t.dim() < 3:
+        return t
+    try:
+        return layout.to_grid(t)
+    except (RuntimeError, ValueError, HookScopeError):
+        return t
+
+
+def layer_calls(
+    result: ProbeResult, layouts: ModelLayouts | None = None
+) -> dict[str, list[LayerCall]]:
+    """Convert the probe's records to :class:`LayerCall` lists.
+
+    With ``layouts`` (the dry run's), channels-last and token outputs become (C, h, w) maps.
+    """
     out: dict[str, list[LayerCall]] = {}
     for name, recs in result.records.items():
         calls = []
+        layout = layouts.layouts.get(name) if layouts is not None else None
+        known = layouts.shapes.get(name) if layouts is not None else None
         for rec in recs:
             part = next(iter(rec.outputs), "")
             main = rec.outputs.get(part)
             grad = rec.grads.get(part)
+            if main is not None and known is not None and tuple(main.shape[1:]) == known[1:]:
+                main, grad = _as_grid(main, layout), _as_grid(grad, layout)
             act = _sample(main) if main is not None else np.zeros((0,), np.float32)
             parts = {}
             for key, t in rec.outputs.items():
@@ -207,6 +232,7 @@ def make_snapshot(
     seconds: float | None = None,
     notes: tuple[str, ...] = (),
     cam_error: str | None = None,
+    layouts: ModelLayouts | None = None,
 ) -> Snapshot:
     """Turn a probe result (and optional CAM maps) into a :class:`Snapshot`.
 
@@ -218,7 +244,7 @@ def make_snapshot(
         target=result.target,
         target_name=result.target_name,
         probs=result.probs[0].detach().float().cpu().numpy().astype(np.float32),
-        layers=layer_calls(result),
+        layers=layer_calls(result, layouts),
         param_grad_norms=dict(result.param_grad_norms),
         input_image=to_display(x, spec),
         input_grad=_sample(result.input_grad),

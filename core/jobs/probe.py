@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from hookscope.core.display.snapshot import make_snapshot
+from hookscope.core.engine import layouts as layouts_cache
 from hookscope.core.engine.guard import cancel_checks
 from hookscope.core.engine.probe import run_probe
 from hookscope.core.engine.runtime import torch_threads
@@ -260,6 +261,7 @@ def _probe(reporter: Reporter, loaded, image, req: ProbeRequest, start: float):
         seconds=time.perf_counter() - start,
         notes=tuple(notes),
         cam_error=error,
+        layouts=layouts_cache.cached(loaded.model, x.shape),  # the tree's dry run, no forward
     )
     reporter.progress(1, 1, "Done", DONE)
     return snap

@@ -174,7 +174,11 @@ class CamDock(BaseDock):
         for name in self.state.layers:
             node = tree.find(name) if tree is not None else None
             shape = node.out_shape if node is not None else None
-            if shape is None or (len(shape) == 4 and shape[2] * shape[3] > 1):
+            if node is not None and node.layout is not None:
+                # The dry run's layout: token (ViT) and channels-last (Swin) outputs too.
+                if node.layout.spatial:
+                    out.append(name)
+            elif shape is None or (len(shape) == 4 and shape[2] * shape[3] > 1):
                 out.append(name)
         return out
 
