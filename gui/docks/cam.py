@@ -133,6 +133,7 @@ class CamDock(BaseDock):
         state.targetChanged.connect(lambda _: self._show_target())
         state.displayChanged.connect(self._on_display)
         state.busyChanged.connect(lambda busy: busy or self._show_status())
+        state.busyChanged.connect(lambda _busy: self._retitle())
         state.progress.connect(self._on_progress)
         self._sync_controls()
         self._fill_layers()
@@ -301,12 +302,26 @@ class CamDock(BaseDock):
             self.overlays[name] = panel.rgb
             pane = self.panes[name]
             pane.set_rgb(panel.rgb)
-            title = f"{name} — {snap.cam_method}"
-            if snap.kind is not None and snap.kind.kind != "classes" and snap.target_label:
-                # "class 17 (sheep)", "detection 2 (cat)", "similarity to ref.png"
-                title += f" · {snap.target_label.split(' over ')[0]}"
-            pane.set_title(title)
+            pane.set_title(self._title(name))
             pane.set_bar(bar.cmap, bar.levels)
+
+    def _title(self, name: str) -> str:
+        """The method of the map on screen; while another method computes, that too."""
+        snap, st = self.state.snapshot, self.state
+        title = f"{name} — {snap.cam_method}"
+        if snap.kind is not None and snap.kind.kind != "classes" and snap.target_label:
+            # "class 17 (sheep)", "detection 2 (cat)", "similarity to ref.png"
+            title += f" · {snap.target_label.split(' over ')[0]}"
+        if st.cam_method and st.cam_method != snap.cam_method and self._running():
+            title += f" ({st.cam_method} computing…)"
+        return title
+
+    def _retitle(self) -> None:
+        if self.state.snapshot is None:
+            return
+        for name, pane in self.panes.items():
+            if name in self.maps:
+                pane.set_title(self._title(name))
 
     def _why_empty(self) -> str:
         snap = self.state.snapshot

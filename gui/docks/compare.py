@@ -35,6 +35,8 @@ from hookscope.gui.widgets.panes import ImagePane
 
 DIVERGING = figures.DIVERGING
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+NO_CHANGE = " — no change: all 0"
+"""Title tail of a Δ pane whose difference is zero everywhere (it has no colour scale)."""
 
 
 def run_label(state) -> str:
@@ -201,12 +203,16 @@ class CompareDock(BaseDock):
             ("input_grad", self.input_grad_pane, "Δ input gradient"),
         ):
             a = self.maps.get(key)
-            pane.set_title(title)
+            same = a is not None and not float(np.nanmax(np.abs(a), initial=0.0)) > 0
+            pane.set_title(title + (NO_CHANGE if same else ""))
             if a is None:
                 pane.set_rgb(None)
                 continue
-            m = self.levels[key] = self._level(key, a, layer, cam_layer)
-            pane.set_values(a, DIVERGING, (-m, m))  # symmetric: zero sits at the centre
+            # An all-zero difference has no scale: a ±m bar would claim values it does not have.
+            m = self.levels[key] = 0.0 if same else self._level(key, a, layer, cam_layer)
+            pane.set_values(a, DIVERGING, (-(m or 1.0), m or 1.0))  # zero sits at the centre
+            if pane.bar is not None:
+                pane.bar.setVisible(not same)
         self._show_status()
 
     def _level(self, key: str, diff: np.ndarray, layer: str, cam_layer: str | None) -> float:
@@ -261,8 +267,11 @@ class CompareDock(BaseDock):
         snap = self.state.snapshot
         panels: list[Panel] = [("baseline", self.baseline_image), ("this run", snap.input_image)]
         for key, a in self.maps.items():
-            m = self.levels.get(key) or float(np.nanmax(np.abs(a))) or 1.0
-            rgb = figures.colorize(a, DIVERGING, (-m, m))  # the pane's colours (set_values)
+            m = self.levels.get(key, float(np.nanmax(np.abs(a), initial=0.0)))
+            rgb = figures.colorize(a, DIVERGING, (-(m or 1.0), m or 1.0))  # the pane's colours
+            if not m:  # all zero: no bar, the title says so
+                panels.append(figures.Panel(f"Δ {key}{NO_CHANGE}", rgb))
+                continue
             panels.append(figures.Panel(f"Δ {key}", rgb, figures.ColorBar(DIVERGING, -m, m)))
         return panels
 

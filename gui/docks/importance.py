@@ -181,7 +181,9 @@ class ImportanceDock(BaseDock):
         self.plot.setXRange(-1, n, padding=0.01)
         self.plot.enableAutoRange(axis="y")
         for rank, (ch, drop, prob) in enumerate(r.top(min(n, 50))):
-            item = QListWidgetItem(f"#{rank + 1}  channel {ch}:  p → {prob:.3f}  (Δ {-drop:+.3f})")
+            # The bar's own quantity and sign (drop > 0: the bar stands up), not Δp = −drop.
+            text = f"#{rank + 1}  channel {ch}:  p → {prob:.3f}  (drop {drop:+.3f})"
+            item = QListWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, ch)
             self.top_list.addItem(item)
         name = r.target_name or r.target
