@@ -318,3 +318,60 @@ def test_deit_distilled_two_prefix_tokens(x64):
     assert np.abs(e.raw - minmax(paper_rollout([a.detach() for a in attns], 2), 4)).max() < 1e-5
     want = minmax(paper_chefer(attns, logits[0, 3], 2), 4)
     assert np.abs(explainers.explain(deit, x64, "chefer", target=3).raw - want).max() < 1e-4
+
+
+def hf_manual(model, x, scores=None):
+    """Hugging Face ViT by hand: (logits, [A per block]); each block's class scores into
+    ``scores``."""
+    scores = [] if scores is None else scores
+    t = model.vit.embeddings(x)
+    attns = []
+    for layer in model.vit.layers:
+        att = layer.attention
+        h = layer.layernorm_before(t)
+        q, k, v = (
+            _heads(p(h), model.config.num_attention_heads)
+            for p in (att.q_proj, att.k_proj, att.v_proj)
+        )
+        a = torch.softmax(q @ k.transpose(-2, -1) * att.scaling, -1)
+        attns.append(a)
+        t = t + att.o_proj(_merge(a @ v))
+        t = t + layer.mlp(layer.layernorm_after(t))
+        scores.append(model.classifier(model.vit.layernorm(t)[:, 0]))  # LeGrad's s^l
+    return model.classifier(model.vit.layernorm(t)[:, 0]), attns
+
+
+def test_hugging_face_vit_eager_for_the_pass_only(x32):
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=5,
+    )
+    torch.manual_seed(7)
+    model = transformers.ViTForImageClassification(cfg).eval()
+    bystander = transformers.ViTForImageClassification(cfg).eval()
+    impl = model.config._attn_implementation, bystander.config._attn_implementation
+    assert impl[0] != "eager"
+    logits, attns = hf_manual(model, x32.clone().requires_grad_(True))
+    torch.testing.assert_close(logits, model(x32).logits, atol=1e-5, rtol=1e-4)
+    e = explainers.explain(model, x32, "rollout", target=0)
+    assert np.abs(e.raw - minmax(paper_rollout([a.detach() for a in attns], 1), 4)).max() < 1e-5
+    want = minmax(paper_chefer(attns, logits[0, 4], 1), 4)
+    assert want.std() > 0.05
+    assert np.abs(explainers.explain(model, x32, "chefer", target=4).raw - want).max() < 1e-4
+    scores = []
+    _, attns = hf_manual(model, x32.clone().requires_grad_(True), scores)
+    per_block = [  # LeGrad: d s^l_c / d A^l, positive part, mean over heads and queries
+        torch.autograd.grad(s[0, 4], a)[0].relu().mean(dim=(1, 2))[0, 1:]
+        for s, a in zip(scores, attns)
+    ]
+    want = minmax(torch.stack(per_block).mean(0), 4)
+    got = explainers.explain(model, x32, "legrad", target=4).raw  # 3 blocks: all of them
+    assert want.std() > 0.05 and np.abs(got - want).max() < 1e-4
+    assert (model.config._attn_implementation, bystander.config._attn_implementation) == impl
+    assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()) == 0

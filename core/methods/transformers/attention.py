@@ -9,6 +9,9 @@ so the pass that is explained switches them off and everything is put back in ``
   read from the gradient at the attention's output: ``dS/dA_h = (g W_out)_h v_h^T``.
 - timm ``Attention`` (ViT, DeiT, ...): ``fused_attn`` is set to False and the probabilities are
   the output of ``attn_drop``, the very tensor multiplied into the values.
+- Hugging Face ViT-style attention (``q_proj``/``k_proj``/``v_proj`` and a config): the
+  config's ``_attn_implementation`` is set to ``"eager"``, whose returned weights are the
+  tensor multiplied into the values.
 
 Swin-like windowed attention has no token-to-token matrix over the image and is refused.
 """
@@ -24,7 +27,7 @@ from torch import nn
 from hookscope.core.engine.layouts import TOKENS, analyse
 from hookscope.core.errors import HookScopeError
 
-TORCHVISION, TIMM = "torchvision", "timm"
+TORCHVISION, TIMM, HF = "torchvision", "timm", "hf"
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class Block:
         name: The block's module name (what ``layers=[...]`` takes).
         module: The block.
         attention: Its attention module.
-        style: :data:`TORCHVISION` or :data:`TIMM`.
+        style: :data:`TORCHVISION`, :data:`TIMM` or :data:`HF`.
     """
 
     name: str
@@ -49,6 +52,12 @@ def _is_timm_attention(m: nn.Module) -> bool:
         hasattr(m, "fused_attn")
         and isinstance(getattr(m, "attn_drop", None), nn.Module)
         and hasattr(m, "qkv")
+    )
+
+
+def _is_hf_attention(m: nn.Module) -> bool:
+    return all(hasattr(m, k) for k in ("q_proj", "k_proj", "v_proj")) and hasattr(
+        getattr(m, "config", None), "_attn_implementation"
     )
 
 
@@ -77,10 +86,12 @@ def find_blocks(model: nn.Module, method: str) -> list[Block]:
                 blocks.append(Block(name, m, child, TORCHVISION))
             elif _is_timm_attention(child) and child_name == "attn":
                 blocks.append(Block(name, m, child, TIMM))
+            elif _is_hf_attention(child) and child_name in ("attention", "self_attn"):
+                blocks.append(Block(name, m, child, HF))
     if not blocks:
         raise HookScopeError(
-            f"{method} cannot read this model's attention probabilities: its blocks use neither "
-            "torchvision's nn.MultiheadAttention nor timm's Attention; use a CAM method instead."
+            f"{method} cannot read this model's attention probabilities: its blocks are not "
+            "torchvision, timm or Hugging Face ViT attention; use a CAM method instead."
         )
     return blocks
 
@@ -137,7 +148,7 @@ class AttentionTap:
         self.outputs: list[torch.Tensor | None] = [None] * len(blocks)
         self.inputs: list[torch.Tensor | None] = [None] * len(blocks)
         self._handles: list = []
-        self._flags: list[tuple[nn.Module, bool]] = []
+        self._flags: list[tuple[object, str, object]] = []
         self._asked: dict[int, tuple[bool, bool]] = {}
 
     def __enter__(self) -> AttentionTap:
@@ -146,9 +157,16 @@ class AttentionTap:
                 if self.cut:
                     self._handles.append(b.module.register_forward_pre_hook(_detach_input))
                 if b.style == TIMM:
-                    self._flags.append((b.attention, b.attention.fused_attn))
+                    self._flags.append((b.attention, "fused_attn", b.attention.fused_attn))
                     b.attention.fused_attn = False
                     hook = b.attention.attn_drop.register_forward_hook(self._timm_hook(i))
+                    self._handles.append(hook)
+                elif b.style == HF:  # the config is shared: switch it once, restore once
+                    cfg = b.attention.config
+                    if all(c is not cfg for c, _, _ in self._flags):
+                        self._flags.append((cfg, "_attn_implementation", cfg._attn_implementation))
+                        cfg._attn_implementation = "eager"
+                    hook = b.attention.register_forward_hook(self._hf_hook(i))
                     self._handles.append(hook)
                 else:
                     att = b.attention
@@ -167,8 +185,8 @@ class AttentionTap:
         for h in self._handles:
             h.remove()
         self._handles.clear()
-        for m, flag in self._flags:
-            m.fused_attn = flag
+        for owner, attr, value in reversed(self._flags):
+            setattr(owner, attr, value)
         self._flags.clear()
 
     def _ask_weights(self, module, args, kwargs):
@@ -190,6 +208,12 @@ class AttentionTap:
     def _timm_hook(self, i: int):
         def hook(module, args, output):
             self.attn[i] = output
+
+        return hook
+
+    def _hf_hook(self, i: int):
+        def hook(module, args, output):
+            self.attn[i] = output[1]  # eager: the very tensor multiplied into the values
 
         return hook
 
@@ -219,16 +243,15 @@ class AttentionTap:
         return [a.detach() for a in self.attn]
 
     def sources(self) -> list[torch.Tensor]:
-        """The tensors to differentiate: the probabilities (timm) or the attention output."""
-        return [
-            a if b.style == TIMM else o for b, a, o in zip(self.blocks, self.attn, self.outputs)
-        ]
+        """The tensors to differentiate: the attention output (torchvision), else A itself."""
+        pairs = zip(self.blocks, self.attn, self.outputs)
+        return [o if b.style == TORCHVISION else a for b, a, o in pairs]
 
     def gradients(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
         """``dS/dA`` per block, (B, heads, T, T), from the gradients of :meth:`sources`."""
         out = []
         for b, g, x in zip(self.blocks, grads, self.inputs):
-            out.append(g if b.style == TIMM else _mha_attn_grad(b.attention, g, x.detach()))
+            out.append(_mha_attn_grad(b.attention, g, x.detach()) if b.style == TORCHVISION else g)
         return out
 
 

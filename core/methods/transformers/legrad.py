@@ -30,7 +30,8 @@ def score_projection(model: nn.Module):
     """The model's own head as a map from a block's tokens (B, T, C) to class scores (B, K).
 
     torchvision ``VisionTransformer``: ``heads(encoder.ln(tokens.mean(1)))`` (torchcam's);
-    timm ``VisionTransformer``: ``forward_head(norm(tokens))``.
+    timm ``VisionTransformer``: ``forward_head(norm(tokens))``; Hugging Face
+    ``ViTForImageClassification``: ``classifier(layernorm(tokens)[:, 0])``.
 
     Raises:
         HookScopeError: A model with neither head.
@@ -42,9 +43,14 @@ def score_projection(model: nn.Module):
     norm, head = getattr(model, "norm", None), getattr(model, "forward_head", None)
     if isinstance(norm, nn.Module) and callable(head):
         return lambda tokens: head(norm(tokens))
+    base = getattr(model, getattr(model, "base_model_prefix", "") or "-", None)
+    ln, classifier = getattr(base, "layernorm", None), getattr(model, "classifier", None)
+    if isinstance(ln, nn.Module) and isinstance(classifier, nn.Linear):
+        return lambda tokens: classifier(ln(tokens)[:, 0])
     raise HookScopeError(
         "legrad projects each block's tokens through the model's head, and this model has "
-        "neither torchvision's encoder.ln + heads nor timm's norm + forward_head."
+        "none of torchvision's encoder.ln + heads, timm's norm + forward_head or Hugging Face "
+        "ViT's layernorm + classifier."
     )
 
 
