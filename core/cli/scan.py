@@ -59,6 +59,13 @@ def add_subcommand(subparsers) -> None:
         help="decoding processes (default: one per spare core, at most 4)",
     )
     p.add_argument("--clusters", default="auto", help="auto (eigengap) or a number of clusters")
+    p.add_argument(
+        "--concepts",
+        default=None,
+        metavar="auto|K",
+        help="NMF concepts of the layer after the scan: concepts.json, and each cluster's "
+        "concepts ranked by importance in clusters.json",
+    )
     p.add_argument("--limit", type=int, default=None, metavar="N", help="first N images only")
     p.add_argument(
         "--ray",
@@ -120,6 +127,9 @@ def cmd_scan(args) -> int:
     clusters = args.clusters.strip().lower()
     if clusters != "auto" and not (clusters.isascii() and clusters.isdecimal()):
         raise HookScopeError(f"--clusters must be auto or a number, not {args.clusters}.")
+    concepts = (args.concepts or "").strip().lower()
+    if concepts and concepts != "auto" and not (concepts.isascii() and concepts.isdecimal()):
+        raise HookScopeError(f"--concepts must be auto or a number, not {args.concepts}.")
     lm = load_from_args(args)
     settings = ScanSettings(
         args.images,
@@ -155,4 +165,12 @@ def cmd_scan(args) -> int:
     print(f"wrote {summary.out}/results.parquet, maps.npy, clusters.json, report.html")
     for note in summary.notes:  # degenerate maps, recomputed images: said, not hidden
         print(f"note: {note}")
+    if args.concepts:
+        from hookscope.core.cli import run_job
+        from hookscope.core.jobs.concepts import concepts_job
+
+        found, code = run_job(concepts_job, lm, summary.out, concepts)
+        if found is None:
+            return code
+        print(f"{found.k} concepts over {found.images} images: {summary.out}/concepts.json")
     return 0
