@@ -5,7 +5,7 @@ Random-init torchvision ``vit_b_16`` at 224² (the head re-drawn: torchvision st
 and ``resnet50``, one image, a fixed class. Cases, each a ratio to its reference:
 
 - ``legrad`` vs torchcam 0.5.0 ``LeGrad`` (last four blocks), and the floor: one forward with
-  gradients plus one backward of the class score;
+  a graph plus one backward of the class score to the input (no weight gradients);
 - ``chefer`` vs one Grad-CAM call (HookScope's, on the last block's ``ln_1``);
 - ``rollout`` vs one no-grad forward;
 - ``lrp`` vs zennit's ``Gradient`` attributor with the same composite on ``resnet50``.
@@ -45,10 +45,9 @@ def vit_cases(x):
             vit(x)
             return extractor(TARGET)[0][0].numpy()
 
-    def floor():
+    def floor():  # one forward with a graph, one backward to the input (no weight gradients)
         xg = x.clone().requires_grad_(True)
-        vit(xg)[0, TARGET].backward()
-        vit.zero_grad(set_to_none=True)
+        torch.autograd.grad(vit(xg)[0, TARGET], xg)
 
     def forward():
         with torch.no_grad():
