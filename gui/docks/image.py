@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import (
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -77,6 +78,23 @@ class ImageDock(BaseDock):
             col.addWidget(view, 1)
             views.addLayout(col, 1)
         self.body.addLayout(views, 1)
+        self.score_row = QWidget(self)  # detections only: which boxes are drawn
+        row = QHBoxLayout(self.score_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.score_spin = QDoubleSpinBox(self)
+        self.score_spin.setRange(0.0, 1.0)
+        self.score_spin.setSingleStep(0.05)
+        self.score_spin.setValue(self.model_input.score_threshold)
+        self.score_spin.setToolTip(
+            "Draw the detections scoring at least this (the explained one always)"
+        )
+        self.score_spin.valueChanged.connect(self._on_score_threshold)
+        self.score_count = QLabel("", self)
+        row.addWidget(QLabel("Boxes with score ≥", self))
+        row.addWidget(self.score_spin)
+        row.addWidget(self.score_count, 1)
+        self.score_row.setVisible(False)
+        self.body.addWidget(self.score_row)
 
         self.info = QLabel(self)
         self.info.setWordWrap(True)
@@ -227,6 +245,16 @@ class ImageDock(BaseDock):
             DETECTIONS: "Click a box to explain that detection",
         }
         self.model_input.setToolTip(tips.get(kind, ""))
+        self.score_row.setVisible(kind == DETECTIONS)
+        self._count_boxes()
+
+    def _on_score_threshold(self, value: float) -> None:
+        self.model_input.set_score_threshold(value)
+        self._count_boxes()
+
+    def _count_boxes(self) -> None:
+        view = self.model_input
+        self.score_count.setText(f"{len(view.boxes)} of {view.detections} drawn")
 
     def _on_input_clicked(self, row: int, col: int) -> None:
         """A click on the model input: the region (dense) or the box (detections) there."""

@@ -17,6 +17,8 @@ from hookscope.gui.qtutil import rgb_to_pixmap
 from hookscope.gui.widgets.picture import FittedPicture
 
 LEGEND_MIN_PX = 260  # below this the legend would hide the mask it explains
+SCORE_THRESHOLD = 0.5
+"""Detections drawn by default: a random-weight detector's 100 boxes at 0.01 hide the image."""
 MASK_ALPHA = 0.45  # the explained class/region is drawn stronger, the others lighter
 
 
@@ -100,6 +102,15 @@ class PredictionView(FittedPicture):
         self.boxes: list[tuple[int, tuple[float, float, float, float], str]] = []
         self.legend: list[tuple[tuple[int, int, int], str]] = []
         self.current_box: int | None = None
+        self.score_threshold = SCORE_THRESHOLD
+        self.detections = 0  # every detection of the last run, drawn or not
+        self._snap, self._names = None, None
+
+    def set_score_threshold(self, value: float) -> None:
+        """Draw only detections scoring at least ``value`` (the explained one always)."""
+        self.score_threshold = float(value)
+        if self._snap is not None:
+            self.show_snapshot(self._snap, self._names)
 
     # -- content ------------------------------------------------------------------------------
     def show_snapshot(self, snap, names: list[str] | None = None) -> None:
@@ -107,6 +118,7 @@ class PredictionView(FittedPicture):
         kind = snap.kind.kind if snap.kind is not None else None
         image = snap.input_image
         self.boxes, self.legend, self.current_box = [], [], None
+        self._snap, self._names, self.detections = snap, names, 0
         if kind == DENSE and snap.mask is not None:
             image = mask_overlay(image, snap.mask, names, explained_pixels(snap))
             for p in snap.predictions:
@@ -114,12 +126,15 @@ class PredictionView(FittedPicture):
                     label = f"{p.name or p.index} {p.score:.0%}"
                     self.legend.append((class_colour(p.index), label))
         elif kind == DETECTIONS:
-            for p in snap.predictions:
-                label = f"{p.index}: {p.name or p.label or ''} {p.score:.2f}".replace("  ", " ")
-                self.boxes.append((p.index, p.box, label))
             text = snap.target_text or ""
             if text.startswith("box:"):
                 self.current_box = int(text[4:])
+            self.detections = len(snap.predictions)
+            for p in snap.predictions:
+                if p.score < self.score_threshold and p.index != self.current_box:
+                    continue
+                label = f"{p.index}: {p.name or p.label or ''} {p.score:.2f}".replace("  ", " ")
+                self.boxes.append((p.index, p.box, label))
         super().set_pixmap(rgb_to_pixmap(image))
 
     def set_pixmap(self, pix: QPixmap | None) -> None:
@@ -170,6 +185,21 @@ class PredictionView(FittedPicture):
         super().mousePressEvent(event)
 
     # -- drawing ------------------------------------------------------------------------------
+    def label_rects(self, fm, s: float, small: bool) -> list[tuple[int, QRectF, str]]:
+        """Box labels that stay readable: the explained box's first, then by order (score);
+        a label that would cover one already placed is left out (its box stays drawn)."""
+        placed: list[tuple[int, QRectF, str]] = []
+        order = sorted(self.boxes, key=lambda b: b[0] != self.current_box)
+        for i, (x0, y0, _x1, _y1), label in order:
+            if small:  # the index and score only; the Predictions rows carry the names
+                label = f"{i}: {label.rsplit(' ', 1)[-1]}"
+            tw, th = fm.horizontalAdvance(label) + 6, fm.height() + 2
+            ty = y0 * s - th if y0 * s >= th else y0 * s
+            rect = QRectF(x0 * s, ty, tw, th)
+            if not any(rect.intersects(r) for _, r, _ in placed):
+                placed.append((i, rect, label))
+        return placed
+
     def decorate(self, pix: QPixmap) -> QPixmap:
         if self.boxes or self.legend:
             pix = self._decorate(pix, pix.width() / self._pix.width())
@@ -185,21 +215,20 @@ class PredictionView(FittedPicture):
         fm = painter.fontMetrics()
         small = min(pix.width(), pix.height()) < LEGEND_MIN_PX
         # The explained box last, so no other box hides it.
-        for i, (x0, y0, x1, y1), label in sorted(
+        for i, (x0, y0, x1, y1), _label in sorted(
             self.boxes, key=lambda b: b[0] == self.current_box
         ):
-            if small:  # the index and score only; the Predictions rows carry the names
-                label = f"{i}: {label.rsplit(' ', 1)[-1]}"
             on = i == self.current_box
             colour = QColor(255, 80, 60) if on else QColor(80, 220, 120)
             painter.setPen(QPen(colour, 3 if on else 1.5))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(QRectF(x0 * s, y0 * s, (x1 - x0) * s, (y1 - y0) * s))
-            tw, th = fm.horizontalAdvance(label) + 6, fm.height() + 2
-            ty = y0 * s - th if y0 * s >= th else y0 * s
-            painter.fillRect(QRectF(x0 * s, ty, tw, th), colour)
+        for i, rect, label in self.label_rects(fm, s, small):
+            painter.fillRect(
+                rect, QColor(255, 80, 60) if i == self.current_box else QColor(80, 220, 120)
+            )
             painter.setPen(QColor(10, 10, 10))
-            painter.drawText(QRectF(x0 * s + 3, ty, tw, th), Qt.AlignmentFlag.AlignVCenter, label)
+            painter.drawText(rect.adjusted(3, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, label)
         # A small picture keeps its pixels: the Predictions rows carry the same colours.
         if self.legend and min(pix.width(), pix.height()) >= LEGEND_MIN_PX:
             row_h = fm.height() + 2

@@ -139,6 +139,7 @@ class _OutTensor(torch.nn.Module):
 def test_detection_box_click_targets_that_box(make_window, qtbot, photos):
     window = make_window(f"{MODELS}:build_det", image=photos["astronaut"])
     st, view, preds = window.state, window.image_dock.model_input, window.predictions_dock
+    window.image_dock.score_spin.setValue(0.0)  # this toy scores below the default 0.5
     snap = st.snapshot
     assert snap.kind.kind == "detections" and snap.target_text == "box:0"
     # Predictions: every box with its label and score; the boxes drawn on the input.
