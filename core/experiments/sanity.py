@@ -254,14 +254,16 @@ def cascading_randomization(
                 raise HookScopeError("The sanity check needs a class index or name as target.")
             total = len(steps) + 1
             reporter.progress(0, total, "Maps with the real weights…")
-            original = {k: _as_map(f(model, x, tgt)) for k, f in explain.items()}
+            with reporter.batch():  # in the app, clicks go in between two maps
+                original = {k: _as_map(f(model, x, tgt)) for k, f in explain.items()}
             corr = {k: np.zeros(len(steps), np.float64) for k in explain}
             maps: dict[str, list[np.ndarray]] = {k: [] for k in explain}
             reporter.progress(1, total, f"Randomising {steps[0]}…")
             for i, name in enumerate(steps):
                 _randomise(modules[name], seed + i)
                 for k, f in explain.items():
-                    m = _as_map(f(model, x, tgt))
+                    with reporter.batch():
+                        m = _as_map(f(model, x, tgt))
                     corr[k][i] = spearman(original[k], m)
                     if keep_maps:
                         maps[k].append(m)

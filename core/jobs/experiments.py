@@ -6,6 +6,7 @@ thread; results are frozen dataclasses of numpy data, so the docks never see ten
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +70,7 @@ def importance_job(
     )
 
 
+@per_batch
 def sanity_job(
     reporter: Reporter,
     loaded,
@@ -82,16 +84,27 @@ def sanity_job(
     """Cascading weight randomisation for ``methods``; the weights are checked after.
 
     CAM methods without a ``cam_layer`` are dropped (guided backprop needs none).
+
+    The randomisation runs on a copy of the model (``copy.deepcopy``): its weights stay
+    randomised for most of the run, which no per-batch lock could hide from the app's clicks,
+    so those run on the real model meanwhile (each map is one ``reporter.batch()``, for the
+    cores). A model that cannot be copied is randomised in place, holding it for the whole run.
     """
 
     methods = tuple(m for m in methods if cam_layer or get(m).kind != CAM)
     if not methods:
         raise HookScopeError("The sanity check needs a CAM layer: tick a feature-map layer.")
     x = to_tensor(image, spec or loaded.input_spec)
-    before = state_checksum(loaded.model)
-    try:
-        result = cascading_randomization(
-            loaded.model,
+    with reporter.batch():
+        before = state_checksum(loaded.model)
+        try:
+            model = copy.deepcopy(loaded.model)
+        except Exception:  # an uncopyable module (a handle, a lock): randomise the real one
+            model = None
+
+    def run(on):
+        return cascading_randomization(
+            on,
             x,
             methods=methods,
             cam_layer=cam_layer,
@@ -100,8 +113,16 @@ def sanity_job(
             keep_maps=False,
             reporter=reporter,
         )
+
+    try:
+        if model is not None:
+            result = run(model)
+        else:
+            with reporter.batch():  # one batch: the whole run
+                result = run(loaded.model)
     finally:
-        after = state_checksum(loaded.model)
+        with reporter.batch():
+            after = state_checksum(loaded.model)
     return SanityReport(
         result=result,
         methods=tuple(result.correlations),
