@@ -15,7 +15,9 @@ marked :func:`~core.reporting.per_batch` takes it per batch (``reporter.batch()`
 a waiting interactive job go first between two batches, so a click waits at most for the
 batch in flight. A long job without the mark holds it for its whole run. A lock rather than
 a copy: a copy doubles the model's memory, misses a live model's later changes, and the lock
-also hands the cores to the click instead of splitting them with the long job.
+also hands the cores to the click instead of splitting them with the long job. The one
+exception is Sanity, whose randomised weights last its whole run: it randomises a copy
+(``core.jobs.experiments.sanity_job``) and still takes the gate per map, for the cores.
 
 Progress does not travel by signal: the job only stores its latest value and the UI thread
 reads it every ``PROGRESS_POLL_MS``. Short runs (the demo's take ~5 ms) so never wake the UI
