@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtCore import QEvent, QSignalBlocker, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -38,6 +38,26 @@ PANE_MIN = 120
 """Smallest side of a CAM pane's image area (px): smaller, the dock scrolls."""
 BAR_W = 76
 """Width of a pane's colour bar with its labels (px)."""
+NARROW = 2 * (PANE_MIN + BAR_W) + 150
+"""Below this panel width (px) the CAM layer list goes above the maps, not beside them."""
+TITLE_H = 22
+"""Height of a pane's title row (px)."""
+
+
+def grid_columns(n: int, width: int, height: int) -> int:
+    """Columns for ``n`` square maps in a ``width`` × ``height`` area: the largest maps.
+
+    A fixed √n grid put two maps side by side in a narrow, tall panel (the first cropped,
+    the second tiny); the shape of the area decides instead. Every pane has its bar.
+    """
+    if n <= 1:
+        return 1
+
+    def side(cols: int) -> float:
+        rows = math.ceil(n / cols)
+        return min(width / cols - BAR_W, height / rows - TITLE_H)
+
+    return max(range(1, n + 1), key=lambda cols: (round(side(cols)), -cols))
 
 
 class CamDock(BaseDock):
@@ -85,7 +105,8 @@ class CamDock(BaseDock):
         controls.addWidget(self.alpha_slider)
         self.body.addLayout(controls)
 
-        split = QSplitter(Qt.Orientation.Horizontal, self)
+        split = self.split = QSplitter(Qt.Orientation.Horizontal, self)
+        split.installEventFilter(self)
         left = QWidget(split)
         left_lay = QVBoxLayout(left)
         left_lay.setContentsMargins(0, 0, 0, 0)
@@ -96,6 +117,7 @@ class CamDock(BaseDock):
         self.layer_list.itemChanged.connect(self._on_layer_item)
         left_lay.addWidget(self.layer_list, 1)
         self.grid_host = QWidget(split)
+        self.grid_host.installEventFilter(self)
         self.grid = QGridLayout(self.grid_host)
         self.grid.setContentsMargins(0, 0, 0, 0)
         self.grid.setSpacing(4)
@@ -276,17 +298,45 @@ class CamDock(BaseDock):
         self.panes = {}
         self.grid.removeWidget(self.note)
         n = len(self.maps)
-        cols = max(1, math.ceil(math.sqrt(n)))
-        for i, name in enumerate(self.maps):
-            # Every map shares the 0-1 scale and colour map: one bar, at the last pane (as in
-            # the saved figure), leaves the others room; below their minimum the dock scrolls.
-            pane = ImagePane(name, self.grid_host, colorbar=i == n - 1)
-            pane.setMinimumSize(PANE_MIN + (BAR_W if i == n - 1 else 0), PANE_MIN)
-            self.grid.addWidget(pane, i // cols, i % cols)
+        for name in self.maps:
+            # Each pane has its bar, so every map gets the same room (one bar at the last
+            # pane made that one smaller); below their minimum the dock scrolls.
+            pane = ImagePane(name, self.grid_host, colorbar=True)
+            pane.setMinimumSize(PANE_MIN + BAR_W, PANE_MIN + TITLE_H)
             self.panes[name] = pane
+        self._cols = 0
+        self._place_panes()
         if not n:
             self.grid.addWidget(self.note, 0, 0)
         self.note.setVisible(not n)
+
+    def _orient(self, width: int) -> None:
+        """A narrow panel puts the layer list above the maps: beside them it took their room."""
+        wanted = Qt.Orientation.Vertical if width < NARROW else Qt.Orientation.Horizontal
+        if self.split.orientation() != wanted:
+            self.split.setOrientation(wanted)
+            self.layer_list.setMaximumWidth(16_777_215 if width < NARROW else 220)
+            self.split.setSizes([90, 600] if width < NARROW else [150, 600])
+
+    def _place_panes(self) -> None:
+        """Lay the panes out in the columns that fit the panel's shape (again on a resize)."""
+        host = self.grid_host
+        cols = grid_columns(len(self.panes), host.width(), host.height())
+        if cols == getattr(self, "_cols", 0):
+            return
+        self._cols = cols
+        for pane in self.panes.values():
+            self.grid.removeWidget(pane)
+        for i, pane in enumerate(self.panes.values()):
+            self.grid.addWidget(pane, i // cols, i % cols)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt name)
+        resized = event.type() == QEvent.Type.Resize
+        if resized and obj is getattr(self, "split", None):
+            self._orient(obj.width())
+        if resized and obj is self.grid_host and getattr(self, "panes", None):
+            self._place_panes()
+        return super().eventFilter(obj, event)
 
     def redraw(self) -> None:
         """Recolour the overlays (colour map / alpha changed, or new maps)."""
