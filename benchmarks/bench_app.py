@@ -312,7 +312,7 @@ def main() -> None:
             verdict = "yes" if busy <= idle + SCAN_EXTRA_S else "no"
             print(
                 f"  Predictions click -> docks    idle {idle * 1000:7.1f} ms | during a scan "
-                f"{busy * 1000:7.1f} ms  (+{(busy - idle) * 1000:.1f} ms; "
+                f"{busy * 1000:7.1f} ms  ({(busy - idle) * 1000:+.1f} ms; "
                 f"<= idle + {SCAN_EXTRA_S * 1000:.0f} ms: {verdict})"
             )
             print(
