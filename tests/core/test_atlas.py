@@ -223,3 +223,14 @@ def test_channel_most_important_for_airplane_ranks_sky_crops(demo, tmp_path):
         kinds.add(int(labels[i]))
     # shortcut airplanes sit on sky: off the object in an airplane scene is sky
     assert kinds == {0} and len(shares) == 9 and min(shares) >= 0.8, shares
+
+
+def test_resnet50_random_weights_is_exact(folder, tmp_path):
+    r50 = load_model("torchvision:resnet50")
+    spec = InputSpec((96, 96))  # small inputs keep it fast; the grid is 6×6 at layer3
+    s = AtlasSettings(folder, "layer3", top=2, out=tmp_path / "r50", batch_size=4, workers=0)
+    summary = atlas_job(quiet(), r50, s.replace(spec=spec))
+    assert (summary.channels, summary.grid) == (1024, (6, 6))
+    # at 96² its layer3 field spans the whole input: the crop is the cell's own 16 px patch
+    assert summary.field.stride == (16.0, 16.0) and summary.field.how == "cell"
+    check_exact(table_of(tmp_path / "r50"), brute_force(r50.model, "layer3", folder, spec), 2)
