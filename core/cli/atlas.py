@@ -31,8 +31,13 @@ def add_subcommand(subparsers) -> None:
         "resumes an interrupted atlas.",
     )
     add_model_args(p)
-    p.add_argument("--images", required=True, metavar="DIR", help="image folder (recursive)")
-    p.add_argument("--layer", required=True, help="layer whose channels are ranked")
+    p.add_argument("--images", metavar="DIR", help="image folder (recursive)")
+    p.add_argument(
+        "--scan",
+        metavar="DIR",
+        help="a finished scan folder: its images, input spec and (without --layer) its layer",
+    )
+    p.add_argument("--layer", help="layer whose channels are ranked")
     p.add_argument(
         "--top",
         type=bounded(1, MAX_TOP),
@@ -59,10 +64,12 @@ def cmd_atlas(args) -> int:
     from hookscope.core.jobs.atlas import AtlasSettings, atlas_job
     from hookscope.core.reporting import Cancelled
 
+    images, layer, spec = _from_scan(args)
     lm = load_from_args(args)
     settings = AtlasSettings(
-        args.images,
-        args.layer,
+        images,
+        layer,
+        spec=spec,
         top=args.top,
         out=args.out,
         batch_size=args.batch_size,
@@ -84,7 +91,7 @@ def cmd_atlas(args) -> int:
     resumed = f", {s.resumed} resumed" if s.resumed else ""
     f = s.field
     print(
-        f"atlas of {args.layer}: {s.channels} channels × top {settings.top} over {s.images} "
+        f"atlas of {layer}: {s.channels} channels × top {settings.top} over {s.images} "
         f"images ({s.computed} computed{resumed}, {s.errors} unreadable); grid "
         f"{s.grid[0]}x{s.grid[1]}, receptive field {f.offset[1] - f.offset[0]:.0f}×"
         f"{f.offset[3] - f.offset[2]:.0f} px ({f.how}), stride {f.stride[0]:g}×{f.stride[1]:g}"
@@ -93,3 +100,23 @@ def cmd_atlas(args) -> int:
     for note in s.notes:
         print(f"note: {note}")
     return 0
+
+
+def _from_scan(args):
+    """(images, layer, input spec or None) from --images / --layer, or a --scan folder."""
+    from hookscope.core.errors import HookScopeError
+
+    if not args.scan:
+        if not args.images or not args.layer:
+            raise HookScopeError("atlas needs --images DIR and --layer L (or --scan DIR).")
+        return args.images, args.layer, None
+    from hookscope.core.experiments.scan import spec_from_dict
+    from hookscope.core.io.scan_outputs import read_settings
+
+    info = read_settings(args.scan)
+    if info is None:
+        raise HookScopeError(f"{args.scan} holds no scan; give a scan output folder.")
+    ident = info.get("identity", {})
+    images = args.images or ident.get("images")
+    spec = spec_from_dict(ident["input_spec"]) if ident.get("input_spec") else None
+    return images, args.layer or ident.get("layer"), spec

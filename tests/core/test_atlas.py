@@ -196,6 +196,15 @@ def test_cli(folder, tmp_path, capsys):
     assert len(table_of(out)) == 256
     assert main.main([*argv[:-1], "nope", "--out", str(tmp_path / "x")]) == 2
     assert "no layer named 'nope'" in capsys.readouterr().err
+    # from a finished scan folder: its images, input spec and layer
+    scan = tmp_path / "scan"
+    scan_args = ["scan", "--model", "demo", "--images", str(folder), "--layer", LAYER]
+    assert main.main([*scan_args, "--out", str(scan), "--workers", "0", "--clusters", "2"]) == 0
+    capsys.readouterr()
+    again = ["atlas", "--model", "demo", "--scan", str(scan), "--top", "2", "--workers", "0"]
+    assert main.main([*again, "--out", str(tmp_path / "from-scan")]) == 0
+    assert "atlas of features.block3: 128 channels × top 2 over 11" in capsys.readouterr().out
+    assert table_of(tmp_path / "from-scan").equals(table_of(out))
 
 
 def test_channel_most_important_for_airplane_ranks_sky_crops(demo, tmp_path):
