@@ -63,7 +63,7 @@ def lrp(model: nn.Module, x: torch.Tensor, target) -> np.ndarray:
     composite = composite_for(model)
     _refuse_attention(model)
     x = x.detach().to(model_device(model)).requires_grad_(True)
-    with eval_mode(model), composite.context(model) as modified:
+    with torch.enable_grad(), eval_mode(model), composite.context(model) as modified:
         output = forward_model(modified, x)
         score = target_scores(target, output).sum()
         (relevance,) = torch.autograd.grad(score, x)

@@ -46,7 +46,9 @@ def test_lrp_equals_zennit_on_a_resnet(net, x):
     from zennit.torchvision import ResNetCanonizer
 
     want = zennit_reference(net, x, 2, ResNetCanonizer())
-    e = explainers.explain(net, x, "lrp", target=2)
+    with torch.no_grad():  # works inside the caller's no_grad, and leaves it on
+        e = explainers.explain(net, x, "lrp", target=2)
+        assert not torch.is_grad_enabled()
     assert e.raw.shape == (3, 64, 64) and e.signed
     assert np.abs(e.raw - want).max() / np.abs(want).max() < 1e-5
     assert np.abs(want).max() > 0

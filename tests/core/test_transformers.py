@@ -225,6 +225,11 @@ def test_model_left_as_it_was_and_others_untouched(tv_vit, timm_vit, x32, x64):
             explainers.explain(timm_vit, x64, method, target=0)
             explainers.explain(tv_vit, x32, method, target=0)
             assert all(b.attn.fused_attn for b in bystander.blocks)
+        for method in ("chefer", "legrad"):
+            with torch.no_grad():  # the caller's grad mode survives the pass
+                got = explainers.explain(tv_vit, x32, method, target=0).raw
+                assert not torch.is_grad_enabled()
+            assert np.abs(got - explainers.explain(tv_vit, x32, method, target=0).raw).max() == 0
     finally:
         timm_vit.blocks[1].eval()
     after = [_state(m) for m in (tv_vit, timm_vit, bystander)]

@@ -137,7 +137,8 @@ class AttentionTap:
     Args:
         blocks: The blocks to read.
         grads: Keep what the gradient needs.
-        cut: Detach each block's input (LeGrad: a block's score reaches only its own attention).
+        cut: Detach each block's input (LeGrad: a block's score reaches only its own attention)
+            and record a graph from the first such block on (the blocks before need none).
     """
 
     def __init__(self, blocks: list[Block], grads: bool = False, cut: bool = False):
@@ -256,6 +257,8 @@ class AttentionTap:
 
 
 def _detach_input(module, args):
+    # The pass may start without a graph: only the cut blocks and what follows need one.
+    torch.set_grad_enabled(True)  # forward_with's context restores the caller's mode
     if args and isinstance(args[0], torch.Tensor):
         return (args[0].detach().requires_grad_(True), *args[1:])
     return None

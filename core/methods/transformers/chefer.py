@@ -29,7 +29,8 @@ def chefer(model, x: torch.Tensor, target, *, blocks=None):
     tap = AttentionTap(chosen, grads=True)
     output = forward_with(model, x, tap, grad=True)
     probs = tap.probabilities()
-    grads = torch.autograd.grad(target_score(target, output), tap.sources())
+    with torch.enable_grad():  # the caller may be inside no_grad
+        grads = torch.autograd.grad(target_score(target, output), tap.sources())
     with torch.no_grad():
         t = probs[0].shape[-1]
         r = torch.eye(t, dtype=torch.float64, device=probs[0].device)

@@ -73,12 +73,13 @@ def legrad(model, x: torch.Tensor, target, *, blocks=None):
     ]
     tap = AttentionTap(chosen, grads=True, cut=True)
     try:
-        forward_with(model, x, tap, grad=True)
+        forward_with(model, x, tap, grad=False)  # the cut blocks switch gradients on
     finally:
         for h in handles:
             h.remove()
     tap.probabilities()  # every block ran
-    grads = torch.autograd.grad(torch.stack(scores).sum(), tap.sources())
+    with torch.enable_grad():  # the caller may be inside no_grad
+        grads = torch.autograd.grad(torch.stack(scores).sum(), tap.sources())
     with torch.no_grad():
         per_block = [g.relu().mean(dim=(1, 2))[0, prefix:] for g in tap.gradients(list(grads))]
         row = torch.stack(per_block).mean(0)
