@@ -733,7 +733,10 @@ class MainWindow(QMainWindow):
                     arrays[f"{dock.figure_name()}/{key}"] = value
                 if not dock.toggleViewAction().isChecked() and not dock.stacked_away:
                     continue  # closed by the user; panels waiting in their place still count
-                panels = dock.figure_panels()
+                written += write_tables(dock, folder)
+                # A figure drawn from its arrays, at its own size; never a grab of a hidden
+                # widget (a 140-px picture of buttons and a title, no numbers).
+                panels = dock.figure_panels() if dock.has_figure() else []
                 if panels:
                     path = folder / f"{dock.figure_name()}.png"
                     save_panels(panels, path, title=dock.TITLE)
@@ -812,6 +815,26 @@ class MainWindow(QMainWindow):
             "<b>HookScope</b><br>Look inside PyTorch models: tick layers to hook, run one "
             "forward and backward pass, and see activations, gradients and CAM overlays.",
         )
+
+
+def write_tables(dock: BaseDock, folder: Path) -> list[Path]:
+    """The dock's tables as CSV named after it (``layer_stats.csv``, ``compare_2.csv``) and its
+    code or text panes as ``.txt`` (Hook code)."""
+    import csv
+
+    written = []
+    for k, (header, rows) in enumerate(dock.export_tables()):
+        path = folder / f"{dock.figure_name()}{f'_{k + 1}' if k else ''}.csv"
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
+        written.append(path)
+    for k, text in enumerate(dock.export_texts()):
+        path = folder / f"{dock.figure_name()}{f'_{k + 1}' if k else ''}.txt"
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
 
 
 class OpenModelDialog(QDialog):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QModelIndex, QSize, Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -18,7 +18,9 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QScrollArea,
     QSizePolicy,
+    QTableView,
     QToolButton,
+    QTreeView,
     QVBoxLayout,
     QWidget,
 )
@@ -187,6 +189,43 @@ class BaseDock(QDockWidget):
         """Override: the raw arrays behind the figure (none by default)."""
         return {}
 
+    def has_figure(self) -> bool:
+        """True when the dock draws a figure of its own (not only a grab of its widgets)."""
+        return type(self).make_panels is not BaseDock.make_panels
+
+    def export_texts(self) -> list[str]:
+        """The text of every read-only text pane (Hook code's code), for File ▸ Export all."""
+        from PySide6.QtWidgets import QPlainTextEdit, QTextEdit
+
+        panes = [*self.content.findChildren(QPlainTextEdit), *self.content.findChildren(QTextEdit)]
+        return [p.toPlainText() for p in panes if p.isReadOnly() and p.toPlainText().strip()]
+
+    def export_tables(self) -> list[tuple[list[str], list[list[str]]]]:
+        """Every table or tree of the dock as (header, rows) of the texts it shows.
+
+        For File ▸ Export all: a table's content as CSV, not a picture of a hidden widget.
+        Rows of a tree come depth-first, each name indented by two spaces per level.
+        """
+        self.flush()
+        tables = []
+        views = [*self.content.findChildren(QTableView), *self.content.findChildren(QTreeView)]
+        for view in views:  # (not a combo box's popup list, nor a header)
+            model = view.model()
+            if model is None:
+                continue
+            try:
+                cols = model.columnCount(QModelIndex())
+            except TypeError:  # a list model keeps columnCount private: one column
+                cols = 1
+            if not cols or not model.rowCount(QModelIndex()):
+                continue
+            header = [
+                str(model.headerData(c, Qt.Orientation.Horizontal) or f"column {c + 1}")
+                for c in range(cols)
+            ]
+            tables.append((header, _model_rows(model, cols)))
+        return tables
+
     def settings(self) -> dict:
         """Choices behind the figure, for File ▸ Export all (none by default)."""
         return {}
@@ -251,3 +290,22 @@ def _rgb(a: np.ndarray) -> np.ndarray:
     if a.ndim == 2:
         a = np.repeat(a[:, :, None], 3, axis=2)
     return np.ascontiguousarray(a[:, :, :3])
+
+
+def _model_rows(model, cols: int, parent=None, depth: int = 0) -> list[list[str]]:
+    """The display texts of ``model``'s rows under ``parent`` (depth-first), as strings."""
+    parent = parent if parent is not None else QModelIndex()
+    rows = []
+    for r in range(model.rowCount(parent)):
+        cells = [model.data(model.index(r, c, parent)) for c in range(cols)]
+        row = ["" if v is None else str(v) for v in cells]
+        row[0] = "  " * depth + row[0]
+        rows.append(row)
+        first = model.index(r, 0, parent)
+        try:
+            nested = model.hasChildren(first)
+        except TypeError:  # list and table models keep hasChildren private: flat
+            nested = False
+        if nested:
+            rows += _model_rows(model, cols, first, depth + 1)
+    return rows
