@@ -198,6 +198,10 @@ def test_a_region_click_stays_in_memory_and_reruns_exactly(monkeypatch):
     x = to_tensor(wb.image, wb.input_spec)
     expect = compute_cam(wb.loaded.model, x, wb.cam_layers, "gradcam", expect_region)
     np.testing.assert_allclose(after.cams[wb.cam_layers[0]], expect[wb.cam_layers[0]], atol=1e-6)
+    # The text alone (a script, the CLI) finds the same region on the same prediction.
+    text = jobs.probe_job(Reporter(), wb.loaded, wb.image, wb.request().replace(target=str(target)))
+    assert text.target_text == str(target)
+    np.testing.assert_array_equal(text.cams[wb.cam_layers[0]], after.cams[wb.cam_layers[0]])
     # Typing back the text it shows keeps the region; the request saves it compactly.
     assert wb.set_target_text(str(target)) and wb.target is target
     data = json.loads(json.dumps(wb.request().to_dict()))
