@@ -77,7 +77,7 @@ def folder_labels(paths: Sequence[str], class_names: Sequence[str] | None) -> li
         return None
     lookup = {str(n).lower(): i for i, n in enumerate(class_names or [])}
     if not class_names:
-        if not all(t.isdigit() for t in tops):
+        if not all(t.isascii() and t.isdecimal() for t in tops):
             return None
         lookup = {t: int(t) for t in tops}
     if not all(t.lower() in lookup for t in tops):
