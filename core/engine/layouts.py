@@ -114,11 +114,12 @@ def parse_reshape(text: str) -> Layout:
         return Layout(raw, evidence="--reshape")
     if raw.startswith("tokens"):
         k = raw.partition(":")[2] or "0"
-        if not k.isdigit():
+        if not (k.isascii() and k.isdecimal()):  # "²".isdigit() is True
             raise HookScopeError(f"Bad --reshape '{text}': write tokens:K with K prefix tokens.")
         return Layout(TOKENS, None, int(k), "--reshape")
     h, sep, w = raw.partition("x")
-    if sep and h.isdigit() and w.isdigit() and int(h) > 0 and int(w) > 0:
+    digits = (h + w).isascii() and h.isdecimal() and w.isdecimal()
+    if sep and digits and int(h) > 0 and int(w) > 0:
         return Layout("grid", (int(h), int(w)), 0, "--reshape")
     raise HookScopeError(
         f"Bad --reshape '{text}': use nchw, nhwc, tokens:K (K prefix tokens) or HxW (the grid)."

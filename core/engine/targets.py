@@ -551,7 +551,7 @@ def clicked_at(path: str | None) -> tuple[int, int] | None:
     if not (text.startswith("(") and text.endswith(")")):
         return None
     parts = [t.strip() for t in text[1:-1].split(",")]
-    if len(parts) != 2 or not all(t.isdigit() for t in parts):
+    if len(parts) != 2 or not all(is_number(t) for t in parts):
         return None
     return int(parts[0]), int(parts[1])
 

@@ -329,7 +329,7 @@ def hook_code(
         body.append(f"handles.append(modules[{_q(d['layer'])}].{reg})")
     if _grammar(target, kind):
         return "".join(lines) + "\n".join(body + _kind_tail(target))
-    if isinstance(target, str) and not target.strip().lstrip("-").isdigit():
+    if isinstance(target, str) and not target.strip().lstrip("-").isdecimal():
         pick = f"[n.lower() for n in loaded.class_names].index({_q(target.strip().lower())})"
     elif target is None:
         pick = "int(logits[0].argmax())"

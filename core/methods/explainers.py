@@ -520,7 +520,7 @@ def _class_indices(targets, class_names) -> list[int | None] | None:
             out.append(None if t is None else int(t))
         elif isinstance(t, str) and class_names and t in class_names:
             out.append(list(class_names).index(t))
-        elif isinstance(t, str) and t.strip().isdigit():
+        elif isinstance(t, str) and t.strip().isascii() and t.strip().isdecimal():
             out.append(int(t))
         else:
             return None
