@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import QEvent, QSignalBlocker, Qt
+from PySide6.QtCore import QEvent, QSignalBlocker, QSize, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -42,6 +42,14 @@ NARROW = 2 * (PANE_MIN + BAR_W) + 150
 """Below this panel width (px) the CAM layer list goes above the maps, not beside them."""
 TITLE_H = 22
 """Height of a pane's title row (px)."""
+
+
+class CamPane(ImagePane):
+    """A map pane that asks only for its minimum: the panel's own height decides the rest
+    (ImagePane's 260 px hint made two stacked maps taller than the panel, so it scrolled)."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
+        return QSize(PANE_MIN + BAR_W, PANE_MIN + TITLE_H)
 
 
 def grid_columns(n: int, width: int, height: int) -> int:
@@ -301,7 +309,7 @@ class CamDock(BaseDock):
         for name in self.maps:
             # Each pane has its bar, so every map gets the same room (one bar at the last
             # pane made that one smaller); below their minimum the dock scrolls.
-            pane = ImagePane(name, self.grid_host, colorbar=True)
+            pane = CamPane(name, self.grid_host, colorbar=True)
             pane.setMinimumSize(PANE_MIN + BAR_W, PANE_MIN + TITLE_H)
             self.panes[name] = pane
         self._cols = 0
