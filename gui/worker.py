@@ -198,6 +198,7 @@ class Worker(QObject):
         self._poll.timeout.connect(self.poll)
         self._shown: tuple[int, tuple] | None = None  # (job id, progress) last sent by progress
         self._ids = itertools.count(1)
+        self._grace: dict[int, QTimer] = {}  # job id -> timer that may leave it behind
 
     # -- API --------------------------------------------------------------------------------
     def submit(
@@ -325,10 +326,19 @@ class Worker(QObject):
 
     def _abandon_later(self, job: Job) -> None:
         """After a grace period, leave a cancelled job of user code behind if it still runs."""
-        if job.kind in ABANDON_KINDS:
-            QTimer.singleShot(ABANDON_AFTER_MS, self, lambda: self._abandon(job))
+        if job.kind not in ABANDON_KINDS or job.id in self._grace:
+            return
+        # A kept QTimer, not singleShot(functor): the callable must outlive the wait.
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+        timer.timeout.connect(lambda: self._abandon(job))
+        self._grace[job.id] = timer
+        timer.start(ABANDON_AFTER_MS)
 
     def _abandon(self, job: Job) -> None:
+        timer = self._grace.pop(job.id, None)
+        if timer is not None:
+            timer.deleteLater()
         lane = self._lane_running(job.id)
         if lane is None:  # it stopped in time
             return
