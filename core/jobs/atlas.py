@@ -26,6 +26,7 @@ import os
 import threading
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -290,32 +291,35 @@ def _batches(s: AtlasSettings, paths, start: int, reporter: Reporter):
 
 
 def _write_outputs(out: Path, root: Path, paths, top: TopK, field: Field, spec) -> None:
-    """``atlas.parquet``, the crops and the maps of the final top-k."""
+    """``atlas.parquet``, the crops and the maps of the final top-k.
+
+    Each image is decoded once and all its crops cut from it; images go to a few threads
+    (PNG encoding and file I/O release the GIL), so the O(C·k) crops cost little beside the
+    streamed part.
+    """
     import pyarrow as pa
 
     from hookscope.core.io.scan_outputs import write_atomic
 
     crops = out / CROPS_DIR
     crops.mkdir(exist_ok=True)
-    cols: dict[str, list] = {k: [] for k in COLUMNS}
-    images: dict[int, object] = {}
-    for ch in range(top.values.shape[0]):
-        for rank in range(top.k):
-            i = int(top.index[ch, rank])
-            if i < 0:
-                continue
-            img = images.get(i)
-            if img is None:
-                img = images.setdefault(i, load_image(root / paths[i]))
+    by_image: dict[int, list[tuple[int, int]]] = {}
+    for ch, rank in zip(*np.nonzero(top.index >= 0), strict=True):
+        by_image.setdefault(int(top.index[ch, rank]), []).append((int(ch), int(rank)))
+
+    def cut(i: int) -> list[tuple]:
+        img = load_image(root / paths[i])
+        rows = []
+        for ch, rank in by_image[i]:
             r, c = int(top.row[ch, rank]), int(top.col[ch, rank])
             box = to_image_box(cell_box(field, r, c), img.size, spec)
             img.crop(box).save(crops / crop_name(ch, rank), compress_level=1)  # fast, lossless
-            for k, v in zip(
-                COLUMNS, (ch, rank, paths[i], float(top.values[ch, rank]), r, c, *box), strict=True
-            ):
-                cols[k].append(v)
-        if len(images) > 256:  # keep the decoded-image cache bounded
-            images.clear()
+            rows.append((ch, rank, paths[i], float(top.values[ch, rank]), r, c, *box))
+        return rows
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        found = sorted(row for rows in pool.map(cut, sorted(by_image)) for row in rows)
+    cols = {k: [row[j] for row in found] for j, k in enumerate(COLUMNS)}
     table = pa.table(
         {
             k: pa.array(v, pa.string())
