@@ -159,8 +159,12 @@ def app_times(
 
     def wait(ms: int) -> None:
         """Run the event loop (idle, as the app's own loop is) for ``ms`` or until a result."""
-        QTimer.singleShot(ms, loop.quit)
+        timer = QTimer()  # stopped after: a stale timeout must not end a later wait early
+        timer.setSingleShot(True)
+        timer.timeout.connect(loop.quit)
+        timer.start(ms)
         loop.exec()
+        timer.stop()
 
     state.resultChanged.connect(got)
     state.load_image(default_image())
