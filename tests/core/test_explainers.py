@@ -84,8 +84,9 @@ def test_every_method_list_is_the_registrys():
     assert list(attribution_jobs.METHODS) == explainers.names(explainers.ATTRIBUTION)
     assert list(sanity_dock.METHODS) == [k for k in reg if reg[k].kind != explainers.CAM]
     parser = _parser()
-    assert list(_choices(parser, "cam", "--method")) == explainers.names(explainers.CAM)
-    assert list(_choices(parser, "scan", "--method")) == explainers.names(explainers.CAM)
+    cams = explainers.names(explainers.CAM)
+    assert list(_choices(parser, "cam", "--method")) == [*cams, *TRANSFORMERS]
+    assert list(_choices(parser, "scan", "--method")) == [*cams, *TRANSFORMERS, "lrp"]
     assert list(_choices(parser, "attribute", "--method")) == explainers.names(
         explainers.ATTRIBUTION
     )
