@@ -22,8 +22,23 @@ from hookscope.core.errors import HookScopeError
 from hookscope.core.experiments.scan import collate, decode_item, scan_decoded
 from hookscope.core.experiments.scan_settings import ScanSettings
 
-# The folder holding the ``core`` package (this checkout).
+# The folder holding ``core``: the installed hookscope package, or a checkout.
 _CODE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _shippable_package() -> str:
+    """The installed ``hookscope`` folder, which remote Ray workers receive whole.
+
+    An installed wheel holds ``core`` and ``gui`` inside it; a checkout's editable install maps
+    them from elsewhere, so there is no one folder to send.
+    """
+    folder = _CODE_ROOT  # hookscope/core/experiments/scan_ray.py -> hookscope/
+    if not (folder / "__init__.py").is_file():
+        raise HookScopeError(
+            "A remote Ray cluster needs HookScope installed from a wheel (pip install .), not "
+            "an editable checkout: its workers are sent the installed hookscope folder."
+        )
+    return str(folder)
 
 
 def _ray():
@@ -100,7 +115,7 @@ def ray_batches(
             env = {"env_vars": {"PYTHONPATH": str(_CODE_ROOT)}}
             kwargs = {"num_cpus": 2, "include_dashboard": False}
         else:
-            env = {"py_modules": [str(_CODE_ROOT / "core")]}
+            env = {"py_modules": [_shippable_package()]}
             kwargs = {"address": address}
         try:
             ray.init(runtime_env=env, logging_level=logging.WARNING, log_to_driver=False, **kwargs)

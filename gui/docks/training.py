@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from hookscope.core.display.colormaps import colorize
+from hookscope.core.reporting import per_batch
 from hookscope.core.training.view import TrainingView, read_view
 from hookscope.gui import filedialogs
 from hookscope.gui.docks.base import BaseDock, Panel
@@ -40,6 +41,7 @@ STAT_PENS = {
 STAT_NAMES = {"act_mean": "mean", "act_std": "std", "act_zero": "zeros", "act_saturated": "sat."}
 
 
+@per_batch  # reads files only: never holds the model, so clicks never wait for it
 def _read_job(reporter, path: str, known):
     reporter.progress(0, 0, f"Reading {path}…")
     return read_view(path, known)
