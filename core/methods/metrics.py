@@ -713,6 +713,8 @@ SCORE_METRIC = Metric(
     "insertion − deletion: how methods are ranked",
 )
 """The ranking score (RISE insertion AUC minus deletion AUC)."""
+SCORE_PARTS = ("deletion", "insertion")
+"""The metrics the score is made of: tables show them right after it."""
 
 
 def measure(evidence: Evidence) -> dict[str, float | bool | None]:

@@ -38,7 +38,7 @@ from hookscope.core.jobs.evaluate import (
     method_names,
 )
 from hookscope.core.methods import explainers
-from hookscope.core.methods.metrics import DEFAULT_STEPS, METRICS, SCORE_METRIC
+from hookscope.core.methods.metrics import DEFAULT_STEPS, METRICS, SCORE_METRIC, SCORE_PARTS
 from hookscope.gui import filedialogs
 from hookscope.gui.docks.base import BaseDock, Panel
 from hookscope.gui.widgets.job_control import DockJob
@@ -245,7 +245,9 @@ class TrustDock(BaseDock):
     # -- table, bars, curves ------------------------------------------------------------------
     def columns(self) -> list[str]:
         mask = self.report is not None and self.report.has_mask
-        return [SCORE_METRIC.name, *(k for k, m in METRICS.items() if mask or not m.needs_mask)]
+        shown = [k for k, m in METRICS.items() if mask or not m.needs_mask]
+        # The score's own parts next to it, the other metrics after in their table order.
+        return [SCORE_METRIC.name, *SCORE_PARTS, *(k for k in shown if k not in SCORE_PARTS)]
 
     def _fill_table(self) -> None:
         """One row per method, best first: method, score, verdict, then the metrics."""

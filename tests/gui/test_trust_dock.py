@@ -83,7 +83,8 @@ def test_a_method_that_loses_to_a_baseline_says_so(make_window, qtbot):
     qtbot.waitUntil(lambda: done(trust), timeout=RUN_TIMEOUT_MS)
     r = trust.report
     # The same table where Grad-CAM's map is the worst possible: it must say so.
-    bad = dataclasses.replace(r.methods["gradcam"], deletion=1.0, insertion=0.0)
+    worst = {**r.methods["gradcam"].values, "deletion": 1.0, "insertion": 0.0}
+    bad = dataclasses.replace(r.methods["gradcam"], values=worst)
     trust._on_result(dataclasses.replace(r, methods={**r.methods, "gradcam": bad}))
     row = trust.order.index("gradcam")
     assert row == 2
@@ -103,7 +104,7 @@ def test_trust_dock_on_resnet18_and_timm(make_window, qtbot, spec, layer):
     trust.set_methods(["gradcam", "random", "sobel"])
     trust.steps_box.setValue(8)
     trust.run()
-    qtbot.waitUntil(lambda: trust.report is not None, timeout=4 * RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: done(trust), timeout=4 * RUN_TIMEOUT_MS)
     r = trust.report
     assert r.layer == layer and trust.table.rowCount() == 3
     assert r.methods["gradcam"].deletion_curve.shape == (9,)
