@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QApplication
 
 from hookscope.gui import session_io
@@ -161,6 +162,9 @@ def test_session_case_from_the_command_line(case, qapp, tmp_path, capsys, messag
                 w.state.cancel()
                 w.state.worker.wait(30_000)
                 w.close()
+        # The app's quit after its one sentence may still be queued: it would end the next
+        # test's event loop at once.
+        QApplication.removePostedEvents(None, QEvent.Type.Quit)
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("hookscope: ")]
     assert code == 2 and len(lines) == 1, err
@@ -257,6 +261,7 @@ QUIT_SCRIPT = """
 import pathlib
 import sys
 from PySide6.QtCore import QTimer
+from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QApplication
 from hookscope.gui.app import AppOptions, make_app, run
 from hookscope.gui.main_window import MainWindow
