@@ -320,19 +320,24 @@ def restore(
             trust_pickle,
             layers=list(session.layers) or None,
             on_done=rest,
-            on_error=None if trust_pickle else refused,
+            on_error=lambda message: failed(message, trust_pickle),
+            quiet=True,  # failed() says it: a refused pickle is a question, not a warning
         )
 
-    def refused(message: str) -> None:
-        if UNPICKLE_RISK not in message or trust is not None:
-            return  # the sentence (with --trust-pickle in it) is already in the status bar
-        files = " and ".join(f for f in (session.model, session.weights) if f)
-        if ask(
-            window,
-            f"This session's model ({files}) is a pickled Python object: opening it runs code "
-            "stored in the file. Run it only if you trust where it came from. Run it?",
-        ):
-            load(True)
+    def failed(message: str, trusted: bool) -> None:
+        if UNPICKLE_RISK in message and not trusted and trust is None:
+            files = " and ".join(f for f in (session.model, session.weights) if f)
+            if ask(
+                window,
+                f"This session's model ({files}) is a pickled Python object: opening it runs "
+                "code stored in the file. Run it only if you trust where it came from. Run it?",
+            ):
+                load(True)
+            else:
+                st.errorRaised.emit(message)
+            return
+        st.errorRaised.emit(message)
+        st.loadFailed.emit(message)
 
     load(bool(trust and trust.get("pickle")))
 
