@@ -288,6 +288,14 @@ class Worker(QObject):
         """Kinds of the running jobs, interactive lane first."""
         return [lane.running.kind for lane in self._lanes.values() if lane.running is not None]
 
+    def stage_of(self, job_id: int | None) -> str:
+        """The stage of a running job's latest progress report ("" when none or not running)."""
+        job = next(
+            (ln.running for ln in self._lanes.values() if ln.running and ln.running.id == job_id),
+            None,
+        )
+        return job.reporter.stage if job is not None else ""
+
     def wait(self, msecs: int = -1) -> bool:
         """Block until both lanes are idle (tests and shutdown only)."""
         return all(lane.pool.waitForDone(msecs) for lane in self._lanes.values())

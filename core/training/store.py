@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from hookscope.core.errors import HookScopeError
+from hookscope.core.training.stats import MODULE_COLUMNS, PARAM_COLUMNS
 
 COLUMNS = (
     "step",
@@ -23,20 +24,8 @@ COLUMNS = (
     "module",
     "param",
     "loss",
-    "act_mean",
-    "act_std",
-    "act_zero",
-    "act_saturated",
-    "act_nan",
-    "act_inf",
-    "out_grad_norm",
-    "out_grad_nan",
-    "out_grad_inf",
-    "grad_norm",
-    "weight_norm",
-    "update_ratio",
-    "grad_nan",
-    "grad_inf",
+    *MODULE_COLUMNS,
+    *PARAM_COLUMNS,
 )
 TEXT = {"kind", "module", "param"}
 INTS = {"step", "rank"}

@@ -45,6 +45,7 @@ from hookscope.core.errors import HookScopeError
 from hookscope.core.io.scan_outputs import REPORT_FILE, open_scan, read_settings
 from hookscope.core.jobs.scan import LiveScan, ScanSettings, app_batch_size, scan_job
 from hookscope.core.methods import explainers
+from hookscope.core.reporting import SCANNING
 from hookscope.gui import figures, filedialogs
 from hookscope.gui.docks.base import BaseDock, Panel
 from hookscope.gui.qtutil import qimage_to_rgb, rgb_to_pixmap
@@ -164,7 +165,7 @@ class ScanJob(DockJob):
     def _on_progress(self, done: int, total: int, message: str) -> None:
         self.bar.setRange(0, total)
         self.bar.setValue(done)
-        if message != "Scanning":
+        if self.state.worker.stage_of(self.job_id) != SCANNING:
             self.label.setText(f"{message} {total} images…")
             return
         now = time.perf_counter()
