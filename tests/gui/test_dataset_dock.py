@@ -13,7 +13,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 
 from hookscope.core.io.scan_outputs import open_scan
 from hookscope.core.jobs.scan import LiveScan
-from hookscope.core.reporting import SCANNING, Reporter
+from hookscope.core.reporting import SCANNING, Progress, Reporter
 from hookscope.gui import figures
 from hookscope.gui.docks.dataset import CLUSTER_COLORS, DatasetDock, cluster_color
 from tests.core.test_scan import write_scenes
@@ -166,9 +166,10 @@ class GateAfter(Reporter):
     def __init__(self, inner: Reporter, n: int):
         super().__init__(inner._on_progress)
         self._cancel = inner._cancel  # the worker's cancel flag
-        self.n = n
+        self.inner, self.n = inner, n
 
     def progress(self, done, total, message="", stage=""):
+        self.inner.last = Progress(done, total, message, stage)  # the worker reads its stage
         super().progress(done, total, message, stage)
         deadline = time.monotonic() + 30
         while message == "Scanning" and done >= self.n and not self.cancelled:
@@ -224,6 +225,7 @@ class HoldAt(Reporter):
         self.n, self.go = n, go
 
     def progress(self, done, total, message="", stage=""):
+        self.inner.last = Progress(done, total, message, stage)  # the worker reads its stage
         super().progress(done, total, message, stage)
         while stage == SCANNING and done >= self.n and not self.go.wait(0.01):
             self.check()
