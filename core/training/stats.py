@@ -83,7 +83,8 @@ class ModuleSums:
         of = o.float()
         self.numel += o.numel()
         self.total = self.total + of.sum()
-        self.total_sq = self.total_sq + (of * of).sum()
+        flat = of.reshape(-1)
+        self.total_sq = self.total_sq + torch.dot(flat, flat)  # no squared copy of the output
         self.zeros = self.zeros + (o.numel() - torch.count_nonzero(o))
         sat = saturation(module, o)
         if sat is not None:
@@ -127,34 +128,45 @@ def param_rows(params: dict[str, nn.Parameter], before: dict, grad_norms: dict) 
 
     The norm is taken from ``.grad`` as ``step()`` finds it (after DDP averaged it across
     ranks); ``grad_norms``, taken when each gradient was accumulated, stands in when a loop
-    zeroed the gradients to None before ``step()``. NaN and Inf counts are exact element
-    counts, taken only when a norm is not finite (a finite norm means there is none).
+    zeroed the gradients to None before ``step()``. ``before`` is overwritten with the update
+    (no new copy of the weights). NaN and Inf counts are exact element counts, taken only
+    when a norm is not finite (a finite norm means there is none). All norms come back in one
+    list, so a record waits once, not once per tensor.
     """
     names = list(params)
-    norms = [grad_norms.get(n) for n in names]
-    for i, n in enumerate(names):
-        g = params[n].grad
-        if g is not None:
-            norms[i] = torch.linalg.vector_norm(g.float())
-    w_norms = [torch.linalg.vector_norm(params[n].detach().float()) for n in names]
-    deltas = [
-        torch.linalg.vector_norm((params[n].detach() - before[n]).float()) if n in before else None
-        for n in names
-    ]
+    weights = [params[n].detach() for n in names]
+    w_norms = torch._foreach_norm(weights)
+    has = [n for n in names if n in before]
+    deltas = [before[n] for n in has]
+    torch._foreach_sub_(deltas, [params[n].detach() for n in has])
+    d_norms = dict(zip(has, torch._foreach_norm(deltas))) if deltas else {}
+    grads = {n: params[n].grad for n in names if params[n].grad is not None}
+    g_norms = dict(zip(grads, torch._foreach_norm(list(grads.values())))) if grads else {}
+    nan = torch.tensor(float("nan"))
+    table = torch.stack(
+        [
+            torch.stack(
+                [
+                    g_norms.get(n, grad_norms.get(n, nan)).float(),
+                    wn.float(),
+                    d_norms.get(n, nan).float(),
+                ]
+            )
+            for n, wn in zip(names, w_norms)
+        ]
+    ).tolist()
     rows = []
-    for name, gn, wn, dn in zip(names, norms, w_norms, deltas):
-        grad_norm = float(gn) if gn is not None else float("nan")
-        w = float(wn)
+    for name, (grad_norm, w, d) in zip(names, table):
         nan_count = inf_count = 0.0
-        g = params[name].grad
-        if gn is not None and not _finite(grad_norm) and g is not None:
+        g = grads.get(name)
+        if g is not None and not _finite(grad_norm):
             nan_count, inf_count = float(torch.isnan(g).sum()), float(torch.isinf(g).sum())
         rows.append(
             {
                 "_name": name,
                 "grad_norm": grad_norm,
                 "weight_norm": w,
-                "update_ratio": float(dn) / w if dn is not None and w > 0 else float("nan"),
+                "update_ratio": d / w if d == d and w > 0 else float("nan"),
                 "grad_nan": nan_count,
                 "grad_inf": inf_count,
             }

@@ -93,6 +93,7 @@ class Watch:
         self._sums: dict[str, st.ModuleSums] = {}
         self._grad_norms: dict[str, torch.Tensor] = {}
         self._before: dict[str, torch.Tensor] = {}
+        self._snapshots: dict[str, torch.Tensor] = {}
         self._rows: list[dict] = []
         self._pending_records = 0
         self._chunks = 0
@@ -153,7 +154,14 @@ class Watch:
         """Hooks for the next step: every watched module's output, every parameter's grad."""
         self._sums = {n: st.ModuleSums() for n in self.modules}
         self._grad_norms = {}
-        self._before = {n: p.detach().clone() for n, p in self.params.items()}
+        # One snapshot buffer per parameter, reused record after record (param_rows
+        # overwrites it with the update).
+        for n, p in self.params.items():
+            buf = self._snapshots.get(n)
+            if buf is None or buf.shape != p.shape or buf.dtype != p.dtype:
+                buf = self._snapshots[n] = torch.empty_like(p, requires_grad=False)
+            buf.copy_(p.detach())
+        self._before = dict(self._snapshots)
         try:
             for name, module in self.modules.items():
                 self._handles.append(module.register_forward_hook(self._output_hook(name)))
