@@ -222,7 +222,7 @@ class HoldAt(Reporter):
     def __init__(self, inner: Reporter, n: int, go):
         super().__init__(inner._on_progress, inner._on_partial)
         self._cancel = inner._cancel
-        self.n, self.go = n, go
+        self.inner, self.n, self.go = inner, n, go
 
     def progress(self, done, total, message="", stage=""):
         self.inner.last = Progress(done, total, message, stage)  # the worker reads its stage
