@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -309,13 +310,24 @@ def test_view_from_a_jupyter_kernel(tmp_path):
     cells = [nbformat.v4.new_code_cell(NOTEBOOK_CELLS[0])]
     cells += [nbformat.v4.new_code_cell(setup + c) for c in NOTEBOOK_CELLS[1:2]]
     cells += [nbformat.v4.new_code_cell(c) for c in NOTEBOOK_CELLS[2:]]
-    nb = nbformat.v4.new_notebook(cells=cells)
+    template = nbformat.v4.new_notebook(cells=cells)
     env = {"QT_QPA_PLATFORM": "offscreen", "HOOKSCOPE_TEST_THREADS": "2"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits the environment
     try:
-        started = time.perf_counter()
-        nbclient.NotebookClient(nb, timeout=240, kernel_name="python3").execute(cwd=str(tmp_path))
+        # One more try for a kernel that never answers (seen once in three CI runs on this
+        # machine, at kernel start-up): a second hang still fails the test.
+        for attempt in (1, 2):
+            nb = copy.deepcopy(template)
+            started = time.perf_counter()
+            try:
+                nbclient.NotebookClient(nb, timeout=150, kernel_name="python3").execute(
+                    cwd=str(tmp_path)
+                )
+                break
+            except (nbclient.exceptions.CellTimeoutError, nbclient.exceptions.DeadKernelError):
+                if attempt == 2:
+                    raise
     finally:
         for k, value in old.items():
             if value is None:
@@ -328,7 +340,7 @@ def test_view_from_a_jupyter_kernel(tmp_path):
     got = json.loads(line[len(tag) :])
     assert got["dp"] < 1e-6 and got["dcam"] < 1e-6 and got["layers"] == ["relu"]
     assert got["untouched"] and got["training"] and got["at_once"]
-    assert time.perf_counter() - started < 240
+    assert time.perf_counter() - started < 150
 
 
 def test_the_cli_and_view_build_the_same_app_options():
