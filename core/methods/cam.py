@@ -146,6 +146,20 @@ class CamMethod:
         w = self.weights(run, layer)
         return (w[:, None, None] * layer.acts[0]).sum(0)
 
+    def field(self, run: Run, layer: Layer) -> torch.Tensor:
+        """Weights α (C, h, w) with ``cam = Σ_c α_c(p) · acts_c(p)``; per-channel weights are
+        the same at every position. Restricted maps (:mod:`core.methods.conditional`) use it.
+
+        Raises:
+            HookScopeError: The method's map is not a weighted sum of the channels.
+        """
+        if type(self).cam is not CamMethod.cam:
+            raise HookScopeError(
+                f"{self.name} is not a weighted sum of the channels, so it has no map per "
+                "channel or concept; use gradcam or hirescam."
+            )
+        return self.weights(run, layer)[:, None, None].expand_as(layer.acts[0])
+
 
 @register
 class GradCAM(CamMethod):
@@ -194,6 +208,9 @@ class HiResCAM(CamMethod):
     def cam(self, run, layer):
         return (layer.grads[0] * layer.acts[0]).sum(0)
 
+    def field(self, run, layer):
+        return layer.grads[0]
+
 
 @register
 class LayerCAM(CamMethod):
@@ -203,6 +220,9 @@ class LayerCAM(CamMethod):
 
     def cam(self, run, layer):
         return (layer.grads[0].clamp(min=0) * layer.acts[0]).sum(0)
+
+    def field(self, run, layer):
+        return layer.grads[0].clamp(min=0)
 
 
 @register
