@@ -19,8 +19,7 @@ module holds the numeric parts of the same view for any PyTorch model and the us
 from __future__ import annotations
 
 import math
-import numbers
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,12 @@ from torch import nn
 from hookscope.core.engine.context import eval_mode, forward_model, main_tensor
 from hookscope.core.engine.layouts import Layout, analyse, layout_for
 from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.scan_settings import (
+    check_text,
+    settings_from_dict,
+    settings_to_dict,
+    whole,
+)
 from hookscope.core.loading.spec import InputSpec
 
 MAX_TOP = 100
@@ -51,6 +56,7 @@ class AtlasSettings:
         model_spec: The spec string the model was loaded from (recorded in atlas.json).
         spec: Input spec; None: the model's own (:meth:`resolve` fills it in).
         reshape: Layout of the layer's output, as for ``compute_cam`` (a name or (h, w)).
+        ray: None (local), ``"local"``, ``"auto"`` or a Ray cluster address, as for the scan.
     """
 
     images: str
@@ -63,26 +69,18 @@ class AtlasSettings:
     model_spec: str | None = None
     spec: InputSpec | None = None
     reshape: str | tuple[int, int] | None = None
+    ray: str | None = None
 
     def __post_init__(self) -> None:
         put = object.__setattr__
-        for name in ("images", "layer"):
-            value = getattr(self, name)
-            if not isinstance(value, (str, Path)) or not str(value).strip():
-                what = "the image folder" if name == "images" else "a layer"
-                raise HookScopeError(f"An atlas needs {what}, not {value!r}.")
-            put(self, name, str(value).strip())
-        for name in ("out", "model_spec"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, (str, Path)):
-                raise HookScopeError(f"The atlas's {name} must be text, not {value!r}.")
-            put(self, name, (str(value).strip() or None) if value is not None else None)
-        put(self, "top", _whole(self.top, 1, "--top", MAX_TOP))
-        put(self, "batch_size", _whole(self.batch_size, 1, "--batch-size"))
+        check_text(self, "atlas", {"images": "the image folder", "layer": "a layer"})
+        check_text(self, "atlas", optional=("out", "model_spec", "ray"))
+        put(self, "top", whole(self.top, 1, "--top", highest=MAX_TOP))
+        put(self, "batch_size", whole(self.batch_size, 1, "--batch-size"))
         if self.workers is not None:
-            put(self, "workers", _whole(self.workers, 0, "--workers"))
+            put(self, "workers", whole(self.workers, 0, "--workers"))
         if self.limit is not None:
-            put(self, "limit", _whole(self.limit, 1, "--limit"))
+            put(self, "limit", whole(self.limit, 1, "--limit"))
         if self.spec is not None and not isinstance(self.spec, InputSpec):
             raise HookScopeError(f"The atlas's input spec must be an InputSpec, not {self.spec!r}.")
         if isinstance(self.reshape, list):
@@ -90,28 +88,12 @@ class AtlasSettings:
 
     def to_dict(self) -> dict:
         """JSON-ready form; :meth:`from_dict` gives the same object back."""
-        d = asdict(self)
-        d["spec"] = None if self.spec is None else self.spec.to_dict()
-        if isinstance(self.reshape, tuple):
-            d["reshape"] = list(self.reshape)
-        return d
+        return settings_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> AtlasSettings:
         """Inverse of :meth:`to_dict`; an unknown key or a bad value is one sentence."""
-        if not isinstance(d, dict):
-            raise HookScopeError(f"Atlas settings must be a mapping, not {type(d).__name__}.")
-        known = {f.name for f in fields(cls)}
-        extra = sorted(set(d) - known)
-        if extra:
-            raise HookScopeError(f"Unknown atlas setting '{extra[0]}': use {', '.join(known)}.")
-        missing = [k for k in ("images", "layer") if k not in d]
-        if missing:
-            raise HookScopeError(f"Atlas settings need '{missing[0]}'.")
-        kw = dict(d)
-        if isinstance(kw.get("spec"), dict):
-            kw["spec"] = InputSpec.from_dict(kw["spec"])
-        return cls(**kw)
+        return settings_from_dict(cls, d, "atlas")
 
     def replace(self, **changes) -> AtlasSettings:
         """A copy with ``changes`` (validated again)."""
@@ -142,19 +124,6 @@ class AtlasSettings:
             "images": self.images,
             "reshape": None if self.reshape is None else str(self.reshape),
         }
-
-
-def _whole(value, lowest: int, flag: str, highest: int | None = None) -> int:
-    text = value.strip() if isinstance(value, str) else None
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if text is not None and text.isascii() and text.isdecimal():
-        value, ok = int(text), True
-    if not ok or int(value) < lowest or (highest is not None and int(value) > highest):
-        top = f" and at most {highest}" if highest is not None else ""
-        raise HookScopeError(
-            f"{flag} must be a whole number of at least {lowest}{top}, not {value!r}."
-        )
-    return int(value)
 
 
 # -- the layer's output -----------------------------------------------------------------------

@@ -82,29 +82,20 @@ class ScanSettings:
     def __post_init__(self) -> None:
         """Check and normalise every field; a bad one is one sentence."""
         put = object.__setattr__
-        for name in ("images", "layer"):
-            value = getattr(self, name)
-            if not isinstance(value, (str, Path)) or not str(value).strip():
-                what = "the image folder" if name == "images" else "the CAM layer"
-                raise HookScopeError(f"A scan needs {what}, not {value!r}.")
-            put(self, name, str(value).strip())
-        for name in ("masks", "out", "ray", "model_spec"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, (str, Path)):
-                raise HookScopeError(f"The scan's {name} must be text, not {value!r}.")
-            put(self, name, str(value).strip() or None if value is not None else None)
+        check_text(self, "scan", {"images": "the image folder", "layer": "the CAM layer"})
+        check_text(self, "scan", optional=("masks", "out", "ray", "model_spec"))
         if self.method not in SCAN_METHODS:
             raise HookScopeError(
                 f"Unknown CAM method '{self.method}': use one of {', '.join(SCAN_METHODS)}."
             )
         put(self, "target", _target(self.target))
-        put(self, "map_size", _whole(self.map_size, 2, "--map-size"))
-        put(self, "batch_size", _whole(self.batch_size, 1, "--batch-size"))
-        put(self, "chunk_rows", _whole(self.chunk_rows, 1, "chunk_rows"))
+        put(self, "map_size", whole(self.map_size, 2, "--map-size"))
+        put(self, "batch_size", whole(self.batch_size, 1, "--batch-size"))
+        put(self, "chunk_rows", whole(self.chunk_rows, 1, "chunk_rows"))
         if self.workers is not None:
-            put(self, "workers", _whole(self.workers, 0, "--workers", "of 0 or more"))
+            put(self, "workers", whole(self.workers, 0, "--workers", "of 0 or more"))
         if self.limit is not None:
-            put(self, "limit", _whole(self.limit, 1, "--limit"))
+            put(self, "limit", whole(self.limit, 1, "--limit"))
         put(self, "clusters", _clusters(self.clusters))
         if self.spec is not None and not isinstance(self.spec, InputSpec):
             raise HookScopeError(f"The scan's input spec must be an InputSpec, not {self.spec!r}.")
@@ -113,33 +104,12 @@ class ScanSettings:
     # -- plain data ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
         """JSON-ready form (sessions); :meth:`from_dict` gives the same object back."""
-        d = asdict(self)
-        d["spec"] = None if self.spec is None else self.spec.to_dict()
-        if isinstance(self.reshape, tuple):
-            d["reshape"] = list(self.reshape)
-        return d
+        return settings_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> ScanSettings:
         """Inverse of :meth:`to_dict`; an unknown key or a bad value is one sentence."""
-        if not isinstance(d, dict):
-            raise HookScopeError(f"Scan settings must be a mapping, not {type(d).__name__}.")
-        known = {f.name for f in fields(cls)}
-        extra = sorted(set(d) - known)
-        if extra:
-            raise HookScopeError(
-                f"Unknown scan setting '{extra[0]}': use {', '.join(sorted(known))}."
-            )
-        kw = dict(d)
-        if isinstance(kw.get("spec"), dict):
-            kw["spec"] = InputSpec.from_dict(kw["spec"])
-        if isinstance(kw.get("reshape"), list):
-            kw["reshape"] = tuple(kw["reshape"])
-        try:
-            return cls(**kw)
-        except TypeError as exc:  # a missing images / layer
-            missing = [k for k in ("images", "layer") if k not in kw]
-            raise HookScopeError(f"Scan settings need '{(missing or ['images'])[0]}'.") from exc
+        return settings_from_dict(cls, d, "scan")
 
     def replace(self, **changes) -> ScanSettings:
         """A copy with ``changes`` (validated again)."""
@@ -185,14 +155,74 @@ class ScanSettings:
         }
 
 
-def _whole(value, lowest: int, flag: str, bound: str | None = None) -> int:
-    """``value`` as an int of at least ``lowest`` (ASCII digits for text), else one sentence."""
+def check_text(
+    settings, what: str, required: dict[str, str] | None = None, optional: tuple[str, ...] = ()
+) -> None:
+    """Strip the text fields of a frozen settings object (``what``: ``"scan"``, ``"atlas"``).
+
+    ``required`` maps a field to its words in the sentence when it is missing or blank;
+    ``optional`` fields may be None, and blank text becomes None.
+    """
+    put = object.__setattr__
+    for name, words in (required or {}).items():
+        value = getattr(settings, name)
+        if not isinstance(value, (str, Path)) or not str(value).strip():
+            article = "An" if what[0] in "aeiou" else "A"
+            raise HookScopeError(f"{article} {what} needs {words}, not {value!r}.")
+        put(settings, name, str(value).strip())
+    for name in optional:
+        value = getattr(settings, name)
+        if value is not None and not isinstance(value, (str, Path)):
+            raise HookScopeError(f"The {what}'s {name} must be text, not {value!r}.")
+        put(settings, name, (str(value).strip() or None) if value is not None else None)
+
+
+def settings_to_dict(settings) -> dict:
+    """A settings dataclass (``spec`` an InputSpec, ``reshape`` a name or tuple) as JSON-ready
+    data; :func:`settings_from_dict` gives the same object back."""
+    d = asdict(settings)
+    d["spec"] = None if settings.spec is None else settings.spec.to_dict()
+    if isinstance(settings.reshape, tuple):
+        d["reshape"] = list(settings.reshape)
+    return d
+
+
+def settings_from_dict(cls, d: dict, what: str):
+    """Inverse of :func:`settings_to_dict` for settings class ``cls`` (``what``: its name in
+    sentences, e.g. ``"scan"``); an unknown or missing key or a bad value is one sentence."""
+    if not isinstance(d, dict):
+        raise HookScopeError(
+            f"{what.capitalize()} settings must be a mapping, not {type(d).__name__}."
+        )
+    known = {f.name for f in fields(cls)}
+    extra = sorted(set(d) - known)
+    if extra:
+        raise HookScopeError(
+            f"Unknown {what} setting '{extra[0]}': use {', '.join(sorted(known))}."
+        )
+    kw = dict(d)
+    if isinstance(kw.get("spec"), dict):
+        kw["spec"] = InputSpec.from_dict(kw["spec"])
+    if isinstance(kw.get("reshape"), list):
+        kw["reshape"] = tuple(kw["reshape"])
+    missing = [k for k in ("images", "layer") if k not in kw]
+    if missing:
+        raise HookScopeError(f"{what.capitalize()} settings need '{missing[0]}'.")
+    return cls(**kw)
+
+
+def whole(
+    value, lowest: int, flag: str, bound: str | None = None, highest: int | None = None
+) -> int:
+    """``value`` as an int from ``lowest`` to ``highest`` (ASCII digits for text), else one
+    sentence naming ``flag`` (``bound`` replaces the range's words)."""
     text = value.strip() if isinstance(value, str) else None
     ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if text is not None and text.isascii() and text.isdecimal():
         value, ok = int(text), True
-    if not ok or int(value) < lowest:
-        bound = bound or f"of at least {lowest}"
+    if not ok or int(value) < lowest or (highest is not None and int(value) > highest):
+        top = f" and at most {highest}" if highest is not None else ""
+        bound = bound or f"of at least {lowest}{top}"
         raise HookScopeError(f"{flag} must be a whole number {bound}, not {value!r}.")
     return int(value)
 
