@@ -15,7 +15,8 @@ input spec and each image's explained class), then in two passes over the images
 Writes ``concepts.json`` (a list: ``id``, ``patches`` [{``path``, ``box``}], ``direction``
 (C floats), ``mean_importance``), ``concept_importance.npy`` (rows × K, NaN for error rows), and
 adds ``concepts`` ([{``id``, ``importance``}], by mean importance over the cluster's images,
-highest first) to every entry of ``clusters.json``.
+highest first) to every entry of ``clusters.json``; ``concepts_nmf.npz`` keeps the directions and
+the shift, so the app finds the same concepts in a new image.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ from hookscope.core.reporting import Reporter, per_batch
 
 CONCEPTS_FILE = "concepts.json"
 IMPORTANCE_FILE = "concept_importance.npy"
+NMF_FILE = "concepts_nmf.npz"
+"""The NMF directions (K, C) and the shift (C,) of concepts.json, for new images."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ def concepts_job(
         importance[idx] = d["importance"]
         best.add(d["maps"], idx)
     _write(Path(folder), scan, paths, importance, best, nmf, field, spec)
+    # the factorisation itself, so the app can find the concepts in a new image
+    np.savez(Path(folder) / NMF_FILE, components=nmf.components_, shift=shift)
     means = np.nanmean(importance[ok], 0)
     return ConceptsSummary(kk, errs, len(ok), tuple(float(v) for v in means))
 
