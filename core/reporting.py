@@ -199,7 +199,7 @@ class ModelGate:
         try:
             yield
         finally:
-            self._give()
+            self._give(me)
 
     @contextmanager
     def turn(self, check: Callable[[], None] | None = None) -> Iterator[None]:
@@ -213,7 +213,7 @@ class ModelGate:
         try:
             yield
         finally:
-            self._give()
+            self._give(me)
 
     def _wait_until(self, ready: Callable[[], bool], check) -> None:
         while not ready():
@@ -225,8 +225,22 @@ class ModelGate:
         self._owner = me
         self._depth += 1
 
-    def _give(self) -> None:
+    def forfeit(self, thread_id: int) -> bool:
+        """Free the gate if thread ``thread_id`` holds it (a job the app abandoned).
+
+        That thread's own later release is then ignored. Returns True when it held the gate.
+        """
         with self._cond:
+            if self._owner != thread_id:
+                return False
+            self._owner, self._depth = None, 0
+            self._cond.notify_all()
+            return True
+
+    def _give(self, me: int) -> None:
+        with self._cond:
+            if self._owner != me:  # forfeited while this thread was left behind
+                return
             self._depth -= 1
             if not self._depth:
                 self._owner = None
