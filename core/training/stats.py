@@ -92,8 +92,8 @@ class ModuleSums:
 
     @torch.no_grad()
     def add_grad(self, grad: torch.Tensor) -> None:
-        g = grad.detach().float()
-        self.grad_sq = self.grad_sq + (g * g).sum()
+        g = grad.detach().float().reshape(-1)
+        self.grad_sq = self.grad_sq + torch.dot(g, g)
         self.grad_numel += g.numel()
 
     def row(self) -> dict[str, float]:
@@ -118,17 +118,21 @@ class ModuleSums:
         }
 
 
+def _grad(p: nn.Parameter, accumulated: torch.Tensor | None) -> torch.Tensor | None:
+    return p.grad if p.grad is not None else accumulated
+
+
 def _finite(*values: float) -> bool:
     return all(v == v and abs(v) != float("inf") for v in values)
 
 
 @torch.no_grad()
-def param_rows(params: dict[str, nn.Parameter], before: dict, grad_norms: dict) -> list[dict]:
+def param_rows(params: dict[str, nn.Parameter], before: dict, accumulated: dict) -> list[dict]:
     """One row per parameter: gradient norm, weight norm, update ratio since ``before``.
 
     The norm is taken from ``.grad`` as ``step()`` finds it (after DDP averaged it across
-    ranks); ``grad_norms``, taken when each gradient was accumulated, stands in when a loop
-    zeroed the gradients to None before ``step()``. ``before`` is overwritten with the update
+    ranks); ``accumulated``, the gradient tensors as each was accumulated, stand in when a
+    loop set the gradients to None before ``step()``. ``before`` is overwritten with the update
     (no new copy of the weights). NaN and Inf counts are exact element counts, taken only
     when a norm is not finite (a finite norm means there is none). All norms come back in one
     list, so a record waits once, not once per tensor.
@@ -140,14 +144,14 @@ def param_rows(params: dict[str, nn.Parameter], before: dict, grad_norms: dict) 
     deltas = [before[n] for n in has]
     torch._foreach_sub_(deltas, [params[n].detach() for n in has])
     d_norms = dict(zip(has, torch._foreach_norm(deltas))) if deltas else {}
-    grads = {n: params[n].grad for n in names if params[n].grad is not None}
+    grads = {n: g for n in names if (g := _grad(params[n], accumulated.get(n))) is not None}
     g_norms = dict(zip(grads, torch._foreach_norm(list(grads.values())))) if grads else {}
     nan = torch.tensor(float("nan"))
     table = torch.stack(
         [
             torch.stack(
                 [
-                    g_norms.get(n, grad_norms.get(n, nan)).float(),
+                    g_norms.get(n, nan).float(),
                     wn.float(),
                     d_norms.get(n, nan).float(),
                 ]

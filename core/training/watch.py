@@ -91,7 +91,7 @@ class Watch:
         self.records = 0
         self._handles: list = []
         self._sums: dict[str, st.ModuleSums] = {}
-        self._grad_norms: dict[str, torch.Tensor] = {}
+        self._grads: dict[str, torch.Tensor] = {}
         self._before: dict[str, torch.Tensor] = {}
         self._snapshots: dict[str, torch.Tensor] = {}
         self._rows: list[dict] = []
@@ -153,7 +153,7 @@ class Watch:
     def _arm(self) -> None:
         """Hooks for the next step: every watched module's output, every parameter's grad."""
         self._sums = {n: st.ModuleSums() for n in self.modules}
-        self._grad_norms = {}
+        self._grads = {}
         # One snapshot buffer per parameter, reused record after record (param_rows
         # overwrites it with the update).
         for n, p in self.params.items():
@@ -189,8 +189,8 @@ class Watch:
 
     def _grad_hook(self, name: str):
         def hook(p: torch.Tensor) -> None:
-            with torch.no_grad():
-                self._grad_norms[name] = torch.linalg.vector_norm(p.grad.float())
+            # A reference, not a norm: the norm is taken once per record, with all the others.
+            self._grads[name] = p.grad
 
         return hook
 
@@ -204,11 +204,11 @@ class Watch:
         base = {"step": step, "rank": self.rank}
         for name, sums in self._sums.items():
             self._rows.append({**base, "kind": "module", "module": name, **sums.row()})
-        for row in st.param_rows(self.params, self._before, self._grad_norms):
+        for row in st.param_rows(self.params, self._before, self._grads):
             name = row.pop("_name")
             module = name.rsplit(".", 1)[0]
             self._rows.append({**base, "kind": "param", "module": module, "param": name, **row})
-        self._before = {}
+        self._before, self._grads = {}, {}
         self.records += 1
         self._pending_records += 1
         if self._pending_records >= self.settings.flush_every:

@@ -105,6 +105,22 @@ def test_recorded_numbers_equal_a_direct_computation(tmp_path):
     assert run.rows("loss")["loss"][0] == pytest.approx(loss.item())
 
 
+def test_gradients_set_to_none_before_the_watch_step_are_still_recorded(tmp_path):
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with hookscope.watch(model, out=tmp_path, every=1) as w:
+        opt.zero_grad()
+        model(torch.randn(6, 5)).sum().backward()
+        grad = model[2].weight.grad.clone()
+        opt.step()
+        opt.zero_grad(set_to_none=True)  # a loop that clears before the watch's step
+        w.step()
+    par = read_run(tmp_path).rows("param")
+    w2 = par["param"] == "2.weight"
+    assert par["grad_norm"][w2][0] == pytest.approx(float(grad.norm()), rel=1e-6)
+
+
 def test_hooks_are_removed_when_the_loop_raises(tmp_path):
     with pytest.raises(RuntimeError, match="the user's loop failed"):
         train(tmp_path, every=1, fail_at=2)
