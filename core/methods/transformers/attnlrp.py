@@ -1,0 +1,253 @@
+"""AttnLRP / CP-LRP for vision transformers (Achtibat et al., ICML 2024, "AttnLRP:
+Attention-Aware Layer-Wise Relevance Propagation for Transformers"), as lxt 2.1 computes it.
+
+One forward and one backward of the target score in lxt's gradient × input form: every layer's
+rule is a backward replacing its gradient, and the input relevance is ``x ⊙ ∂S/∂x`` (C, H, W).
+The rules are lxt's torchvision-ViT recipe (``cp_LRP`` with zennit's Gamma rule,
+``examples/vit_torch.py``):
+
+- LayerNorm: identity rule on the normalisation (the standard deviation is a constant);
+- attention: CP-LRP, the attention probabilities are constants (no relevance through the
+  softmax), so relevance flows through the values only;
+- GELU (any element-wise activation): identity rule, ``∂ = f(x) / (x + 1e-10)``;
+- Linear and Conv2d outside the attention: zennit's generalised Gamma rule (``linear_gamma``,
+  ``conv_gamma``), in lxt's form (output relevance ``g ⊙ y``, input gradient ``R / x``); the
+  attention's own projections keep the plain gradient, as in torchvision's functional attention.
+
+lxt patches torch classes for the whole process; here every rule is a hook on the one model's
+own modules (fused attention off for timm's blocks), all removed and restored in ``finally``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hookscope.core.engine.context import eval_mode, forward_model, model_device
+from hookscope.core.engine.targets import target_scores
+from hookscope.core.errors import HookScopeError
+from hookscope.core.methods.transformers.attention import HF, TIMM, TORCHVISION, find_blocks
+
+CONV_GAMMA, LINEAR_GAMMA = 0.25, 0.05
+"""Defaults: the middle of lxt's own gamma grid (conv 0.1/0.25/100, linear 0/0.01/0.05/0.1/1)."""
+
+
+def _stabilize(t: torch.Tensor, eps: float) -> torch.Tensor:
+    """zennit's ``stabilize``: ``t + eps · sign(t)``, with sign +1 at 0."""
+    return t + ((t == 0).to(t) + t.sign()) * eps
+
+
+def _gamma_input_grad(layer: nn.Module, gamma: float, x, y, g) -> torch.Tensor:
+    """The input gradient of zennit's ``Gamma(gamma)`` under lxt's gradient × input patch.
+
+    With ``W⁺ = W + γ·max(W, 0)`` (bias likewise), ``W⁻ = W + γ·min(W, 0)`` and ``r = g ⊙ y``:
+    ``c⁺ = [y > 0] r / (W⁺x⁺ + W⁻x⁻ + b⁺)``, ``c⁻ = [y < 0] r / (W⁻x⁺ + W⁺x⁻ + b⁻)``,
+    ``R = x⁺ ⊙ (W⁺ᵀc⁺ + W⁻ᵀc⁻) + x⁻ ⊙ (W⁻ᵀc⁺ + W⁺ᵀc⁻)`` and the gradient is ``R / x``.
+    """
+    w = layer.weight.detach()
+    b = None if layer.bias is None else layer.bias.detach()
+    fn = layer._conv_forward if isinstance(layer, nn.Conv2d) else F.linear
+    w_pos, w_neg = w + gamma * w.clamp(min=0), w + gamma * w.clamp(max=0)
+    b_pos = None if b is None else b + gamma * b.clamp(min=0)
+    b_neg = None if b is None else b + gamma * b.clamp(max=0)
+    with torch.enable_grad():
+        xp = x.detach().clamp(min=0).requires_grad_(True)
+        xn = x.detach().clamp(max=0).requires_grad_(True)
+        outs = [
+            fn(xp, w_pos, b_pos),
+            fn(xn, w_neg, None),
+            fn(xp, w_neg, b_neg),
+            fn(xn, w_pos, None),
+        ]
+        r = g * y
+        c_pos = (y > 0).to(r) * r / _stabilize(outs[0] + outs[1], 1e-6)
+        c_neg = (y < 0).to(r) * r / _stabilize(outs[2] + outs[3], 1e-6)
+        gp, gn = torch.autograd.grad(outs, (xp, xn), (c_pos, c_pos, c_neg, c_neg))
+    relevance = xp.detach() * gp + xn.detach() * gn
+    return relevance / _stabilize(x, 1e-10)
+
+
+class _GammaRule(torch.autograd.Function):
+    """Passes ``y`` forward; backward is :func:`_gamma_input_grad` (no parameter gradients)."""
+
+    @staticmethod
+    def forward(ctx, x, y, layer, gamma):
+        ctx.save_for_backward(x, y)
+        ctx.layer, ctx.gamma = layer, gamma
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        return _gamma_input_grad(ctx.layer, ctx.gamma, x, y, g), None, None, None
+
+
+class _IdentityRule(torch.autograd.Function):
+    """lxt's ``identity_rule_implicit``: forward ``y = f(x)``, backward ``g ⊙ y / (x + 1e-10)``."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(y / (x + 1e-10))
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        (ratio,) = ctx.saved_tensors
+        return ratio * g, None
+
+
+def _layer_norm_rule(name: str):
+    """lxt's ``layer_norm_forward`` (the std detached), checked against the module's own output."""
+
+    def hook(module, args, output):
+        x = args[0]
+        mean = x.mean(dim=-1, keepdim=True)
+        std = (((x - mean) ** 2).mean(dim=-1, keepdim=True) + module.eps).sqrt()
+        y = (x - mean) / std.detach()
+        if module.weight is not None:
+            y = y * module.weight
+        if module.bias is not None:
+            y = y + module.bias
+        if y.shape != output.shape or not torch.allclose(y, output, atol=1e-4, rtol=1e-3):
+            raise HookScopeError(
+                f"attnlrp's LayerNorm rule normalises the last dimension, but '{name}' "
+                "normalises another; this model cannot be explained with attnlrp."
+            )
+        return y
+
+    return hook
+
+
+def _identity_hook(module, args, output):
+    return _IdentityRule.apply(args[0], output)
+
+
+def _gamma_hook(gamma: float):
+    def hook(module, args, output):
+        return _GammaRule.apply(args[0], output, module, gamma)
+
+    return hook
+
+
+def _detach_query_key(module, args, kwargs):
+    """CP-LRP on ``nn.MultiheadAttention``: lxt's ``cp_multi_head_attention_forward``."""
+    args, kwargs = list(args), dict(kwargs)
+    for i, key in enumerate(("query", "key")):
+        if len(args) > i:
+            args[i] = args[i].detach()
+        elif key in kwargs:
+            kwargs[key] = kwargs[key].detach()
+    return tuple(args), kwargs
+
+
+def _detach_output(module, args, output):
+    return output.detach()
+
+
+_ACTIVATIONS = (nn.GELU, nn.SiLU, nn.Mish, nn.ReLU, nn.Tanh, nn.Sigmoid)
+_ACTIVATION_HOMES = ("transformers.activations", "timm.layers.activations")
+
+
+def _is_activation(m: nn.Module) -> bool:
+    """An element-wise activation module (torch's, Hugging Face's ``ACT2FN``, timm's)."""
+    if isinstance(m, _ACTIVATIONS):
+        return True
+    home = type(m).__module__
+    leaf = not list(m.children()) and not list(m.parameters(recurse=False))
+    return leaf and any(home.startswith(h) for h in _ACTIVATION_HOMES)
+
+
+def _attention_modules(blocks) -> set[int]:
+    """ids of every module inside an attention (its projections keep the plain gradient)."""
+    inside: set[int] = set()
+    for b in blocks:
+        roots = [b.attention]
+        if b.style == HF and type(b.module).__name__.endswith("Attention"):
+            roots.append(b.module)  # HF ViT-style wrapper: self-attention + output projection
+        inside.update(id(m) for r in roots for m in r.modules())
+    return inside
+
+
+def _refuse_gated(model: nn.Module) -> None:
+    gated = [n for n, m in model.named_modules() if "glu" in type(m).__name__.lower()]
+    if gated:
+        raise HookScopeError(
+            f"attnlrp has rules for GELU-style MLPs, and '{gated[0]}' is a gated (GLU) MLP whose "
+            "product needs a rule not implemented here; use chefer or legrad on this model."
+        )
+
+
+class _Rules:
+    """The AttnLRP rules as hooks on one model's modules; everything restored on exit."""
+
+    def __init__(self, model: nn.Module, conv_gamma: float, linear_gamma: float):
+        self.model, self.conv_gamma, self.linear_gamma = model, conv_gamma, linear_gamma
+        self.blocks = find_blocks(model, "attnlrp")
+        self._handles: list = []
+        self._flags: list[tuple[object, str, object]] = []
+
+    def __enter__(self) -> _Rules:
+        try:
+            self._attention()
+            inside = _attention_modules(self.blocks)
+            for name, m in self.model.named_modules():
+                if isinstance(m, nn.LayerNorm):
+                    self._handles.append(m.register_forward_hook(_layer_norm_rule(name)))
+                elif _is_activation(m):
+                    self._handles.append(m.register_forward_hook(_identity_hook))
+                elif isinstance(m, nn.Conv2d):
+                    self._handles.append(m.register_forward_hook(_gamma_hook(self.conv_gamma)))
+                elif isinstance(m, nn.Linear) and id(m) not in inside:
+                    self._handles.append(m.register_forward_hook(_gamma_hook(self.linear_gamma)))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _attention(self) -> None:
+        """CP-LRP: the attention probabilities become constants of the pass."""
+        for b in self.blocks:
+            att = b.attention
+            if b.style == TORCHVISION:
+                hook = att.register_forward_pre_hook(_detach_query_key, with_kwargs=True)
+                self._handles.append(hook)
+            elif b.style == TIMM:  # the unfused path multiplies attn_drop's output into v
+                self._flags.append((att, "fused_attn", att.fused_attn))
+                att.fused_attn = False
+                self._handles.append(att.attn_drop.register_forward_hook(_detach_output))
+            else:  # q and k constant: so is softmax(q kᵀ), in every attention implementation
+                for proj in (att.q_proj, att.k_proj):
+                    self._handles.append(proj.register_forward_hook(_detach_output))
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        for owner, attr, value in reversed(self._flags):
+            setattr(owner, attr, value)
+        self._flags.clear()
+
+
+def attnlrp(
+    model: nn.Module,
+    x: torch.Tensor,
+    target,
+    *,
+    conv_gamma: float = CONV_GAMMA,
+    linear_gamma: float = LINEAR_GAMMA,
+) -> np.ndarray:
+    """AttnLRP input relevance (C, H, W) of ``target`` for ``model`` on ``x`` (1, C, H, W).
+
+    Raises:
+        HookScopeError: Attention that cannot be read (Swin-like, custom), a gated MLP, a
+            LayerNorm over another dimension, or a failing forward.
+    """
+    _refuse_gated(model)
+    rules = _Rules(model, float(conv_gamma), float(linear_gamma))
+    x = x.detach().to(model_device(model)).requires_grad_(True)
+    with torch.enable_grad(), eval_mode(model), rules:
+        output = forward_model(model, x)
+        (grad,) = torch.autograd.grad(target_scores(target, output).sum(), x)
+    return (x.detach() * grad)[0].float().cpu().numpy()
