@@ -167,10 +167,14 @@ def cmd_scan(args) -> int:
         print(f"note: {note}")
     if args.concepts:
         from hookscope.core.cli import run_job
-        from hookscope.core.jobs.concepts import concepts_job
+        from hookscope.core.jobs.concept_view import find_concepts_job
 
-        found, code = run_job(concepts_job, lm, summary.out, concepts)
+        # the concepts, then report.html again with each cluster's concepts and their patches
+        found, code = run_job(find_concepts_job, lm, summary.out, concepts, colormap=args.colormap)
         if found is None:
             return code
-        print(f"{found.k} concepts over {found.images} images: {summary.out}/concepts.json")
+        print(
+            f"{found.k} concepts over {found.images} images: {summary.out}/concepts.json "
+            "(report.html lists them per cluster)"
+        )
     return 0

@@ -23,6 +23,7 @@ from PIL import Image
 
 from hookscope.core.display.render import blend, upsample
 from hookscope.core.errors import HookScopeError
+from hookscope.core.io.concept_outputs import cluster_concepts, concept_strip, read_concepts
 from hookscope.core.io.scan_outputs import CLUSTER_DIR, REPORT_FILE, ScanOutputs
 
 Colorize = Callable[[np.ndarray], np.ndarray]
@@ -30,6 +31,8 @@ Colorize = Callable[[np.ndarray], np.ndarray]
 THUMB = 112
 MEAN_SIDE = 160
 MAX_DOTS = 5000
+CROP = 72
+"""Side of a concept's patch crop in the report."""
 
 
 def grey(m: np.ndarray) -> np.ndarray:
@@ -153,7 +156,46 @@ border:1px solid #ccc;margin-bottom:2px}
 .ex .cap{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .plot{font-size:12px;color:#777;text-align:center}
 .bad{color:#b00}
+.concepts{margin-top:10px;font-size:13px} .concept{margin:6px 0}
+.concept img{display:block;border:1px solid #ccc;margin-top:2px} .cn{font-size:12px}
 """
+
+
+def _read_concepts(scan: ScanOutputs):
+    """``(ConceptSet or None, cluster id → ranked concepts)``; none when they cannot be read
+    (the page is still written, with a note in place of the concepts)."""
+    try:
+        return read_concepts(scan.folder), cluster_concepts(scan)
+    except HookScopeError:
+        return None, {}
+
+
+def _concepts_html(concepts, ranked, shown: int = 5, crops: int = 4) -> str:
+    """A cluster's concepts, highest importance first, each with its top patch crops."""
+    if concepts is None or not ranked:
+        return ""
+    rows = [
+        "<div class='concepts'><b>Concepts</b> <span class='muted'>(NMF of the layer's "
+        "activations; importance = Σ_p U_k(p)·(w_k·∂y/∂A(p)), mean over the cluster's images; "
+        "share of Σ_p A·∂y/∂A)</span>"
+    ]
+    for rc in ranked[:shown]:
+        if not 0 <= rc.id < len(concepts):
+            continue
+        share = "" if rc.share is None else f" · <b>{_fmt(100 * rc.share, 0)} %</b> of the score"
+        strip = concept_strip(concepts, rc.id, crops, CROP)
+        img = ""
+        if strip is not None:
+            img = f"<img alt='top patches of concept {rc.id}' src='{data_uri(strip)}'>"
+        paths = ", ".join(_e(p.path) for p in concepts.patches[rc.id][:crops])
+        rows.append(
+            f"<div class='concept' title='{paths}'><div class='cn'>concept {rc.id} · importance "
+            f"{_fmt(rc.importance, 3)}{share}</div>{img}</div>"
+        )
+    if len(ranked) > shown:
+        rest = ", ".join(f"{rc.id} ({_fmt(rc.importance, 3)})" for rc in ranked[shown:])
+        rows.append(f"<div class='muted'>also: {rest}</div>")
+    return "".join(rows) + "</div>"
 
 
 def write_report(
@@ -219,6 +261,7 @@ def write_report(
     parts.append(f"<div class='top'>{scatter}<div>{''.join(summary)}</div></div>")
     if not scan.clusters:
         parts.append("<p class='muted'>No clusters: the scan is partial or found no maps.</p>")
+    concepts, by_cluster = _read_concepts(scan)
     for c in scan.clusters:
         r, g, b = colours[c.id % len(colours)]
         mean = scan.mean_map(c.id)
@@ -252,7 +295,9 @@ def write_report(
                 f"<div class='cap muted'>p {_fmt(float(probs[k]))} · bg {_fmt(float(bg[k]))}"
                 "</div></div>"
             )
-        parts.append("</div></div>")
+        parts.append("</div>")  # the strip
+        parts.append(_concepts_html(concepts, by_cluster.get(c.id, ())))
+        parts.append("</div>")
     bad = [(p, e) for p, e in zip(paths, err) if e is not None]
     if bad:
         parts.append("<div class='cluster'><h2>Unreadable images</h2><ul>")

@@ -9,14 +9,16 @@ input spec and each image's explained class), then in two passes over the images
    :func:`~core.experiments.concepts.fit_nmf`);
 2. activations and the target's gradient: every image's concept maps and importances
    (:func:`~core.experiments.concepts.decompose`, formula there), and per concept its top
-   patches (one per image, bounded top-k as in the atlas) with their receptive-field boxes in
-   the image's own pixels.
+   patches (one per image, bounded top-k as in the atlas, ranked by
+   :func:`~core.experiments.concepts.patch_scores`) with their cells' footprints
+   (:func:`~core.experiments.atlas.footprint`) as boxes in the image's own pixels.
 
 Writes ``concepts.json`` (a list: ``id``, ``patches`` [{``path``, ``box``}], ``direction``
 (C floats), ``mean_importance``), ``concept_importance.npy`` (rows × K, NaN for error rows), and
 adds ``concepts`` ([{``id``, ``importance``}], by mean importance over the cluster's images,
 highest first) to every entry of ``clusters.json``; ``concepts_nmf.npz`` keeps the directions and
-the shift, so the app finds the same concepts in a new image.
+the shift, so the app finds the same concepts in a new image; ``concept_total.npy`` each image's
+Σ_p A·∂y/∂A (what the importances and the residual add up to).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from hookscope.core.errors import HookScopeError
 from hookscope.core.experiments.atlas import (
     TopK,
     cell_box,
+    footprint,
     layer_activations,
     layer_layout,
     measure_field,
@@ -42,16 +45,15 @@ from hookscope.core.experiments.concepts import (
     activations_and_grads,
     decompose,
     fit_nmf,
+    patch_scores,
     patches,
 )
 from hookscope.core.experiments.scan import ScanDataset, collate
+from hookscope.core.io.concept_outputs import CONCEPTS_FILE, NMF_FILE, TOTAL_FILE
 from hookscope.core.io.scan_outputs import CLUSTERS_FILE, open_scan
 from hookscope.core.reporting import Reporter, per_batch
 
-CONCEPTS_FILE = "concepts.json"
 IMPORTANCE_FILE = "concept_importance.npy"
-NMF_FILE = "concepts_nmf.npz"
-"""The NMF directions (K, C) and the shift (C,) of concepts.json, for new images."""
 
 
 @dataclass(frozen=True)
@@ -127,16 +129,19 @@ def concepts_job(
     nmf, kk, errs = fit_nmf(np.concatenate(sample) + shift, k, seed)
 
     importance = np.full((len(paths), kk), np.nan)
+    totals = np.full(len(paths), np.nan)  # Σ_p A·∂y/∂A per image: what the shares are of
     best = TopK(kk, top, layout.grid)
     for idx, x in batches("Concepts: maps and importance"):
         with reporter.batch():
             a, g, _ = activations_and_grads(model, layer, x, targets[idx], layout)
         d = decompose(a, g, nmf, shift)
         importance[idx] = d["importance"]
+        totals[idx] = d["total"]
         best.add(d["maps"], idx)
     _write(Path(folder), scan, paths, importance, best, nmf, field, spec)
     # the factorisation itself, so the app can find the concepts in a new image
     np.savez(Path(folder) / NMF_FILE, components=nmf.components_, shift=shift)
+    np.save(Path(folder) / TOTAL_FILE, totals.astype(np.float32))
     means = np.nanmean(importance[ok], 0)
     return ConceptsSummary(kk, errs, len(ok), tuple(float(v) for v in means))
 
