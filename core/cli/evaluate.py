@@ -70,6 +70,8 @@ def cmd_evaluate(args) -> int:
         f"p = {report.base_prob:.4f}; ranked by {SCORE} (↑ higher is better, ↓ lower)"
     )
     print(report.table())
+    for finding in report.findings():
+        print(finding)
     print(report.summary())
     for k in report.methods:
         if not report.methods[k].baseline and report.baselines_beating(k):

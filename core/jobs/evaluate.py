@@ -17,6 +17,7 @@ import torch
 from hookscope.core.engine.context import eval_mode, forward_model, model_device
 from hookscope.core.engine.targets import class_name, logits_of, resolve_target
 from hookscope.core.errors import HookScopeError
+from hookscope.core.jobs import trust_findings
 from hookscope.core.loading.images import to_tensor
 from hookscope.core.loading.masks import load_mask
 from hookscope.core.methods import metrics
@@ -173,6 +174,8 @@ class TrustReport:
         steps, percentiles, noise: The metric settings.
         has_mask: Whether pointing game and energy were measured.
         notes: Things to know (e.g. a method whose map was all zero).
+        base: p(target) of the input, its blurred copy and all zeros (``x``, ``blurred``,
+            ``zeros``): the start and end of the deletion / insertion curves.
     """
 
     target: int
@@ -186,6 +189,7 @@ class TrustReport:
     noise: float = 0.01
     has_mask: bool = False
     notes: tuple[str, ...] = ()
+    base: dict = field(default_factory=dict)
 
     def ranking(self) -> list[str]:
         """Method names, best :data:`SCORE` first."""
@@ -228,9 +232,10 @@ class TrustReport:
                 f"{best}, scores {SCORE} = {m.score:+.3f}, so none of these maps is trustworthy."
             )
         else:
+            d = self.decimals()
             text = (
-                f"Most faithful here: {best} ({SCORE} = {m.score:+.3f}: deletion "
-                f"{m.deletion:.3f}, insertion {m.insertion:.3f})."
+                f"Most faithful here: {best} ({SCORE} = {self.cell(best, 'score', d)}: deletion "
+                f"{self.cell(best, 'deletion', d)}, insertion {self.cell(best, 'insertion', d)})."
             )
             failing = [
                 k for k, v in self.methods.items() if not v.baseline and self.baselines_beating(k)
@@ -238,6 +243,24 @@ class TrustReport:
             if failing:
                 text += f" Not better than a baseline: {', '.join(failing)}."
         return text
+
+    def findings(self) -> list[str]:
+        """Flat curves in words (``core.jobs.trust_findings``): what the metrics cannot see."""
+        target = self.target_name or str(self.target)
+        return trust_findings.findings(self.methods, target, self.base)
+
+    def decimals(self) -> dict[str, int]:
+        """Decimals per column (and ``score``): enough for distinct values to read apart."""
+        cols = [*FIELDS, metrics.SCORE_METRIC.name]
+        ms = self.methods.values()
+        rows = [[m.score if c == "score" else m.values.get(c) for c in cols] for m in ms]
+        return trust_findings.column_decimals(rows, cols)
+
+    def cell(self, name: str, column: str, digits: dict[str, int] | None = None) -> str:
+        """One table cell as text, with the column's :meth:`decimals` (no "−0.000")."""
+        m = self.methods[name]
+        v = m.score if column == "score" else m.values.get(column)
+        return trust_findings.cell(v, (digits or self.decimals())[column])
 
     def to_json(self) -> dict:
         """``{"target": …, "methods": {name: {"drop": …, …, "energy": …}}}``."""
@@ -274,7 +297,8 @@ class TrustReport:
         cols = self.columns()
         head = ["method", *cols]
         arrows = ["", *("↓" if BETTER[c] == "lower" else "↑" for c in cols)]
-        body = [[r[0], *[_cell(v, 4) for v in r[1:]]] for r in self.rows()]
+        digits = self.decimals()
+        body = [[k, *[self.cell(k, c, digits) for c in cols]] for k in self.ranking()]
         for r, name in zip(body, self.ranking()):
             if self.methods[name].baseline:
                 r[0] += " (baseline)"
@@ -444,6 +468,7 @@ def _report(loaded, st, tgt, sc, results, maps, region, notes) -> TrustReport:
         noise=st.noise,
         has_mask=region is not None,
         notes=tuple(notes),
+        base=dict(sc.base),
     )
 
 

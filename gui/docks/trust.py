@@ -48,6 +48,7 @@ GOOD = (15, 157, 88)
 BAD = (219, 68, 55)
 NEUTRAL = (66, 133, 244)
 BASELINE = (160, 160, 160)
+FINDING = (180, 95, 6)
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 VERDICT_COL = 2
 """The table's columns: method, score, verdict, then the metrics."""
@@ -112,6 +113,12 @@ class TrustDock(BaseDock):
         csv_button.setAutoRaise(True)
         self.add_header_widget(csv_button)
 
+        self.finding = QLabel("", self)
+        self.finding.setWordWrap(True)
+        self.finding.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.finding.setStyleSheet(f"color: rgb{FINDING};")
+        self.finding.setVisible(False)
+        self.body.addWidget(self.finding)
         split = QSplitter(Qt.Orientation.Vertical, self)
         self.table = QTableWidget(0, 0, split)
         self.table.verticalHeader().setVisible(False)
@@ -134,7 +141,7 @@ class TrustDock(BaseDock):
         self.curves_plot.showGrid(x=True, y=True, alpha=0.3)
         self.curves_plot.setMenuEnabled(False)
         self.curves_plot.setYRange(0, 1.02)
-        self.curves_plot.addLegend(offset=(-4, 40), brush=(255, 255, 255, 210), labelTextSize="8pt")
+        self._legend_below(self.curves_plot.getPlotItem())
         plots.addWidget(self.bars_plot)
         plots.addWidget(self.curves_plot)
         split.addWidget(self.table)
@@ -163,6 +170,13 @@ class TrustDock(BaseDock):
         state.modelChanged.connect(self.clear)
         state.imageChanged.connect(self._stale)
         state.targetChanged.connect(lambda _: self._stale())
+
+    @staticmethod
+    def _legend_below(plot: pg.PlotItem) -> None:
+        """The curves' legend in a row under the plot (never over the curves), two columns."""
+        legend = pg.LegendItem(labelTextSize="8pt", colCount=2, labelTextColor=TEXT)
+        plot.layout.addItem(legend, 4, 1)
+        plot.legend = legend  # plot(name=…) adds its curve here; clear() removes it
 
     # -- running ------------------------------------------------------------------------------
     def methods(self) -> list[str]:
@@ -208,6 +222,8 @@ class TrustDock(BaseDock):
         self.order = []
         self.csv_action.setEnabled(False)
         self.table.setRowCount(0)
+        self.finding.setText("")
+        self.finding.setVisible(False)
         self.bars_plot.clear()
         self.curves_plot.clear()
 
@@ -259,18 +275,11 @@ class TrustDock(BaseDock):
         self.table.setHorizontalHeaderLabels(["method", heads[0], "verdict", *heads[1:]])
         self.table.setRowCount(len(self.order))
         best = r.best()
+        digits = r.decimals()  # enough for the column's values to read apart
         for row, name in enumerate(self.order):
             m = r.methods[name]
             fails = not m.baseline and bool(r.baselines_beating(name))
-            values = []
-            for c in cols:
-                v = m.score if c == "score" else getattr(m, c)
-                if v is None:
-                    values.append("")
-                elif isinstance(v, bool):
-                    values.append("yes" if v else "no")
-                else:
-                    values.append(f"{v:.3f}")
+            values = [r.cell(name, c, digits) for c in cols]
             if m.baseline:
                 verdict = "baseline"
             elif fails:
@@ -299,6 +308,9 @@ class TrustDock(BaseDock):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
         self.summary.setText(r.summary())
+        found = " ".join(r.findings())
+        self.finding.setText(found)
+        self.finding.setVisible(bool(found))
 
     def colour(self, name: str) -> tuple[int, int, int]:
         r = self.report
@@ -344,6 +356,7 @@ class TrustDock(BaseDock):
             return
         m = r.methods[name]
         x = np.linspace(0, 1, len(m.deletion_curve))
+        digits = r.decimals()
         pairs = [(m, name, Qt.PenStyle.SolidLine)]
         if "random" in r.methods and name != "random":
             pairs.append((r.methods["random"], "random", Qt.PenStyle.DashLine))
@@ -353,13 +366,13 @@ class TrustDock(BaseDock):
                 x,
                 mm.deletion_curve,
                 pen=pg.mkPen(BAD, width=width, style=style),
-                name=f"{label} del {mm.deletion:.3f}",
+                name=f"{label} del {r.cell(label, 'deletion', digits)}",
             )
             self.curves_plot.plot(
                 x,
                 mm.insertion_curve,
                 pen=pg.mkPen(GOOD, width=width, style=style),
-                name=f"{label} ins {mm.insertion:.3f}",
+                name=f"{label} ins {r.cell(label, 'insertion', digits)}",
             )
         self.curves_plot.setTitle(name, color=TEXT, size="9pt")
         self.summary.setText(f"{r.summary()} Selected: {r.verdict(name)}")
@@ -408,4 +421,5 @@ class TrustDock(BaseDock):
             "ranking": self.order,
             "best": r.best(),
             "summary": r.summary(),
+            "findings": r.findings(),
         }

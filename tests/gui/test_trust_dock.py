@@ -156,3 +156,40 @@ def test_trust_rows_appear_as_each_method_ends(make_window, qtbot, monkeypatch):
     assert final.score == partial.score and final.deletion == partial.deletion
     at = trust.order.index("gradcam")
     assert trust.table.item(at, 1).text() == row[1]  # the same score the streamed row showed
+
+
+def test_flat_curves_are_said_in_words_and_the_legend_leaves_them_alone(make_window, qtbot):
+    """Shortcut demo: insertion is flat for every map; the dock says so and shows the digits."""
+    window = make_window()  # the demo on airplane_sky: the blurred sky alone is "airplane"
+    trust = trust_dock(window)
+    trust.set_methods(["gradcam", "random"])
+    trust.steps_box.setValue(8)
+    trust.run()
+    qtbot.waitUntil(lambda: done(trust), timeout=RUN_TIMEOUT_MS)
+    r = trust.report
+    text = trust.finding.text()
+    assert trust.finding.isVisibleTo(trust) and text == " ".join(r.findings())
+    assert text.startswith(
+        "The score hardly changes when pixels are inserted into the blurred image (insertion "
+        "curves flat within 0.0"
+    )
+    assert text.endswith("So the ranking by insertion − deletion rests on deletion alone.")
+    heads = [trust.table.horizontalHeaderItem(i).text() for i in range(trust.table.columnCount())]
+    col = heads.index("insertion ↑")
+    cells = [trust.table.item(i, col).text() for i in range(2)]
+    assert cells[0] != cells[1] and len(cells[0].split(".")[1]) >= 4  # not 0.966 twice
+    assert [float(c) for c in cells] == pytest.approx(
+        [r.methods[k].insertion for k in trust.order], abs=1e-4
+    )
+    assert not any(
+        trust.table.item(i, j).text().startswith("-0.000")
+        for i in range(2)
+        for j in range(1, len(heads))
+    )
+    # The legend sits in a row under the plot, not over the curves.
+    plot = trust.curves_plot.getPlotItem()
+    plot.layout.activate()
+    legend, box = plot.legend, plot.getViewBox()
+    assert len(legend.items) == 4
+    assert legend.sceneBoundingRect().top() >= box.sceneBoundingRect().bottom() - 1
+    assert legend.items[0][1].text.startswith(f"{trust.order[0]} del ")
