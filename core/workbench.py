@@ -14,15 +14,17 @@ from pathlib import Path
 
 from hookscope.core.display.colormaps import check_colormap
 from hookscope.core.display.snapshot import Snapshot
+from hookscope.core.engine.layouts import TOKENS
 from hookscope.core.engine.runtime import threads_for
 from hookscope.core.engine.targets import RegionTarget, check_target
 from hookscope.core.engine.tree import build_tree, layer_defaults
 from hookscope.core.errors import HookScopeError
 from hookscope.core.jobs import probe as jobs
-from hookscope.core.jobs.probe import ProbeRequest
+from hookscope.core.jobs.probe import ProbeRequest, is_transformer
 from hookscope.core.loading.images import load_image
 from hookscope.core.loading.models import LoadedModel
 from hookscope.core.loading.spec import InputSpec
+from hookscope.core.methods.transformers.attention import find_blocks
 from hookscope.core.reporting import Reporter
 
 DEFAULT_CAM_METHOD = "gradcam"
@@ -110,6 +112,9 @@ class Workbench:
         self.selected_call = 0
         self.cam_method: str | None = DEFAULT_CAM_METHOD
         self.cam_layers: list[str] = []
+        # A transformer method's own choices; the CAM layers stay for when a CAM is picked again.
+        self.cam_blocks: list[str] = []
+        self.cam_params: dict = {}
         self.colormap = "viridis"
         self.alpha = 0.5
         self.auto_run = True
@@ -353,16 +358,40 @@ class Workbench:
         if pool:
             self.select(next((n for n in self.cam_layers if n in pool), pool[-1]), 0)
 
-    def set_cam(self, method: str | None = None, layers: list[str] | None = None) -> None:
-        """Change the CAM method and/or the CAM layers, then rerun."""
+    def set_cam(
+        self,
+        method: str | None = None,
+        layers: list[str] | None = None,
+        blocks: list[str] | None = None,
+        params: dict | None = None,
+    ) -> None:
+        """Change the CAM method, the CAM layers, or a transformer method's blocks and options
+        (``params``, e.g. ``{"fusion": "max"}``), then rerun."""
         changed = False
         if method is not None and method != self.cam_method:
             self.cam_method, changed = method, True
         if layers is not None and list(layers) != self.cam_layers:
             self.cam_layers, changed = list(layers), True
+        if blocks is not None and list(blocks) != self.cam_blocks:
+            self.cam_blocks, changed = list(blocks), True
+        if params is not None and dict(params) != self.cam_params:
+            self.cam_params, changed = dict(params), True
         if changed:
             self._emit("cam")
             self._maybe_run()
+
+    def transformer_blocks(self) -> list[str]:
+        """Blocks a transformer method can read (the CAM dock's Transformer group); empty when
+        the dry run saw no token layout or the attention is not readable."""
+        layouts = self.tree.layouts if self.tree is not None else None
+        if self.loaded is None or layouts is None:
+            return []
+        if not any(lay.kind == TOKENS for lay in layouts.layouts.values()):
+            return []
+        try:
+            return [b.name for b in find_blocks(self.loaded.model, "transformer")]
+        except HookScopeError:  # windowed (Swin) or custom attention: no group
+            return []
 
     def set_display(self, colormap: str | None = None, alpha: float | None = None) -> None:
         """Change the colour map or overlay alpha (a redraw, no rerun); a bad map is an error."""
@@ -414,6 +443,8 @@ class Workbench:
             k=self.topk,
             edits=tuple(dict(d) for d in self.edits),
             threads=self.threads(),
+            cam_blocks=tuple(self.cam_blocks),
+            cam_params=dict(self.cam_params),
         )
 
     def threads(self) -> int | None:
@@ -450,8 +481,10 @@ class Workbench:
         if snap is None:
             return "Run cancelled: nothing has been computed yet (Ctrl+R runs again)."
         shown, wanted = snap.cam_method, self.cam_method
-        if shown and (shown != wanted or list(snap.cams) != self.cam_layers):
-            self.cam_method, self.cam_layers = shown, list(snap.cams)
+        # A transformer map's key is no layer: only the method goes back.
+        shown_layers = self.cam_layers if is_transformer(shown) else list(snap.cams)
+        if shown and (shown != wanted or shown_layers != self.cam_layers):
+            self.cam_method, self.cam_layers = shown, shown_layers
             self._emit("cam")
             if wanted and wanted != shown:
                 return (

@@ -111,6 +111,8 @@ class AppState(QObject):
     selected_call = _forward("selected_call")
     cam_method = _forward("cam_method")
     cam_layers = _forward("cam_layers")
+    cam_blocks = _forward("cam_blocks")
+    cam_params = _forward("cam_params")
     colormap = _forward("colormap")
     alpha = _forward("alpha")
     auto_run = _forward("auto_run")
@@ -294,9 +296,20 @@ class AppState(QObject):
         """Ticked layers the last run recorded: the ones a dock can show, in tick order."""
         return self.wb.recorded_layers()
 
-    def set_cam(self, method: str | None = None, layers: list[str] | None = None) -> None:
-        """Change the CAM method and/or the CAM layers, then rerun."""
-        self.wb.set_cam(method, layers)
+    def set_cam(
+        self,
+        method: str | None = None,
+        layers: list[str] | None = None,
+        blocks: list[str] | None = None,
+        params: dict | None = None,
+    ) -> None:
+        """Change the CAM method, the CAM layers, or a transformer method's blocks and
+        options, then rerun."""
+        self.wb.set_cam(method, layers, blocks, params)
+
+    def transformer_blocks(self) -> list[str]:
+        """Blocks a transformer method can read (empty: no Transformer group)."""
+        return self.wb.transformer_blocks()
 
     def set_display(self, colormap: str | None = None, alpha: float | None = None) -> None:
         """Change the colour map or overlay alpha (a redraw, no rerun).

@@ -2,6 +2,8 @@
 
 ``load_demo("shortcut")`` was trained on scenes where the background predicts the class;
 ``load_demo("clean")`` on scenes where it does not. Both take 96×96 RGB input.
+``load_demo("vit")`` and ``load_demo("vit-clean")`` are the same pair as small vision
+transformers (:mod:`.vit`), trained on the same scenes by the same script.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
 CAM_LAYER = "features.block3"
 VARIANTS = ("shortcut", "clean")
+VIT_VARIANTS = ("vit", "vit-clean")
+"""The transformer twins; each is trained on the scenes of ``VIT_DATA[variant]``."""
+VIT_DATA = {"vit": "shortcut", "vit-clean": "clean"}
 # The repo's top-level resources/ folder, installed under this package name (pyproject.toml).
 RESOURCES_PACKAGE = "hookscope"
 
@@ -32,6 +37,8 @@ __all__ = [
     "MEAN",
     "STD",
     "VARIANTS",
+    "VIT_DATA",
+    "VIT_VARIANTS",
     "build_model",
     "load_demo",
     "resource_path",
@@ -65,9 +72,10 @@ def resource_path(*parts: str) -> Path:
 
 
 def weights_path(variant: str) -> Path:
-    """Path of the bundled weights of one variant (``shortcut`` or ``clean``)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"Unknown demo variant '{variant}': use shortcut or clean.")
+    """Path of the bundled weights of one variant (``shortcut``, ``clean``, ``vit``...)."""
+    if variant not in VARIANTS + VIT_VARIANTS:
+        known = ", ".join(VARIANTS + VIT_VARIANTS)
+        raise ValueError(f"Unknown demo variant '{variant}': use one of {known}.")
     return resource_path(f"demo_{variant}.pt")
 
 
@@ -93,8 +101,13 @@ def sample_paths() -> list[Path]:
 
 
 def load_demo(variant: str = "shortcut") -> nn.Module:
-    """Build the demo network and load its bundled weights, in eval mode."""
-    model = build_model(len(CLASS_NAMES))
+    """Build a demo network (a ViT for the ``vit`` variants) with its bundled weights, in eval."""
+    if variant in VIT_VARIANTS:
+        from hookscope.core.demo.vit import build_vit
+
+        model = build_vit(len(CLASS_NAMES))
+    else:
+        model = build_model(len(CLASS_NAMES))
     state = torch.load(weights_path(variant), weights_only=True, map_location="cpu")
     model.load_state_dict(state)
     return model.eval()

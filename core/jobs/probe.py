@@ -22,6 +22,7 @@ from hookscope.core.experiments.interventions import edit_from_dict
 from hookscope.core.loading.images import image_notes, to_tensor
 from hookscope.core.loading.models import LoadedModel, load_model
 from hookscope.core.loading.spec import InputSpec
+from hookscope.core.methods import explainers
 from hookscope.core.methods.cam import CAM_METHODS, cam_from_probe, compute_cam, suggest_layer
 from hookscope.core.reporting import CAM, DONE, LOADING, PROBING, VIEWS, Note, Reporter, as_note
 
@@ -93,8 +94,12 @@ class ProbeRequest:
             ``core.engine.targets`` (``C``, ``C@mask.png``, ``C@(row,col)``, ``box:i``,
             ``similar:IMAGE``), a :class:`~core.engine.targets.RegionTarget`, or a callable
             (not saveable).
-        cam_method: A key of ``core.methods.cam.CAM_METHODS``, or None for no CAM.
+        cam_method: A key of ``core.methods.cam.CAM_METHODS``, a transformer method of the
+            explainer registry (kind ``transformer``: one map, :data:`PATCH_MAP`), or None.
         cam_layers: Layers to compute CAM maps for.
+        cam_blocks: Transformer blocks a transformer method reads (empty: its default).
+        cam_params: Options of a transformer method (e.g. ``{"fusion": "max"}``); options
+            the method does not take are left out, so one dict serves every method.
         spec: Input spec overriding the model's (edited size / normalisation), or None.
         k: Top-k size.
         edits: Gradient / activation edit dicts (``core.experiments.interventions``), active
@@ -115,15 +120,19 @@ class ProbeRequest:
     threads: int | None = None
     batch_size: int = 32
     reshape: Any = None
+    cam_blocks: tuple[str, ...] = ()
+    cam_params: Any = None
 
     def __post_init__(self) -> None:
         put = object.__setattr__
         put(self, "layers", _names(self.layers, "layers"))
         put(self, "cam_layers", _names(self.cam_layers or (), "cam_layers"))
+        put(self, "cam_blocks", _names(self.cam_blocks or (), "cam_blocks"))
+        put(self, "cam_params", dict(self.cam_params or {}))
         put(self, "edits", tuple(dict(d) for d in self.edits or ()))
-        if self.cam_method is not None and self.cam_method not in CAM_METHODS:
+        if self.cam_method is not None and self.cam_method not in map_methods():
             raise HookScopeError(
-                f"Unknown CAM method '{self.cam_method}': use one of {', '.join(CAM_METHODS)}."
+                f"Unknown CAM method '{self.cam_method}': use one of {', '.join(map_methods())}."
             )
         if isinstance(self.target, RegionTarget):
             pass
@@ -162,6 +171,8 @@ class ProbeRequest:
             "threads": self.threads,
             "batch_size": self.batch_size,
             "reshape": self.reshape,
+            "cam_blocks": list(self.cam_blocks),
+            "cam_params": dict(self.cam_params),
         }
 
     @classmethod
@@ -178,6 +189,20 @@ class ProbeRequest:
         if data.get("spec") is not None:
             data["spec"] = InputSpec.from_dict(data["spec"])
         return cls(**data)
+
+
+PATCH_MAP = "patch map"
+"""The snapshot's ``cams`` key of a transformer method's one map (it belongs to no layer)."""
+
+
+def map_methods() -> list[str]:
+    """What a probe's ``cam_method`` may be: the CAMs, then the transformer methods."""
+    return [*CAM_METHODS, *explainers.names(explainers.TRANSFORMER)]
+
+
+def is_transformer(method: str | None) -> bool:
+    """True for a transformer method of the explainer registry (rollout, chefer...)."""
+    return method in explainers.names(explainers.TRANSFORMER)
 
 
 def _names(values, what: str) -> tuple[str, ...]:
@@ -217,7 +242,6 @@ def probe_job(reporter: Reporter, loaded, image, request, *options, **named):
 
 def _probe(reporter: Reporter, loaded, image, req: ProbeRequest, start: float):
     spec = req.spec or loaded.input_spec
-    cam_layers = list(req.cam_layers) if req.cam_method else []
     # No made-up "1 / 3" steps: a busy message, then real units (channels) from slow CAMs.
     reporter.progress(0, 0, "Forward and backward…", PROBING)
     x = to_tensor(image, spec)
@@ -235,21 +259,8 @@ def _probe(reporter: Reporter, loaded, image, req: ProbeRequest, start: float):
         ],
     )
     notes = [as_note(n) for n in image_notes(image)]  # e.g. NaN pixels left out of a float TIFF
-    cams, error = {}, None
-    if cam_layers:
-        reporter.progress(0, 0, f"{req.cam_method} for {', '.join(cam_layers)}…", CAM)
-        with contextlib.ExitStack() as stack:
-            for d in req.edits:  # fresh hooks: the CAM explains the edited model too
-                stack.enter_context(edit_from_dict(loaded.model, d))
-            # With edits the records may hold an activation before or after its edit, so
-            # only an unedited probe stands in for the CAM's own pass.
-            probe = None if req.edits else result
-            # The probe's resolved target: box:i, a region, a similar: reference are not
-            # resolved (nor embedded) again.
-            cams, cam_notes, error = _cams(
-                reporter, loaded, x, cam_layers, req, result.resolved_target, probe, spec
-            )
-        notes += cam_notes
+    cams, cam_notes, error = _map_part(reporter, loaded, x, req, result, spec)
+    notes += cam_notes
     reporter.progress(0, 0, "Preparing the views…", VIEWS)
     snap = make_snapshot(
         result,
@@ -265,6 +276,50 @@ def _probe(reporter: Reporter, loaded, image, req: ProbeRequest, start: float):
     )
     reporter.progress(1, 1, "Done", DONE)
     return snap
+
+
+def _map_part(reporter: Reporter, loaded, x, req: ProbeRequest, result, spec):
+    """``(maps, notes, error)`` of the request's CAM or transformer method, edits active."""
+    transformer = is_transformer(req.cam_method)
+    cam_layers = list(req.cam_layers) if req.cam_method and not transformer else []
+    if not (cam_layers or transformer):
+        return {}, [], None
+    where = ", ".join(cam_layers or req.cam_blocks) or "its default blocks"
+    reporter.progress(0, 0, f"{req.cam_method} for {where}…", CAM)
+    with contextlib.ExitStack() as stack:
+        for d in req.edits:  # fresh hooks: the CAM explains the edited model too
+            stack.enter_context(edit_from_dict(loaded.model, d))
+        # The probe's resolved target: box:i, a region, a similar: reference are not
+        # resolved (nor embedded) again.
+        target = result.resolved_target
+        if transformer:
+            return _transformer_map(loaded, x, req, target, spec)
+        # With edits the records may hold an activation before or after its edit, so
+        # only an unedited probe stands in for the CAM's own pass.
+        probe = None if req.edits else result
+        return _cams(reporter, loaded, x, cam_layers, req, target, probe, spec)
+
+
+def _transformer_map(loaded, x, req: ProbeRequest, target, spec):
+    """A transformer method's one map as ``({PATCH_MAP: map}, notes, error)``."""
+    rec = explainers.get(req.cam_method)
+    takes = {p.name for p in rec.params}
+    params = {k: v for k, v in req.cam_params.items() if k in takes}
+    try:
+        e = explainers.explain(
+            loaded.model,
+            x,
+            rec.name,
+            layers=list(req.cam_blocks) or None,
+            target=target,
+            class_names=loaded.class_names,
+            input_spec=spec,
+            **params,
+        )
+    except HookScopeError as exc:
+        return {}, [Note("cam-error", str(exc))], str(exc)
+    notes = [Note("flat-map" if n.kind == explainers.FLAT else "info", n.text) for n in e.notes]
+    return {PATCH_MAP: e.map}, notes, None
 
 
 def _cams(reporter: Reporter, loaded, x, layers, req: ProbeRequest, target, probe, spec):

@@ -100,7 +100,8 @@ def load_model(
     """Load a model from a spec string.
 
     Args:
-        spec: ``demo``, ``demo:clean``, ``torchvision:NAME``, ``torchvision:NAME:WEIGHTS``,
+        spec: ``demo``, ``demo:clean``, ``demo:vit``, ``demo:vit-clean`` (the ViT twins),
+            ``torchvision:NAME``, ``torchvision:NAME:WEIGHTS``,
             ``timm:NAME`` (random init, seed 0; ``timm:NAME?pretrained=True`` only from the
             local cache; other ``?key=value&...`` go to ``timm.create_model``, and
             ``img_size=S`` also sets the input size), ``hf:DIR`` (a ``save_pretrained``
@@ -155,8 +156,10 @@ def load_model(
 def _load_demo(spec: str) -> LoadedModel:
 
     variant = spec.partition(":")[2] or "shortcut"
-    if variant not in ("shortcut", "clean"):
-        raise HookScopeError(f"Unknown demo '{variant}': use demo or demo:clean.")
+    if variant not in demo.VARIANTS + demo.VIT_VARIANTS:
+        raise HookScopeError(
+            f"Unknown demo '{variant}': use demo, demo:clean, demo:vit or demo:vit-clean."
+        )
     path = demo.weights_path(variant)
     if not path.exists():
         raise HookScopeError(

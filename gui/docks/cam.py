@@ -10,14 +10,17 @@ import math
 
 import numpy as np
 from PySide6.QtCore import QEvent, QSignalBlocker, QSize, Qt
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QSlider,
     QSplitter,
     QToolButton,
@@ -28,10 +31,15 @@ from PySide6.QtWidgets import (
 from hookscope.core.methods import explainers
 from hookscope.gui import figures
 from hookscope.gui.docks.base import BaseDock, Panel
+from hookscope.gui.widgets.flow import FlowLayout
 from hookscope.gui.widgets.panes import ImagePane
 
 METHODS = tuple(explainers.names(explainers.CAM))
 """The CAM methods of the explainer registry, in its order."""
+TRANSFORMER_METHODS = tuple(explainers.names(explainers.TRANSFORMER))
+"""The explainer registry's transformer methods (rollout, chefer, legrad, attnlrp...)."""
+CAM_CHOICE = "off (the CAM above)"
+"""The Transformer group's first entry: the CAM method of the header runs."""
 SLOW_METHODS = tuple(k for k in METHODS if explainers.get(k).slow)
 """Methods that cost many passes (the registry's ``cost``): progress counts channels."""
 PANE_MIN = 120
@@ -85,33 +93,37 @@ class CamDock(BaseDock):
         self.add_header_widget(QLabel("Method", self))
         self.add_header_widget(self.method_combo)
 
-        controls = QHBoxLayout()
-        controls.setSpacing(6)
-        controls.addWidget(QLabel("Target", self))
+        # Two groups in a row that wraps: in a narrow panel the display controls go under the
+        # target instead of widening the panel (the row scrolled sideways).
+        controls = FlowLayout(spacing=6)
+        target_group, display_group = QHBoxLayout(), QHBoxLayout()
+        target_group.addWidget(QLabel("Target", self))
         self.target_edit = QLineEdit(self)
         self.target_edit.setPlaceholderText("top-1 class")
         self.target_edit.setToolTip("Class to explain: a name or index; empty = the top-1 class")
         self.target_edit.returnPressed.connect(self._on_target_text)
-        controls.addWidget(self.target_edit, 1)
+        target_group.addWidget(self.target_edit, 1)
         top1 = QToolButton(self)
         top1.setText("Top-1")
         top1.setToolTip("Explain the predicted class")
         top1.clicked.connect(lambda: self.state.set_target(None))
-        controls.addWidget(top1)
-        controls.addSpacing(8)
-        controls.addWidget(QLabel("Colours", self))
+        target_group.addWidget(top1)
+        display_group.addWidget(QLabel("Colours", self))
         self.cmap_combo = QComboBox(self)
         self.cmap_combo.addItems(figures.colormap_names())
         self.cmap_combo.currentTextChanged.connect(lambda n: self.state.set_display(colormap=n))
-        controls.addWidget(self.cmap_combo)
-        controls.addWidget(QLabel("Alpha", self))
+        display_group.addWidget(self.cmap_combo)
+        display_group.addWidget(QLabel("Alpha", self))
         self.alpha_slider = QSlider(Qt.Orientation.Horizontal, self)
         self.alpha_slider.setRange(0, 100)
         self.alpha_slider.setMaximumWidth(120)
         self.alpha_slider.setToolTip("Opacity of the map over the image")
         self.alpha_slider.valueChanged.connect(lambda v: self.state.set_display(alpha=v / 100))
-        controls.addWidget(self.alpha_slider)
+        display_group.addWidget(self.alpha_slider)
+        controls.addLayout(target_group, 1)
+        controls.addLayout(display_group)
         self.body.addLayout(controls)
+        self._build_transformer_group()
 
         split = self.split = QSplitter(Qt.Orientation.Horizontal, self)
         split.installEventFilter(self)
@@ -160,6 +172,7 @@ class CamDock(BaseDock):
         state.camChanged.connect(self._sync_controls)
         state.layersChanged.connect(lambda _: self._fill_layers())
         state.modelChanged.connect(self._fill_layers)
+        state.modelChanged.connect(self._fill_blocks)
         state.targetChanged.connect(lambda _: self._show_target())
         state.displayChanged.connect(self._on_display)
         state.busyChanged.connect(lambda busy: busy or self._show_status())
@@ -167,12 +180,102 @@ class CamDock(BaseDock):
         state.progress.connect(self._on_progress)
         self._sync_controls()
         self._fill_layers()
+        self._fill_blocks()
         self.refresh()
+
+    def _build_transformer_group(self) -> None:
+        """Method, blocks and head fusion of the transformer methods, from the registry.
+
+        Shown only for a model with a token layout whose attention can be read.
+        """
+        group = self.tf_group = QGroupBox("Transformer", self)
+        lay = QHBoxLayout(group)
+        lay.setContentsMargins(6, 2, 6, 2)
+        lay.addWidget(QLabel("Method", group))
+        self.tf_combo = QComboBox(group)
+        self.tf_combo.addItem(CAM_CHOICE)
+        for name in TRANSFORMER_METHODS:
+            self.tf_combo.addItem(name)
+            idx = self.tf_combo.count() - 1
+            self.tf_combo.setItemData(idx, explainers.get(name).title, Qt.ItemDataRole.ToolTipRole)
+        self.tf_combo.setToolTip("A method made for transformers: it reads the attention")
+        self.tf_combo.currentTextChanged.connect(self._on_tf_method)
+        lay.addWidget(self.tf_combo)
+        self.blocks_button = QToolButton(group)
+        self.blocks_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.blocks_button.setToolTip("Blocks the method reads (none ticked: the method's default)")
+        self.blocks_button.setMenu(QMenu(self.blocks_button))
+        lay.addWidget(self.blocks_button)
+        lay.addWidget(QLabel("Heads", group))
+        self.fusion_combo = QComboBox(group)
+        self.fusion_combo.setToolTip("How the attention heads are fused (rollout)")
+        self.fusion_combo.currentTextChanged.connect(self._on_fusion)
+        lay.addWidget(self.fusion_combo)
+        lay.addStretch(1)
+        self.body.addWidget(group)
+        group.setVisible(False)
+
+    def _fusion_param(self, method: str | None):
+        """The ``fusion`` option of ``method`` (a registry Param), or None."""
+        if method not in TRANSFORMER_METHODS:
+            return None
+        return next((p for p in explainers.get(method).params if p.name == "fusion"), None)
 
     # -- controls -> state --------------------------------------------------------------------
     def _on_method(self, method: str) -> None:
         if method:
             self.state.set_cam(method=method)
+
+    def _on_tf_method(self, method: str) -> None:
+        if method == CAM_CHOICE:
+            method = self.method_combo.currentText()
+        if method:
+            self.state.set_cam(method=method)
+
+    def _on_fusion(self, fusion: str) -> None:
+        if fusion:
+            self.state.set_cam(params={**self.state.cam_params, "fusion": fusion})
+
+    def _on_blocks(self) -> None:
+        self.state.set_cam(blocks=self.checked_blocks())
+
+    def checked_blocks(self) -> list[str]:
+        """The blocks ticked in the Blocks menu, in model order."""
+        return [a.text() for a in self.blocks_button.menu().actions() if a.isChecked()]
+
+    def _fill_blocks(self) -> None:
+        """The group for this model: shown when it has blocks a transformer method reads."""
+        blocks = self.state.transformer_blocks()
+        menu = self.blocks_button.menu()
+        menu.clear()
+        for name in blocks:
+            action = QAction(name, menu)
+            action.setCheckable(True)
+            action.toggled.connect(lambda _on: self._on_blocks())
+            menu.addAction(action)
+        self.tf_group.setVisible(bool(blocks))
+        self._sync_transformer()
+
+    def _sync_transformer(self) -> None:
+        st = self.state
+        method = st.cam_method if st.cam_method in TRANSFORMER_METHODS else CAM_CHOICE
+        with QSignalBlocker(self.tf_combo):
+            self.tf_combo.setCurrentText(method)
+        wanted = set(st.cam_blocks)
+        ticked = 0
+        for action in self.blocks_button.menu().actions():
+            with QSignalBlocker(action):
+                action.setChecked(action.text() in wanted)
+            ticked += action.isChecked()
+        self.blocks_button.setText(f"Blocks: {ticked}" if ticked else "Blocks: default")
+        param = self._fusion_param(st.cam_method)
+        with QSignalBlocker(self.fusion_combo):
+            self.fusion_combo.clear()
+            if param is not None:
+                self.fusion_combo.addItems(list(param.choices))
+                self.fusion_combo.setCurrentText(st.cam_params.get("fusion", param.default))
+        self.fusion_combo.setEnabled(param is not None)
+        self.blocks_button.setEnabled(method != CAM_CHOICE)
 
     def _on_layer_item(self, _item) -> None:
         self.state.set_cam(layers=self.checked_layers())
@@ -196,6 +299,7 @@ class CamDock(BaseDock):
         with QSignalBlocker(self.alpha_slider):
             self.alpha_slider.setValue(round(st.alpha * 100))
         self._check_layers()
+        self._sync_transformer()
         self._show_status()
 
     def map_layers(self) -> list[str]:
@@ -280,7 +384,9 @@ class CamDock(BaseDock):
             self.status.setText("Running… (Esc cancels)")
         elif snap is None:
             self.status.setText("")
-        elif snap.cam_method != st.cam_method or list(snap.cams) != list(st.cam_layers):
+        elif snap.cam_method != st.cam_method or (
+            st.cam_method not in TRANSFORMER_METHODS and list(snap.cams) != list(st.cam_layers)
+        ):
             self.status.setText("Out of date: run again (Ctrl+R) to compute this CAM.")
         else:
             name = snap.target_name or snap.target

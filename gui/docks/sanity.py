@@ -85,11 +85,14 @@ class SanityDock(BaseDock):
         state.modelChanged.connect(self._clear)
 
     def methods(self) -> tuple[str, ...]:
-        """The current CAM method (when a CAM layer is set) and the checked methods."""
+        """The current CAM method (when a CAM layer is set; a transformer method needs none)
+        and the checked methods, each once."""
         st = self.state
-        out = [st.cam_method] if st.cam_method and st.cam_layers else []
+        method = st.cam_method
+        current = method and (st.cam_layers or explainers.get(method).kind != explainers.CAM)
+        out = [method] if current else []
         out += [k for k, a in self.method_actions.items() if a.isChecked()]
-        return tuple(out)
+        return tuple(dict.fromkeys(out))
 
     def run(self) -> int | None:
         st = self.state
