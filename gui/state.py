@@ -61,6 +61,10 @@ class AppState(QObject):
         editsChanged(list): the gradient / activation edit dicts of the probe.
         shapesChanged(): the tree's output shapes were redone for a new input size (same
             nodes, new ``out_shapes`` / ``calls``).
+        conceptsChanged(str): concepts of this layer were found or opened (a scan folder's
+            ``concepts.json``, ``core.jobs.concept_view.concepts_for``).
+        conditionChanged(object): the CAM restriction, ``(layer, "channel" | "concept",
+            index)`` or None (a click on a channel or a concept).
     """
 
     modelChanged = Signal()
@@ -82,6 +86,8 @@ class AppState(QObject):
     statusMessage = Signal(str)
     editsChanged = Signal(list)
     shapesChanged = Signal()
+    conceptsChanged = Signal(str)
+    conditionChanged = Signal(object)
 
     def __init__(self, worker: Worker | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -94,6 +100,8 @@ class AppState(QObject):
         self._connect_workbench()
         self._run_id: int | None = None
         self._run_started = 0.0
+        self.condition: tuple[str, str, int] | None = None  # a view choice: no rerun
+        self.modelChanged.connect(lambda: self.set_condition(None))
 
     # The workbench's state, read and written through the adapter as before.
     loaded = _forward("loaded")
@@ -317,6 +325,16 @@ class AppState(QObject):
         An unknown colour map emits ``errorRaised`` and keeps the current one.
         """
         self.wb.set_display(colormap, alpha)
+
+    def set_condition(self, condition: tuple[str, str, int] | None) -> None:
+        """Restrict the CAM dock's extra map to ``(layer, "channel" | "concept", index)`` (a
+        click on a channel or a concept), or None for no restricted map."""
+        if condition is not None:
+            layer, kind, index = condition
+            condition = (str(layer), str(kind), int(index))
+        if condition != self.condition:
+            self.condition = condition
+            self.conditionChanged.emit(condition)
 
     def set_auto_run(self, on: bool) -> None:
         self.wb.set_auto_run(on)

@@ -41,7 +41,7 @@ from hookscope.core.reporting import Cancelled, ModelGate, Reporter, lane_gate
 
 PROGRESS_POLL_MS = 100
 INTERACTIVE, LONG = "interactive", "long"
-LONG_KINDS = frozenset({"scan", "trust", "sanity", "importance", "training", "atlas"})
+LONG_KINDS = frozenset({"scan", "trust", "sanity", "importance", "training", "atlas", "concepts"})
 """Job kinds that run in the long lane; every other kind is interactive."""
 
 
