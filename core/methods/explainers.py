@@ -15,6 +15,7 @@ all list and run methods through :data:`EXPLAINERS`; a new method is one :func:`
   that strongly lowers the score matters as much as one that raises it (as Adebayo et al.
   rank maps). The signed picture ``sum_c a_c`` is :func:`~core.display.render.attribution_map`,
   and ``raw`` keeps the method's own (C, H, W) output.
+- ``attnlrp``: its raw is the (C, H, W) input relevance, mapped as an attribution.
 - Baselines: their own map (a seeded uniform map, the Sobel edges of the image).
 """
 
@@ -41,11 +42,12 @@ from hookscope.core.methods.cam import CAM_METHODS, compute_cam, compute_cam_bat
 from hookscope.core.methods.lrp import lrp
 from hookscope.core.methods.metrics import random_map, sobel_map
 from hookscope.core.methods.transformers import TRANSFORMER_METHODS, to_input
+from hookscope.core.methods.transformers.attnlrp import CONV_GAMMA, LINEAR_GAMMA, attnlrp
 from hookscope.core.reporting import Reporter
 
 CAM, ATTRIBUTION, BASELINE, TRANSFORMER = "cam", "attribution", "baseline", "transformer"
 KINDS = (CAM, ATTRIBUTION, BASELINE, TRANSFORMER)
-"""``transformer``: methods that read a vision transformer's attention (rollout, chefer, legrad)."""
+"""``transformer``: methods made for vision transformers (rollout, chefer, legrad, attnlrp)."""
 NO_PASS, ONE_PASS, PER_CHANNEL, STEPS = "no pass", "one pass", "forwards per channel", "steps"
 COSTS = (NO_PASS, ONE_PASS, PER_CHANNEL, STEPS)
 """``cost``: none, one forward (and backward), a forward per channel, many passes."""
@@ -344,6 +346,27 @@ def _run_lrp(rec, model, x, target, ctx):
 register(Explainer("lrp", ATTRIBUTION, "LRP (zennit)", (), False, ONE_PASS, True, _run_lrp))
 
 
+def _run_attnlrp(rec, model, x, target, ctx):
+    return None, attnlrp(model, x, target, **ctx.params), ()
+
+
+register(
+    Explainer(
+        "attnlrp",
+        TRANSFORMER,
+        "AttnLRP (CP-LRP, as lxt)",
+        (
+            Param("conv_gamma", float, CONV_GAMMA, "Gamma rule of the patch embedding"),
+            Param("linear_gamma", float, LINEAR_GAMMA, "Gamma rule of the MLPs and the head"),
+        ),
+        False,
+        ONE_PASS,
+        True,
+        _run_attnlrp,
+    )
+)
+
+
 # -- running one ----------------------------------------------------------------------------
 def _check_params(rec: Explainer, params: dict) -> dict:
     known = {p.name for p in rec.params} | ({"reshape"} if rec.kind == CAM else set())
@@ -428,7 +451,8 @@ def explain(
         m = maps[layer]
     else:
         layer = ctx.layers[0] if ctx.layers and rec.needs_layer else None
-        m = magnitude_map(raw) if rec.kind == ATTRIBUTION else np.asarray(raw, np.float32)
+        input_relevance = rec.kind == ATTRIBUTION or np.ndim(raw) == 3  # (C, H, W): attnlrp too
+        m = magnitude_map(raw) if input_relevance else np.asarray(raw, np.float32)
     if rec.kind != CAM and not m.any():
         notes = (*notes, Note(FLAT, f"The {rec.name} map is zero everywhere."))
     return Explanation(

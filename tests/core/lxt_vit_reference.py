@@ -1,8 +1,9 @@
 """lxt 2.1's own torchvision-ViT AttnLRP recipe, run in a separate process (its patches change
 torch classes for the whole process): ``python lxt_vit_reference.py IN.pt OUT.npy``.
 
-IN.pt holds the ViT's constructor kwargs, state dict, input, target and gammas; OUT.npy gets the
-input relevance ``x * x.grad`` (1, C, H, W), as in lxt's ``examples/vit_torch.py``.
+IN.pt holds the ViT's constructor kwargs, state dict, input, target and (conv, linear) gamma
+pairs; OUT.npy gets the input relevance ``x * x.grad`` per pair, (P, C, H, W), as in lxt's
+``examples/vit_torch.py``.
 
 ``import lxt.efficient`` fails on transformers 5 (its BERT patch imports a removed helper), so
 the packages are entered without their ``__init__`` and only the ViT rules are loaded: what
@@ -50,18 +51,21 @@ def main(src: str, dst: str) -> None:
     model.eval()
     for p in model.parameters():
         p.requires_grad = False
-    composite = LayerMapComposite(
-        [
-            (torch.nn.Conv2d, z_rules.Gamma(blob["conv_gamma"])),
-            (torch.nn.Linear, z_rules.Gamma(blob["linear_gamma"])),
-        ]
-    )
-    composite.register(model)
-    x = blob["x"].clone().requires_grad_()
-    y = model(x)
-    y[0, blob["target"]].backward()
-    composite.remove()
-    np.save(dst, (x * x.grad).detach().numpy())
+    out = []
+    for conv_gamma, linear_gamma in blob["gammas"]:  # as the example's loop over its grid
+        composite = LayerMapComposite(
+            [
+                (torch.nn.Conv2d, z_rules.Gamma(conv_gamma)),
+                (torch.nn.Linear, z_rules.Gamma(linear_gamma)),
+            ]
+        )
+        composite.register(model)
+        x = blob["x"].clone().requires_grad_()
+        y = model(x)
+        y[0, blob["target"]].backward()
+        composite.remove()
+        out.append((x * x.grad).detach()[0].numpy())
+    np.save(dst, np.stack(out))
 
 
 if __name__ == "__main__":

@@ -267,7 +267,7 @@ def test_bad_options(tv_vit, x32):
 
 
 def test_registered_as_transformer_kind():
-    assert explainers.names(explainers.TRANSFORMER) == ["rollout", "chefer", "legrad"]
+    assert explainers.names(explainers.TRANSFORMER) == ["rollout", "chefer", "legrad", "attnlrp"]
 
 
 def test_cli_cam_takes_the_transformer_names(tmp_path, capsys):

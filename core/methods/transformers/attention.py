@@ -62,10 +62,9 @@ def _is_hf_attention(m: nn.Module) -> bool:
 
 
 def _windowed(model: nn.Module) -> bool:
-    return any(
-        hasattr(m, "relative_position_bias_table") and hasattr(m, "window_size")
-        for m in model.modules()
-    )
+    # Swin's blocks (timm, torchvision, Hugging Face) shift their windows; BEiT also has a
+    # relative position bias table and a "window_size", but its window is the whole patch grid.
+    return any(hasattr(m, "shift_size") for m in model.modules())
 
 
 def find_blocks(model: nn.Module, method: str) -> list[Block]:

@@ -30,8 +30,8 @@ def score_projection(model: nn.Module):
     """The model's own head as a map from a block's tokens (B, T, C) to class scores (B, K).
 
     torchvision ``VisionTransformer``: ``heads(encoder.ln(tokens.mean(1)))`` (torchcam's);
-    timm ``VisionTransformer``: ``forward_head(norm(tokens))``; Hugging Face
-    ``ViTForImageClassification``: ``classifier(layernorm(tokens)[:, 0])``.
+    timm ``VisionTransformer``: ``forward_head(norm(tokens))``; Hugging Face image classifiers:
+    their own pooling and ``classifier`` (:func:`_hf_projection`).
 
     Raises:
         HookScopeError: A model with neither head.
@@ -43,15 +43,36 @@ def score_projection(model: nn.Module):
     norm, head = getattr(model, "norm", None), getattr(model, "forward_head", None)
     if isinstance(norm, nn.Module) and callable(head):
         return lambda tokens: head(norm(tokens))
-    base = getattr(model, getattr(model, "base_model_prefix", "") or "-", None)
-    ln, classifier = getattr(base, "layernorm", None), getattr(model, "classifier", None)
-    if isinstance(ln, nn.Module) and isinstance(classifier, nn.Linear):
-        return lambda tokens: classifier(ln(tokens)[:, 0])
+    hf = _hf_projection(model)
+    if hf is not None:
+        return hf
     raise HookScopeError(
         "legrad projects each block's tokens through the model's head, and this model has "
-        "none of torchvision's encoder.ln + heads, timm's norm + forward_head or Hugging Face "
-        "ViT's layernorm + classifier."
+        "none of torchvision's encoder.ln + heads, timm's norm + forward_head or a Hugging Face "
+        "image classifier's (ViT, DeiT, BEiT, DINOv2, CLIP, SigLIP) pooling + classifier."
     )
+
+
+def _hf_projection(model: nn.Module):
+    """A Hugging Face ``...ForImageClassification``'s pooling + classifier, as its forward does."""
+    classifier = getattr(model, "classifier", None)
+    base = getattr(model, getattr(model, "base_model_prefix", "") or "-", None)
+    base = base if base is not None else getattr(model, "vision_model", None)
+    if not isinstance(classifier, nn.Linear) or base is None:
+        return None
+    kind = getattr(getattr(model, "config", None), "model_type", "")
+    ln = getattr(base, "layernorm", None)
+    if kind == "clip":  # the un-normed patch tokens' mean
+        return lambda tokens: classifier(tokens[:, 1:].mean(1))
+    if kind == "siglip":
+        return lambda tokens: classifier(base.post_layernorm(tokens).mean(1))
+    if kind == "dinov2" and isinstance(ln, nn.Module):  # [class token, mean of the patches]
+        return lambda t: classifier(torch.cat([ln(t)[:, 0], ln(t)[:, 1:].mean(1)], 1))
+    if kind == "beit" and isinstance(ln, nn.Module) and isinstance(base.pooler, nn.Module):
+        return lambda tokens: classifier(base.pooler(ln(tokens)))
+    if isinstance(ln, nn.Module):  # ViT, DeiT: the normed class token
+        return lambda tokens: classifier(ln(tokens)[:, 0])
+    return None
 
 
 def legrad(model, x: torch.Tensor, target, *, blocks=None):
