@@ -38,12 +38,12 @@ def healthy_model() -> nn.Module:
     )
 
 
-def broken_model(depth: int = 12) -> nn.Module:
-    """A deep stack of sigmoid layers: each multiplies the gradient by at most 0.25."""
-    layers: list[nn.Module] = [nn.Flatten(), nn.Linear(3 * SIZE * SIZE, 64), nn.Sigmoid()]
+def broken_model(depth: int = 10) -> nn.Module:
+    """A deep stack of sigmoid conv layers: each multiplies the gradient by at most 0.25."""
+    layers: list[nn.Module] = [nn.Conv2d(3, 8, 3, padding=1), nn.Sigmoid(), nn.MaxPool2d(2)]
     for _ in range(depth - 1):
-        layers += [nn.Linear(64, 64), nn.Sigmoid()]
-    return nn.Sequential(*layers, nn.Linear(64, 4))
+        layers += [nn.Conv2d(8, 8, 3, padding=1), nn.Sigmoid()]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
 
 
 def train(kind: str, out: str, steps: int = 60, every: int = 5) -> None:

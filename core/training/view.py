@@ -32,8 +32,9 @@ class TrainingView:
         act: Layer → statistic (``ACT_STATS``) → values over ``steps``.
         findings: The diagnosis.
         probe_steps: Steps of the probe maps.
-        probe_strip: The first probe image's maps over steps side by side, uint8 RGB, or None.
+        probe_strip: The probe images' maps (rows) over steps (columns), uint8 RGB, or None.
         probe_layer: The layer the probe maps explain.
+        probe_rows: How many probe images the strip shows (its rows).
         notes: Sentences about what could not be read.
         files: The run's chunk and probe files when read (a live run adds more).
     """
@@ -52,6 +53,7 @@ class TrainingView:
     probe_steps: tuple[int, ...] = ()
     probe_strip: np.ndarray | None = None
     probe_layer: str = ""
+    probe_rows: int = 0
     notes: tuple[str, ...] = ()
     files: tuple[str, ...] = field(default=())
 
@@ -72,7 +74,7 @@ def training_view(data: RunData, path: str = "", colormap: str = "viridis") -> T
             act[name][stat] = values[i]
     loss = data.rows("loss")
     order = np.argsort(loss["step"], kind="stable")
-    strip, probe_steps, probe_layer = _probe_strip(data, colormap)
+    strip, probe_steps, probe_layer, probe_rows = _probe_strip(data, colormap)
     return TrainingView(
         path=str(path),
         info=data.info,
@@ -88,26 +90,33 @@ def training_view(data: RunData, path: str = "", colormap: str = "viridis") -> T
         probe_steps=probe_steps,
         probe_strip=strip,
         probe_layer=probe_layer,
+        probe_rows=probe_rows,
         notes=tuple(data.notes),
         files=run_files(path) if path else (),
     )
 
 
-def _probe_strip(data: RunData, colormap: str):
-    """The first probe image's map at every probe step, resized to tiles, side by side."""
+def _probe_strip(data: RunData, colormap: str, rows: int = 4):
+    """The probe images' maps (rows: up to ``rows`` images) at every probe step (columns)."""
     if not data.probes:
-        return None, (), ""
+        return None, (), "", 0
     from PIL import Image
 
-    tiles = []
-    for _, maps, _ in data.probes:
-        m = np.nan_to_num(maps[0].astype(np.float32))
-        img = Image.fromarray(m).resize((STRIP_TILE, STRIP_TILE), Image.Resampling.BILINEAR)
-        tiles.append(colorize(np.asarray(img), colormap))
-    gap = np.full((STRIP_TILE, 2, 3), 255, np.uint8)
-    parts = [t for tile in tiles for t in (tile, gap)][:-1]
+    def tile(m: np.ndarray) -> np.ndarray:
+        img = Image.fromarray(np.nan_to_num(m.astype(np.float32)))
+        img = img.resize((STRIP_TILE, STRIP_TILE), Image.Resampling.BILINEAR)
+        return colorize(np.asarray(img), colormap)
+
+    n = min(rows, min(len(maps) for _, maps, _ in data.probes))
+    gap_v = np.full((STRIP_TILE, 2, 3), 255, np.uint8)
+    lines = []
+    for i in range(n):
+        tiles = [tile(maps[i]) for _, maps, _ in data.probes]
+        lines.append(np.concatenate([t for x in tiles for t in (x, gap_v)][:-1], axis=1))
+    gap_h = np.full((2, lines[0].shape[1], 3), 255, np.uint8)
+    strip = np.concatenate([r for line in lines for r in (line, gap_h)][:-1], axis=0)
     steps = tuple(int(s) for s, _, _ in data.probes)
-    return np.concatenate(parts, axis=1), steps, data.probes[0][2]
+    return strip, steps, data.probes[0][2], n
 
 
 def run_files(path: str | Path) -> tuple[str, ...]:

@@ -101,7 +101,6 @@ class TrainingDock(BaseDock):
         self.heat_row = pg.InfiniteLine(angle=0, pen=pg.mkPen((255, 255, 255), width=1))
         self.loss_plot = self._plot("loss")
         self.stats_plot = self._plot("activation")
-        self.stats_plot.addLegend(offset=(-5, 5))
         grid.addWidget(self.heat, 0, 0, 2, 1)
         grid.addWidget(self.loss_plot, 0, 1)
         grid.addWidget(self.stats_plot, 1, 1)
@@ -237,18 +236,26 @@ class TrainingDock(BaseDock):
             return
         self.probes.set_pixmap(rgb_to_pixmap(v.probe_strip))
         steps = ", ".join(map(str, v.probe_steps))
-        self.probe_caption.setText(f"Probe image's map at {v.probe_layer}, steps {steps}")
+        self.probe_caption.setText(
+            f"Probe maps at layer {v.probe_layer}: {v.probe_rows} image(s) in rows, "
+            f"steps {steps} in columns"
+        )
 
     def _show_layer(self) -> None:
         """The selected layer's activation statistics and its place on the heat map."""
         v, layer = self.view, self.layer
         self.stats_plot.clear()
-        self.stats_plot.addLegend(offset=(-5, 5))
+        names = []
         stats = v.act.get(layer, {}) if layer else {}
         for key, values in stats.items():
             if np.isfinite(values).any():
                 pen = pg.mkPen(STAT_PENS[key], width=2)
                 self.stats_plot.plot(v.act_steps, values, pen=pen, name=STAT_NAMES[key])
+                names.append(
+                    f"<span style='color:#{bytes(STAT_PENS[key]).hex()}'>{STAT_NAMES[key]}</span>"
+                )
+        # The key sits in the title, where it never covers a curve (a legend did).
+        self.stats_plot.setTitle(" · ".join(names), size="9pt")
         self.stats_plot.setLabel("left", f"activation of {layer}" if layer else "activation")
         for line in (self.heat_row, self.heat_line):
             if line.scene() is not None:

@@ -110,10 +110,10 @@ def test_the_broken_example_is_flagged_and_the_healthy_one_is_not(tmp_path, monk
     example["train"]("healthy", str(tmp_path / "healthy"), steps=20, every=5)
     broken = dg.diagnose(tmp_path / "broken")
     vanishing = [f.layer for f in broken if f.rule == "vanishing"]
-    assert vanishing[:3] == ["1", "3", "5"]  # the first Linear layers of the stack
+    assert vanishing[:3] == ["0", "3", "5"]  # the first conv layers of the sigmoid stack
     assert dg.diagnose(tmp_path / "healthy") == []
     assert read_run(tmp_path / "healthy").probes[0][1].shape == (2, 48, 48)
-    assert "Probes stopped at step 0" in read_run(tmp_path / "broken").info["probe_note"]
+    assert read_run(tmp_path / "broken").probes[0][1].shape == (2, 48, 48)
 
 
 def test_the_cli_prints_each_finding_as_one_line(tmp_path, capsys):

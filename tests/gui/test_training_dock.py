@@ -22,7 +22,7 @@ def write_run(out, steps: int, start_seed: int = 0):
         nn.Linear(4, 2),
     )
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    probe = torch.randn(1, 3, 16, 16)
+    probe = torch.randn(2, 3, 16, 16)
     with hookscope.watch(model, out=out, every=1, probe=probe, probe_every=2, flush_every=2) as w:
         for _ in range(steps):
             opt.zero_grad()
@@ -55,12 +55,17 @@ def test_the_dock_shows_the_run_and_a_finding_click_selects_its_layer(tmp_path, 
     assert dock.heat_image.image.shape == (4, 3, 3)  # steps x layers x RGB
     assert list(v.loss_steps) == [0, 1, 2, 3] and np.isfinite(v.loss).all()
     assert v.probe_steps == (0, 2) and dock.probes.pixmap() is not None
+    assert v.probe_rows == 2 and v.probe_strip.shape == (2 * 64 + 2, 2 * 64 + 2, 3)
+    assert "2 image(s) in rows, steps 0, 2 in columns" in dock.probe_caption.text()
     findings = diagnose(tmp_path)
     assert dock.findings.count() == max(1, len(findings))
     dock.select("2", 2)
     assert dock.layer == "2"
     names = {item.name() for item in dock.stats_plot.getPlotItem().listDataItems()}
     assert names == {"mean", "std", "zeros"}
+    title = dock.stats_plot.getPlotItem().titleLabel.text
+    assert all(n in title for n in ("mean", "std", "zeros"))  # the key, never over a curve
+    assert dock.stats_plot.getPlotItem().legend is None
     assert dock.heat_row.value() == 1.5 and dock.heat_line.value() == 2.5
 
 
