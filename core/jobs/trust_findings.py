@@ -122,32 +122,50 @@ ACTION = {
 
 
 def flat_sentence(f: FlatCurves, target: str, base: dict) -> str:
-    """One finding: which curves are flat, by how little p moves, and why."""
+    """One finding on deletion or insertion: how little p moves along the curves, and why."""
     words = CURVES[f.metric][1]
     who = "every method" if f.everywhere else ", ".join(f.methods)
-    if f.metric in ("deletion", "insertion"):
-        where = f"p({target}) {_plain(f.lo, 4)} to {_plain(f.hi, 4)}"
-    else:  # ROAD curves are changes of p
-        where = f"p({target}) moves {_plain(f.lo, 4)} to {_plain(f.hi, 4)}"
     text = (
         f"The score hardly changes when pixels are {ACTION[f.metric]} ({words} curves flat "
-        f"within {round_up(f.span)} for {who}: {where}): {why(f.metric, target, base)}"
+        f"within {round_up(f.span)} for {who}: p({target}) {_plain(f.lo, 4)} to "
+        f"{_plain(f.hi, 4)}): {why(f.metric, target, base)}"
     )
     if f.everywhere:
         text += f"; {words} cannot rank these maps"
     return text + "."
 
 
+def road_sentence(flats: list[FlatCurves], first: bool) -> str:
+    """ROAD's flat orders in one sentence (its curves are changes of p, so no p range)."""
+    parts = [
+        f"{CURVES[f.metric][1].split()[-1]} within {round_up(f.span)} for "
+        + ("every method" if f.everywhere else f"{len(f.methods)} of {f.total} methods")
+        for f in flats
+    ]
+    lead = (
+        "The score hardly changes when pixels are filled from their neighbours (ROAD "
+        if first
+        else "ROAD hardly changes either ("
+    )
+    why = "filling pixels from their neighbours keeps what the model reads"
+    return f"{lead}{', '.join(parts)}): {why}."
+
+
 def findings(methods: dict, target: str, base: dict) -> list[str]:
     """Sentences on the flat curve families of a Trust table (empty when none is flat).
 
-    When insertion is flat for every method but deletion is not, the ranking by
-    insertion − deletion rests on deletion alone: the last sentence says so.
+    Deletion and insertion each get a sentence, ROAD's two orders share one. When insertion is
+    flat for every method but deletion is not, the ranking by insertion − deletion rests on
+    deletion alone: the last sentence says so.
     """
     flats = flat_curves(methods)
-    out = [flat_sentence(f, target, base) for f in flats]
-    every = {f.metric for f in flats if f.everywhere}
-    if len(methods) > 1 and ("insertion" in every) != ("deletion" in every):
+    rise = [f for f in flats if f.metric in ("deletion", "insertion")]
+    road = [f for f in flats if f not in rise]
+    out = [flat_sentence(f, target, base) for f in rise]
+    if road:
+        out.append(road_sentence(road, first=not out))
+    every = {f.metric for f in rise if f.everywhere}
+    if len(methods) > 1 and len(every) == 1:
         alone = "deletion" if "insertion" in every else "insertion"
         out.append(f"So the ranking by insertion − deletion rests on {alone} alone.")
     return out

@@ -362,19 +362,22 @@ class TrustDock(BaseDock):
             pairs.append((r.methods["random"], "random", Qt.PenStyle.DashLine))
         for mm, label, style in pairs:
             width = 2 if style == Qt.PenStyle.SolidLine else 1
+            # The title names the selected method: its own entries stay short to fit under the plot.
+            who = "" if label == name else f"{label} "
             self.curves_plot.plot(
                 x,
                 mm.deletion_curve,
                 pen=pg.mkPen(BAD, width=width, style=style),
-                name=f"{label} del {r.cell(label, 'deletion', digits)}",
+                name=f"{who}del {r.cell(label, 'deletion', digits)}",
             )
             self.curves_plot.plot(
                 x,
                 mm.insertion_curve,
                 pen=pg.mkPen(GOOD, width=width, style=style),
-                name=f"{label} ins {r.cell(label, 'insertion', digits)}",
+                name=f"{who}ins {r.cell(label, 'insertion', digits)}",
             )
-        self.curves_plot.setTitle(name, color=TEXT, size="9pt")
+        title = f"{name}, random dashed" if len(pairs) > 1 else name
+        self.curves_plot.setTitle(title, color=TEXT, size="9pt")
         self.summary.setText(f"{r.summary()} Selected: {r.verdict(name)}")
 
     # -- export -------------------------------------------------------------------------------

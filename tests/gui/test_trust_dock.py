@@ -192,4 +192,9 @@ def test_flat_curves_are_said_in_words_and_the_legend_leaves_them_alone(make_win
     legend, box = plot.legend, plot.getViewBox()
     assert len(legend.items) == 4
     assert legend.sceneBoundingRect().top() >= box.sceneBoundingRect().bottom() - 1
-    assert legend.items[0][1].text.startswith(f"{trust.order[0]} del ")
+    texts = [label.text for _, label in legend.items]
+    d = r.decimals()
+    top = trust.order[0]
+    assert texts[:2] == [f"del {r.cell(top, 'deletion', d)}", f"ins {r.cell(top, 'insertion', d)}"]
+    title = trust.curves_plot.getPlotItem().titleLabel.text
+    assert title == f"{top}, random dashed" or top == "random"
