@@ -1,0 +1,220 @@
+"""attnlrp: equal to lxt 2.1's own torchvision-ViT recipe run in a separate process (lxt patches
+torch classes for its whole process), the same rules on timm's ViT, and the rules scoped to the
+one explained model: a second model, torch's classes and the model itself are left as they were."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.vision_transformer import VisionTransformer
+
+from hookscope.core.display.render import magnitude_map
+from hookscope.core.errors import HookScopeError
+from hookscope.core.methods import explainers
+from hookscope.core.methods.transformers.attnlrp import attnlrp
+
+timm = pytest.importorskip("timm")
+
+CONFIG = dict(
+    image_size=32, patch_size=8, num_layers=3, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=7
+)
+GAMMAS = [(0.25, 0.05), (100.0, 0.0), (0.1, 1.0)]  # from lxt's own grid
+TARGET = 3
+
+
+@pytest.fixture(scope="module")
+def tv_vit():
+    torch.manual_seed(0)
+    vit = VisionTransformer(**CONFIG).eval()
+    nn.init.normal_(vit.heads.head.weight, std=0.5)  # torchvision starts the head at 0
+    return vit
+
+
+@pytest.fixture(scope="module")
+def x():
+    return torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+
+
+@pytest.fixture(scope="module")
+def lxt_relevance(tv_vit, x, tmp_path_factory):
+    """lxt's input relevance per gamma pair, computed by its recipe in another process."""
+    if importlib.util.find_spec("lxt") is None or importlib.util.find_spec("zennit") is None:
+        pytest.skip("lxt 2.1 and zennit are the reference (pip install -e '.[dev]')")
+    tmp = tmp_path_factory.mktemp("lxt")
+    blob = dict(config=CONFIG, state=tv_vit.state_dict(), x=x, target=TARGET, gammas=GAMMAS)
+    torch.save(blob, tmp / "in.pt")
+    script = Path(__file__).with_name("lxt_vit_reference.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [sys.executable, str(script), str(tmp / "in.pt"), str(tmp / "out.npy")],
+        check=True,
+        timeout=600,
+        env=env,
+        capture_output=True,
+    )
+    return np.load(tmp / "out.npy")
+
+
+def test_equals_lxt_in_a_separate_process(tv_vit, x, lxt_relevance):
+    assert lxt_relevance.shape == (len(GAMMAS), 3, 32, 32)
+    for (conv_gamma, linear_gamma), ref in zip(GAMMAS, lxt_relevance):
+        ours = attnlrp(tv_vit, x, TARGET, conv_gamma=conv_gamma, linear_gamma=linear_gamma)
+        assert np.abs(ref).max() > 1e-2  # a real map, not zeros
+        assert np.abs(ours - ref).max() <= 1e-4, (conv_gamma, linear_gamma)
+    # the gammas matter: the three references differ
+    assert np.abs(lxt_relevance[0] - lxt_relevance[1]).max() > 1e-2
+
+
+def test_registry_record(tv_vit, x, lxt_relevance):
+    e = explainers.explain(tv_vit, x, "attnlrp", target=TARGET)
+    rec = explainers.get("attnlrp")
+    assert rec.kind == explainers.TRANSFORMER and rec.signed
+    assert [p.name for p in rec.params] == ["conv_gamma", "linear_gamma"]
+    assert e.raw.shape == (3, 32, 32) and np.abs(e.raw - lxt_relevance[0]).max() <= 1e-4
+    assert e.map.shape == (32, 32) and e.map.min() == 0.0 and e.map.max() == pytest.approx(1.0)
+    np.testing.assert_allclose(e.map, magnitude_map(e.raw), atol=1e-7)
+    with pytest.raises(HookScopeError, match="does not take"):
+        explainers.explain(tv_vit, x, "attnlrp", target=TARGET, fusion="max")
+
+
+def _timm_twin(tv: VisionTransformer):
+    """A timm ViT with the torchvision ViT's weights (same function, other modules)."""
+    t = timm.create_model(
+        "vit_tiny_patch16_224",
+        pretrained=False,
+        img_size=32,
+        patch_size=8,
+        embed_dim=16,
+        depth=3,
+        num_heads=2,
+        mlp_ratio=2.0,
+        num_classes=7,
+    ).eval()
+    sd = {
+        "cls_token": tv.class_token,
+        "pos_embed": tv.encoder.pos_embedding,
+        "patch_embed.proj.weight": tv.conv_proj.weight,
+        "patch_embed.proj.bias": tv.conv_proj.bias,
+        "norm.weight": tv.encoder.ln.weight,
+        "norm.bias": tv.encoder.ln.bias,
+        "head.weight": tv.heads.head.weight,
+        "head.bias": tv.heads.head.bias,
+    }
+    for i, blk in enumerate(tv.encoder.layers):
+        att, p = blk.self_attention, f"blocks.{i}."
+        pairs = {
+            "norm1": blk.ln_1,
+            "norm2": blk.ln_2,
+            "attn.proj": att.out_proj,
+            "mlp.fc1": blk.mlp[0],
+            "mlp.fc2": blk.mlp[3],
+        }
+        for name, mod in pairs.items():
+            sd[p + name + ".weight"], sd[p + name + ".bias"] = mod.weight, mod.bias
+        sd[p + "attn.qkv.weight"], sd[p + "attn.qkv.bias"] = att.in_proj_weight, att.in_proj_bias
+    t.load_state_dict({k: v.detach().clone() for k, v in sd.items()})
+    for m in t.modules():  # the twin's LayerNorms share torchvision's eps
+        if isinstance(m, nn.LayerNorm):
+            m.eps = 1e-6
+    return t
+
+
+def test_timm_vit_gets_the_same_rules(tv_vit, x, lxt_relevance):
+    twin = _timm_twin(tv_vit)
+    with torch.no_grad():
+        torch.testing.assert_close(twin(x), tv_vit(x), atol=1e-5, rtol=1e-5)
+    ours = attnlrp(twin, x, TARGET)  # fused attention on: switched off for the pass only
+    assert np.abs(ours - lxt_relevance[0]).max() <= 1e-4
+    assert all(b.attn.fused_attn == timm.layers.use_fused_attn() for b in twin.blocks)
+
+
+def _hooks(model):
+    return sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        for m in model.modules()
+    )
+
+
+TORCH_SURFACE = [
+    (nn.LayerNorm, "forward"),
+    (nn.GELU, "forward"),
+    (nn.Linear, "forward"),
+    (nn.Conv2d, "forward"),
+    (nn.MultiheadAttention, "forward"),
+    (F, "layer_norm"),
+    (F, "gelu"),
+    (F, "linear"),
+    (F, "multi_head_attention_forward"),
+    (F, "scaled_dot_product_attention"),
+    (torch, "matmul"),
+]
+
+
+def test_one_model_only_and_everything_restored(tv_vit, x):
+    torch.manual_seed(5)
+    other = VisionTransformer(**CONFIG).eval()  # the same classes, not explained
+    nn.init.normal_(other.heads.head.weight, std=0.5)
+    x2 = x.flip(-1).clone().requires_grad_(True)
+    before = other(x2)
+    (plain_grad,) = torch.autograd.grad(before[0, 1], x2)
+    surface = [getattr(owner, name) for owner, name in TORCH_SURFACE]
+    state = {k: v.clone() for k, v in tv_vit.state_dict().items()}
+    with torch.no_grad():
+        out_before = tv_vit(x)
+    tv_vit.train()  # the user's mode, restored after
+    seen = {}
+
+    def target(output):  # runs while the rules are on: the other model must not see them
+        y = other(x2)
+        seen["out"] = y.detach()
+        (seen["grad"],) = torch.autograd.grad(y[0, 1], x2)
+        return output[:, TARGET]
+
+    try:
+        attnlrp(tv_vit, x, target)
+    finally:
+        tv_vit.eval()
+    torch.testing.assert_close(seen["out"], before.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(seen["grad"], plain_grad, rtol=0, atol=0)
+    assert [getattr(owner, name) for owner, name in TORCH_SURFACE] == surface
+    assert _hooks(tv_vit) == 0 and _hooks(other) == 0
+    assert all(torch.equal(v, state[k]) for k, v in tv_vit.state_dict().items())
+    with torch.no_grad():
+        torch.testing.assert_close(tv_vit(x), out_before, rtol=0, atol=0)
+
+
+def test_train_mode_and_no_grad_left_as_they_were(tv_vit, x, lxt_relevance):
+    tv_vit.train()
+    try:
+        with torch.no_grad():
+            r = attnlrp(tv_vit, x, TARGET)
+            assert not torch.is_grad_enabled()
+        assert all(m.training for m in tv_vit.modules())
+    finally:
+        tv_vit.eval()
+    assert np.abs(r - lxt_relevance[0]).max() <= 1e-4  # explained in eval mode
+
+
+def test_refusals_are_one_sentence(x):
+    transformers = pytest.importorskip("transformers")
+    swin = transformers.SwinModel(
+        transformers.SwinConfig(
+            image_size=32, patch_size=4, embed_dim=8, depths=[1], num_heads=[1], window_size=4
+        )
+    )
+    with pytest.raises(HookScopeError, match="Swin-like windowed attention") as err:
+        attnlrp(swin, x, lambda out: out.last_hidden_state.sum())
+    assert "\n" not in str(err.value)
+    eva02 = timm.create_model(
+        "eva02_tiny_patch14_224", pretrained=False, img_size=28, depth=1, num_classes=3
+    )
+    with pytest.raises(HookScopeError, match="gated") as err:
+        attnlrp(eva02, x[..., :28, :28], 0)
+    assert str(err.value).count(". ") == 0 and str(err.value).endswith(".")
