@@ -254,8 +254,9 @@ class Field:
         stride: (sy, sx), input pixels per grid step (input size / grid).
         offset: (y0, y1, x0, x1) relative to the cell's origin.
         input_size: (H, W) of the model input.
-        how: ``"measured"`` (the gradient's extent) or ``"cell"`` (the measured field covers
-            the whole input, as after global attention: the crop is the cell's own patch).
+        how: ``"measured"`` (the gradient's extent), ``"cell"`` (the measured field covers
+            the whole input, as after global attention: the crop is the cell's own patch) or
+            ``"footprint"`` (:func:`footprint`).
     """
 
     stride: tuple[float, float]
@@ -300,6 +301,19 @@ def measure_field(
         return Field((sy, sx), (0.0, sy, 0.0, sx), (h_in, w_in), "cell")
     off = (y0 - r0 * sy, y1 - r0 * sy, x0 - c0 * sx, x1 - c0 * sx)
     return Field((sy, sx), tuple(float(v) for v in off), (h_in, w_in), "measured")
+
+
+def footprint(field: Field) -> Field:
+    """The cell's own share of the input: one stride, centred on its receptive field.
+
+    Where a grid map (a concept map, a CAM) puts a cell when upsampled; the whole field of a
+    deep cell is mostly its surroundings.
+    """
+    sy, sx = field.stride
+    oy0, oy1, ox0, ox1 = field.offset
+    cy, cx = (oy0 + oy1) / 2, (ox0 + ox1) / 2
+    off = (cy - sy / 2, cy + sy / 2, cx - sx / 2, cx + sx / 2)
+    return Field(field.stride, off, field.input_size, "footprint")
 
 
 def cell_box(field: Field, row: int, col: int) -> tuple[float, float, float, float]:

@@ -12,9 +12,20 @@ Importance (a gradient × activation decomposition, not CRAFT's Sobol indices): 
 
 and the parts add up exactly: ``Σ_k importance_k + Σ_p R(p) · g(p) = Σ_p A(p) · g(p)`` with
 the residual ``R = A − U · W`` (and a shift s: ``A = A⁺ − s``, its term ``−Σ_p s · g(p)`` joins
-the residual). For a head that is linear in A (global average pool + linear layer, as in the
-demo and ResNets), ``Σ_p A(p) · g(p) = y − bias``: concept importances plus the residual's share
-are the target score minus the head's bias.
+the residual). The target score of class t is its *centred* logit ``y = z_t − mean_j z_j``: the
+softmax ignores what raises every logit alike, and on the clean demo twin that common part is
+most of each raw logit (every concept lowers all four by about the same amount), so raw-logit
+importances ranked a car concept first for airplane. For a head that is linear in A (global
+average pool + linear layer, as in the demo and ResNets), ``Σ_p A(p) · g(p) = y − b_c`` with
+``b_c = b_t − mean_j b_j``: concept importances plus the residual's share are the centred score
+minus the head's centred bias.
+
+Top patches (:func:`patch_scores`): a position ranks by ``U_k(p) · s_k(p)``, the concept's
+amount times its share of the position's reconstruction, ``s_k = c_k / Σ_j c_j`` with
+``c_j = U_j(p) · ‖W_j‖``; a position where the concept is strong *and* not mixed with others
+(an object's edge also holds the background's concepts). Its box is the cell's footprint on the
+input (one stride, centred on the cell's receptive field), where the concept map puts it: the
+layer's whole receptive field (54 px of the demo's 96) is mostly the surroundings.
 """
 
 from __future__ import annotations
@@ -40,6 +51,9 @@ def activations_and_grads(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The layer's grid activations, ∂(target score)/∂activations and the target scores.
 
+    The target score is the centred logit ``z_t − mean_j z_j`` (see the module docstring; the
+    raw logit for a single-output model).
+
     Returns:
         ``A`` float32 (N, C, h, w), ``G`` float32 (N, C, h, w), ``y`` float32 (N,).
     """
@@ -61,6 +75,8 @@ def activations_and_grads(
                 raise HookScopeError(f"Layer '{layer}' was not called with a tensor output.")
             idx = torch.as_tensor(np.asarray(targets), dtype=torch.long, device=out.device)
             y = out.gather(1, idx[:, None])[:, 0]
+            if out.shape[1] > 1:  # the part of the score the softmax sees
+                y = y - out.mean(1)
             (g,) = torch.autograd.grad(y.sum(), box[0])
     finally:
         handle.remove()
@@ -136,3 +152,10 @@ def decompose(a: np.ndarray, g: np.ndarray, nmf, shift: np.ndarray) -> dict[str,
         "residual": total - importance.sum(1),
         "total": total,
     }
+
+
+def patch_scores(maps: np.ndarray, nmf) -> np.ndarray:
+    """Top-patch scores ``U_k(p) · s_k(p)`` (module docstring) of concept maps (N, K, h, w)."""
+    contrib = maps * np.linalg.norm(nmf.components_, axis=1)[None, :, None, None]
+    share = contrib / np.maximum(contrib.sum(1, keepdims=True), 1e-12)
+    return (maps * share).astype(np.float32)

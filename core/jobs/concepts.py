@@ -137,8 +137,8 @@ def concepts_job(
         d = decompose(a, g, nmf, shift)
         importance[idx] = d["importance"]
         totals[idx] = d["total"]
-        best.add(d["maps"], idx)
-    _write(Path(folder), scan, paths, importance, best, nmf, field, spec)
+        best.add(patch_scores(d["maps"], nmf), idx)
+    _write(Path(folder), scan, paths, importance, best, nmf, footprint(field), spec)
     # the factorisation itself, so the app can find the concepts in a new image
     np.savez(Path(folder) / NMF_FILE, components=nmf.components_, shift=shift)
     np.save(Path(folder) / TOTAL_FILE, totals.astype(np.float32))

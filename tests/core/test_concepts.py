@@ -54,7 +54,11 @@ def test_importances_plus_residual_are_the_score_minus_bias(demo, scan_folder):
     assert a.shape == (6, 128, 12, 12) and a.min() >= 0  # after a ReLU: no shift
     nmf, k, _ = fit_nmf(patches(a), 4)
     d = decompose(a, g, nmf, np.zeros(128, np.float32))
-    bias = demo.model.fc.bias.detach().numpy()[targets]
+    b = demo.model.fc.bias.detach().numpy()
+    bias = b[targets] - b.mean()  # y is the centred logit z_t − mean_j z_j
+    with torch.no_grad():
+        z = demo.model(x).numpy()
+    np.testing.assert_allclose(y, z[np.arange(6), targets] - z.mean(1), atol=1e-5)
     # pool + linear head: Σ_p A·∂y/∂A = y − bias, and the concepts + residual add up to it
     np.testing.assert_allclose(d["total"], y - bias, atol=1e-4)
     np.testing.assert_allclose(d["importance"].sum(1) + d["residual"], y - bias, atol=1e-4)
