@@ -74,15 +74,29 @@ def activations_and_grads(
             if not box:
                 raise HookScopeError(f"Layer '{layer}' was not called with a tensor output.")
             idx = torch.as_tensor(np.asarray(targets), dtype=torch.long, device=out.device)
-            y = out.gather(1, idx[:, None])[:, 0]
-            if out.shape[1] > 1:  # the part of the score the softmax sees
-                y = y - out.mean(1)
+            y = _centred(out, idx)
             (g,) = torch.autograd.grad(y.sum(), box[0])
     finally:
         handle.remove()
     a = layout.to_grid(box[0].detach()).float().cpu().numpy()
     g = layout.to_grid(g.detach()).float().cpu().numpy()
     return a, g, y.detach().float().cpu().numpy()
+
+
+def _centred(out: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    y = out.gather(1, idx[:, None])[:, 0]
+    return y - out.mean(1) if out.shape[1] > 1 else y  # the part the softmax sees
+
+
+def centred_score(target: int):
+    """The concepts' target score of class ``target`` as a target callable (for
+    ``compute_cam``-style passes): ``z_t − mean_j z_j`` per sample (module docstring)."""
+
+    def score(output) -> torch.Tensor:
+        z = logits_of(output)
+        return _centred(z, torch.full((len(z),), int(target), device=z.device))
+
+    return score
 
 
 def patches(a: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.concepts import centred_score
 from hookscope.core.io.concept_outputs import ConceptSet, read_concepts
 from hookscope.core.loading.images import to_tensor
 from hookscope.core.methods.conditional import (
@@ -127,9 +128,13 @@ def concept_view_job(
     reporter.progress(0, 0, f"Concepts of {layer}…")
     with reporter.batch():
         p = layer_pass(loaded.model, x, layer, use, target, class_names=loaded.class_names)
-        grads = p.grads
+        pc = p  # the pass the importances come from
+        if concepts is not None and isinstance(p.target, int):
+            # as the concepts job: importance for the centred logit z_t − mean_j z_j
+            pc = layer_pass(loaded.model, x, layer, use, centred_score(p.target))
+        grads = pc.grads
         if grads is None:  # a perturbation method: one more pass for ∂y/∂A
-            grads = layer_pass(loaded.model, x, layer, "hirescam", p.target).grads
+            grads = layer_pass(loaded.model, x, layer, "hirescam", pc.target).grads
     a, g = p.acts.astype(np.float64), grads.astype(np.float64)
     total = float((a * g).sum())
     importance, maps, u = np.zeros(0), np.zeros((0, *p.input_size), np.float32), None
@@ -144,7 +149,7 @@ def concept_view_job(
         if kind == "channel":
             m = channel_maps(p, [idx])[0]
         elif 0 <= idx < len(u):
-            m = concept_maps(p, u[idx : idx + 1], concepts.directions[idx : idx + 1])[0]
+            m = concept_maps(pc, u[idx : idx + 1], concepts.directions[idx : idx + 1])[0]
         else:
             raise HookScopeError(f"There is no concept {idx}: the folder has {len(u)}.")
         restricted, label, rsum = to_input(m, p.input_size), f"{kind} {idx}", float(m.sum())

@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import hookscope.gui.command as main
@@ -19,7 +20,7 @@ from hookscope.core.jobs.concept_view import (
     concepts_for,
     remember_concepts,
 )
-from hookscope.core.loading.images import load_image
+from hookscope.core.loading.images import load_image, to_tensor
 from hookscope.core.loading.models import load_model
 from hookscope.core.reporting import quiet
 
@@ -59,9 +60,13 @@ def test_the_app_finds_the_jobs_concepts_again(demo, scan):
         # the stored directions and shift give the job's own importances for this image
         np.testing.assert_allclose(v.importance, imp[row], rtol=1e-4, atol=1e-5)
         assert v.total == pytest.approx(float(totals[row]), rel=1e-4, abs=1e-5)
-        # importances + residual = Σ A·∂y/∂A = y − bias (pool + linear head)
-        bias = float(demo.model.fc.bias.detach()[v.target])
-        assert v.importance.sum() + v.residual == pytest.approx(v.score - bias, abs=1e-4)
+        # importances + residual = Σ A·∂y/∂A = y − bias (pool + linear head), y the centred
+        # logit z_t − mean_j z_j (core.experiments.concepts) and bias centred alike
+        b = demo.model.fc.bias.detach().numpy()
+        with torch.no_grad():
+            z = demo.model(to_tensor(image, demo.input_spec))[0].numpy()
+        y, bias = z[v.target] - z.mean(), b[v.target] - b.mean()
+        assert v.importance.sum() + v.residual == pytest.approx(y - bias, abs=1e-4)
         # scaled by the largest amount on the grid (bilinear upsampling keeps it ≤ 1)
         assert v.maps.shape == (3, 96, 96) and 0.95 < v.maps.max() <= 1.0
 
