@@ -31,6 +31,9 @@ FAIL_AT = 0.5
 """A map whose rank correlation with the original is still at least this once the weights
 are random fails the check (Adebayo et al. 2018)."""
 
+Y_RANGE = (-0.2, 1.05)
+"""The correlation axis when every value lies in it; :meth:`SanityResult.y_range` widens it."""
+
 
 @dataclass(frozen=True)
 class SanityResult:
@@ -51,6 +54,19 @@ class SanityResult:
     original: dict[str, np.ndarray]
     maps: dict[str, list[np.ndarray]]
     target: int
+
+    def y_range(self, margin: float = 0.05) -> tuple[float, float]:
+        """The correlation axis: :data:`Y_RANGE`, widened so that every value lies inside.
+
+        Spearman's rho lies in [-1, 1]; a map that turns into its own negative once the weights
+        are random goes well below 0, and the plot must still show it.
+        """
+        values = [v for c in self.correlations.values() for v in np.asarray(c, np.float64)]
+        values = [v for v in values if np.isfinite(v)]
+        lo, hi = Y_RANGE
+        if values:
+            lo, hi = min(lo, min(values) - margin), max(hi, max(values) + margin)
+        return float(lo), float(hi)
 
     def final(self, method: str) -> float:
         """Rank correlation with the original once every layer of the cascade is random."""
@@ -252,13 +268,14 @@ def cascading_randomization(
             tgt = resolve_target(target, logits, class_names)
             if callable(tgt):
                 raise HookScopeError("The sanity check needs a class index or name as target.")
-            total = len(steps) + 1
+            # Progress counts the steps the result shows (the original maps are step 0 of N).
+            total = len(steps)
             reporter.progress(0, total, "Maps with the real weights…")
             with reporter.batch():  # in the app, clicks go in between two maps
                 original = {k: _as_map(f(model, x, tgt)) for k, f in explain.items()}
             corr = {k: np.zeros(len(steps), np.float64) for k in explain}
             maps: dict[str, list[np.ndarray]] = {k: [] for k in explain}
-            reporter.progress(1, total, f"Randomising {steps[0]}…")
+            reporter.progress(0, total, f"Randomising {steps[0]}…")
             for i, name in enumerate(steps):
                 _randomise(modules[name], seed + i)
                 for k, f in explain.items():
@@ -267,7 +284,7 @@ def cascading_randomization(
                     corr[k][i] = spearman(original[k], m)
                     if keep_maps:
                         maps[k].append(m)
-                reporter.progress(i + 2, total, f"Randomised down to {name}")
+                reporter.progress(i + 1, total, f"Randomised down to {name}")
     finally:
         weights.restore()
     return SanityResult(

@@ -12,6 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QLabel, QMenu, QPushButton, QToolButton
 
+from hookscope.core.experiments.sanity import Y_RANGE
 from hookscope.core.jobs.experiments import sanity_job
 from hookscope.core.methods import explainers
 from hookscope.gui.docks.base import BaseDock, Panel
@@ -61,7 +62,7 @@ class SanityDock(BaseDock):
         self.plot = pg.PlotWidget(self, background=BACKGROUND)
         self.plot.setLabel("left", "Spearman rank correlation with the original map", color=TEXT)
         self.plot.setLabel("bottom", "randomised down to (cumulative, output first)", color=TEXT)
-        self.plot.setYRange(-0.2, 1.05)
+        self.plot.setYRange(*Y_RANGE)
         self.plot.showGrid(y=True, alpha=0.3)
         self.plot.addLegend(offset=(-10, 10))
         self.plot.setMenuEnabled(False)
@@ -143,6 +144,7 @@ class SanityDock(BaseDock):
         ticks = [(int(i), _short(s)) for i, s in enumerate(r.steps) if i % k == 0]
         self.plot.getAxis("bottom").setTicks([ticks])
         self.plot.setXRange(-0.5, len(r.steps) - 0.5, padding=0.02)
+        self.plot.setYRange(*r.y_range(), padding=0)  # every point inside, however low
         restored = (
             "The real weights were restored afterwards (state_dict checksum unchanged)."
             if report.restored
