@@ -135,6 +135,60 @@ def test_timm_vit_gets_the_same_rules(tv_vit, x, lxt_relevance):
     assert all(b.attn.fused_attn == timm.layers.use_fused_attn() for b in twin.blocks)
 
 
+def _hf_twin(tv: VisionTransformer):
+    """A Hugging Face ViT with the torchvision ViT's weights."""
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.ViTConfig(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+        num_labels=7,
+        layer_norm_eps=1e-6,
+    )
+    hf = transformers.ViTForImageClassification(cfg).eval()
+    emb = "vit.embeddings."
+    sd = {
+        emb + "cls_token": tv.class_token,
+        emb + "position_embeddings": tv.encoder.pos_embedding,
+        emb + "patch_embeddings.projection.weight": tv.conv_proj.weight,
+        emb + "patch_embeddings.projection.bias": tv.conv_proj.bias,
+        "vit.layernorm.weight": tv.encoder.ln.weight,
+        "vit.layernorm.bias": tv.encoder.ln.bias,
+        "classifier.weight": tv.heads.head.weight,
+        "classifier.bias": tv.heads.head.bias,
+    }
+    for i, blk in enumerate(tv.encoder.layers):
+        att, p = blk.self_attention, f"vit.layers.{i}."
+        q, k, v = att.in_proj_weight.chunk(3)
+        qb, kb, vb = att.in_proj_bias.chunk(3)
+        sd |= {p + "attention.q_proj.weight": q, p + "attention.q_proj.bias": qb}
+        sd |= {p + "attention.k_proj.weight": k, p + "attention.k_proj.bias": kb}
+        sd |= {p + "attention.v_proj.weight": v, p + "attention.v_proj.bias": vb}
+        pairs = {
+            "attention.o_proj": att.out_proj,
+            "layernorm_before": blk.ln_1,
+            "layernorm_after": blk.ln_2,
+            "mlp.fc1": blk.mlp[0],
+            "mlp.fc2": blk.mlp[3],
+        }
+        for name, mod in pairs.items():
+            sd[p + name + ".weight"], sd[p + name + ".bias"] = mod.weight, mod.bias
+    hf.load_state_dict({k: v.detach().clone() for k, v in sd.items()})
+    return hf
+
+
+def test_hugging_face_vit_gets_the_same_rules(tv_vit, x, lxt_relevance):
+    twin = _hf_twin(tv_vit)
+    with torch.no_grad():
+        torch.testing.assert_close(twin(x).logits, tv_vit(x), atol=1e-5, rtol=1e-5)
+    ours = attnlrp(twin, x, TARGET)
+    assert np.abs(ours - lxt_relevance[0]).max() <= 1e-4
+    assert twin.config._attn_implementation == "sdpa"  # q, k detached: no eager switch needed
+
+
 def _hooks(model):
     return sum(
         len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
