@@ -8,7 +8,7 @@ import struct
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, QSignalBlocker, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, QSettings, QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -147,6 +147,8 @@ class MainWindow(QMainWindow):
         self._current_dock: BaseDock | None = None
         self._restored_width: int | None = None  # width of a layout restored while hidden
         self._side_exact: dict[str, float] = {}  # side column widths between resize steps
+        self._seen: dict[str, int] = {}  # dock widths before the window's latest resize
+        self._seen_window: int | None = None  # the window width they were seen at
         self._make_panel_bar()
         self._default_layout()
         self._default_state = self.saveState(LAYOUT_VERSION)
@@ -159,6 +161,7 @@ class MainWindow(QMainWindow):
         QApplication.instance().focusChanged.connect(self._on_focus)
         for dock in self.docks:
             dock.dockLocationChanged.connect(lambda *_: QTimer.singleShot(0, self._tidy_tabs))
+            dock.installEventFilter(self)
 
     # -- layout -------------------------------------------------------------------------------
     def _start_size(self) -> tuple[int, int]:
@@ -229,54 +232,75 @@ class MainWindow(QMainWindow):
         # Narrow screens get narrower side columns, so the plots keep about half the width.
         scale = min(1.0, width / DEFAULT_SIZE[0])
         tree_w, image_w = (round(w * scale) for w in SIDE_WIDTHS)
-        # Wide enough for the Image panel's buttons when the screen allows (else it scrolls);
-        # below 1280 px the plots need the width more.
+        # Wide enough for the Image panel's buttons on one line when the screen allows (else
+        # they wrap); below 1280 px the plots need the width more.
         if width >= 1280:
-            need = self.image_dock.content.minimumSizeHint().width() + 16
+            need = self.image_dock.content.sizeHint().width() + 16
             image_w = max(image_w, min(need, int(width * 0.3)))
         return tree_w, image_w
 
-    def _fit_side_columns(self, ratio: float) -> None:
+    def _fit_side_columns(self, ratio: float, before: dict[str, int] | None = None) -> None:
         """Fit the side columns to a window ``ratio`` times as wide as their layout's.
 
-        A shrinking window loses width only from the centre (the expanding plots) until the
-        plots reach their minimum, while the side columns keep theirs: a layout saved at
-        1920 px left Activations 193 px wide at 1000. On a narrower window each side column
-        scales by ``ratio`` but not below its starting width at this size (``ratio`` 0: the
-        starting widths); the plots get what it gives up. A layout from a smaller screen
-        (``ratio`` > 1) widens a column narrower than its starting width to that width (else
-        the Image panel's buttons are cut); the plots still get the rest.
+        Qt gives and takes width in the plots first (the expanding centre) and squeezes a
+        side column only at its minimum: a layout saved at 1920 px left Activations 193 px
+        wide at 1000, and after a shrink the Image column stayed 236 px wide at 1920. Here a
+        shrink scales each side column by ``ratio`` but not below its starting width at this
+        size (``ratio`` 0: the starting widths), and a grow scales a column narrower than its
+        starting width by ``ratio``, up to that width (the same for a layout restored from a
+        smaller screen). A shrink never widens a column, a grow never narrows one: a column
+        the user dragged keeps its share. ``before``: the widths before Qt's own relayout.
         """
         tree_w, image_w = self._side_widths(self.width())
-        sides = {Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea}
         docks, sizes = [], []
-        for dock in self.docks:
-            if not (dock.keeps_width and dock.isVisible() and not dock.isFloating()):
-                continue
-            if self.dockWidgetArea(dock) not in sides:
-                continue
-            now = dock.width()
+        for dock in self._side_docks():
+            name, now = dock.objectName(), dock.width()
+            prior = (before or {}).get(name, now)
             # The exact width of an earlier step, unless the user dragged the column since:
             # rounding each step of a window drag would otherwise never shrink it.
-            exact = self._side_exact.get(dock.objectName(), now)
-            exact = (exact if abs(exact - now) < 1 else now) * ratio
+            exact = self._side_exact.get(name, prior)
+            exact = (exact if abs(exact - prior) < 1 else prior) * ratio
             start = tree_w if dock is self.tree_dock else image_w
-            limit = max(exact, start) if ratio < 1 else start
-            if (round(limit) - now) * (ratio - 1) > 0:  # narrower on a shrink, wider on a grow
+            if ratio < 1:
+                limit = min(prior, max(exact, start))
+            else:
+                limit = max(prior, min(exact, start))
+            self._side_exact[name] = limit
+            if round(limit) != now:
                 docks.append(dock)
                 sizes.append(round(limit))
-                self._side_exact[dock.objectName()] = limit
-            else:
-                self._side_exact.pop(dock.objectName(), None)
         if docks:
             self.resizeDocks(docks, sizes, Qt.Orientation.Horizontal)
 
+    def _side_docks(self) -> list[BaseDock]:
+        """Docks on screen in a side column (the Model column, the Image / Predictions one)."""
+        sides = {Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea}
+        return [
+            d
+            for d in self.docks
+            if d.keeps_width
+            and d.isVisible()
+            and not d.isFloating()
+            and self.dockWidgetArea(d) in sides
+        ]
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt name)
+        """Note a dock's width while the window keeps its own (a drag, a panel shown).
+
+        Qt relays the docks out before ``resizeEvent`` runs, so their widths before a
+        window resize are the ones noted here.
+        """
+        if event.type() == QEvent.Type.Resize and self.width() == self._seen_window:
+            self._seen[obj.objectName()] = event.size().width()
+        return super().eventFilter(obj, event)
+
     def resizeEvent(self, event) -> None:  # noqa: N802
-        """A narrower window narrows the side columns too (Qt would squeeze only the plots)."""
+        """Side columns follow the window's width (Qt would give and take only the plots')."""
         super().resizeEvent(event)
         old, new = event.oldSize().width(), event.size().width()
-        if self.isVisible() and 0 < new < old:
-            self._fit_side_columns(new / old)
+        if self.isVisible() and 0 < old and 0 < new != old:
+            self._fit_side_columns(new / old, self._seen)
+        self._seen_window = new
 
     def showEvent(self, event) -> None:  # noqa: N802
         """Fit a layout restored before the window was shown (and laid out) to its width."""

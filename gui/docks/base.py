@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QModelIndex, QSize, Qt
+from PySide6.QtCore import QEvent, QModelIndex, QSize, Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from hookscope.core.errors import HookScopeError
 from hookscope.gui import figures, filedialogs
 from hookscope.gui.qtutil import qimage_to_rgb
+from hookscope.gui.widgets.flow import FlowLayout
 
 LAYOUT_VERSION = 3
 """Version of the dock layout saved in settings and sessions (3: one panel per place)."""
@@ -39,12 +40,62 @@ Panel = figures.Panel
 """A figure panel: title, uint8 RGB (H, W, 3), optional colour bar; a ``(title, rgb)`` tuple too."""
 
 
+class _ContentLayout(QVBoxLayout):
+    """A panel's column of rows, telling its scroll area the least height a width needs.
+
+    For content with word-wrapped labels a scroll area asks ``heightForWidth``, which a box
+    layout answers with the preferred heights of all rows: the Image panel scrolled (its
+    Model default button below the fold) with room to spare at 1000×700.
+    """
+
+    _asking = False
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt name)
+        if self._asking:  # minimumHeightForWidth asks heightForWidth first: Qt's own answer
+            return super().heightForWidth(width)
+        self._asking = True
+        try:
+            least = self.minimumHeightForWidth(width)
+        finally:
+            self._asking = False
+        return least if least >= 0 else super().heightForWidth(width)
+
+
+class FitWidthScroll(QScrollArea):
+    """A scroll area as wide as its content's minimum: the panel scrolls only up and down.
+
+    QMainWindow squeezes a dock to the minimum it reports; a plain scroll area reports ~70 px,
+    so a narrow column cut its panel's controls behind a sideways scroll bar. Here the dock
+    keeps room for every control (rows wrap to keep that minimum small) and the plots or the
+    window give way instead.
+    """
+
+    def setWidget(self, widget: QWidget) -> None:  # noqa: N802 (Qt name)
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt name)
+        if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the content's minimum may have changed
+        return super().eventFilter(obj, event)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt name)
+        hint = super().minimumSizeHint()
+        content = self.widget()
+        if content is None:
+            return hint
+        bar = self.verticalScrollBar().sizeHint().width()
+        frame = 2 * self.frameWidth()
+        need = content.minimumSizeHint().width() + bar + frame
+        return QSize(max(hint.width(), need), hint.height())
+
+
 class BaseDock(QDockWidget):
     """Common dock plumbing.
 
     Attributes:
         state: The :class:`~gui.state.AppState`.
-        header: QHBoxLayout for the dock's own controls (buttons to its right).
+        header: FlowLayout (a wrapping row) for the dock's own controls (buttons to its right).
         body: QVBoxLayout for the dock's content.
         save_action, copy_action: The dock's figure actions.
     """
@@ -64,11 +115,12 @@ class BaseDock(QDockWidget):
             | QDockWidget.DockWidgetFeature.DockWidgetClosable
         )
         root = QWidget(self)
-        outer = QVBoxLayout(root)
+        outer = _ContentLayout(root)
         outer.setContentsMargins(4, 2, 4, 4)
         outer.setSpacing(3)
-        self.header = QHBoxLayout()
-        self.header.setSpacing(4)
+        # A row that wraps: in a narrow column the controls take two lines instead of
+        # widening the panel past the column (it scrolled sideways, Copy out of reach).
+        self.header = FlowLayout(spacing=4)
         outer.addLayout(self.header)
         self.body = QVBoxLayout()
         self.body.setSpacing(3)
@@ -76,7 +128,7 @@ class BaseDock(QDockWidget):
         self.content = root
         # Below its content's minimum a dock scrolls instead of painting over its neighbours:
         # QMainWindow squeezes docks under their minimum size when the window is small.
-        self.scroll = QScrollArea(self)
+        self.scroll = FitWidthScroll(self)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(root)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from hookscope.core.experiments.interventions import describe_edit
 from hookscope.gui.docks.base import BaseDock
+from hookscope.gui.widgets.flow import FlowLayout
 from hookscope.gui.widgets.scroll import make_scrollable
 
 GRAD_CHOICES = (
@@ -77,7 +78,9 @@ class EditsDock(BaseDock):
     def __init__(self, state, parent=None):
         super().__init__(state, parent)
         # -- gradient edit ------------------------------------------------------------------
-        grad_box = QGroupBox("Gradient edit (tensor hook on the layer's output)", self)
+        # Short titles, rows that wrap: the Edits panel shares the narrow right column.
+        grad_box = QGroupBox("Gradient edit", self)
+        grad_box.setToolTip("A tensor hook on the layer's output changes what flows back")
         gf = QFormLayout(grad_box)
         gf.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.grad_layer = QComboBox(grad_box)
@@ -92,7 +95,7 @@ class EditsDock(BaseDock):
         self.grad_add.clicked.connect(self.add_grad_edit)
         self.grad_op.currentIndexChanged.connect(self._sync_grad_value)
         gf.addRow("Layer", self.grad_layer)
-        row = QHBoxLayout()
+        row = FlowLayout()
         row.addWidget(self.grad_op, 1)
         row.addWidget(self.grad_value)
         gf.addRow("Change", row)
@@ -100,7 +103,8 @@ class EditsDock(BaseDock):
         self.body.addWidget(grad_box)
 
         # -- activation edit ----------------------------------------------------------------
-        act_box = QGroupBox("Activation edit (forward hook)", self)
+        act_box = QGroupBox("Activation edit", self)
+        act_box.setToolTip("A forward hook changes the layer's output (or its input)")
         af = QFormLayout(act_box)
         af.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.act_layer = QComboBox(act_box)
@@ -108,7 +112,7 @@ class EditsDock(BaseDock):
         self.act_on.addItem("output", "output")
         self.act_on.addItem("input", "input")
         self.act_on.setToolTip("Edit what the layer outputs, or what it receives")
-        lay_row = QHBoxLayout()
+        lay_row = FlowLayout()
         lay_row.addWidget(self.act_layer, 1)
         lay_row.addWidget(self.act_on)
         self.act_op = QComboBox(act_box)
@@ -122,7 +126,7 @@ class EditsDock(BaseDock):
         self.act_k.setRange(0, 100000)
         self.act_k.setValue(8)
         self.act_k.setPrefix("k = ")
-        op_row = QHBoxLayout()
+        op_row = FlowLayout()
         op_row.addWidget(self.act_op, 1)
         op_row.addWidget(self.act_value)
         op_row.addWidget(self.act_k)
@@ -131,6 +135,12 @@ class EditsDock(BaseDock):
         self.act_add = QPushButton("Add activation edit", act_box)
         self.act_add.clicked.connect(self.add_act_edit)
         self.act_op.currentIndexChanged.connect(self._sync_act_value)
+        for combo in (self.grad_op, self.act_op, self.grad_layer, self.act_layer):
+            # ~10 characters wide at least, not the longest choice: the column is narrow.
+            combo.setMinimumContentsLength(10)
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
         af.addRow("Layer", lay_row)
         af.addRow("Change", op_row)
         af.addRow("Channels", self.act_channels)
@@ -138,7 +148,9 @@ class EditsDock(BaseDock):
         self.body.addWidget(act_box)
 
         # -- the list -----------------------------------------------------------------------
-        self.body.addWidget(QLabel("Active edits (applied to every run, in this order)", self))
+        caption = QLabel("Active edits (applied to every run, in this order)", self)
+        caption.setWordWrap(True)
+        self.body.addWidget(caption)
         self.list = QListWidget(self)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.list.setToolTip("Delete removes the selected edits")

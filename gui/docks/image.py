@@ -29,6 +29,7 @@ from hookscope.core.loading.spec import InputSpec
 from hookscope.gui import filedialogs
 from hookscope.gui.docks.base import BaseDock
 from hookscope.gui.qtutil import pil_to_rgb, qimage_to_rgb, rgb_to_pixmap
+from hookscope.gui.widgets.flow import FlowLayout
 from hookscope.gui.widgets.overlay import PredictionView
 from hookscope.gui.widgets.picture import FittedPicture
 
@@ -79,8 +80,7 @@ class ImageDock(BaseDock):
             views.addLayout(col, 1)
         self.body.addLayout(views, 1)
         self.score_row = QWidget(self)  # detections only: which boxes are drawn
-        row = QHBoxLayout(self.score_row)
-        row.setContentsMargins(0, 0, 0, 0)
+        row = FlowLayout(self.score_row)  # wraps in the narrow right column
         self.score_spin = QDoubleSpinBox(self)
         self.score_spin.setRange(0.0, 1.0)
         self.score_spin.setSingleStep(0.05)
@@ -113,7 +113,10 @@ class ImageDock(BaseDock):
         size_row.addWidget(QLabel("×", self))
         size_row.addWidget(self.width_box)
         size_row.addStretch(1)
-        form.addRow("Size (H × W)", size_row)
+        # "Size", not "Size (H × W)": the form must fit the narrow right column.
+        form.addRow("Size", size_row)
+        self.height_box.setToolTip("Height of the model input (px)")
+        self.width_box.setToolTip("Width of the model input (px)")
         self.mean_edit, self.std_edit = QLineEdit(self), QLineEdit(self)
         self.mean_edit.setToolTip("Per-channel mean subtracted after scaling to [0, 1]")
         self.std_edit.setToolTip("Per-channel standard deviation divided by")

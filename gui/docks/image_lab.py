@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QColorDialog,
     QComboBox,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
@@ -39,6 +38,7 @@ from hookscope.core.loading.images import load_image
 from hookscope.gui import filedialogs
 from hookscope.gui.docks.base import BaseDock, Panel
 from hookscope.gui.qtutil import pil_to_rgb
+from hookscope.gui.widgets.flow import FlowLayout
 from hookscope.gui.widgets.lab_canvas import LabCanvas
 from hookscope.gui.widgets.scroll import make_scrollable
 
@@ -62,7 +62,9 @@ class ImageLabDock(BaseDock):
     def __init__(self, state, parent=None):
         super().__init__(state, parent)
         # -- paste row ----------------------------------------------------------------------
-        paste_row = QHBoxLayout()
+        # Rows that wrap: the lab shares the narrow right column with the Image panel, whose
+        # width it must not exceed (QHBoxLayouts made it 290 px wide in a 236-px column).
+        paste_row = FlowLayout()
         self.patch_combo = QComboBox(self)
         self.patch_combo.setToolTip("Object to paste: a sample (its mask is used) or a file")
         self.patch_combo.setMinimumContentsLength(10)
@@ -91,7 +93,7 @@ class ImageLabDock(BaseDock):
         self.body.addLayout(paste_row)
 
         # -- colour / occlusion row ---------------------------------------------------------
-        tools = QHBoxLayout()
+        tools = FlowLayout()
         self.solid_button = QPushButton("Plain colour…", self)
         self.solid_button.setToolTip("Make the whole image one colour (e.g. sky blue)")
         self.solid_button.clicked.connect(self.pick_solid)
@@ -112,7 +114,7 @@ class ImageLabDock(BaseDock):
         for w in (self.box_button, self.box_colour, self.occlude_button):
             tools.addWidget(w)
         tools.addStretch(1)
-        colour_row = QHBoxLayout()
+        colour_row = FlowLayout()
         colour_row.addWidget(self.solid_button)
         colour_row.addStretch(1)
         colour_row.addWidget(self.reset_button)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from hookscope.core.display import mosaic as mz
 from hookscope.gui import figures
 from hookscope.gui.widgets.draw import bar_chart
+from hookscope.gui.widgets.flow import FlowLayout
 from hookscope.gui.widgets.histogram import HistogramView
 from hookscope.gui.widgets.panes import BACKGROUND, TEXT, ImagePane
 
@@ -38,7 +39,9 @@ SCALES = ("per channel", "shared")
 PAGE_SIZES = ("64", "256", "1024", "all")
 """Tiles per page: a few hundred stay readable; 2048 in one panel are a moiré strip."""
 DEFAULT_PAGE_SIZE = "256"
-HINT = "Wheel zooms · drag pans · hover reads a value · click a tile for a close-up"
+HINT = "Wheel zooms · drag pans · hover: value · click: close-up"
+"""What the mouse does, short enough for a 1000-px window's panel (it was cut: "… · c…")."""
+HINT_TIP = "Mouse wheel zooms, drag pans, hover reads a value, click a tile for a close-up"
 PAGE_MAPS, PAGE_BARS, PAGE_EMPTY = 0, 1, 2
 GAP = figures.NAN_RGB  # the view's background shows through NaN gaps
 
@@ -107,8 +110,8 @@ class FeatureView(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(3)
-        row = QHBoxLayout()
-        row.setSpacing(6)
+        # A row that wraps (in a narrow panel the counts go under the controls, not cut).
+        row = FlowLayout(spacing=6)
         row.addWidget(QLabel("Sort", self))
         self.sort_combo = QComboBox(self)
         self.sort_combo.addItems(mz.SORT_KEYS)
@@ -145,8 +148,8 @@ class FeatureView(QWidget):
         row.addWidget(self.fit_button)
         self.info = QLabel("", self)
         self.info.setStyleSheet("color: palette(mid);")
-        # Long counts must not widen the dock: the label gives way and its tooltip keeps it all.
-        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # Long counts must not widen the dock: the label wraps to its own line, gives way
+        # when even that is too narrow, and its tooltip keeps it all.
         self.info.setMinimumWidth(20)
         row.addWidget(self.info, 1)
         outer.addLayout(row)
@@ -213,7 +216,7 @@ class FeatureView(QWidget):
         self.stack.setCurrentIndex(PAGE_EMPTY)
 
         self.hover_label = QLabel(HINT, self)
-        self.hover_label.setToolTip("Channel and value under the mouse")
+        self.hover_label.setToolTip(HINT_TIP)
         self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         # The pager sits under the mosaic, beside the hint that gives way: in the controls row
         # it made the panel ~100 px wider than a 1000-px window leaves it (a scroll bar).
@@ -331,7 +334,7 @@ class FeatureView(QWidget):
         )
         by = "index" if sort == "index" else f"{sort}, largest first"
         self.mosaic_pane.set_title(f"{self.title} — {shown}, by {by}")
-        self.info.setText(f"{c} channels · {h}×{w} · {HINT.lower()}")
+        self.info.setText(f"{c} channels · {h}×{w}")
         self.info.setToolTip(self.info.text())
         self.sort_combo.setEnabled(True)
         self.scale_combo.setEnabled(True)
