@@ -36,37 +36,54 @@ CONV_GAMMA, LINEAR_GAMMA = 0.25, 0.05
 
 def _stabilize(t: torch.Tensor, eps: float) -> torch.Tensor:
     """zennit's ``stabilize``: ``t + eps · sign(t)``, with sign +1 at 0."""
-    return t + ((t == 0).to(t) + t.sign()) * eps
+    return torch.where(t >= 0, t + eps, t - eps)
 
 
 def _gamma_input_grad(layer: nn.Module, gamma: float, x, y, g) -> torch.Tensor:
     """The input gradient of zennit's ``Gamma(gamma)`` under lxt's gradient × input patch.
 
-    With ``W⁺ = W + γ·max(W, 0)`` (bias likewise), ``W⁻ = W + γ·min(W, 0)`` and ``r = g ⊙ y``:
+    zennit's rule, with ``W⁺ = W + γ·max(W, 0)``, ``W⁻ = W + γ·min(W, 0)`` (biases likewise,
+    ``b⁺``, ``b⁻``) and lxt's output relevance ``r = g ⊙ y``:
     ``c⁺ = [y > 0] r / (W⁺x⁺ + W⁻x⁻ + b⁺)``, ``c⁻ = [y < 0] r / (W⁻x⁺ + W⁺x⁻ + b⁻)``,
-    ``R = x⁺ ⊙ (W⁺ᵀc⁺ + W⁻ᵀc⁻) + x⁻ ⊙ (W⁻ᵀc⁺ + W⁺ᵀc⁻)`` and the gradient is ``R / x``.
+    ``R = x⁺ ⊙ (W⁺ᵀc⁺ + W⁻ᵀc⁻) + x⁻ ⊙ (W⁻ᵀc⁺ + W⁺ᵀc⁻)``; the gradient is ``R / x``.
+    Since ``max(W,0)x⁺ + min(W,0)x⁻ = (Wx + |W||x|) / 2`` (and its mirror ``(Wx − |W||x|) / 2``),
+    the same numbers cost one ``|W||x|`` and two transposed products, not zennit's eight.
     """
     w = layer.weight.detach()
     b = None if layer.bias is None else layer.bias.detach()
-    fn = layer._conv_forward if isinstance(layer, nn.Conv2d) else F.linear
-    w_pos, w_neg = w + gamma * w.clamp(min=0), w + gamma * w.clamp(max=0)
-    b_pos = None if b is None else b + gamma * b.clamp(min=0)
-    b_neg = None if b is None else b + gamma * b.clamp(max=0)
-    with torch.enable_grad():
-        xp = x.detach().clamp(min=0).requires_grad_(True)
-        xn = x.detach().clamp(max=0).requires_grad_(True)
-        outs = [
-            fn(xp, w_pos, b_pos),
-            fn(xn, w_neg, None),
-            fn(xp, w_neg, b_neg),
-            fn(xn, w_pos, None),
-        ]
-        r = g * y
-        c_pos = (y > 0).to(r) * r / _stabilize(outs[0] + outs[1], 1e-6)
-        c_neg = (y < 0).to(r) * r / _stabilize(outs[2] + outs[3], 1e-6)
-        gp, gn = torch.autograd.grad(outs, (xp, xn), (c_pos, c_pos, c_neg, c_neg))
-    relevance = xp.detach() * gp + xn.detach() * gn
+    conv = isinstance(layer, nn.Conv2d)
+    bias = 0.0 if b is None else (b[:, None, None] if conv else b)
+    wx = y - bias
+    if gamma:
+        fn = layer._conv_forward if conv else F.linear
+        w_abs, x_abs = w.abs(), x.abs()
+        spread = fn(x_abs, w_abs, None)  # |W||x|
+        den_pos = wx + gamma * (wx + spread) / 2 + bias + gamma * _clamp(bias, 0, None)
+        den_neg = wx + gamma * (wx - spread) / 2 + bias + gamma * _clamp(bias, None, 0)
+    else:
+        den_pos = den_neg = y
+    r = g * y
+    c_pos = (y > 0).to(r) * r / _stabilize(den_pos, 1e-6)
+    c_neg = (y < 0).to(r) * r / _stabilize(den_neg, 1e-6)
+    s = c_pos + c_neg
+    relevance = (1 + gamma / 2) * x * _transposed(layer, w, s, x)
+    if gamma:
+        relevance = relevance + gamma / 2 * x_abs * _transposed(layer, w_abs, c_pos - c_neg, x)
     return relevance / _stabilize(x, 1e-10)
+
+
+def _clamp(bias, low, high):
+    return bias.clamp(min=low, max=high) if isinstance(bias, torch.Tensor) else bias
+
+
+def _transposed(layer: nn.Module, w: torch.Tensor, c: torch.Tensor, x: torch.Tensor):
+    """``Wᵀc``: the input gradient of the layer with weight ``w`` for output gradient ``c``."""
+    if not isinstance(layer, nn.Conv2d):
+        return c @ w
+    with torch.enable_grad():
+        leaf = torch.zeros_like(x).requires_grad_(True)
+        (grad,) = torch.autograd.grad(layer._conv_forward(leaf, w, None), leaf, c)
+    return grad
 
 
 class _GammaRule(torch.autograd.Function):
