@@ -7,6 +7,8 @@ and ``resnet50``, one image, a fixed class. Cases, each a ratio to its reference
 - ``legrad`` vs torchcam 0.5.0 ``LeGrad`` (last four blocks), and the floor: one forward with
   a graph plus one backward of the class score to the input (no weight gradients);
 - ``chefer`` vs one Grad-CAM call (HookScope's, on the last block's ``ln_1``);
+- ``attnlrp`` vs the same Grad-CAM call, and vs the forward+backward floor (its rules need a
+  backward to the input; lxt itself patches torch process-wide, so it is not timed here);
 - ``rollout`` vs one no-grad forward;
 - ``lrp`` vs zennit's ``Gradient`` attributor with the same composite on ``resnet50``.
 
@@ -64,6 +66,7 @@ def vit_cases(x):
         "torchcam LeGrad": torchcam_legrad,
         "forward+backward floor": floor,
         "chefer": ours("chefer"),
+        "attnlrp": ours("attnlrp"),
         "gradcam (1 call)": ours("gradcam", layers=[last]),
         "rollout": ours("rollout"),
         "forward (no grad)": forward,
@@ -115,6 +118,13 @@ def main() -> int:
             ("legrad / floor", t["legrad"], ratio(t["legrad"], t["forward+backward floor"]), None),
             ("gradcam, one call", t["gradcam (1 call)"], None, None),
             ("chefer / gradcam", t["chefer"], ratio(t["chefer"], t["gradcam (1 call)"]), 1.3),
+            ("attnlrp / gradcam", t["attnlrp"], ratio(t["attnlrp"], t["gradcam (1 call)"]), 1.3),
+            (
+                "attnlrp / floor",
+                t["attnlrp"],
+                ratio(t["attnlrp"], t["forward+backward floor"]),
+                None,
+            ),
             ("forward (no grad)", t["forward (no grad)"], None, None),
             ("rollout / forward", t["rollout"], ratio(t["rollout"], t["forward (no grad)"]), 1.1),
             ("zennit attributor (resnet50)", t["zennit attributor"], None, None),
