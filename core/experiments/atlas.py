@@ -19,6 +19,7 @@ module holds the numeric parts of the same view for any PyTorch model and the us
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -270,6 +271,10 @@ def _extent(nonzero: np.ndarray) -> tuple[int, int]:
     return (int(hits[0]), int(hits[-1]) + 1) if len(hits) else (0, 0)
 
 
+_FIELDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""model → {(layer, input size, channels, layout): Field}: measured once per process."""
+
+
 def measure_field(
     model: nn.Module, layer: str, layout: Layout, input_size: tuple[int, int], channels: int = 3
 ) -> Field:
@@ -278,8 +283,20 @@ def measure_field(
     The gradient of that cell (summed over channels) w.r.t. two random inputs; the field is
     the box of input pixels where either is non-zero (two inputs, so a ReLU or a max-pool that
     is off at one pixel for one input does not shrink it). Every other cell is the same
-    box moved by the stride.
+    box moved by the stride. The field is the architecture's, not the weights': it is kept
+    per model, so the next atlas or concepts of the layer do not pay the backward again.
     """
+    key = (layer, tuple(input_size), int(channels), str(layout))
+    try:
+        cache = _FIELDS.setdefault(model, {})
+    except TypeError:  # not weak-referenceable
+        cache = {}
+    if key not in cache:
+        cache[key] = _measure_field(model, layer, layout, input_size, channels)
+    return cache[key]
+
+
+def _measure_field(model, layer, layout, input_size, channels) -> Field:
     module = find_layer(model, layer)
     h_in, w_in = input_size
     gh, gw = layout.grid

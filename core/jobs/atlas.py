@@ -23,9 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import threading
 import time
 import weakref
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,8 +296,8 @@ def _write_outputs(out: Path, root: Path, paths, top: TopK, field: Field, spec) 
     """``atlas.parquet``, the crops and the maps of the final top-k.
 
     Each image is decoded once and all its crops cut from it; images go to a few threads
-    (PNG encoding and file I/O release the GIL), so the O(C·k) crops cost little beside the
-    streamed part.
+    (zlib and file I/O release the GIL), each crop encoded by :func:`png_bytes` (a third of
+    PIL's time per small crop), so the O(C·k) crops cost little beside the streamed part.
     """
     import pyarrow as pa
 
@@ -309,11 +311,13 @@ def _write_outputs(out: Path, root: Path, paths, top: TopK, field: Field, spec) 
 
     def cut(i: int) -> list[tuple]:
         img = load_image(root / paths[i])
+        pixels = np.asarray(img)
         rows = []
         for ch, rank in by_image[i]:
             r, c = int(top.row[ch, rank]), int(top.col[ch, rank])
             box = to_image_box(cell_box(field, r, c), img.size, spec)
-            img.crop(box).save(crops / crop_name(ch, rank), compress_level=1)  # fast, lossless
+            x0, y0, x1, y1 = box
+            (crops / crop_name(ch, rank)).write_bytes(png_bytes(pixels[y0:y1, x0:x1]))
             rows.append((ch, rank, paths[i], float(top.values[ch, rank]), r, c, *box))
         return rows
 
@@ -332,6 +336,25 @@ def _write_outputs(out: Path, root: Path, paths, top: TopK, field: Field, spec) 
     tmp = out / (MAPS_FILE + ".tmp.npy")
     np.save(tmp, top.maps)
     os.replace(tmp, out / MAPS_FILE)
+
+
+def png_bytes(rgb: np.ndarray, level: int = 1) -> bytes:
+    """An 8-bit RGB (h, w, 3) array as PNG bytes: no filter, zlib ``level`` (lossless).
+
+    Pillow's encoder spends most of a small crop's time in per-image set-up; this writes the
+    three chunks a PNG needs directly.
+    """
+    h, w = rgb.shape[:2]
+    raw = np.zeros((h, w * 3 + 1), np.uint8)  # a 0 (no filter) byte before each row
+    raw[:, 1:] = np.asarray(rgb, np.uint8).reshape(h, w * 3)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    head = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8 bits, RGB, no interlace
+    idat = zlib.compress(raw.tobytes(), level)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def read_atlas(folder: str | Path) -> dict | None:
