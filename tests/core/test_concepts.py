@@ -91,3 +91,52 @@ def test_concepts_json_and_cluster_ranking(demo, scan_folder):
         assert entry["concepts"][0]["importance"] == pytest.approx(float(want.max()), rel=1e-5)
     auto = concepts_job(quiet(), demo, out, "auto", top=2, max_patches=1500)
     assert 2 <= auto.k <= 10 and sorted(auto.errors) == list(range(1, 11))
+
+
+def _on_object(concept: dict, masks) -> float:
+    """Share of a concept's top-patch pixels on the object (mask > 127)."""
+    on = total = 0
+    for p in concept["patches"]:
+        m = np.asarray(Image.open(masks / p["path"])) > 127
+        x0, y0, x1, y1 = p["box"]
+        on, total = on + int(m[y0:y1, x0:x1].sum()), total + (y1 - y0) * (x1 - x0)
+    return on / total
+
+
+def _scan_with_concepts(root, variant: str, spec: str):
+    """A fresh folder of 160 scenes with masks, scanned by ``spec``, concepts auto."""
+    from hookscope.core.demo.scenes import CLASS_NAMES
+
+    images, labels, masks = make_dataset(variant, 160, seed=77)
+    for i, (arr, lab, m) in enumerate(zip(images, labels, masks, strict=True)):
+        rel = f"{CLASS_NAMES[lab]}/s{i:03d}.png"
+        for sub, a in (("images", arr), ("masks", m.astype(np.uint8) * 255)):
+            (root / sub / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(a).save(root / sub / rel)
+    out = root / "scan"
+    argv = ["scan", "--model", spec, "--images", str(root / "images"), "--layer", LAYER]
+    argv += ["--masks", str(root / "masks"), "--out", str(out), "--workers", "0"]
+    assert main.main([*argv, "--concepts", "auto"]) == 0
+    concepts = json.loads((out / "concepts.json").read_text())
+    clusters = json.loads((out / "clusters.json").read_text())
+    return out, concepts, clusters
+
+
+@pytest.mark.slow
+def test_concept_goals_on_the_shortcut_model_and_its_clean_twin(tmp_path):
+    """Issue 25's goals: the shortcut model's airplane concept is sky; the clean twin's is
+    the airplane (measured: 100 % off, 64 % on; 67 % with seed 79)."""
+    from hookscope.core.io.scan_outputs import open_scan
+
+    root = tmp_path / "shortcut"
+    _, concepts, clusters = _scan_with_concepts(root, "shortcut", "demo")
+    planes = [c for c in clusters if max(c["preds"], key=c["preds"].get) == "airplane"]
+    top = max(planes, key=lambda c: c["size"])["concepts"][0]["id"]
+    assert 1 - _on_object(concepts[top], root / "masks") >= 0.9
+
+    root = tmp_path / "clean"
+    out, concepts, _ = _scan_with_concepts(root, "clean", "demo:clean")
+    imp = np.load(out / "concept_importance.npy")
+    explained = np.asarray(open_scan(out).column("target_idx"), float) == 0  # airplane
+    best = int(np.argmax(np.nanmean(imp[explained], 0)))
+    assert _on_object(concepts[best], root / "masks") >= 0.6
