@@ -55,6 +55,8 @@ class ConceptView:
         restricted: The restricted map (H, W) in [0, 1] (ReLU, min-max), or None.
         restricted_sum: Σ_p of the restricted map before the ReLU, at the layer's grid.
         restricted_label: What it is restricted to, e.g. ``"channel 12"``.
+        cam_sum: Σ_p of the method's whole map before the ReLU (the restricted sums over all
+            channels add up to it).
         folder: The concepts' scan folder, or None.
         notes: What the view had to change (another method, edits left out).
     """
@@ -70,6 +72,7 @@ class ConceptView:
     restricted: np.ndarray | None = None
     restricted_sum: float = 0.0
     restricted_label: str = ""
+    cam_sum: float = 0.0
     folder: Path | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -165,6 +168,7 @@ def concept_view_job(
         restricted=restricted,
         restricted_sum=rsum,
         restricted_label=label,
+        cam_sum=float(p.cam.astype(np.float64).sum()),
         folder=concepts.folder if concepts is not None else None,
         notes=tuple(notes),
     )
@@ -214,11 +218,19 @@ def find_concepts_job(
     from functools import partial
 
     from hookscope.core.display.colormaps import check_colormap, colorize
+    from hookscope.core.engine.guard import state_checksum
     from hookscope.core.io.scan_outputs import open_scan
     from hookscope.core.io.scan_report import write_report
     from hookscope.core.jobs.concepts import concepts_job
 
     paint = partial(colorize, cmap=check_colormap(colormap))
+    ident = open_scan(folder).settings.get("identity", {})
+    made = ident.get("weights_sha256")
+    if made and made != state_checksum(loaded.model):
+        raise HookScopeError(
+            f"The scan in {folder} was made with other weights ({ident.get('model')}); load "
+            "that model to find its concepts, or scan again with this one."
+        )
     summary = concepts_job(reporter, loaded, folder, k)
     reporter.progress(1, 1, "Writing the report")
     write_report(open_scan(folder), colorize=paint, cluster_colors=cluster_colors)

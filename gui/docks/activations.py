@@ -52,6 +52,7 @@ class ActivationsDock(BaseDock):
         self.body.addWidget(self.atlas_strip)
         self._atlas: AtlasView | None = None
         self.view.channelSelected.connect(self.show_atlas)
+        self.view.channelSelected.connect(self.restrict)
         state.worker.finished.connect(
             lambda _id, kind, _r: self.show_atlas(self.view.selected) if kind == "atlas" else None
         )
@@ -85,6 +86,12 @@ class ActivationsDock(BaseDock):
         )
         self.view.set_array(call.activation, title)
         self.show_atlas(self.view.selected)
+
+    def restrict(self, channel: int) -> None:
+        """A clicked channel: the CAM panel shows the CAM restricted to it (CRP-style)."""
+        call = self.current()
+        if call is not None and call.is_map:
+            self.state.set_condition((call.layer, "channel", int(channel)))
 
     # -- the channel atlas --------------------------------------------------------------------
     def atlas(self) -> AtlasView | None:

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from hookscope.core.methods import explainers
 from hookscope.gui import figures
 from hookscope.gui.docks.base import BaseDock, Panel
+from hookscope.gui.widgets.concept_panel import ConceptPanel
 from hookscope.gui.widgets.flow import FlowLayout
 from hookscope.gui.widgets.panes import ImagePane
 
@@ -151,6 +152,9 @@ class CamDock(BaseDock):
         split.setStretchFactor(1, 1)
         split.setSizes([150, 600])
         self.body.addWidget(split, 1)
+        # Concepts of the layer and the map restricted to a clicked channel / concept
+        self.concepts = ConceptPanel(state, self)
+        self.body.addWidget(self.concepts)
         self.status = QLabel("", self)
         self.status.setWordWrap(True)
         self.body.addWidget(self.status)
@@ -499,7 +503,9 @@ class CamDock(BaseDock):
 
     # -- figures and export -------------------------------------------------------------------
     def make_panels(self) -> list[Panel]:
-        return list(self.figure) if self.state.snapshot is not None else []
+        if self.state.snapshot is None:
+            return []
+        return list(self.figure) + self.concepts.panels()
 
     def make_arrays(self) -> dict[str, np.ndarray]:
         """Raw data behind the figure (for File ▸ Export all)."""

@@ -42,7 +42,9 @@ from PySide6.QtWidgets import (
 )
 
 from hookscope.core.errors import HookScopeError
+from hookscope.core.io.concept_outputs import cluster_concepts, concept_strip, read_concepts
 from hookscope.core.io.scan_outputs import REPORT_FILE, open_scan, read_settings
+from hookscope.core.jobs.concept_view import find_concepts_job, remember_concepts
 from hookscope.core.jobs.scan import LiveScan, ScanSettings, app_batch_size, scan_job
 from hookscope.core.methods import explainers
 from hookscope.core.reporting import SCANNING
@@ -68,6 +70,8 @@ CLUSTER_COLORS = (
 UNCLUSTERED = (150, 150, 150)
 TEXT_CSS = "rgb({}, {}, {})".format(*TEXT)
 THUMB = 96
+PATCH = 44
+"""Side of a concept's patch crop in the cluster's concept list."""
 """Side of a gallery thumbnail (the image as the model saw it, its map blended over it)."""
 GALLERY_MAX = 60
 STRIP_MAX = 8
@@ -207,6 +211,7 @@ class DatasetDock(BaseDock):
         self._current: int | None = None  # row of the app's current image, if in the scan
         self._out: Path | None = None  # folder of the running scan
         self.live: LiveScan | None = None  # the running scan's rows so far
+        self._scan_model = None  # the LoadedModel the last scan ran with
         self._indexed = 0  # rows of the scan on screen in _rows_by_path
         self._live_timer = QTimer(self)
         self._live_timer.setSingleShot(True)
@@ -240,6 +245,17 @@ class DatasetDock(BaseDock):
         )
         self.atlas_button.clicked.connect(lambda: self.build_atlas())
         self.add_header_widget(self.atlas_button)
+        self.concepts_button = _button("Find concepts…", self)
+        self.concepts_button.setToolTip(
+            "NMF concepts of the scan's layer over its images, each cluster's concepts ranked "
+            "by importance for the explained class (concepts.json; the CAM panel shows them)"
+        )
+        self.concepts_button.clicked.connect(lambda: self.find_concepts())
+        self.add_header_widget(self.concepts_button)
+        self.k_combo = QComboBox(self)
+        self.k_combo.addItems(["auto", *(str(k) for k in range(2, 11))])
+        self.k_combo.setToolTip("How many concepts: auto (the reconstruction error's elbow) or K")
+        self.add_header_widget(self.k_combo)
 
         # -- what to scan ---------------------------------------------------------------------
         # Two columns of label + field, three rows: narrow enough for the centre place at
@@ -381,8 +397,16 @@ class DatasetDock(BaseDock):
         self.composition.setTextFormat(Qt.TextFormat.RichText)
         self.composition.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.composition.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.concept_list = QListWidget(cluster_box)
+        self.concept_list.setIconSize(QSize(4 * PATCH + 9, PATCH))
+        self.concept_list.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.concept_list.setToolTip(
+            "The cluster's concepts, highest mean importance first, with their top patches"
+        )
+        self.concept_list.setVisible(False)
         cbox.addWidget(self.mean_pane, 3)
         cbox.addWidget(self.composition, 2)
+        cbox.addWidget(self.concept_list, 3)
         top.addWidget(plot_box)
         top.addWidget(cluster_box)
         top.setStretchFactor(0, 3)
@@ -417,7 +441,14 @@ class DatasetDock(BaseDock):
             on_cancelled=self._on_cancelled,
         )
         self.atlas_job = DockJob(state, "atlas", self.atlas_button, self.cancel_button, self.status)
+        self.concepts_job = DockJob(
+            state, "concepts", self.concepts_button, self.cancel_button, self.status
+        )
+        self._concepts = None  # core.io.concept_outputs.ConceptSet of the scan on screen
+        self._concept_ranks: dict = {}  # cluster id -> its ranked ClusterConcept
+        self._strips: dict[int, np.ndarray | None] = {}
         state.modelChanged.connect(self._fill_model_choices)
+        state.modelChanged.connect(self._on_model_changed)
         state.layersChanged.connect(lambda _: self._fill_layers())
         state.camChanged.connect(self._fill_layers)
         state.imageChanged.connect(self._on_image)
@@ -530,6 +561,9 @@ class DatasetDock(BaseDock):
             settings = settings.replace(out=str(default_out(resolved.images, resolved.key())))
         self._out = Path(settings.out)
         self.live = LiveScan(resolved, self._out, st.loaded.name)
+        self._scan_model = st.loaded  # its rows are stale if the model changes meanwhile
+        # The old scan leaves the view now, not when the first new rows land.
+        self.clear_scan("Scanning…\nthe points appear as the rows land.")
         return self.job.submit(
             scan_job,
             st.loaded,
@@ -575,6 +609,72 @@ class DatasetDock(BaseDock):
                 f"{s.images} images in {s.out}; select a channel in the Activations panel."
             ),
         )
+
+    def find_concepts(self) -> int | None:
+        """Find the NMF concepts of the scan on screen (``core.jobs.concept_view``) in the long
+        lane; None (and a sentence) without a finished scan or a model."""
+        st, scan = self.state, self.scan
+        if st.loaded is None or scan is None or isinstance(scan, LiveScan) or not scan.complete:
+            return self._say("Open or finish a scan first: concepts are found over its images.")
+        folder, k = scan.folder, self.k_combo.currentText()
+        return self.concepts_job.submit(
+            find_concepts_job,
+            st.loaded,
+            folder,
+            k,
+            colormap=st.colormap,
+            cluster_colors=list(CLUSTER_COLORS) * 10,
+            status=f"Finding {k} concepts of {scan.settings['identity']['layer']}…",
+            on_result=lambda s: self._on_concepts(s, folder),
+        )
+
+    def _on_concepts(self, summary, folder: Path) -> None:
+        self.open_folder(folder)
+        self.status.setText(
+            f"{summary.k} concepts over {summary.images} images in {folder.name}/concepts.json; "
+            "each cluster lists its concepts, the CAM panel shows them for the current image."
+        )
+
+    def _load_concepts(self, scan) -> None:
+        """Read the concepts of ``scan`` (none for a live scan) and tell the app about them."""
+        self._concepts, self._concept_ranks, self._strips = None, {}, {}
+        if isinstance(scan, LiveScan):
+            return
+        try:
+            self._concepts = read_concepts(scan.folder)
+            self._concept_ranks = cluster_concepts(scan) if self._concepts else {}
+        except HookScopeError as exc:
+            self.state.errorRaised.emit(str(exc))
+            return
+        loaded = self.state.loaded
+        if self._concepts is not None and loaded is not None:
+            if remember_concepts(loaded.model, scan.folder) is not None:
+                self.state.conceptsChanged.emit(self._concepts.layer)
+
+    def concept_rows(self, cid: int | None) -> list[str]:
+        """The concept list's lines for cluster ``cid`` (what the dock shows)."""
+        ranked = self._concept_ranks.get(cid, ()) if cid is not None else ()
+        rows = []
+        for rc in ranked:
+            share = f"{rc.share:.0%} of the score · " if rc.share is not None else ""
+            rows.append(f"concept {rc.id} · {share}importance {rc.importance:.3g}")
+        return rows
+
+    def _fill_concepts(self, cid: int | None) -> None:
+        self.concept_list.clear()
+        ranked = self._concept_ranks.get(cid, ()) if cid is not None else ()
+        cs = self._concepts
+        self.concept_list.setVisible(bool(ranked) and cs is not None)
+        for rc, text in zip(ranked, self.concept_rows(cid)):
+            if not 0 <= rc.id < len(cs):
+                continue
+            if rc.id not in self._strips:
+                self._strips[rc.id] = concept_strip(cs, rc.id, 4, PATCH)
+            strip = self._strips[rc.id]
+            icon = QIcon(rgb_to_pixmap(strip)) if strip is not None else QIcon()
+            item = QListWidgetItem(icon, text)
+            item.setToolTip("\n".join(f"{p.path} {list(p.box)}" for p in cs.patches[rc.id][:4]))
+            self.concept_list.addItem(item)
 
     def scan_settings(self) -> ScanSettings:
         """The dock's choices as :class:`~core.jobs.scan.ScanSettings` (a bad one raises
@@ -631,12 +731,16 @@ class DatasetDock(BaseDock):
 
     def _on_done(self, summary) -> None:
         self.live = None
+        if self._scan_model is not self.state.loaded:  # made with the model before this one
+            self.status.setText(
+                f"The scan made with the previous model finished in {summary.out}; Open… "
+                "shows it."
+            )
+            return
         self.open_folder(summary.out)
-        resumed = f", {summary.resumed} resumed" if summary.resumed else ""
-        unreadable = f", {summary.errors} unreadable" if summary.errors else ""
         rate = f" at {summary.images_per_s:.1f} images/s" if summary.computed else ""
         self.status.setText(
-            f"Scanned {summary.rows} images ({summary.computed} computed{resumed}{unreadable})"
+            f"Scanned {summary.counts()}"
             f"{rate} in {summary.seconds:.1f} s; {summary.clusters} clusters, written to "
             f"{summary.out.name} (the Output folder)."
             + "".join(f" {note}" for note in summary.notes)
@@ -645,12 +749,19 @@ class DatasetDock(BaseDock):
     def _on_cancelled(self) -> None:
         self.live = None
         out = self._out
+        if self._scan_model is not self.state.loaded:  # the view moved on to another model
+            self.status.setText(f"The scan made with the previous model stopped; {out} keeps it.")
+            return
         try:
             if out is None:
                 raise HookScopeError("no folder")
-            self.show_scan(open_scan(out))
+            scan = open_scan(out)
+            self.show_scan(scan)
         except HookScopeError:
             self.status.setText("Cancelled before any image was scanned.")
+            return
+        if scan.complete:  # the cancel came after the last image: the finished state wins
+            self.status.setText(f"Finished before the cancel took effect: {self.describe()}")
             return
         self.status.setText(
             f"Cancelled: the {len(self.scan)} images scanned so far are in {out}; Run resumes "
@@ -738,9 +849,34 @@ class DatasetDock(BaseDock):
         how = "preview" if live else how
         for axis, n in (("bottom", 1), ("left", 2)):
             self.plot.setLabel(axis, f"{how} {n}".strip() if how else "", color=TEXT)
+        if not growing:
+            self._load_concepts(scan)
         self._fill_filters()
         self._on_image()
         self.refresh()
+
+    def clear_scan(self, hint: str = "No scan yet: Run one,\nor open a scan folder.") -> None:
+        """Take the scan off screen the moment it stops being true (a new scan starts, the
+        model changes): no old points, gallery or filters stay behind."""
+        self.scan = None
+        self._thumbs, self._picked, self._current = {}, None, None
+        self._rows_by_path, self._indexed = {}, 0
+        self.report_button.setEnabled(False)
+        self._fill_filters()
+        self.refresh()
+        self._say_in_plot(hint)
+
+    def _on_model_changed(self) -> None:
+        """Another model: the scan on screen (or running) was made with the old one."""
+        if self.scan is None and self.live is None:
+            return
+        folder = self._out if self.live is not None else getattr(self.scan, "folder", None)
+        self.live = None  # rows still streaming from the old model's scan are not shown
+        self.clear_scan("The model changed:\nRun scans with this one.")
+        self.status.setText(
+            f"The model changed, so the scan made with the previous one left the view; its "
+            f"folder {folder} is kept (Open… shows it again)."
+        )
 
     def _fill_filters(self) -> None:
         scan = self.scan
@@ -990,6 +1126,7 @@ class DatasetDock(BaseDock):
             self.mean_pane.set_rgb(None)
             self.composition.setText("")
             self.gallery.clear()
+            self._fill_concepts(None)
             return
         cmap = self.state.colormap
         mean = self.mean_map(cid)
@@ -1000,6 +1137,7 @@ class DatasetDock(BaseDock):
         else:
             self.mean_pane.set_values(mean, cmap, (0.0, 1.0))
         self.composition.setText(self._composition_html(cid))
+        self._fill_concepts(cid)
         self._fill_gallery()
 
     def mean_map(self, cid: int) -> np.ndarray | None:
@@ -1033,6 +1171,12 @@ class DatasetDock(BaseDock):
         for name, counts in (("labels", info.labels), ("predictions", info.preds)):
             if counts:
                 html += f"<br>{name}: " + ", ".join(f"{_esc(k)} {v}" for k, v in counts.items())
+        top = (self._concept_ranks.get(cid) or (None,))[0]
+        if top is not None and top.share is not None:
+            html += (
+                f"<br><b>concept {top.id}</b> carries <b>{top.share:.0%}</b> of the explained "
+                "score (its top patches below)"
+            )
         return html
 
     def thumbnail(self, row: int) -> np.ndarray:
