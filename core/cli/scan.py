@@ -156,10 +156,8 @@ def cmd_scan(args) -> int:
             file=sys.stderr,
         )
         return CANCELLED_EXIT
-    resumed = f", {summary.resumed} resumed" if summary.resumed else ""
     print(
-        f"scanned {summary.rows} images ({summary.computed} computed{resumed}, "
-        f"{summary.errors} unreadable) at {summary.images_per_s:.1f} images/s; "
+        f"scanned {summary.counts()} at {summary.images_per_s:.1f} images/s; "
         f"{summary.clusters} clusters"
     )
     print(f"wrote {summary.out}/results.parquet, maps.npy, clusters.json, report.html")

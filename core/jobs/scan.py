@@ -105,6 +105,19 @@ class ScanSummary:
     images_per_s: float
     notes: tuple[str, ...] = ()
 
+    def counts(self) -> str:
+        """The images in numbers that add up: "31 images: 30 mapped, 1 unreadable".
+
+        ``rows`` = mapped + unreadable, and = computed + resumed (an unreadable image is
+        computed too: it was tried), so neither pair is said as if it were the other.
+        """
+        text = f"{self.rows} images"
+        if self.errors:
+            text += f": {self.rows - self.errors} mapped, {self.errors} unreadable"
+        if self.resumed:
+            text += f" ({self.computed} computed, {self.resumed} resumed)"
+        return text
+
 
 @dataclass(frozen=True)
 class ScanChunk:
@@ -301,7 +314,10 @@ def scan_job(
             images_per_s=rate,
         )
         remove_parts(out)
-        reporter.progress(total, total, "Writing the report")
+        try:  # complete on disk: a cancel now comes too late, the finished scan wins
+            reporter.progress(total, total, "Writing the report")
+        except Cancelled:
+            pass
         write_report(open_scan(out), colorize=colorize, cluster_colors=cluster_colors)
         return ScanSummary(
             out=out,

@@ -24,3 +24,49 @@ def test_sanity_axis_holds_a_curve_that_falls_below_zero(window):
     lo, hi = sanity.plot.getPlotItem().getViewBox().viewRange()[1]
     assert lo <= -0.9 - 0.05 + 1e-9 and hi >= 1.0  # the lowest point is inside (was -0.2)
     assert "3 steps" in sanity.note.text()
+
+
+def test_scan_dock_clears_stale_scans_counts_right_and_lets_a_finished_scan_win(
+    make_window, qtbot, tmp_path, monkeypatch
+):
+    import threading
+
+    import hookscope.gui.docks.dataset as dataset
+    from tests.core.test_scan import write_scenes
+
+    images, _ = write_scenes(tmp_path, 8, seed=3)
+    (images / "car" / "broken.png").write_bytes(b"not an image")
+    window = make_window()
+    scans = dock(window, "DatasetDock")
+    scans.set_images(images)
+    scans.size_spin.setValue(32)
+    scans.run()
+    qtbot.waitUntil(lambda: scans.scan is not None and scans.run_button.isEnabled(), timeout=90_000)
+    # 9 listed = 8 mapped + 1 unreadable (it said "9 images (9 computed, 1 unreadable)").
+    assert scans.status.text().startswith("Scanned 9 images: 8 mapped, 1 unreadable at ")
+    assert len(scans.scan) == 9 and scans.scatter_items
+
+    go = threading.Event()
+    real = dataset.scan_job
+
+    def late_cancel(reporter, *args, **kwargs):
+        while not go.wait(0.01):
+            reporter.check()
+        result = real(reporter, *args, **kwargs)
+        reporter.cancel()  # a Cancel (or Esc) that lands as the finished scan returns
+        return result
+
+    monkeypatch.setattr(dataset, "scan_job", late_cancel)
+    scans.run()
+    # The old scan leaves the view the moment the new one starts, before any row lands.
+    assert scans.scan is None and scans.scatter_items == [] and scans.gallery.count() == 0
+    assert scans.hint.isVisible() and scans.hint.textItem.toPlainText().startswith("Scanning…")
+    go.set()
+    qtbot.waitUntil(lambda: scans.run_button.isEnabled(), timeout=90_000)
+    assert scans.scan.complete and len(scans.scan) == 9
+    assert scans.status.text().startswith("Finished before the cancel took effect: 9 images, ")
+
+    with qtbot.waitSignal(window.state.modelChanged, timeout=90_000):
+        window.state.load_model("demo:clean", device="cpu")
+    assert scans.scan is None and scans.scatter_items == []
+    assert scans.status.text().startswith("The model changed, so the scan made with the previous")
