@@ -6,8 +6,9 @@ backward of the current image and gives, for the layer:
 - with a concept set (a scan folder's ``concepts.json``, :mod:`core.io.concept_outputs`):
   each concept's map ``U_k`` (where it is: the NMF coefficients of every grid position, with
   the folder's directions and shift) and its importance for the target,
-  ``importance_k = Σ_p U_k(p) · (w_k · ∂y/∂A(p))`` (:mod:`core.experiments.concepts`); the
-  importances plus the residual's share add up to ``Σ_p A(p) · ∂y/∂A(p)``;
+  ``importance_k = Σ_p U_k(p) · (w_k · ∂y/∂A(p))`` with y the class's centred logit
+  ``z_t − mean_j z_j``, as the concepts job scores them (:mod:`core.experiments.concepts`);
+  the importances plus the residual's share add up to ``Σ_p A(p) · ∂y/∂A(p)``;
 - with a restriction (a clicked channel or concept): the CAM map restricted to it
   (:mod:`core.methods.conditional`, CRP-style).
 
@@ -47,7 +48,8 @@ class ConceptView:
         layer, method: The layer and the CAM method of the restricted map.
         target: The explained class index (None for another kind of target).
         score: The target score y.
-        total: Σ_p A(p) · ∂y/∂A(p) (= y − bias for a pool + linear head).
+        total: Σ_p A(p) · ∂y/∂A(p) (= y − bias for a pool + linear head); y is the centred
+            logit when there are concepts (their importances' score), else the target score.
         importance: (K,) each concept's importance (empty without concepts).
         residual: total − Σ_k importance_k (the NMF residual's and the shift's share).
         maps: (K, H, W) float32, each concept's amount U_k at the input's size, divided by the
