@@ -266,9 +266,16 @@ def test_refusals_are_one_sentence(x):
     with pytest.raises(HookScopeError, match="Swin-like windowed attention") as err:
         attnlrp(swin, x, lambda out: out.last_hidden_state.sum())
     assert "\n" not in str(err.value)
-    eva02 = timm.create_model(
-        "eva02_tiny_patch14_224", pretrained=False, img_size=28, depth=1, num_classes=3
+    dinov2 = transformers.Dinov2Model(
+        transformers.Dinov2Config(
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+            use_swiglu_ffn=True,
+        )
     )
     with pytest.raises(HookScopeError, match="gated") as err:
-        attnlrp(eva02, x[..., :28, :28], 0)
+        attnlrp(dinov2, x, lambda out: out.pooler_output.sum())
     assert str(err.value).count(". ") == 0 and str(err.value).endswith(".")

@@ -99,7 +99,6 @@ BUILDS = {
 REFUSED = {  # (case, method) -> what the one sentence says
     ("hf-clip-tower", "legrad"): "class of a classifier",
     ("hf-siglip-tower", "legrad"): "class of a classifier",
-    ("timm-eva02", "attnlrp"): "gated",
 }
 
 

@@ -10,6 +10,8 @@ The rules are lxt's torchvision-ViT recipe (``cp_LRP`` with zennit's Gamma rule,
 - attention: CP-LRP, the attention probabilities are constants (no relevance through the
   softmax), so relevance flows through the values only;
 - GELU (any element-wise activation): identity rule, ``∂ = f(x) / (x + 1e-10)``;
+- timm's gated MLPs (``SwiGLU``, ``GluMlp``: EVA-02): lxt's ``gated_mlp_forward``, the uniform
+  rule on the product (half the relevance to each factor);
 - Linear and Conv2d outside the attention: zennit's generalised Gamma rule (``linear_gamma``,
   ``conv_gamma``), in lxt's form (output relevance ``g ⊙ y``, input gradient ``R / x``); the
   attention's own projections keep the plain gradient, as in torchvision's functional attention.
@@ -101,6 +103,18 @@ class _GammaRule(torch.autograd.Function):
         return _gamma_input_grad(ctx.layer, ctx.gamma, x, y, g), None, None, None
 
 
+class _UniformRule(torch.autograd.Function):
+    """lxt's ``divide_gradient``: the uniform rule after a product of two factors (½ each)."""
+
+    @staticmethod
+    def forward(ctx, z):
+        return z.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g / 2
+
+
 class _IdentityRule(torch.autograd.Function):
     """lxt's ``identity_rule_implicit``: forward ``y = f(x)``, backward ``g ⊙ y / (x + 1e-10)``."""
 
@@ -148,6 +162,19 @@ def _gamma_hook(gamma: float):
     return hook
 
 
+def _uniform_hook(module, args, output):
+    return _UniformRule.apply(output)
+
+
+def _timm_glu(m: nn.Module) -> bool:
+    """timm's ``SwiGLU`` / ``GluMlp``: ``drop1`` follows the product ``act(gate) · value``."""
+    return (
+        type(m).__name__ in ("SwiGLU", "GluMlp")
+        and isinstance(getattr(m, "drop1", None), nn.Module)
+        and _is_activation(getattr(m, "act", nn.Identity()))
+    )
+
+
 def _detach_query_key(module, args, kwargs):
     """CP-LRP on ``nn.MultiheadAttention``: lxt's ``cp_multi_head_attention_forward``."""
     args, kwargs = list(args), dict(kwargs)
@@ -188,11 +215,15 @@ def _attention_modules(blocks) -> set[int]:
 
 
 def _refuse_gated(model: nn.Module) -> None:
-    gated = [n for n, m in model.named_modules() if "glu" in type(m).__name__.lower()]
+    gated = [
+        n
+        for n, m in model.named_modules()
+        if "glu" in type(m).__name__.lower() and not _timm_glu(m)
+    ]
     if gated:
         raise HookScopeError(
-            f"attnlrp has rules for GELU-style MLPs, and '{gated[0]}' is a gated (GLU) MLP whose "
-            "product needs a rule not implemented here; use chefer or legrad on this model."
+            f"attnlrp has rules for GELU-style MLPs and timm's SwiGLU, and '{gated[0]}' is "
+            "another gated (GLU) MLP with no rule here; use chefer or legrad on this model."
         )
 
 
@@ -210,6 +241,8 @@ class _Rules:
             self._attention()
             inside = _attention_modules(self.blocks)
             for name, m in self.model.named_modules():
+                if _timm_glu(m):  # lxt's gated MLP: identity on act, uniform on the product
+                    self._handles.append(m.drop1.register_forward_hook(_uniform_hook))
                 if isinstance(m, nn.LayerNorm):
                     self._handles.append(m.register_forward_hook(_layer_norm_rule(name)))
                 elif _is_activation(m):
