@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,19 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rss import run_child  # noqa: E402
+from scenes import write_scenes  # noqa: E402
+
 RSS_CHILD = """
-import json, sys, time
-import torch
-torch.set_num_threads(2)
 from hookscope.core.jobs.scan import scan_job
-from hookscope.core.loading.models import load_model
-from hookscope.core.reporting import quiet
-def hwm_mb():
-    # VmHWM: this process image's peak RSS (ru_maxrss would inherit the parent's at fork).
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-a = json.loads(sys.argv[1])
 lm = load_model("demo")
 t = time.perf_counter()
 s = scan_job(quiet(), lm, a["images"], "features.block3", masks=a["masks"], out=a["out"],
@@ -110,38 +100,18 @@ def throughput(n_images: int, batch: int) -> dict:
 
 
 def make_scenes(folder: Path, n: int) -> tuple[Path, Path]:
-    import numpy as np
-    from PIL import Image
-
-    from hookscope.core.demo.scenes import CLASS_NAMES, make_dataset
-
     done = folder / f"done{n}"
     images, masks = folder / f"images{n}", folder / f"masks{n}"
-    if done.exists():
-        return images, masks
-    for start in range(0, n, 250):  # in chunks: flat memory here too
-        k = min(250, n - start)
-        imgs, labels, ms = make_dataset("clean", k, seed=1000 + start)
-        for j in range(k):
-            rel = f"{CLASS_NAMES[labels[j]]}/s{start + j:05d}.png"
-            for root, arr in ((images, imgs[j]), (masks, ms[j].astype(np.uint8) * 255)):
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(arr).save(root / rel)
-    done.touch()
+    if not done.exists():
+        write_scenes(images, n, "clean", masks, seed=1000)
+        done.touch()
     return images, masks
 
 
 def peak_rss(folder: Path, n: int) -> dict:
     images, masks = make_scenes(folder, n)
     args = {"images": str(images), "masks": str(masks), "out": str(folder / f"out{n}")}
-    res = subprocess.run(
-        [sys.executable, "-c", RSS_CHILD, json.dumps(args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return run_child(RSS_CHILD, args)
 
 
 def main() -> None:
