@@ -489,8 +489,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.save_layout()
-        self.state.cancel()
-        self.state.worker.wait(5000)
+        # Ends what it can; a job still running is left behind (the app then uses os._exit).
+        self.state.worker.shutdown()
         super().closeEvent(event)
 
     # -- status bar ---------------------------------------------------------------------------
@@ -828,9 +828,12 @@ class MainWindow(QMainWindow):
             box = self.help_box = QMessageBox(self)
             box.setWindowTitle("HookScope help")
             box.setModal(False)
+            box.setStandardButtons(QMessageBox.StandardButton.Close)
+            box.setEscapeButton(QMessageBox.StandardButton.Close)  # Esc closes it, as in Qt
         box.setText(self.help_text())
         box.show()
         box.raise_()
+        box.activateWindow()  # the keys go to the box (a non-modal box stayed behind them)
 
     def show_about(self) -> None:
         QMessageBox.about(

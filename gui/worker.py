@@ -29,6 +29,7 @@ do travel by (queued) signal, each one, in order, before the job's end.
 from __future__ import annotations
 
 import itertools
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,13 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
 from hookscope.core.errors import HookScopeError
+from hookscope.core.jobs.stopping import (
+    StopPolicy,
+    UserCodeStopped,
+    cancel_sentence,
+    interrupt_thread,
+    timeout_sentence,
+)
 from hookscope.core.reporting import Cancelled, ModelGate, Reporter, lane_gate
 
 PROGRESS_POLL_MS = 100
@@ -50,14 +58,10 @@ def lane_of(kind: str) -> str:
     return LONG if kind in LONG_KINDS else INTERACTIVE
 
 
-ABANDON_KINDS = frozenset({"load"})
-"""Kinds that run the user's own code (a factory, a model file), which no cancel check
-reaches: a cancelled one still running after :data:`ABANDON_AFTER_MS` is left behind."""
-ABANDON_AFTER_MS = 1500
 _LEFT_BEHIND: dict[int, QThreadPool] = {}
-"""Pools whose one thread still runs a left-behind job (job id -> pool). Kept here, parentless,
-because destroying a pool waits for its thread; the app ends with ``os._exit`` while any is
-left (see :attr:`Worker.left_behind`)."""
+"""Pools whose one thread ran an abandoned job (job id -> pool; see
+``core.jobs.stopping``). Kept here, parentless, because destroying a pool waits for its thread;
+the app ends with ``os._exit`` while one still runs (see :attr:`Worker.left_behind`)."""
 
 
 @dataclass
@@ -75,6 +79,7 @@ class Job:
     sink: Callable[[int, Any], None] | None = None  # hands partial results to the UI thread
     reporter: Reporter = field(init=False)
     latest: tuple[int, int, str] | None = None  # last progress the job reported
+    thread_id: int | None = None  # the pool thread running it (to interrupt it)
 
     def __post_init__(self) -> None:
         # A plain attribute write from the pool thread; the UI thread polls it.
@@ -103,28 +108,36 @@ class _Task(QRunnable):
 
     def run(self) -> None:
         job = self.job
+        job.thread_id = threading.get_ident()
         try:
-            result = job.fn(job.reporter, *job.args, **job.kwargs)
-            # A job that finished right after cancel still counts as cancelled.
-            status, payload = ("cancelled", None) if job.reporter.cancelled else ("ok", result)
-        except Cancelled:
+            status, payload = _outcome(job)
+        except UserCodeStopped:  # raised into this thread just as the job ended
             status, payload = "cancelled", None
-        except HookScopeError as exc:
-            status, payload = "error", str(exc)
-        except Exception as exc:  # a bug, not a user error: still one sentence, app lives on
-            traceback.print_exc()
-            first = (str(exc).strip().splitlines() or [""])[0].rstrip(".:")[:200]
-            status, payload = "error", f"Unexpected {type(exc).__name__}: {first}."
-        except BaseException as exc:  # noqa: BLE001 - user code's sys.exit / KeyboardInterrupt
-            # Escaping here would end the pool thread's task without a "done": the worker
-            # would stay busy forever and every later job would wait behind it.
-            code = f" ({exc.code})" if isinstance(exc, SystemExit) and exc.code else ""
-            status = "error"
-            payload = (
-                f"The job was stopped by {type(exc).__name__}{code} raised in the code it ran "
-                "(a model file or factory); nothing was changed."
-            )
         self.bridge.done.emit(job.id, status, payload)
+
+
+def _outcome(job: Job) -> tuple[str, Any]:
+    """Run ``job``: its status ("ok"|"error"|"cancelled") and result or one-sentence error."""
+    try:
+        result = job.fn(job.reporter, *job.args, **job.kwargs)
+        # A job that finished right after cancel still counts as cancelled.
+        return ("cancelled", None) if job.reporter.cancelled else ("ok", result)
+    except (Cancelled, UserCodeStopped):  # UserCodeStopped: the worker abandoned it
+        return "cancelled", None
+    except HookScopeError as exc:
+        return "error", str(exc)
+    except Exception as exc:  # a bug, not a user error: still one sentence, app lives on
+        traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0].rstrip(".:")[:200]
+        return "error", f"Unexpected {type(exc).__name__}: {first}."
+    except BaseException as exc:  # noqa: BLE001 - user code's sys.exit / KeyboardInterrupt
+        # Escaping here would end the pool thread's task without a "done": the worker
+        # would stay busy forever and every later job would wait behind it.
+        code = f" ({exc.code})" if isinstance(exc, SystemExit) and exc.code else ""
+        return "error", (
+            f"The job was stopped by {type(exc).__name__}{code} raised in the code it ran "
+            "(a model file or factory); nothing was changed."
+        )
 
 
 class _Lane:
@@ -172,8 +185,15 @@ class Worker(QObject):
         progress(done, total, message): The same for one job: the interactive lane's when it
             runs one, else the long lane's (the window's progress bar).
         busyChanged(bool): True while a job runs or waits in either lane.
-        abandoned(id, kind, message): A cancelled job that did not stop (user code looping)
-            was left running on its old thread; its lane goes on with a fresh thread.
+        abandoned(id, kind, message): A job that did not stop when cancelled, or ran past
+            its timeout (user code looping), was left on its old thread and interrupted there
+            (``core.jobs.stopping``); its lane goes on with a fresh thread. A timed-out job
+            also fails (``failed`` with the same sentence); a cancelled one is ``cancelled``.
+
+    Args:
+        parent: Qt parent.
+        poll_ms: Progress poll interval.
+        policy: Timeouts and what is abandoned (default: ``StopPolicy.from_env()``).
     """
 
     started = Signal(int, str)
@@ -186,8 +206,14 @@ class Worker(QObject):
     busyChanged = Signal(bool)
     abandoned = Signal(int, str, str)
 
-    def __init__(self, parent: QObject | None = None, poll_ms: int = PROGRESS_POLL_MS):
+    def __init__(
+        self,
+        parent: QObject | None = None,
+        poll_ms: int = PROGRESS_POLL_MS,
+        policy: StopPolicy | None = None,
+    ):
         super().__init__(parent)
+        self.policy = policy if policy is not None else StopPolicy.from_env()
         self._lanes = {name: _Lane(name, self) for name in (INTERACTIVE, LONG)}
         self.gate = ModelGate()
         self._bridge = _Bridge()
@@ -198,7 +224,7 @@ class Worker(QObject):
         self._poll.timeout.connect(self.poll)
         self._shown: tuple[int, tuple] | None = None  # (job id, progress) last sent by progress
         self._ids = itertools.count(1)
-        self._grace: dict[int, QTimer] = {}  # job id -> timer that may leave it behind
+        self._timers: dict[tuple[str, int], QTimer] = {}  # (why, job id) -> kept timer
 
     # -- API --------------------------------------------------------------------------------
     def submit(
@@ -300,6 +326,22 @@ class Worker(QObject):
         """Block until both lanes are idle (tests and shutdown only)."""
         return all(lane.pool.waitForDone(msecs) for lane in self._lanes.values())
 
+    def shutdown(self, long_ms: int = 5000) -> int:
+        """Cancel everything and end what can be ended, for quitting; blocks the caller.
+
+        The interactive lane gets the policy's grace period to stop, a long job ``long_ms``
+        (a scan finishing its batch); what still runs is abandoned (interrupted when the
+        policy allows). Returns how many threads still run (then only ``os._exit`` ends).
+        """
+        self.cancel()
+        for lane in self._lanes.values():
+            wait_ms = long_ms if lane.name == LONG else int(self.policy.grace_s * 1000)
+            if not lane.pool.waitForDone(wait_ms) and lane.running is not None:
+                self._abandon(lane.running)
+        for pool in list(_LEFT_BEHIND.values()):
+            pool.waitForDone(200)  # an interrupted thread unwinds in a moment
+        return self.left_behind
+
     # -- internals --------------------------------------------------------------------------
     def _start_next(self, lane: _Lane) -> None:
         if lane.running is not None or not lane.pending:
@@ -311,6 +353,9 @@ class Worker(QObject):
         self.started.emit(job.id, job.kind)
         lane.pool.start(_Task(job, self._bridge))
         self._poll.start()
+        seconds = self.policy.timeout_s(job.kind, lane.name == LONG)
+        if seconds is not None:
+            self._after("timeout", job, seconds, lambda: self._time_out(job, seconds))
 
     def _lane_running(self, job_id: int) -> _Lane | None:
         return next(
@@ -329,24 +374,44 @@ class Worker(QObject):
 
     @property
     def left_behind(self) -> int:
-        """How many left-behind jobs still run (then only ``os._exit`` ends the process)."""
-        return len(_LEFT_BEHIND)
+        """How many abandoned jobs' threads still run (then only ``os._exit`` ends the process)."""
+        return sum(1 for pool in _LEFT_BEHIND.values() if pool.activeThreadCount())
 
-    def _abandon_later(self, job: Job) -> None:
-        """After a grace period, leave a cancelled job of user code behind if it still runs."""
-        if job.kind not in ABANDON_KINDS or job.id in self._grace:
+    def _after(self, why: str, job: Job, seconds: float, then: Callable[[], None]) -> None:
+        """Call ``then`` in ``seconds`` unless the job ends first (:meth:`_drop_timers`)."""
+        key = (why, job.id)
+        if key in self._timers:
             return
         # A kept QTimer, not singleShot(functor): the callable must outlive the wait.
         timer = QTimer(self)
         timer.setSingleShot(True)
-        timer.timeout.connect(lambda: self._abandon(job))
-        self._grace[job.id] = timer
-        timer.start(ABANDON_AFTER_MS)
+        timer.timeout.connect(then)
+        self._timers[key] = timer
+        timer.start(max(1, round(seconds * 1000)))
 
-    def _abandon(self, job: Job) -> None:
-        timer = self._grace.pop(job.id, None)
-        if timer is not None:
-            timer.deleteLater()
+    def _drop_timers(self, job_id: int, whys=("grace", "timeout")) -> None:
+        for why in whys:
+            timer = self._timers.pop((why, job_id), None)
+            if timer is not None:
+                timer.stop()
+                timer.deleteLater()
+
+    def _abandon_later(self, job: Job) -> None:
+        """After the grace period, abandon a cancelled job that did not stop, if the policy says."""
+        if self.policy.may_abandon(job.kind, lane_of(job.kind) == LONG):
+            self._after("grace", job, self.policy.grace_s, lambda: self._abandon(job))
+
+    def _time_out(self, job: Job, seconds: float) -> None:
+        if self._lane_running(job.id) is not None:
+            job.reporter.cancel()
+            self._abandon(job, timeout_sentence(job.kind, seconds))
+
+    def _abandon(self, job: Job, timed_out: str | None = None) -> None:
+        """Leave a running job on its old thread, interrupt it there, go on with a fresh one.
+
+        ``timed_out``: the sentence when it ran past its timeout (then it fails with it).
+        """
+        self._drop_timers(job.id)
         lane = self._lane_running(job.id)
         if lane is None:  # it stopped in time
             return
@@ -357,21 +422,37 @@ class Worker(QObject):
         lane.pool.setMaxThreadCount(1)
         lane.pool.setExpiryTimeout(-1)
         lane.running = None
-        self.cancelled.emit(job.id, job.kind)
-        self.abandoned.emit(
-            job.id,
-            job.kind,
-            f"The {job.kind} did not stop when cancelled (its own code is still running), so "
-            "HookScope left it behind and carries on with a fresh worker thread.",
-        )
+        long_lane = lane.name == LONG
+        if job.thread_id is not None:
+            if self.policy.interrupt and self.policy.may_abandon(job.kind, long_lane):
+                interrupt_thread(job.thread_id)
+            # If it does not unwind (stuck in C, or it swallows the interrupt), the model
+            # gate it holds is freed after one more grace period, so later runs are not stuck.
+            self._after("gate", job, self.policy.grace_s, lambda: self._forfeit(job))
+        message = timed_out or cancel_sentence(job.kind)
+        if timed_out:
+            self.failed.emit(job.id, job.kind, message)
+            if job.on_error is not None:
+                job.on_error(message)
+        else:
+            self.cancelled.emit(job.id, job.kind)
+        self.abandoned.emit(job.id, job.kind, message)
         self._start_next(lane)
         if not self.busy:
             self.busyChanged.emit(False)
 
+    def _forfeit(self, job: Job) -> None:
+        self._drop_timers(job.id, ("gate",))
+        pool = _LEFT_BEHIND.get(job.id)
+        if pool is not None and pool.activeThreadCount():
+            self.gate.forfeit(job.thread_id)
+
     @Slot(int, str, object)
     def _on_done(self, job_id: int, status: str, payload: object) -> None:
-        if _LEFT_BEHIND.pop(job_id, None) is not None:  # a left-behind job ended at last
+        if _LEFT_BEHIND.pop(job_id, None) is not None:  # an abandoned job ended at last
+            self._drop_timers(job_id, ("gate",))
             return
+        self._drop_timers(job_id)
         lane = self._lane_running(job_id)
         if lane is None:  # cannot happen: a lane runs one job at a time; be safe
             return

@@ -210,7 +210,8 @@ def test_session_subprocess_runs_no_code_unless_the_flag_says_so(tmp_path):
     assert (folder / "pwned").exists() and (folder / "out.png").is_file()
 
 
-# -- a factory that never returns ------------------------------------------------------------
+# -- a factory that never returns and cannot be interrupted (tests/gui/test_runaway_code.py has
+# the plain `while True: pass` one, which the app's interrupt ends) ----------------------------
 LOOPING_FACTORY = """
 import pathlib
 import time
@@ -222,8 +223,13 @@ STOP = pathlib.Path(__file__).with_name("stop")
 
 def build():
     STOP.with_name("looping").write_text("")
-    while not STOP.exists():  # "forever", until the test lets it go
-        time.sleep(0.01)
+    while True:  # "forever", until the test lets it go; it even swallows the app's interrupt
+        try:
+            while not STOP.exists():
+                time.sleep(0.01)
+            break
+        except BaseException:
+            pass
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
 """
 
