@@ -53,3 +53,16 @@ def test_tab_goes_model_centre_image_predictions_and_out_of_tables(window, qtbot
     assert order[:5] == ["Activations", "Image", "Predictions", "Model", "Activations"], order
     back = tab_walk(window, qtbot, window.image_dock, 1, key=Qt.Key.Key_Backtab)
     assert [d.TITLE for d in back] == ["Activations"]  # Shift+Tab from Image: the centre
+
+
+def test_esc_closes_the_help_box_and_f1_brings_it_back(window, qtbot):
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_F1)
+    box = window.help_box
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is box, timeout=2000)
+    assert box.isVisible() and box.escapeButton() is not None
+    qtbot.keyClick(QApplication.focusWidget() or box, Qt.Key.Key_Escape)
+    assert not box.isVisible()
+    assert window.isVisible() and not window.cancel_action.isEnabled()  # nothing else ran
+    window.help_action.trigger()  # F1 again (key events need the window active again)
+    assert box.isVisible() and box.text().count("<tr>") >= 10  # the same help, reopened
