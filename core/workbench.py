@@ -19,6 +19,7 @@ from hookscope.core.engine.runtime import threads_for
 from hookscope.core.engine.targets import RegionTarget, check_target
 from hookscope.core.engine.tree import build_tree, layer_defaults
 from hookscope.core.errors import HookScopeError
+from hookscope.core.experiments.interventions import apply_image_edits
 from hookscope.core.jobs import probe as jobs
 from hookscope.core.jobs.probe import ProbeRequest, is_transformer
 from hookscope.core.loading.images import load_image
@@ -194,6 +195,21 @@ class Workbench:
         self.image, self.image_edits = img, [dict(d) for d in image_edits]
         self._emit("image")
         self._maybe_run()
+
+    def edit_comparison(self) -> tuple | None:
+        """``(image before the last image edit, the current image, that edit)``, or None.
+
+        What a before / after comparison of the last image edit compares, rebuilt from the file
+        and the edits alone, so a reopened session has it again. None without an edit, or for
+        an image that has no file (pasted) to rebuild from.
+
+        Raises:
+            HookScopeError: The file cannot be read or an edit no longer applies.
+        """
+        if not self.image_edits or not self.image_path or self.image is None:
+            return None
+        before = apply_image_edits(load_image(self.image_path), self.image_edits[:-1])
+        return before, self.image, dict(self.image_edits[-1])
 
     # -- edits and input spec -----------------------------------------------------------------
     def set_edits(self, edits: list[dict]) -> None:

@@ -157,7 +157,9 @@ class ImageLabDock(BaseDock):
         self._crop = None  # (patch crop PIL, mask crop PIL, (left, top) in the patch)
         self._full_size = (0, 0)
         self.result = None  # core.jobs.experiments.BeforeAfterResult
+        self._compared: list[dict] = []  # the image edits the table is about
         state.imageChanged.connect(self._on_image)
+        state.modelChanged.connect(lambda: self._sync_table(force=True))
         self._on_image()
 
     # -- image --------------------------------------------------------------------------------
@@ -171,6 +173,43 @@ class ImageLabDock(BaseDock):
         )
         self.edits_label.setText(text)
         self.reset_button.setEnabled(bool(edits) and bool(self.state.image_path))
+        self._sync_table()
+
+    def _sync_table(self, force: bool = False) -> None:
+        """Keep Before / After about the image on screen: rebuilt from its file and edits
+        (a reopened session, another model), emptied when no edit is left to compare."""
+        st = self.state
+        edits = [dict(d) for d in st.image_edits]
+        if edits == self._compared and not force:
+            return
+        self._compared = edits
+        try:
+            pair = st.wb.edit_comparison() if st.loaded is not None else None
+        except (HookScopeError, OSError) as exc:
+            pair = None
+            st.errorRaised.emit(str(exc))
+        if pair is None:
+            self.result = None
+            self.table.setRowCount(0)
+            self.summary.setText("")
+            return
+        self._compare(*pair)
+
+    def _compare(self, before, after, edit: dict) -> None:
+        """Top-k before and after ``edit`` in the worker; the table fills when it ends."""
+        st = self.state
+        st.worker.submit(
+            before_after_job,
+            st.loaded,
+            before,
+            after,
+            edit,
+            spec=st.input_spec,
+            k=st.topk,
+            kind="before_after",
+            on_result=self._on_before_after,
+            on_error=st.errorRaised.emit,
+        )
 
     def reset_image(self) -> None:
         if self.state.image_path:
@@ -315,20 +354,11 @@ class ImageLabDock(BaseDock):
         except (HookScopeError, OSError) as exc:
             st.errorRaised.emit(str(exc))
             return False
+        edits = [*st.image_edits, dict(d)]
         if st.loaded is not None:
-            st.worker.submit(
-                before_after_job,
-                st.loaded,
-                before,
-                after,
-                d,
-                spec=st.input_spec,
-                k=st.topk,
-                kind="before_after",
-                on_result=self._on_before_after,
-                on_error=st.errorRaised.emit,
-            )
-        st.set_edited_image(after, [*st.image_edits, d])
+            self._compare(before, after, d)
+        self._compared = edits  # asked for here: the image change that follows needs no other
+        st.set_edited_image(after, edits)
         return True
 
     def _on_before_after(self, result) -> None:

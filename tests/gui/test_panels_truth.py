@@ -70,3 +70,34 @@ def test_scan_dock_clears_stale_scans_counts_right_and_lets_a_finished_scan_win(
         window.state.load_model("demo:clean", device="cpu")
     assert scans.scan is None and scans.scatter_items == []
     assert scans.status.text().startswith("The model changed, so the scan made with the previous")
+
+
+def test_image_lab_before_after_comes_back_with_a_reopened_session(make_window, qtbot, tmp_path):
+    from hookscope.core.demo import sample_path
+    from hookscope.gui import session_io
+
+    def rows(lab):
+        return [
+            [lab.table.item(r, c).text() for c in range(2)] for r in range(lab.table.rowCount())
+        ]
+
+    first = make_window(image=str(sample_path("sky.png")))
+    lab = dock(first, "ImageLabDock")
+    lab.set_patch(str(sample_path("car_road.png")))
+    assert lab.apply_paste()
+    qtbot.waitUntil(lambda: lab.result is not None and not first.state.busy, timeout=90_000)
+    shown = rows(lab)
+    assert len(shown) == 4 and shown[0][1].startswith("airplane")  # the car on sky: airplane
+    path = session_io.save_session(first, tmp_path / "s.json")
+
+    second = make_window()
+    lab2 = dock(second, "ImageLabDock")
+    assert lab2.result is None and lab2.table.rowCount() == 0
+    assert session_io.open_session(second, path)
+    qtbot.waitUntil(lambda: lab2.result is not None, timeout=90_000)
+    # The same numbers as when the edit was made (was: an empty table after the reopen).
+    assert rows(lab2) == shown and lab2.summary.text() == lab.summary.text()
+    assert lab2.result.edit == first.state.image_edits[-1]
+
+    second.state.load_image(str(sample_path("sky.png")))  # a plain image: nothing to compare
+    assert lab2.result is None and lab2.table.rowCount() == 0
