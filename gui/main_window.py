@@ -510,11 +510,23 @@ class MainWindow(QMainWindow):
         self.cancel_button.setToolTip("Cancel the running job (Esc)")
         self.cancel_button.clicked.connect(self.state.cancel)
         self.cancel_button.setVisible(False)
+        # The message in a label that wraps, left of the rest: Qt draws a status message on
+        # one line, cut at the first permanent widget (at 1280 px notes lost their ends).
+        self.message_label = QLabel("", self)
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.progress_label.setWordWrap(True)
+        bar.messageChanged.connect(self._on_message)
+        bar.addPermanentWidget(self.message_label, 1)
         for w in (self.model_label, self.device_label, self.time_label):
             bar.addPermanentWidget(w)
         bar.addPermanentWidget(self.progress_label)
         bar.addPermanentWidget(self.progress_bar)
         bar.addPermanentWidget(self.cancel_button)
+
+    def _on_message(self, text: str) -> None:
+        self.message_label.setText(text)
+        self.message_label.setToolTip(text)
 
     def show_message(self, text: str, msecs: int = 8000) -> None:
         self.statusBar().showMessage(text, msecs)

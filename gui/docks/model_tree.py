@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
 )
 
 from hookscope.gui.docks.base import BaseDock
-from hookscope.gui.tree_model import FILTER_ROLE, NAME_ROLE, ModuleTreeModel
+from hookscope.gui.tree_model import COLUMNS, FILTER_ROLE, NAME_ROLE, ModuleTreeModel
 
 
 class ModelTreeDock(BaseDock):
@@ -60,6 +60,9 @@ class ModelTreeDock(BaseDock):
         # Names set the width (deep trees scroll sideways) rather than being elided to "…".
         for col in range(self.model.columnCount()):
             head.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        # Output right after Module: in the narrow column the shapes were the part cut off
+        # (Type, parameters and calls follow; every cell's tooltip has them all).
+        head.moveSection(COLUMNS.index("Output"), 1)
         self.view.clicked.connect(self._on_clicked)
         self.body.addWidget(self.view, 1)
 

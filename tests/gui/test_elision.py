@@ -1,0 +1,64 @@
+"""Text the user needs is whole at 1280 and 1600 px: hint line, tree shapes, status bar."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QModelIndex
+from PySide6.QtWidgets import QLabel
+
+from hookscope.gui.tree_model import COLUMNS
+
+NOTE = (
+    "The CAM of features.block3 for class airplane is negative at every position, though 61 "
+    "of its 128 channel weights are positive: the weighted sum is what is negative."
+)
+"""A long note as runs report them (about 160 characters)."""
+
+
+def _fits(label: QLabel) -> bool:
+    """The label's text drawn whole: one line as wide as the text, or wrapped lines all shown."""
+    room = label.contentsRect()
+    if label.wordWrap():
+        return label.heightForWidth(label.width()) <= label.height()
+    return label.fontMetrics().horizontalAdvance(label.text()) <= room.width()
+
+
+def _rows(model, parent=None):
+    parent = parent if parent is not None else QModelIndex()
+    for r in range(model.rowCount(parent)):
+        yield model.index(r, 0, parent)
+        yield from _rows(model, model.index(r, 0, parent))
+
+
+@pytest.mark.parametrize("width", [1280, 1600])
+def test_hint_line_tree_shapes_and_status_bar_are_whole(window, qtbot, width):
+    window.resize(width, 800)
+    qtbot.wait(100)
+    view = window.analysis_docks[0].view
+    # Was "128 channels · 12×12 · wheel zooms · c…": the counts, then the mouse hint below.
+    assert view.info.text() == "128 channels · 12×12" and _fits(view.info), view.info.width()
+    assert _fits(view.hover_label), (view.hover_label.width(), view.hover_label.text())
+
+    tree = window.tree_dock.view
+    head = tree.header()
+    out = COLUMNS.index("Output")
+    left = head.sectionViewportPosition(out)
+    assert head.visualIndex(out) == 1  # right after Module
+    assert 0 <= left and left + head.sectionSize(out) <= tree.viewport().width()
+    metrics = tree.fontMetrics()
+    shapes = [
+        i.siblingAtColumn(out).data() for i in _rows(tree.model()) if tree.visualRect(i).isValid()
+    ]
+    assert "128×12×12" in shapes
+    assert max(metrics.horizontalAdvance(s) for s in shapes) < head.sectionSize(out)
+
+    window.show_message(NOTE, 60_000)
+    qtbot.wait(50)
+    shown = window.message_label
+    assert shown.text() == NOTE and shown.toolTip() == NOTE
+    assert shown.isVisible() and _fits(shown), (shown.width(), shown.height())
+    assert window.statusBar().currentMessage() == NOTE
+    for label in (window.model_label, window.device_label, window.time_label):
+        assert label.text() and _fits(label), label.text()
+    bar = window.statusBar().rect()
+    assert bar.contains(shown.geometry()) and bar.contains(window.time_label.geometry())
