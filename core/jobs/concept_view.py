@@ -57,8 +57,8 @@ class ConceptView:
         restricted: The restricted map (H, W) in [0, 1] (ReLU, min-max), or None.
         restricted_sum: Σ_p of the restricted map before the ReLU, at the layer's grid.
         restricted_label: What it is restricted to, e.g. ``"channel 12"``.
-        cam_sum: Σ_p of the method's whole map before the ReLU (the restricted sums over all
-            channels add up to it).
+        cam_sum: Σ_p of the method's whole map before the ReLU, for the restricted map's score
+            (the restricted sums over all channels add up to it).
         folder: The concepts' scan folder, or None.
         notes: What the view had to change (another method, edits left out).
     """
@@ -148,7 +148,7 @@ def concept_view_job(
         importance = (u * np.einsum("kc,chw->khw", concepts.directions, g)).sum((1, 2))
         top = float(u.max()) if u.size else 0.0
         maps = np.stack([to_input(m, p.input_size, top) for m in u]) if len(u) else maps
-    restricted, label, rsum = None, "", 0.0
+    restricted, label, rsum, base = None, "", 0.0, p
     if restrict is not None:
         kind, idx = restrict[0], int(restrict[1])
         if kind == "channel":
@@ -157,6 +157,8 @@ def concept_view_job(
             m = concept_maps(pc, u[idx : idx + 1], concepts.directions[idx : idx + 1])[0]
         else:
             raise HookScopeError(f"There is no concept {idx}: the folder has {len(u)}.")
+        # a concept's map is of the concepts' score (pc), so its share is of pc's map
+        base = pc if kind == "concept" else p
         restricted, label, rsum = to_input(m, p.input_size), f"{kind} {idx}", float(m.sum())
     return ConceptView(
         layer=layer,
@@ -170,7 +172,7 @@ def concept_view_job(
         restricted=restricted,
         restricted_sum=rsum,
         restricted_label=label,
-        cam_sum=float(p.cam.astype(np.float64).sum()),
+        cam_sum=float(base.cam.astype(np.float64).sum()),
         folder=concepts.folder if concepts is not None else None,
         notes=tuple(notes),
     )

@@ -70,8 +70,10 @@ CLUSTER_COLORS = (
 UNCLUSTERED = (150, 150, 150)
 TEXT_CSS = "rgb({}, {}, {})".format(*TEXT)
 THUMB = 96
-PATCH = 44
+PATCH = 40
 """Side of a concept's patch crop in the cluster's concept list."""
+PATCHES = 3
+"""Top patches shown per concept in the list (the tooltip names them)."""
 """Side of a gallery thumbnail (the image as the model saw it, its map blended over it)."""
 GALLERY_MAX = 60
 STRIP_MAX = 8
@@ -398,7 +400,7 @@ class DatasetDock(BaseDock):
         self.composition.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.composition.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.concept_list = QListWidget(cluster_box)
-        self.concept_list.setIconSize(QSize(4 * PATCH + 9, PATCH))
+        self.concept_list.setIconSize(QSize(PATCHES * (PATCH + 3) - 3, PATCH))
         self.concept_list.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.concept_list.setToolTip(
             "The cluster's concepts, highest mean importance first, with their top patches"
@@ -656,8 +658,8 @@ class DatasetDock(BaseDock):
         ranked = self._concept_ranks.get(cid, ()) if cid is not None else ()
         rows = []
         for rc in ranked:
-            share = f"{rc.share:.0%} of the score · " if rc.share is not None else ""
-            rows.append(f"concept {rc.id} · {share}importance {rc.importance:.3g}")
+            share = f"{rc.share:.0%} of the score" if rc.share is not None else "share unknown"
+            rows.append(f"concept {rc.id}\n{share}\nimportance {rc.importance:.3g}")
         return rows
 
     def _fill_concepts(self, cid: int | None) -> None:
@@ -669,7 +671,7 @@ class DatasetDock(BaseDock):
             if not 0 <= rc.id < len(cs):
                 continue
             if rc.id not in self._strips:
-                self._strips[rc.id] = concept_strip(cs, rc.id, 4, PATCH)
+                self._strips[rc.id] = concept_strip(cs, rc.id, PATCHES, PATCH)
             strip = self._strips[rc.id]
             icon = QIcon(rgb_to_pixmap(strip)) if strip is not None else QIcon()
             item = QListWidgetItem(icon, text)

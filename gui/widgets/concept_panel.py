@@ -35,6 +35,11 @@ KIND = "concept-view"
 """Worker job kind (interactive lane; a newer one replaces a running one)."""
 
 
+def pct(share: float) -> str:
+    """A share as a whole percentage; a small negative one is "0%", not "-0%"."""
+    return f"{share:.0%}".replace("-0%", "0%") if np.isfinite(share) else "–"
+
+
 class ConceptPanel(QWidget):
     """Concept stack and restricted map for the state's current image.
 
@@ -170,7 +175,7 @@ class ConceptPanel(QWidget):
         share = v.share()
         for k in self.order():
             rgb = figures.overlay(snap.input_image, v.maps[k], st.colormap, st.alpha)
-            item = QListWidgetItem(QIcon(rgb_to_pixmap(rgb)), f"concept {k}\n{share[k]:.0%}")
+            item = QListWidgetItem(QIcon(rgb_to_pixmap(rgb)), f"concept {k}\n{pct(share[k])}")
             item.setToolTip(
                 f"concept {k}: importance {v.importance[k]:.4g} = Σ_p U_k(p)·(w_k·∂y/∂A(p)), "
                 f"{share[k]:.1%} of Σ A·∂y/∂A = {v.total:.4g}"
@@ -210,7 +215,7 @@ class ConceptPanel(QWidget):
         out = []
         for k in self.order():
             rgb = figures.overlay(snap.input_image, v.maps[k], st.colormap, st.alpha)
-            out.append(figures.Panel(f"concept {k} ({v.share()[k]:.0%})", rgb))
+            out.append(figures.Panel(f"concept {k} ({pct(v.share()[k])})", rgb))
         if v.restricted is not None:
             rgb = figures.overlay(snap.input_image, v.restricted, st.colormap, st.alpha)
             bar = figures.ColorBar(st.colormap, 0.0, 1.0)

@@ -92,6 +92,8 @@ def test_restricted_maps_from_the_view(demo, scan):
     for k, v in enumerate(by_concept):
         assert v.restricted_sum == pytest.approx(float(v.importance[k]), rel=1e-5, abs=1e-7)
         assert v.restricted.shape == (96, 96) and v.restricted_label == f"concept {k}"
+        # HiResCAM's whole map sums to Σ A·∂y/∂A: the concepts' maps plus the residual's
+        assert v.cam_sum == pytest.approx(v.total, rel=1e-5)
     ch = [
         concept_view_job(quiet(), demo, image, None, LAYER, target=0, restrict=("channel", c))
         for c in (3, 40)

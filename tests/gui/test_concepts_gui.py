@@ -17,6 +17,7 @@ from hookscope.core.demo.scenes import make_dataset
 from hookscope.core.io.scan_outputs import open_scan
 from hookscope.core.jobs.concept_view import concepts_for
 from hookscope.core.loading.images import to_tensor
+from hookscope.gui.widgets.concept_panel import pct
 from hookscope.gui.worker import LONG, lane_of
 
 LAYER = "features.block3"
@@ -56,7 +57,7 @@ def test_opened_concepts_in_the_dataset_and_cam_docks(make_window, qtbot, scan_d
     data.pick_cluster(clusters[0]["id"])
     assert data.concept_list.count() == 3
     first = clusters[0]["concepts"][0]
-    assert data.concept_list.item(0).text().startswith(f"concept {first['id']} · ")
+    assert data.concept_list.item(0).text().startswith(f"concept {first['id']}\n")
     assert not data.concept_list.item(0).icon().isNull()
     assert f"<b>concept {first['id']}</b> carries" in data.composition.text()
     # CAM dock: the current image's 3 concepts, highest importance first
@@ -70,7 +71,7 @@ def test_opened_concepts_in_the_dataset_and_cam_docks(make_window, qtbot, scan_d
         z = st.loaded.model(to_tensor(st.image, st.input_spec))[0].numpy()
     assert v.total == pytest.approx((z[v.target] - z.mean()) - (b[v.target] - b.mean()), abs=1e-4)
     top = panel.order()[0]
-    assert panel.stack.item(0).text() == f"concept {top}\n{v.share()[top]:.0%}"
+    assert panel.stack.item(0).text() == f"concept {top}\n{pct(v.share()[top])}"
     assert "Concepts of features.block3" in panel.label.text()
     assert v.restricted is None and panel.restricted.isHidden()
 
@@ -82,6 +83,7 @@ def test_opened_concepts_in_the_dataset_and_cam_docks(make_window, qtbot, scan_d
     r = panel.view
     assert r.restricted_label == f"concept {top}" and not panel.restricted.isHidden()
     assert r.restricted_sum == pytest.approx(float(r.importance[top]), rel=1e-4, abs=1e-7)
+    assert "Restricted to concept" in panel.label.text() and pct(0.004) == pct(-0.004) == "0%"
     # a click on a channel in the Activations dock: the map restricted to that channel
     st.select(LAYER)
     with qtbot.waitSignal(panel.shown, timeout=WAIT_MS):
