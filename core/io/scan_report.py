@@ -176,8 +176,8 @@ def _concepts_html(concepts, ranked, shown: int = 5, crops: int = 4) -> str:
         return ""
     rows = [
         "<div class='concepts'><b>Concepts</b> <span class='muted'>(NMF of the layer's "
-        "activations; importance = Σ_p U_k(p)·(w_k·∂y/∂A(p)), mean over the cluster's images; "
-        "share of Σ_p A·∂y/∂A)</span>"
+        "activations; importance = Σ_p U_k(p)·(w_k·∂y/∂A(p)), y the explained class's centred "
+        "logit, mean over the cluster's images; share of Σ_p A·∂y/∂A)</span>"
     ]
     for rc in ranked[:shown]:
         if not 0 <= rc.id < len(concepts):
