@@ -208,27 +208,42 @@ class TopK:
         if n == 0:
             return
         flat = a.reshape(n, c, h * w)
-        arg = np.nan_to_num(flat, nan=-np.inf).argmax(2)  # first maximum, row-major
+        arg = flat.argmax(2)  # first maximum, row-major; a NaN wins (numpy propagates it)
         val = np.take_along_axis(flat, arg[..., None], 2)[..., 0]
+        bad = np.isnan(val)
+        if bad.any():  # only maps holding a NaN pay for the mask: NaN counts as -inf
+            rows = flat[bad]
+            rows = np.where(np.isnan(rows), -np.inf, rows)
+            arg[bad] = rows.argmax(1)
+            val[bad] = np.take_along_axis(rows, arg[bad][:, None], 1)[:, 0]
         val = np.where(np.isnan(val), -np.inf, val).T  # (C, N)
-        idx = np.broadcast_to(np.asarray(index, np.int64), (c, n))
-        all_v = np.concatenate([self.values, val], 1)
-        all_i = np.concatenate([self.index, idx], 1)
+        # only channels where the batch reaches the k-th value can change (>=: a tie may win
+        # on the image index); late in a folder that is a few of them
+        ch = np.flatnonzero(val.max(1) >= self.values[:, -1])
+        if len(ch):
+            self._merge(ch, a, val[ch], arg.T[ch], np.asarray(index, np.int64), w)
+
+    def _merge(self, ch, a, val, arg, index, w) -> None:
+        """Merge the batch's ``val`` / ``arg`` (len(ch), N) into channels ``ch``."""
+        k = self.k
+        idx = np.broadcast_to(index, val.shape)
+        all_v = np.concatenate([self.values[ch], val], 1)
+        all_i = np.concatenate([self.index[ch], idx], 1)
         # empty slots (-1) sort last among equal -inf values
         tie = np.where(all_i < 0, np.iinfo(np.int64).max, all_i)
-        order = np.lexsort((tie, -all_v.astype(np.float64)), axis=1)[:, : self.k]
-        from_old = order < self.k
+        order = np.lexsort((tie, -all_v.astype(np.float64)), axis=1)[:, :k]
+        from_old = order < k
         src = np.where(from_old, order, 0)
-        new = np.where(from_old, 0, order - self.k)
-        ch = np.arange(c)[:, None]
-        maps = self.maps[ch, src]
-        batch_maps = a[new, ch].astype(np.float16)  # (C, k, h, w)
-        self.maps = np.where(from_old[..., None, None], maps, batch_maps)
-        r_b, c_b = (arg // w).T.astype(np.int32), (arg % w).T.astype(np.int32)
-        self.row = np.where(from_old, self.row[ch, src], r_b[ch, new])
-        self.col = np.where(from_old, self.col[ch, src], c_b[ch, new])
-        self.values = np.take_along_axis(all_v, order, 1)
-        self.index = np.take_along_axis(all_i, order, 1)
+        new = np.where(from_old, 0, order - k)
+        col = ch[:, None]
+        row = np.arange(len(ch))[:, None]
+        batch_maps = a[new, col].astype(np.float16)  # (len(ch), k, h, w)
+        self.maps[ch] = np.where(from_old[..., None, None], self.maps[col, src], batch_maps)
+        pick = arg[row, new]
+        self.row[ch] = np.where(from_old, self.row[col, src], pick // w)
+        self.col[ch] = np.where(from_old, self.col[col, src], pick % w)
+        self.values[ch] = np.take_along_axis(all_v, order, 1)
+        self.index[ch] = np.take_along_axis(all_i, order, 1)
 
     def state(self) -> dict[str, np.ndarray]:
         """Arrays to checkpoint (``from_state`` gives the same object back)."""
