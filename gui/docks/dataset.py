@@ -151,11 +151,11 @@ class WrapLabel(QLabel):
 
 
 class ScanJob(DockJob):
-    """DockJob with the scan's own progress line (images/s, time left) and a cancel hook."""
+    """DockJob with the scan's own progress line (images/s, time left), cancel and error hooks."""
 
-    def __init__(self, *args, bar: QProgressBar, on_cancelled, **kwargs):
+    def __init__(self, *args, bar: QProgressBar, on_cancelled, on_failed=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.bar, self.on_cancelled = bar, on_cancelled
+        self.bar, self.on_cancelled, self.on_failed = bar, on_cancelled, on_failed
         self._start: tuple[float, int] | None = None
 
     def submit(self, *args, **kwargs) -> int:
@@ -193,6 +193,11 @@ class ScanJob(DockJob):
         if mine:
             self.on_cancelled()
 
+    def _on_error(self, message: str) -> None:
+        super()._on_error(message)
+        if self.on_failed is not None:
+            self.on_failed()
+
 
 class DatasetDock(BaseDock):
     """Folder, masks, output and scan options; the scatter, filters, mean map and gallery."""
@@ -214,6 +219,7 @@ class DatasetDock(BaseDock):
         self._out: Path | None = None  # folder of the running scan
         self.live: LiveScan | None = None  # the running scan's rows so far
         self._scan_model = None  # the LoadedModel the last scan ran with
+        self._before_run = None  # the scan on screen when Run was pressed
         self._indexed = 0  # rows of the scan on screen in _rows_by_path
         self._live_timer = QTimer(self)
         self._live_timer.setSingleShot(True)
@@ -441,6 +447,7 @@ class DatasetDock(BaseDock):
             self.status,
             bar=self.progress_bar,
             on_cancelled=self._on_cancelled,
+            on_failed=self._on_failed,
         )
         self.atlas_job = DockJob(state, "atlas", self.atlas_button, self.cancel_button, self.status)
         self.concepts_job = DockJob(
@@ -565,6 +572,7 @@ class DatasetDock(BaseDock):
         self.live = LiveScan(resolved, self._out, st.loaded.name)
         self._scan_model = st.loaded  # its rows are stale if the model changes meanwhile
         # The old scan leaves the view now, not when the first new rows land.
+        self._before_run = self.scan
         self.clear_scan("Scanning…\nthe points appear as the rows land.")
         return self.job.submit(
             scan_job,
@@ -658,8 +666,8 @@ class DatasetDock(BaseDock):
         ranked = self._concept_ranks.get(cid, ()) if cid is not None else ()
         rows = []
         for rc in ranked:
-            share = f"{rc.share:.0%} of the score" if rc.share is not None else "share unknown"
-            rows.append(f"concept {rc.id}\n{share}\nimportance {rc.importance:.3g}")
+            share = f"{rc.share:.0%} of score" if rc.share is not None else "share unknown"
+            rows.append(f"concept {rc.id}\n{share}\nimp. {rc.importance:.3g}")
         return rows
 
     def _fill_concepts(self, cid: int | None) -> None:
@@ -735,8 +743,7 @@ class DatasetDock(BaseDock):
         self.live = None
         if self._scan_model is not self.state.loaded:  # made with the model before this one
             self.status.setText(
-                f"The scan made with the previous model finished in {summary.out}; Open… "
-                "shows it."
+                f"The previous model's scan finished in {summary.out}; Open… shows it."
             )
             return
         self.open_folder(summary.out)
@@ -747,6 +754,17 @@ class DatasetDock(BaseDock):
             f"{summary.out.name} (the Output folder)."
             + "".join(f" {note}" for note in summary.notes)
         )
+
+    def _on_failed(self) -> None:
+        """The scan stopped on an error (the status line says it): no "Scanning…" left behind.
+        One refused before its first row (e.g. the folder holds other settings) puts back the
+        scan that was on screen, which is still true."""
+        rows, self.live = len(self.live or ()), None
+        before, self._before_run = self._before_run, None
+        if not rows and before is not None and self._scan_model is self.state.loaded:
+            self.show_scan(before)
+        else:
+            self.clear_scan("The scan stopped:\nthe line above says why.")
 
     def _on_cancelled(self) -> None:
         self.live = None
@@ -861,6 +879,7 @@ class DatasetDock(BaseDock):
         """Take the scan off screen the moment it stops being true (a new scan starts, the
         model changes): no old points, gallery or filters stay behind."""
         self.scan = None
+        self.mean_pane.set_title("Mean map")
         self._thumbs, self._picked, self._current = {}, None, None
         self._rows_by_path, self._indexed = {}, 0
         self.report_button.setEnabled(False)
