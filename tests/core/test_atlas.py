@@ -246,3 +246,28 @@ def test_resnet50_random_weights_is_exact(folder, tmp_path):
     # at 96² its layer3 field spans the whole input: the crop is the cell's own 16 px patch
     assert summary.field.stride == (16.0, 16.0) and summary.field.how == "cell"
     check_exact(table_of(tmp_path / "r50"), brute_force(r50.model, "layer3", folder, spec), 2)
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_topk_equals_a_full_sort_with_ties_and_nans(shuffled):
+    from hookscope.core.experiments.atlas import TopK
+
+    rng = np.random.default_rng(int(shuffled))
+    n, c, k = 40, 6, 4
+    a = np.round(rng.standard_normal((n, c, 3, 4)), 1).astype(np.float32)  # many ties
+    a[rng.random(a.shape) < 0.01] = np.nan
+    a[5, 2] = np.nan  # a whole map of NaN counts as -inf
+    order = rng.permutation(n) if shuffled else np.arange(n)
+    top = TopK(c, k, (3, 4))
+    for s in range(0, n, 7):
+        top.add(a[order[s : s + 7]], order[s : s + 7])
+    flat = np.where(np.isnan(a), -np.inf, a).reshape(n, c, 12)
+    arg, val = flat.argmax(2), flat.max(2)
+    for ch in range(c):
+        want = sorted(range(n), key=lambda i: (-val[i, ch], i))[:k]
+        assert top.index[ch].tolist() == want
+        assert top.values[ch].tolist() == [val[i, ch] for i in want]
+        assert top.row[ch].tolist() == [arg[i, ch] // 4 for i in want]
+        assert top.col[ch].tolist() == [arg[i, ch] % 4 for i in want]
+        for r, i in enumerate(want):
+            np.testing.assert_array_equal(top.maps[ch, r], a[i, ch].astype(np.float16))
