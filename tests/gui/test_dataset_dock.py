@@ -209,7 +209,11 @@ def test_dataset_dock_cancel_keeps_the_rows_and_run_resumes(
 
     monkeypatch.setattr(dataset, "scan_job", real)
     dock.run()
-    qtbot.waitUntil(lambda: dock.scan.complete and dock.run_button.isEnabled(), timeout=60_000)
+    assert dock.scan is None  # the partial scan leaves the view as the resumed run starts
+    qtbot.waitUntil(
+        lambda: dock.scan is not None and dock.scan.complete and dock.run_button.isEnabled(),
+        timeout=60_000,
+    )
     assert "16 computed, 8 resumed" in dock.status.text()
     assert len(dock.scan) == N and sorted(points(dock)) == list(range(N))
     assert all(c in CLUSTER_COLORS for c in points(dock).values())

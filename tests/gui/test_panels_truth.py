@@ -45,6 +45,13 @@ def test_scan_dock_clears_stale_scans_counts_right_and_lets_a_finished_scan_win(
     # 9 listed = 8 mapped + 1 unreadable (it said "9 images (9 computed, 1 unreadable)").
     assert scans.status.text().startswith("Scanned 9 images: 8 mapped, 1 unreadable at ")
     assert len(scans.scan) == 9 and scans.scatter_items
+    first = scans.scan
+    scans.size_spin.setValue(16)  # the Output folder holds the 32-px scan: refused at once
+    scans.run()
+    qtbot.waitUntil(lambda: scans.run_button.isEnabled(), timeout=90_000)
+    assert "holds a scan made with another map size" in scans.status.text()
+    assert scans.scan is first and not scans.hint.isVisible()  # no "Scanning…" left behind
+    scans.size_spin.setValue(32)
 
     go = threading.Event()
     real = dataset.scan_job
