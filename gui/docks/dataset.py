@@ -666,7 +666,9 @@ class DatasetDock(BaseDock):
         ranked = self._concept_ranks.get(cid, ()) if cid is not None else ()
         rows = []
         for rc in ranked:
-            share = f"{rc.share:.0%} of score" if rc.share is not None else "share unknown"
+            share = "share unknown"
+            if rc.share is not None:  # a tiny negative share is 0%, not -0%
+                share = f"{rc.share:.0%} of score".replace("-0%", "0%")
             rows.append(f"concept {rc.id}\n{share}\nimp. {rc.importance:.3g}")
         return rows
 
