@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ from hookscope.core.jobs.stopping import (
 from hookscope.core.reporting import Cancelled, ModelGate, Reporter, lane_gate
 
 PROGRESS_POLL_MS = 100
+DEADLINE_POLL_MS = 100
+"""How often the worker looks at its deadlines (timeouts, grace periods) while it has any."""
 INTERACTIVE, LONG = "interactive", "long"
 LONG_KINDS = frozenset({"scan", "trust", "sanity", "importance", "training", "atlas", "concepts"})
 """Job kinds that run in the long lane; every other kind is interactive."""
@@ -224,7 +227,12 @@ class Worker(QObject):
         self._poll.timeout.connect(self.poll)
         self._shown: tuple[int, tuple] | None = None  # (job id, progress) last sent by progress
         self._ids = itertools.count(1)
-        self._timers: dict[tuple[str, int], QTimer] = {}  # (why, job id) -> kept timer
+        # (why, job id) -> (monotonic deadline, what then). One member timer looks at them:
+        # no QTimer per job to create and delete while jobs come and go.
+        self._deadlines: dict[tuple[str, int], tuple[float, Callable[[], None]]] = {}
+        self._clock = QTimer(self)
+        self._clock.setInterval(DEADLINE_POLL_MS)
+        self._clock.timeout.connect(self._check_deadlines)
 
     # -- API --------------------------------------------------------------------------------
     def submit(
@@ -380,21 +388,24 @@ class Worker(QObject):
     def _after(self, why: str, job: Job, seconds: float, then: Callable[[], None]) -> None:
         """Call ``then`` in ``seconds`` unless the job ends first (:meth:`_drop_timers`)."""
         key = (why, job.id)
-        if key in self._timers:
-            return
-        # A kept QTimer, not singleShot(functor): the callable must outlive the wait.
-        timer = QTimer(self)
-        timer.setSingleShot(True)
-        timer.timeout.connect(then)
-        self._timers[key] = timer
-        timer.start(max(1, round(seconds * 1000)))
+        if key not in self._deadlines:
+            self._deadlines[key] = (time.monotonic() + seconds, then)
+            self._clock.start()
 
     def _drop_timers(self, job_id: int, whys=("grace", "timeout")) -> None:
         for why in whys:
-            timer = self._timers.pop((why, job_id), None)
-            if timer is not None:
-                timer.stop()
-                timer.deleteLater()
+            self._deadlines.pop((why, job_id), None)
+        if not self._deadlines:
+            self._clock.stop()
+
+    @Slot()
+    def _check_deadlines(self) -> None:
+        now = time.monotonic()
+        for key, (when, then) in list(self._deadlines.items()):
+            if when <= now and self._deadlines.pop(key, None) is not None:
+                then()
+        if not self._deadlines:
+            self._clock.stop()
 
     def _abandon_later(self, job: Job) -> None:
         """After the grace period, abandon a cancelled job that did not stop, if the policy says."""
