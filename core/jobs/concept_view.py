@@ -160,6 +160,11 @@ def concept_view_job(
         # a concept's map is of the concepts' score (pc), so its share is of pc's map
         base = pc if kind == "concept" else p
         restricted, label, rsum = to_input(m, p.input_size), f"{kind} {idx}", float(m.sum())
+        if not restricted.any():  # a finding, not a dark picture to leave unexplained
+            notes.append(
+                f"The map restricted to {label} is 0 after the ReLU: it does not raise the score "
+                f"anywhere here (its sum is {rsum:.3g})."
+            )
     return ConceptView(
         layer=layer,
         method=use,

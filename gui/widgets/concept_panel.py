@@ -203,7 +203,7 @@ class ConceptPanel(QWidget):
                 else f"<b>Concepts of {v.layer}</b>: the target's Σ A·∂y/∂A is 0"
             )
         if v.restricted is not None:
-            part = f" ({v.restricted_sum / v.cam_sum:.0%} of the map's sum)" if v.cam_sum else ""
+            part = f" ({pct(v.restricted_sum / v.cam_sum)} of the map's sum)" if v.cam_sum else ""
             parts.append(f"Restricted to {v.restricted_label} of {v.layer}{part}")
         return "<br>".join(parts + list(v.notes))
 
