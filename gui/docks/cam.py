@@ -209,6 +209,9 @@ class CamDock(BaseDock):
         self.blocks_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.blocks_button.setToolTip("Blocks the method reads (none ticked: the method's default)")
         self.blocks_button.setMenu(QMenu(self.blocks_button))
+        # Room for the longest text and the menu arrow (it was cut to "Blocks: default_").
+        wide = self.blocks_button.fontMetrics().horizontalAdvance("Blocks: default")
+        self.blocks_button.setMinimumWidth(wide + 30)
         lay.addWidget(self.blocks_button)
         lay.addWidget(QLabel("Heads", group))
         self.fusion_combo = QComboBox(group)
