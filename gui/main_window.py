@@ -69,7 +69,14 @@ HEAD = struct.Struct(">iiBiiii")
 """Start of a saveState: marker, version, dock marker, area count, first area and its size."""
 
 RECENT_MAX = 8
-MODEL_EXAMPLES = ("demo", "demo:clean", "torchvision:resnet18", "torchvision:resnet50")
+MODEL_EXAMPLES = (
+    "demo",
+    "demo:clean",
+    "demo:vit",
+    "demo:vit-clean",
+    "torchvision:resnet18",
+    "torchvision:resnet50",
+)
 
 
 def analysis_dock_classes(entries=ANALYSIS_DOCKS) -> list[type[BaseDock]]:
@@ -515,7 +522,8 @@ class MainWindow(QMainWindow):
         self.message_label = QLabel("", self)
         self.message_label.setWordWrap(True)
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.progress_label.setWordWrap(True)
+        # As wide as its text when there is room, but it never sets the window's least width.
+        self.progress_label.setMinimumWidth(60)
         bar.messageChanged.connect(self._on_message)
         bar.addPermanentWidget(self.message_label, 1)
         for w in (self.model_label, self.device_label, self.time_label):
@@ -549,6 +557,7 @@ class MainWindow(QMainWindow):
             self.progress_bar.setRange(0, 0)  # busy indicator
         # Progress lives next to its bar so it never hides a message the user should read.
         self.progress_label.setText(message)
+        self.progress_label.setToolTip(message)
         self._show_progress(True)
 
     def _on_model(self) -> None:
