@@ -882,6 +882,8 @@ class DatasetDock(BaseDock):
         model changes): no old points, gallery or filters stay behind."""
         self.scan = None
         self.mean_pane.set_title("Mean map")
+        for axis in ("bottom", "left"):
+            self.plot.setLabel(axis, "", color=TEXT)
         self._thumbs, self._picked, self._current = {}, None, None
         self._rows_by_path, self._indexed = {}, 0
         self.report_button.setEnabled(False)
@@ -896,6 +898,8 @@ class DatasetDock(BaseDock):
         folder = self._out if self.live is not None else getattr(self.scan, "folder", None)
         self.live = None  # rows still streaming from the old model's scan are not shown
         self.clear_scan("The model changed:\nRun scans with this one.")
+        if folder is not None and self.out_edit.text().strip() == str(folder):
+            self.out_edit.clear()  # that folder holds the old model's scan: Run gets a new one
         self.status.setText(
             f"The model changed, so the scan made with the previous one left the view; its "
             f"folder {folder} is kept (Open… shows it again)."

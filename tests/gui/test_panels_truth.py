@@ -77,6 +77,7 @@ def test_scan_dock_clears_stale_scans_counts_right_and_lets_a_finished_scan_win(
         window.state.load_model("demo:clean", device="cpu")
     assert scans.scan is None and scans.scatter_items == []
     assert scans.status.text().startswith("The model changed, so the scan made with the previous")
+    assert scans.out_edit.text() == ""  # the next Run does not aim at the old model's folder
 
 
 def test_image_lab_before_after_comes_back_with_a_reopened_session(make_window, qtbot, tmp_path):
