@@ -347,7 +347,11 @@ register(Explainer("lrp", ATTRIBUTION, "LRP (zennit)", (), False, ONE_PASS, True
 
 
 def _run_attnlrp(rec, model, x, target, ctx):
-    return None, attnlrp(model, x, target, **ctx.params), ()
+    raw = attnlrp(model, x, target, **ctx.params)
+    if not ctx.layers:
+        return None, raw, ()
+    unused = Note(INFO, "attnlrp explains the whole model: the blocks given are unused.")
+    return None, raw, (unused,)
 
 
 register(

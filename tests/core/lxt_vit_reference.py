@@ -1,9 +1,9 @@
 """lxt 2.1's own torchvision-ViT AttnLRP recipe, run in a separate process (its patches change
 torch classes for the whole process): ``python lxt_vit_reference.py IN.pt OUT.npy``.
 
-IN.pt holds the ViT's constructor kwargs, state dict, input, target and (conv, linear) gamma
-pairs; OUT.npy gets the input relevance ``x * x.grad`` per pair, (P, C, H, W), as in lxt's
-``examples/vit_torch.py``.
+IN.pt holds the ViT's constructor kwargs, its state dict (or a seed and the head's init std),
+the input, target and (conv, linear) gamma pairs; OUT.npy gets the input relevance
+``x * x.grad`` per pair, (P, C, H, W), as in lxt's ``examples/vit_torch.py``.
 
 ``import lxt.efficient`` fails on transformers 5 (its BERT patch imports a removed helper), so
 the packages are entered without their ``__init__`` and only the ViT rules are loaded: what
@@ -46,8 +46,13 @@ def main(src: str, dst: str) -> None:
     monkey_patch_zennit()
     torch.set_num_threads(1)
     blob = torch.load(src, weights_only=True)
-    model = vision_transformer.VisionTransformer(**blob["config"])
-    model.load_state_dict(blob["state"])
+    if "state" in blob:
+        model = vision_transformer.VisionTransformer(**blob["config"])
+        model.load_state_dict(blob["state"])
+    else:  # a big ViT built here from its seed, as the test builds it (no 300 MB file)
+        torch.manual_seed(blob["seed"])
+        model = vision_transformer.VisionTransformer(**blob["config"])
+        torch.nn.init.normal_(model.heads.head.weight, std=blob["head_std"])
     model.eval()
     for p in model.parameters():
         p.requires_grad = False

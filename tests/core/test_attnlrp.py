@@ -47,19 +47,8 @@ def lxt_relevance(tv_vit, x, tmp_path_factory):
     """lxt's input relevance per gamma pair, computed by its recipe in another process."""
     if importlib.util.find_spec("lxt") is None or importlib.util.find_spec("zennit") is None:
         pytest.skip("lxt 2.1 and zennit are the reference (pip install -e '.[dev]')")
-    tmp = tmp_path_factory.mktemp("lxt")
     blob = dict(config=CONFIG, state=tv_vit.state_dict(), x=x, target=TARGET, gammas=GAMMAS)
-    torch.save(blob, tmp / "in.pt")
-    script = Path(__file__).with_name("lxt_vit_reference.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(
-        [sys.executable, str(script), str(tmp / "in.pt"), str(tmp / "out.npy")],
-        check=True,
-        timeout=600,
-        env=env,
-        capture_output=True,
-    )
-    return np.load(tmp / "out.npy")
+    return _run_lxt(blob, tmp_path_factory.mktemp("lxt"))
 
 
 def test_equals_lxt_in_a_separate_process(tv_vit, x, lxt_relevance):
@@ -72,6 +61,38 @@ def test_equals_lxt_in_a_separate_process(tv_vit, x, lxt_relevance):
     assert np.abs(lxt_relevance[0] - lxt_relevance[1]).max() > 1e-2
 
 
+def _run_lxt(blob: dict, tmp) -> np.ndarray:
+    torch.save(blob, tmp / "in.pt")
+    script = Path(__file__).with_name("lxt_vit_reference.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [sys.executable, str(script), str(tmp / "in.pt"), str(tmp / "out.npy")],
+        check=True,
+        timeout=900,
+        env=env,
+        capture_output=True,
+    )
+    return np.load(tmp / "out.npy")
+
+
+@pytest.mark.slow
+def test_equals_lxt_on_vit_b_16(lxt_relevance, tmp_path):
+    """lxt's example model, vit_b_16 at 224², random-init from a seed in both processes."""
+    config = dict(
+        image_size=224, patch_size=16, num_layers=12, num_heads=12, hidden_dim=768, mlp_dim=3072
+    )
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    blob = dict(config=config, seed=0, head_std=0.02, x=x, target=7, gammas=[GAMMAS[0]])
+    ref = _run_lxt(blob, tmp_path)[0]
+    torch.manual_seed(0)
+    vit = VisionTransformer(**config).eval()
+    nn.init.normal_(vit.heads.head.weight, std=0.02)
+    ours = attnlrp(vit, x, 7)
+    peak = np.abs(ref).max()  # random init: small relevance (3.2e-4), so also relative
+    assert peak > 1e-5 and np.abs(ours).sum() > 0
+    assert np.abs(ours - ref).max() <= 1e-4 and np.abs(ours - ref).max() / peak <= 1e-4
+
+
 def test_registry_record(tv_vit, x, lxt_relevance):
     e = explainers.explain(tv_vit, x, "attnlrp", target=TARGET)
     rec = explainers.get("attnlrp")
@@ -82,6 +103,9 @@ def test_registry_record(tv_vit, x, lxt_relevance):
     np.testing.assert_allclose(e.map, magnitude_map(e.raw), atol=1e-7)
     with pytest.raises(HookScopeError, match="does not take"):
         explainers.explain(tv_vit, x, "attnlrp", target=TARGET, fusion="max")
+    blocks = explainers.explain(tv_vit, x, "attnlrp", target=TARGET, layers=["encoder.ln"])
+    assert [n.kind for n in blocks.notes] == [explainers.INFO]
+    np.testing.assert_array_equal(blocks.raw, e.raw)
 
 
 def _timm_twin(tv: VisionTransformer):
