@@ -66,6 +66,9 @@ class GradientsDock(BaseDock):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setAlternatingRowColors(True)
+        # In a narrow panel the names lose their start ("…block2"), not the part that tells
+        # layers apart ("fea…" for all); the tooltip has the whole name.
+        self.table.setTextElideMode(Qt.TextElideMode.ElideLeft)
         head = self.table.horizontalHeader()
         head.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         head.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
@@ -146,6 +149,7 @@ class GradientsDock(BaseDock):
         for r, name in enumerate(layers):
             norm = snap.param_grad_norms.get(name)
             item = QTableWidgetItem(name)
+            item.setToolTip(name)
             value = QTableWidgetItem(
                 "– (no parameters or frozen)" if norm is None else f"{norm:.4g}"
             )

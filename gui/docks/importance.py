@@ -83,7 +83,9 @@ class ImportanceDock(BaseDock):
         split = QSplitter(Qt.Orientation.Horizontal, self)
         self.plot = pg.PlotWidget(split, background=BACKGROUND)
         self.plot.setLabel("left", "drop in target probability", color=TEXT)
-        self.plot.setLabel("bottom", "channels, largest drop first (click a bar to ablate)")
+        # Short: the axis label is centred and cut at both ends in a 1000-px window's panel.
+        self.plot.setLabel("bottom", "channels, largest drop first")
+        self.plot.setToolTip("Channels, largest drop first: click a bar to ablate that channel")
         self.plot.showGrid(y=True, alpha=0.3)
         self.plot.setMenuEnabled(False)
         self.plot.scene().sigMouseClicked.connect(self._on_plot_click)

@@ -106,10 +106,11 @@ class PredictionsDock(BaseDock):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setItemDelegateForColumn(2, ProbabilityBar(self.table))
         head = self.table.horizontalHeader()
-        head.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        # Names whole, the bar takes the rest: a fixed 130-px bar left "airpla…" in the
+        # 236-px column of a 1000-px window.
+        head.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         head.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        head.setSectionResizeMode(2, QHeaderView.ResizeMode.Fixed)
-        head.resizeSection(2, 130)
+        head.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.table.cellClicked.connect(self._on_clicked)
         self.body.addWidget(self.table, 1)
         # In the body, not the header: the target box keeps its width next to it.
@@ -155,8 +156,6 @@ class PredictionsDock(BaseDock):
         self.reference_button.setVisible(kind == EMBEDDING)
         self.table.setVisible(kind != EMBEDDING)
         self.table.setHorizontalHeaderLabels(HEADERS.get(kind, HEADERS[CLASSES]))
-        head = self.table.horizontalHeader()
-        head.resizeSection(2, 130)
 
     def _on_result(self, snap) -> None:
         kind = snap.kind.kind if snap.kind is not None else CLASSES

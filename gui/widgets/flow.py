@@ -181,8 +181,11 @@ class FlowLayout(QLayout):
             return [max(i.minimumSize().width(), w + spare) for i, w in zip(items, widths)]
         weights = [self._stretch[k] for k in line]
         if not any(weights):
+            # Else expanding controls grow (a line edit), not groups: those stay packed left.
             grows = Qt.Orientation.Horizontal
-            weights = [int(bool(i.expandingDirections() & grows)) for i in items]
+            weights = [
+                int(i.widget() is not None and bool(i.expandingDirections() & grows)) for i in items
+            ]
         total = sum(weights)
         if total:
             extra = [spare * wt // total for wt in weights]
