@@ -339,13 +339,6 @@ for _name, _tm in TRANSFORMER_METHODS.items():
     )
 
 
-def _run_lrp(rec, model, x, target, ctx):
-    return None, lrp(model, x, target), ()
-
-
-register(Explainer("lrp", ATTRIBUTION, "LRP (zennit)", (), False, ONE_PASS, True, _run_lrp))
-
-
 def _run_attnlrp(rec, model, x, target, ctx):
     raw = attnlrp(model, x, target, **ctx.params)
     if not ctx.layers:
@@ -369,6 +362,13 @@ register(
         _run_attnlrp,
     )
 )
+
+
+def _run_lrp(rec, model, x, target, ctx):
+    return None, lrp(model, x, target), ()
+
+
+register(Explainer("lrp", ATTRIBUTION, "LRP (zennit)", (), False, ONE_PASS, True, _run_lrp))
 
 
 # -- running one ----------------------------------------------------------------------------

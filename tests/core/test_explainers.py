@@ -24,7 +24,7 @@ SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 LAYER = hookscope.core.demo.CAM_LAYER
 CAMS = list(CAM_METHODS)
 ATTRS = list(ATTRIBUTION_METHODS)
-TRANSFORMERS = ["rollout", "chefer", "legrad"]  # tests/core/test_transformers.py
+TRANSFORMERS = ["rollout", "chefer", "legrad", "attnlrp"]  # tests/core/test_transformers.py
 SLOW = {"scorecam", "ablationcam", "smoothgrad", "ig", "occlusion"}
 
 
