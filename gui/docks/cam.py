@@ -134,6 +134,10 @@ class CamDock(BaseDock):
         left_lay.addWidget(QLabel("CAM layers", left))
         self.layer_list = QListWidget(left)
         self.layer_list.setMaximumWidth(220)
+        # Long names (a ViT's encoder.layers.encoder_layer_3.ln_1) keep their telling end,
+        # "…layer_3.ln_1", instead of a sideways scroll bar; the tooltip has them whole.
+        self.layer_list.setTextElideMode(Qt.TextElideMode.ElideLeft)
+        self.layer_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.layer_list.setToolTip("Ticked layers with a feature-map output; tick to compute a map")
         self.layer_list.itemChanged.connect(self._on_layer_item)
         left_lay.addWidget(self.layer_list, 1)
@@ -329,6 +333,7 @@ class CamDock(BaseDock):
             self.layer_list.clear()
             for name in self.map_layers():
                 item = QListWidgetItem(name, self.layer_list)
+                item.setToolTip(name)
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(Qt.CheckState.Unchecked)
         self._check_layers()
