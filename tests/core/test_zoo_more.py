@@ -99,6 +99,64 @@ def test_hf_levit_defaults_to_a_stage_output():
     assert float(maps["levit.encoder.stages.0.layers.2.queries"].max()) == 0.0
 
 
+def _hf_mobilevit():
+    """HF MobileViT from a small config, re-initialised so its activations are O(1).
+
+    HF's own init (BatchNorm weights ~ N(0, 0.02)) shrinks the signal to exactly zero by
+    ``conv_1x1_exp``, which made the reference's 8e-28 map an all-zero one here.
+    """
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.MobileViTConfig(
+        image_size=128,
+        hidden_sizes=[32, 40, 48],
+        neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64],
+        num_attention_heads=2,
+        num_labels=5,
+    )
+    model = transformers.MobileViTForImageClassification(config).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight)
+            elif isinstance(module, nn.BatchNorm2d):
+                module.weight.fill_(1.0)
+    return model
+
+
+def test_hf_mobilevit_map_of_1e28_is_a_note_not_stretched_noise():
+    """Issue 22 §4: the reference's map at ``conv_1x1_exp`` spans 8e-28; min-max made a picture.
+
+    The layer after it (the classifier) is scaled by 1e-26 and given a bias, so the score is
+    O(1) while activations × gradients at ``conv_1x1_exp`` are ~1e-28: a real but meaningless
+    map, flat relative to the score it should explain.
+    """
+    layer = "mobilevit.conv_1x1_exp"
+    model = _hf_mobilevit()
+    x = torch.randn(1, 3, 128, 128)
+    control = compute_cam(model, x, [layer], "gradcam")  # the same layer, unscaled: a real map
+    assert not control.notes and float(control[layer].std()) > 0.1
+    with torch.no_grad():
+        model.classifier.weight.mul_(1e-26)
+        model.classifier.bias.copy_(torch.tensor([0.5, 2.0, -1.0, 0.3, 1.0]))
+    probe = run_probe(model, x, [layer])
+    assert probe.target == 1  # the bias decides the class
+    rec = probe.records[layer][0]
+    a, g = rec.output[0], rec.grad_output[0]
+    raw = (g.mean(dim=(1, 2))[:, None, None] * a).sum(0).clamp(min=0)  # Grad-CAM by hand
+    spread = float(raw.max() - raw.min())
+    assert raw.shape == (4, 4) and 1e-30 < spread < 1e-26  # not zero: min-max would stretch it
+    maps = compute_cam(model, x, [layer], "gradcam")
+    (note,) = maps.notes
+    assert note.startswith(f"Layer {layer} barely feeds the target: its activations × gradients")
+    total, score = (
+        float(v) for v in re.findall(r"sum to ([-+.e\d]+) against a score of ([\d.]+)", note)[0]
+    )
+    assert total == pytest.approx(float((a * g).abs().sum()), rel=0.05) and total < 1e-25
+    assert score == pytest.approx(float(probe.logits[0, 1]), rel=0.01)
+    assert float(np.abs(maps[layer]).max()) == 0.0  # shown as zero, not stretched to [0, 1]
+
+
 # -- the default layer is checked at load --------------------------------------------------------
 class DeadEnd(nn.Module):
     """The last convolution runs but feeds nothing: its gradient is zero for every target."""
