@@ -244,8 +244,12 @@ def _cmd_transformer(args, lm, image, out: Path) -> int:
         "options": params,
         "normalisation": "patch map min-max, bilinear upsample (align_corners=False), min-max",
     }
+    raw_name = "patch_map"
+    if e.raw.ndim == 3:  # attnlrp: the signed input relevance (C, H, W)
+        settings["normalisation"] = "input relevance: sum over channels of |r|, min-max"
+        raw_name = "relevance"
     if out.suffix.lower() == ".npz":
-        npz, side = save_arrays(out, {"map": e.map, "patch_map": e.raw}, settings)
+        npz, side = save_arrays(out, {"map": e.map, raw_name: e.raw}, settings)
         print(f"wrote {npz} and {side}")
         return 0
     picture = np.asarray(preprocess(image, lm.input_spec).convert("RGB"))

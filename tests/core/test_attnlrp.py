@@ -303,3 +303,25 @@ def test_refusals_are_one_sentence(x):
     with pytest.raises(HookScopeError, match="gated") as err:
         attnlrp(dinov2, x, lambda out: out.pooler_output.sum())
     assert str(err.value).count(". ") == 0 and str(err.value).endswith(".")
+
+
+def test_cli_cam_writes_the_relevance(tmp_path):
+    from PIL import Image
+
+    from hookscope.core.loading.images import load_image, to_tensor
+    from hookscope.core.loading.models import load_model
+    from hookscope.gui.command import main
+
+    spec = "timm:vit_tiny_patch16_224?img_size=32&patch_size=8&depth=2&num_classes=5"
+    image = tmp_path / "in.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(image)
+    out = tmp_path / "r.npz"
+    args = ["cam", "--model", spec, "--image", str(image), "--target", "1", "--out", str(out)]
+    assert main([*args, "--method", "attnlrp"]) == 0
+    lm = load_model(spec)
+    want = attnlrp(lm.model, to_tensor(load_image(image), lm.input_spec), 1)
+    got = np.load(out)
+    assert got["relevance"].shape == (3, 32, 32) and got["map"].shape == (32, 32)
+    assert np.abs(got["relevance"] - want).max() <= 1e-6 * max(1e-12, np.abs(want).max())
+    np.testing.assert_allclose(got["map"], magnitude_map(want), atol=1e-6)

@@ -4,6 +4,7 @@ Each reads the attention probabilities of torchvision and timm vision transforme
 (:mod:`.attention`) and is one module with its formula in the docstring.
 :data:`TRANSFORMER_METHODS` lists them; the explainer registry registers each once (kind
 ``transformer``). Their ``raw`` is the (h, w) map over the patch grid.
+``attnlrp`` (:mod:`.attnlrp`) is registered beside them; its ``raw`` is the input relevance.
 """
 
 from __future__ import annotations
