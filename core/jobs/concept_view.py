@@ -28,6 +28,7 @@ from hookscope.core.errors import HookScopeError
 from hookscope.core.experiments.concepts import centred_score
 from hookscope.core.io.concept_outputs import ConceptSet, read_concepts
 from hookscope.core.loading.images import to_tensor
+from hookscope.core.methods.cam import NEGLIGIBLE
 from hookscope.core.methods.conditional import (
     channel_maps,
     concept_maps,
@@ -160,6 +161,13 @@ def concept_view_job(
         # a concept's map is of the concepts' score (pc), so its share is of pc's map
         base = pc if kind == "concept" else p
         restricted, label, rsum = to_input(m, p.input_size), f"{kind} {idx}", float(m.sum())
+        terms = float(np.abs(base.field * base.acts).sum())
+        if terms <= NEGLIGIBLE * abs(base.score):  # as compute_cam: rounding noise, not a map
+            restricted = np.zeros_like(restricted)
+            notes.append(
+                f"Layer {layer} barely feeds the target (Σ|α·A| = {terms:.2g} against a score "
+                f"of {base.score:.3g}): its restricted maps are rounding noise, shown as 0."
+            )
         if not restricted.any():  # a finding, not a dark picture to leave unexplained
             notes.append(
                 f"The map restricted to {label} is 0 after the ReLU: it does not raise the score "

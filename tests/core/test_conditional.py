@@ -81,3 +81,16 @@ def test_eigencam_has_no_restricted_map(demo, x):
     p = layer_pass(demo.model, x[:1], LAYER, "gradcam", AIRPLANE)
     with pytest.raises(HookScopeError, match="channels 0 to 127"):
         channel_maps(p, [128])
+
+
+def test_channel_maps_of_vit_tokens_sum_to_the_cam():
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=10).eval()
+    x = torch.randn(1, 3, 224, 224)
+    p = layer_pass(vit, x, "blocks.10", "gradcam", 3)
+    assert p.acts.shape == (192, 14, 14)  # tokens as a grid, the class token left out
+    m = channel_maps(p)
+    assert np.abs(m.sum(0) - p.cam).max() <= 1e-6 * np.abs(m).sum(0).max()
+    want = compute_cam(vit, x, ["blocks.10"], "gradcam", 3)["blocks.10"]
+    np.testing.assert_allclose(to_input(m.sum(0), p.input_size), want, atol=1e-4)
