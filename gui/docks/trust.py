@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (
     QTableWidget,
     QTableWidgetItem,
     QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from hookscope.core.jobs.evaluate import (
@@ -135,15 +137,8 @@ class TrustDock(BaseDock):
         self.bars_plot.getPlotItem().invertY(True)  # best at the top, as in the table
         self.bars_plot.setMenuEnabled(False)
         self.bars_plot.setMouseEnabled(False, False)
-        self.curves_plot = pg.PlotWidget(plots, background=BACKGROUND)
-        self.curves_plot.setLabel("left", "p(target)", color=TEXT)
-        self.curves_plot.setLabel("bottom", "share of pixels removed / inserted", color=TEXT)
-        self.curves_plot.showGrid(x=True, y=True, alpha=0.3)
-        self.curves_plot.setMenuEnabled(False)
-        self.curves_plot.setYRange(0, 1.02)
-        self._legend_below(self.curves_plot.getPlotItem())
         plots.addWidget(self.bars_plot)
-        plots.addWidget(self.curves_plot)
+        plots.addWidget(self._make_curves(plots))
         split.addWidget(self.table)
         split.addWidget(plots)
         split.setSizes([300, 340])
@@ -163,6 +158,7 @@ class TrustDock(BaseDock):
 
         self.report = None  # core.jobs.evaluate.TrustReport
         self.order: list[str] = []
+        self.legend_entries: list[str] = []  # the curves' legend, as plain text
         self._mask: Path | None = None  # the mask file of the last run, if any
         self.job = DockJob(
             state, "trust", self.run_button, self.cancel_button, self.status, "Cancelled."
@@ -171,12 +167,25 @@ class TrustDock(BaseDock):
         state.imageChanged.connect(self._stale)
         state.targetChanged.connect(lambda _: self._stale())
 
-    @staticmethod
-    def _legend_below(plot: pg.PlotItem) -> None:
-        """The curves' legend in a row under the plot (never over the curves), two columns."""
-        legend = pg.LegendItem(labelTextSize="8pt", colCount=2, labelTextColor=TEXT)
-        plot.layout.addItem(legend, 4, 1)
-        plot.legend = legend  # plot(name=…) adds its curve here; clear() removes it
+    def _make_curves(self, parent) -> QWidget:
+        """The deletion / insertion plot, its legend in a wrapping line under it: a legend
+        over the plot hid a third of the curves, one laid out in the plot was cut when narrow."""
+        box = QWidget(parent)
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        self.curves_plot = pg.PlotWidget(box, background=BACKGROUND)
+        self.curves_plot.setLabel("left", "p(target)", color=TEXT)
+        self.curves_plot.setLabel("bottom", "share of pixels removed / inserted", color=TEXT)
+        self.curves_plot.showGrid(x=True, y=True, alpha=0.3)
+        self.curves_plot.setMenuEnabled(False)
+        self.curves_plot.setYRange(0, 1.02)
+        self.curves_legend = QLabel("", box)
+        self.curves_legend.setWordWrap(True)
+        self.curves_legend.setTextFormat(Qt.TextFormat.RichText)
+        lay.addWidget(self.curves_plot, 1)
+        lay.addWidget(self.curves_legend)
+        return box
 
     # -- running ------------------------------------------------------------------------------
     def methods(self) -> list[str]:
@@ -226,6 +235,7 @@ class TrustDock(BaseDock):
         self.finding.setVisible(False)
         self.bars_plot.clear()
         self.curves_plot.clear()
+        self.curves_legend.setText("")
 
     def _stale(self) -> None:
         if self.report is not None:
@@ -349,7 +359,10 @@ class TrustDock(BaseDock):
         return self.order[i] if 0 <= i < len(self.order) else None
 
     def _draw_curves(self) -> None:
+        """The selected method's deletion and insertion curves, the random baseline's dashed."""
         self.curves_plot.clear()
+        self.curves_legend.setText("")
+        self.legend_entries: list[str] = []
         r = self.report
         name = self.selected()
         if r is None or name is None:
@@ -360,24 +373,25 @@ class TrustDock(BaseDock):
         pairs = [(m, name, Qt.PenStyle.SolidLine)]
         if "random" in r.methods and name != "random":
             pairs.append((r.methods["random"], "random", Qt.PenStyle.DashLine))
+        html = []
         for mm, label, style in pairs:
-            width = 2 if style == Qt.PenStyle.SolidLine else 1
-            # The title names the selected method: its own entries stay short to fit under the plot.
-            who = "" if label == name else f"{label} "
-            self.curves_plot.plot(
-                x,
-                mm.deletion_curve,
-                pen=pg.mkPen(BAD, width=width, style=style),
-                name=f"{who}del {r.cell(label, 'deletion', digits)}",
-            )
-            self.curves_plot.plot(
-                x,
-                mm.insertion_curve,
-                pen=pg.mkPen(GOOD, width=width, style=style),
-                name=f"{who}ins {r.cell(label, 'insertion', digits)}",
-            )
-        title = f"{name}, random dashed" if len(pairs) > 1 else name
-        self.curves_plot.setTitle(title, color=TEXT, size="9pt")
+            solid = style == Qt.PenStyle.SolidLine
+            for part, colour, curve in (
+                ("deletion", BAD, mm.deletion_curve),
+                ("insertion", GOOD, mm.insertion_curve),
+            ):
+                pen = pg.mkPen(colour, width=2 if solid else 1, style=style)
+                self.curves_plot.plot(x, curve, pen=pen)
+                text = f"{label} {part[:3]} {r.cell(label, part, digits)}"
+                self.legend_entries.append(text)
+                mark = "━━" if solid else "╍╍"
+                html.append(
+                    f"<span style='color: rgb{colour}'>{mark}</span>&nbsp;"
+                    + text.replace(" ", "&nbsp;")
+                )
+        # Entries break between one another, never inside: the line wraps in a narrow dock.
+        self.curves_legend.setText(" &nbsp; ".join(html))
+        self.curves_plot.setTitle(name, color=TEXT, size="9pt")
         self.summary.setText(f"{r.summary()} Selected: {r.verdict(name)}")
 
     # -- export -------------------------------------------------------------------------------

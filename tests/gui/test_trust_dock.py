@@ -186,15 +186,15 @@ def test_flat_curves_are_said_in_words_and_the_legend_leaves_them_alone(make_win
         for i in range(2)
         for j in range(1, len(heads))
     )
-    # The legend sits in a row under the plot, not over the curves.
-    plot = trust.curves_plot.getPlotItem()
-    plot.layout.activate()
-    legend, box = plot.legend, plot.getViewBox()
-    assert len(legend.items) == 4
-    assert legend.sceneBoundingRect().top() >= box.sceneBoundingRect().bottom() - 1
-    texts = [label.text for _, label in legend.items]
+    # The legend is a wrapping line under the plot, not a box over the curves.
     d = r.decimals()
     top = trust.order[0]
-    assert texts[:2] == [f"del {r.cell(top, 'deletion', d)}", f"ins {r.cell(top, 'insertion', d)}"]
-    title = trust.curves_plot.getPlotItem().titleLabel.text
-    assert title == f"{top}, random dashed" or top == "random"
+    assert trust.legend_entries[:2] == [
+        f"{top} del {r.cell(top, 'deletion', d)}",
+        f"{top} ins {r.cell(top, 'insertion', d)}",
+    ]
+    assert trust.curves_plot.getPlotItem().legend is None
+    below = trust.curves_legend.mapTo(trust, trust.curves_legend.rect().topLeft()).y()
+    plot = trust.curves_plot.mapTo(trust, trust.curves_plot.rect().bottomLeft()).y()
+    assert below >= plot and trust.curves_legend.wordWrap()
+    assert all(t.replace(" ", "&nbsp;") in trust.curves_legend.text() for t in trust.legend_entries)
