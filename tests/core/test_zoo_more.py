@@ -19,7 +19,7 @@ from hookscope.core.errors import HookScopeError
 from hookscope.core.jobs.probe import load_job
 from hookscope.core.loading.models import LoadedModel
 from hookscope.core.loading.spec import InputSpec
-from hookscope.core.methods.cam import compute_cam, suggest_layer
+from hookscope.core.methods.cam import compute_cam, normalize, suggest_layer
 from hookscope.core.reporting import quiet
 
 
@@ -146,6 +146,7 @@ def test_hf_mobilevit_map_of_1e28_is_a_note_not_stretched_noise():
     raw = (g.mean(dim=(1, 2))[:, None, None] * a).sum(0).clamp(min=0)  # Grad-CAM by hand
     spread = float(raw.max() - raw.min())
     assert raw.shape == (4, 4) and 1e-30 < spread < 1e-26  # not zero: min-max would stretch it
+    assert float(normalize(raw.numpy()).std()) > 0.1  # ...into a picture of noise
     maps = compute_cam(model, x, [layer], "gradcam")
     (note,) = maps.notes
     assert note.startswith(f"Layer {layer} barely feeds the target: its activations × gradients")
