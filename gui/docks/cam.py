@@ -522,7 +522,7 @@ class CamDock(BaseDock):
             out[f"cam/{name}/map"] = cam
             if name in self.overlays:
                 out[f"cam/{name}/overlay"] = self.overlays[name]
-        return out
+        return out | self.concepts.arrays()
 
     def settings(self) -> dict:
         """Choices behind the figure (for File ▸ Export all)."""
@@ -534,4 +534,5 @@ class CamDock(BaseDock):
             "target_name": snap.target_name if snap is not None else None,
             "colormap": st.colormap,
             "alpha": st.alpha,
+            "restricted_to": list(st.condition) if st.condition else None,
         }

@@ -221,3 +221,17 @@ class ConceptPanel(QWidget):
             bar = figures.ColorBar(st.colormap, 0.0, 1.0)
             out.append(figures.Panel(f"{v.method} · {v.restricted_label}", rgb, bar))
         return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The numbers behind the stack and the restricted map (File ▸ Export all)."""
+        v = self.view
+        if v is None or self.isHidden():
+            return {}
+        out = {}
+        if len(v.importance):
+            key = f"cam/{v.layer}/concepts"
+            out |= {f"{key}/maps": v.maps, f"{key}/importance": v.importance}
+            out[f"{key}/total_residual"] = np.asarray([v.total, v.residual])
+        if v.restricted is not None:
+            out[f"cam/{v.layer}/restricted/{v.restricted_label.replace(' ', '_')}"] = v.restricted
+        return out

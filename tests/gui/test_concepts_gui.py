@@ -95,6 +95,10 @@ def test_opened_concepts_in_the_dataset_and_cam_docks(make_window, qtbot, scan_d
     titles = [p.title for p in figure[-4:]]  # after the CAM's own panels
     assert titles[-1] == "gradcam · channel 5"
     assert [t.split(" (")[0] for t in titles[:3]] == [f"concept {k}" for k in panel.order()]
+    arrays = cam.make_arrays()
+    np.testing.assert_array_equal(arrays[f"cam/{LAYER}/concepts/importance"], v.importance)
+    assert arrays[f"cam/{LAYER}/restricted/channel_5"].shape == (96, 96)
+    assert cam.settings()["restricted_to"] == [LAYER, "channel", 5]
     with qtbot.waitSignal(panel.shown, timeout=WAIT_MS):
         panel.clear_button.click()
     assert st.condition is None and panel.view.restricted is None
