@@ -325,3 +325,18 @@ def test_cli_cam_writes_the_relevance(tmp_path):
     assert got["relevance"].shape == (3, 32, 32) and got["map"].shape == (32, 32)
     assert np.abs(got["relevance"] - want).max() <= 1e-6 * max(1e-12, np.abs(want).max())
     np.testing.assert_allclose(got["map"], magnitude_map(want), atol=1e-6)
+
+
+def test_scan_maps_with_attnlrp(tv_vit, x):
+    from hookscope.core.experiments.scan import scan_batch
+    from hookscope.core.experiments.scan_settings import SCAN_METHODS
+
+    assert "attnlrp" in SCAN_METHODS
+    xs = torch.cat([x, x.flip(-1)])
+    masks = np.zeros((2, 32, 32), bool)
+    masks[:, 8:24, 8:24] = True
+    b = scan_batch(tv_vit, xs, "encoder.ln", "attnlrp", target=TARGET, masks=masks, map_size=32)
+    for k in range(2):
+        m = magnitude_map(attnlrp(tv_vit, xs[k : k + 1], TARGET))
+        assert np.abs(b.maps[k] - m).max() < 1e-5
+        assert abs(b.bg_mass[k] - m[~masks[k]].sum() / m.sum()) < 1e-5
