@@ -211,6 +211,14 @@ def remember_concepts(model, folder: str | Path) -> ConceptSet | None:
     return concepts
 
 
+def forget_concepts(model) -> None:
+    """Drop what :func:`remember_concepts` noted for ``model`` (e.g. a test's shared model)."""
+    try:
+        _KNOWN.pop(model, None)
+    except TypeError:
+        pass
+
+
 def concepts_for(model, layer: str | None) -> ConceptSet | None:
     """The concepts of ``model``'s ``layer`` found or opened in this process, or None."""
     if model is None or not layer:

@@ -15,7 +15,7 @@ from PIL import Image
 import hookscope.gui.command as main
 from hookscope.core.demo.scenes import make_dataset
 from hookscope.core.io.scan_outputs import open_scan
-from hookscope.core.jobs.concept_view import concepts_for
+from hookscope.core.jobs.concept_view import concepts_for, forget_concepts
 from hookscope.core.loading.images import to_tensor
 from hookscope.gui.widgets.concept_panel import pct
 from hookscope.gui.worker import LONG, lane_of
@@ -26,6 +26,14 @@ WAIT_MS = 60_000
 
 def dock(window, name):
     return next(d for d in window.docks if d.objectName() == name)
+
+
+@pytest.fixture(autouse=True)
+def forget(_model_cache):
+    """The session's cached demo model is shared: later tests must not see these concepts."""
+    yield
+    for value in list(_model_cache.values()):  # (LoadedModel, tree) per spec
+        forget_concepts(value[0].model)
 
 
 @pytest.fixture(scope="module")
