@@ -340,3 +340,36 @@ def test_scan_maps_with_attnlrp(tv_vit, x):
         m = magnitude_map(attnlrp(tv_vit, xs[k : k + 1], TARGET))
         assert np.abs(b.maps[k] - m).max() < 1e-5
         assert abs(b.bg_mass[k] - m[~masks[k]].sum() / m.sum()) < 1e-5
+
+
+def _no_biases(model):
+    """Every bias, position embedding and class token zeroed: nothing absorbs relevance."""
+    with torch.no_grad():
+        for name, t in [*model.named_parameters(), *model.named_buffers()]:
+            if t.is_floating_point() and name.endswith(("bias", "pos_embed", "cls_token")):
+                t.zero_()
+    nn.init.normal_(model.head.weight, std=1.0)
+    return model
+
+
+def test_relevance_is_conserved_with_the_gated_rule(monkeypatch):
+    """With gamma 0 and no biases every rule is conservative (LayerNorm's identity rule, the
+    constant attention, GELU/SiLU's identity rule, the uniform rule on SwiGLU's product), so the
+    input relevance sums to the logit; without the uniform rule EVA-02's sum is off."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 28, 28, generator=torch.Generator().manual_seed(1))
+    kw = dict(pretrained=False, num_classes=5, img_size=28, depth=2)
+    eva02 = _no_biases(timm.create_model("eva02_tiny_patch14_224", **kw).eval())
+    vit = _no_biases(timm.create_model("vit_tiny_patch16_224", patch_size=14, **kw).eval())
+    for model in (eva02, vit):
+        with torch.no_grad():
+            logit = model(x)[0, 2].item()
+        total = attnlrp(model, x, 2, conv_gamma=0.0, linear_gamma=0.0).sum()
+        assert abs(logit) > 1 and abs(total - logit) <= 1e-4 * abs(logit), (total, logit)
+    import hookscope.core.methods.transformers.attnlrp as rules
+
+    monkeypatch.setattr(rules, "_uniform_hook", lambda module, args, output: output)
+    with torch.no_grad():
+        logit = eva02(x)[0, 2].item()
+    total = attnlrp(eva02, x, 2, conv_gamma=0.0, linear_gamma=0.0).sum()
+    assert abs(total - logit) > 1e-3 * abs(logit)
