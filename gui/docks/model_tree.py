@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt
+from PySide6.QtCore import QEvent, QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
@@ -57,12 +57,20 @@ class ModelTreeDock(BaseDock):
         self.view.setSelectionBehavior(QTreeView.SelectionBehavior.SelectRows)
         head = self.view.header()
         head.setStretchLastSection(False)
-        # Names set the width (deep trees scroll sideways) rather than being elided to "…".
-        for col in range(self.model.columnCount()):
+        for col in range(1, self.model.columnCount()):
             head.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         # Output right after Module: in the narrow column the shapes were the part cut off
         # (Type, parameters and calls follow; every cell's tooltip has them all).
         head.moveSection(COLUMNS.index("Output"), 1)
+        head.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideLeft)  # "…layer_3", the telling end
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.timeout.connect(self.fit_columns)
+        for signal in (self.view.expanded, self.view.collapsed, self.proxy.layoutChanged):
+            signal.connect(lambda *_: self._fit_timer.start(0))
+        self.proxy.modelReset.connect(lambda: self._fit_timer.start(0))
+        self.view.viewport().installEventFilter(self)
         self.view.clicked.connect(self._on_clicked)
         self.body.addWidget(self.view, 1)
 
@@ -73,6 +81,27 @@ class ModelTreeDock(BaseDock):
         state.modelChanged.connect(self._on_model)
         state.layersChanged.connect(self._update_summary)
         self._on_model()
+
+    def fit_columns(self) -> None:
+        """Names as wide as they are, unless that pushes the shapes out of view.
+
+        A deep tree's names (a ViT's encoder.layers.encoder_layer_3) took the whole column
+        at 1280 px and the Output shapes were cut; then the names give way (elided from the
+        left, whole in the tooltip) down to about half the view.
+        """
+        view, head = self.view, self.view.header()
+        out = COLUMNS.index("Output")
+        names = max(view.sizeHintForColumn(0), head.sectionSizeHint(0))
+        shapes = max(view.sizeHintForColumn(out), head.sectionSizeHint(out))
+        room = view.viewport().width()
+        width = names if names + shapes <= room else max(room - shapes, room // 2, 60)
+        if head.sectionSize(0) != width:
+            head.resizeSection(0, width)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt name)
+        if obj is self.view.viewport() and event.type() == QEvent.Type.Resize:
+            self._fit_timer.start(0)
+        return super().eventFilter(obj, event)
 
     def _on_model(self) -> None:
         if self.state.tree is None:

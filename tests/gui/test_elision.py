@@ -62,3 +62,27 @@ def test_hint_line_tree_shapes_and_status_bar_are_whole(window, qtbot, width):
         assert label.text() and _fits(label), label.text()
     bar = window.statusBar().rect()
     assert bar.contains(shown.geometry()) and bar.contains(window.time_label.geometry())
+
+
+def test_deep_tree_names_give_way_to_the_shapes(make_window, qtbot):
+    # demo:vit's names (encoder.layers.encoder_layer_3.ln_1) are deep: in a narrow Model
+    # column they took the whole width and the Output shapes were cut.
+    window = make_window("demo:vit")
+    window.tree_dock.reveal("encoder.layers.encoder_layer_3.ln_1")
+    tree = window.tree_dock.view
+    head = tree.header()
+    out = COLUMNS.index("Output")
+    gave_way = []
+    for width in (1280, 1000, 1280):
+        window.resize(width, 800)
+        qtbot.wait(150)
+        room = tree.viewport().width()
+        names, shapes = tree.sizeHintForColumn(0), tree.sizeHintForColumn(out)
+        assert head.sectionViewportPosition(out) + head.sectionSize(out) <= room, width
+        assert shapes <= head.sectionSize(out)
+        gave_way.append(names + shapes > room)
+        if not gave_way[-1]:
+            assert head.sectionSize(0) >= names, width  # room: names whole
+        else:  # the names give way, to half the view at most
+            assert room // 2 <= head.sectionSize(0) < names, (width, room, names)
+    assert gave_way[:2] == [False, True]  # whole at 1280, giving way in 1000's 208-px column
