@@ -151,28 +151,7 @@ def concept_view_job(
         maps = np.stack([to_input(m, p.input_size, top) for m in u]) if len(u) else maps
     restricted, label, rsum, base = None, "", 0.0, p
     if restrict is not None:
-        kind, idx = restrict[0], int(restrict[1])
-        if kind == "channel":
-            m = channel_maps(p, [idx])[0]
-        elif 0 <= idx < len(u):
-            m = concept_maps(pc, u[idx : idx + 1], concepts.directions[idx : idx + 1])[0]
-        else:
-            raise HookScopeError(f"There is no concept {idx}: the folder has {len(u)}.")
-        # a concept's map is of the concepts' score (pc), so its share is of pc's map
-        base = pc if kind == "concept" else p
-        restricted, label, rsum = to_input(m, p.input_size), f"{kind} {idx}", float(m.sum())
-        terms = float(np.abs(base.field * base.acts).sum())
-        if terms <= NEGLIGIBLE * abs(base.score):  # as compute_cam: rounding noise, not a map
-            restricted = np.zeros_like(restricted)
-            notes.append(
-                f"Layer {layer} barely feeds the target (Σ|α·A| = {terms:.2g} against a score "
-                f"of {base.score:.3g}): its restricted maps are rounding noise, shown as 0."
-            )
-        if not restricted.any():  # a finding, not a dark picture to leave unexplained
-            notes.append(
-                f"The map restricted to {label} is 0 after the ReLU: it does not raise the score "
-                f"anywhere here (its sum is {rsum:.3g})."
-            )
+        restricted, label, rsum, base = _restricted(p, pc, u, concepts, restrict, notes)
     return ConceptView(
         layer=layer,
         method=use,
@@ -189,6 +168,34 @@ def concept_view_job(
         folder=concepts.folder if concepts is not None else None,
         notes=tuple(notes),
     )
+
+
+def _restricted(p, pc, u, concepts, restrict, notes: list):
+    """``(map in [0, 1], label, Σ before the ReLU, the pass it belongs to)`` of a restriction;
+    a zero or rounding-noise map adds a note (a finding, not a dark picture)."""
+    kind, idx = restrict[0], int(restrict[1])
+    if kind == "channel":
+        m = channel_maps(p, [idx])[0]
+    elif u is not None and 0 <= idx < len(u):
+        m = concept_maps(pc, u[idx : idx + 1], concepts.directions[idx : idx + 1])[0]
+    else:
+        raise HookScopeError(f"There is no concept {idx}: the folder has {len(u)}.")
+    # a concept's map is of the concepts' score (pc), so its share is of pc's map
+    base = pc if kind == "concept" else p
+    restricted, label, rsum = to_input(m, p.input_size), f"{kind} {idx}", float(m.sum())
+    terms = float(np.abs(base.field * base.acts).sum())
+    if terms <= NEGLIGIBLE * abs(base.score):  # as compute_cam: rounding noise, not a map
+        restricted = np.zeros_like(restricted)
+        notes.append(
+            f"Layer {p.layer} barely feeds the target (Σ|α·A| = {terms:.2g} against a score "
+            f"of {base.score:.3g}): its restricted maps are rounding noise, shown as 0."
+        )
+    elif not restricted.any():
+        notes.append(
+            f"The map restricted to {label} is 0 after the ReLU: it does not raise the score "
+            f"anywhere here (its sum is {rsum:.3g})."
+        )
+    return restricted, label, rsum, base
 
 
 # -- which folder holds the concepts of a model's layer -----------------------------------------
