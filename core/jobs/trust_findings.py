@@ -101,15 +101,11 @@ def why(metric: str, target: str, base: dict) -> str:
     """Why a flat family says nothing about the maps (the reference image that explains it)."""
     if metric == "insertion" and "blurred" in base:
         return (
-            f"the blurred image alone already gives p({target}) = {base['blurred']:.3f}, so the "
-            "class survives blurring (a coarse cue such as colour, not the detail the maps "
-            "point at)"
+            f"the blurred image alone gives p({target}) = {base['blurred']:.3f} (a coarse cue "
+            "such as colour, not the detail the maps point at)"
         )
     if metric == "deletion" and "zeros" in base:
-        return (
-            f"even the image with every pixel removed gives p({target}) = {base['zeros']:.3f}, "
-            "so the class does not come from the pixels"
-        )
+        return f"even the image with every pixel removed gives p({target}) = {base['zeros']:.3f}"
     return "filling them from their neighbours keeps what the model reads"
 
 
@@ -127,7 +123,7 @@ def flat_sentence(f: FlatCurves, target: str, base: dict) -> str:
     who = "every method" if f.everywhere else ", ".join(f.methods)
     text = (
         f"The score hardly changes when pixels are {ACTION[f.metric]} ({words} curves flat "
-        f"within {round_up(f.span)} for {who}: p({target}) {_plain(f.lo, 4)} to "
+        f"within {round_up(f.span)} for {who}, p({target}) {_plain(f.lo, 4)} to "
         f"{_plain(f.hi, 4)}): {why(f.metric, target, base)}"
     )
     if f.everywhere:
@@ -147,8 +143,7 @@ def road_sentence(flats: list[FlatCurves], first: bool) -> str:
         if first
         else "ROAD hardly changes either ("
     )
-    why = "filling pixels from their neighbours keeps what the model reads"
-    return f"{lead}{', '.join(parts)}): {why}."
+    return f"{lead}{', '.join(parts)})."
 
 
 def findings(methods: dict, target: str, base: dict) -> list[str]:
@@ -167,7 +162,7 @@ def findings(methods: dict, target: str, base: dict) -> list[str]:
     every = {f.metric for f in rise if f.everywhere}
     if len(methods) > 1 and len(every) == 1:
         alone = "deletion" if "insertion" in every else "insertion"
-        out.append(f"So the ranking by insertion − deletion rests on {alone} alone.")
+        out.append(f"The ranking rests on {alone} alone.")
     return out
 
 

@@ -43,16 +43,13 @@ def test_flat_insertion_is_said_in_words_with_its_numbers():
     found = r.findings()
     assert found[0] == (
         "The score hardly changes when pixels are inserted into the blurred image (insertion "
-        "curves flat within 0.00090 for every method: p(airplane) 0.9658 to 0.9667): the blurred "
-        "image alone already gives p(airplane) = 0.966, so the class survives blurring (a coarse "
-        "cue such as colour, not the detail the maps point at); insertion cannot rank these maps."
+        "curves flat within 0.00090 for every method, p(airplane) 0.9658 to 0.9667): the blurred "
+        "image alone gives p(airplane) = 0.966 (a coarse cue such as colour, not the detail the "
+        "maps point at); insertion cannot rank these maps."
     )
     # Deletion moves (0.97 → 0.01), so the ranking rests on it; ROAD LeRF is flat at 0.
-    assert found[-1] == "So the ranking by insertion − deletion rests on deletion alone."
-    assert found[1] == (
-        "ROAD hardly changes either (LeRF within 0.0010 for every method): filling pixels from "
-        "their neighbours keeps what the model reads."
-    )
+    assert found[-1] == "The ranking rests on deletion alone."
+    assert found[1] == "ROAD hardly changes either (LeRF within 0.0010 for every method)."
     assert not any("deletion curves flat" in f for f in found)
 
 
