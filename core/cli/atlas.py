@@ -6,17 +6,9 @@ job); this module adds the progress bar and the summary lines.
 
 from __future__ import annotations
 
-import sys
-
-from hookscope.core.cli import (
-    CANCELLED_EXIT,
-    RESHAPE_HELP,
-    add_model_args,
-    load_from_args,
-    progress_reporter,
-    reshape_value,
-)
-from hookscope.core.cli.limits import MAX_BATCH, bounded
+from hookscope.core.cli import RESHAPE_HELP, add_model_args, load_from_args, reshape_value
+from hookscope.core.cli.limits import bounded
+from hookscope.core.cli.scan import add_folder_args, folder_options, run_resumable
 from hookscope.core.experiments.atlas import MAX_TOP
 
 
@@ -31,13 +23,14 @@ def add_subcommand(subparsers) -> None:
         "resumes an interrupted atlas.",
     )
     add_model_args(p)
-    p.add_argument("--images", metavar="DIR", help="image folder (recursive)")
+    add_folder_args(
+        p, "layer whose channels are ranked", "atlas-<DIR>-<LAYER>", images_required=False
+    )
     p.add_argument(
         "--scan",
         metavar="DIR",
         help="a finished scan folder: its images, input spec and (without --layer) its layer",
     )
-    p.add_argument("--layer", help="layer whose channels are ranked")
     p.add_argument(
         "--top",
         type=bounded(1, MAX_TOP),
@@ -45,16 +38,6 @@ def add_subcommand(subparsers) -> None:
         metavar="K",
         help=f"images per channel, 1 to {MAX_TOP} (9)",
     )
-    p.add_argument("--out", metavar="DIR", help="output folder (default: atlas-<DIR>-<LAYER>)")
-    p.add_argument(
-        "--batch-size",
-        type=bounded(1, MAX_BATCH),
-        default=32,
-        metavar="N",
-        help=f"images per batch, 1 to {MAX_BATCH}",
-    )
-    p.add_argument("--workers", type=int, default=None, metavar="N", help="decoding processes")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="first N images only")
     p.add_argument("--reshape", type=reshape_value, default=None, help=RESHAPE_HELP)
     p.set_defaults(func=cmd_atlas)
 
@@ -62,32 +45,16 @@ def add_subcommand(subparsers) -> None:
 def cmd_atlas(args) -> int:
     """``atlas``: run :func:`core.jobs.atlas.atlas_job` and print where the outputs are."""
     from hookscope.core.jobs.atlas import AtlasSettings, atlas_job
-    from hookscope.core.reporting import Cancelled
 
     images, layer, spec = _from_scan(args)
     lm = load_from_args(args)
     settings = AtlasSettings(
-        images,
-        layer,
-        spec=spec,
-        top=args.top,
-        out=args.out,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        limit=args.limit,
-        model_spec=args.model,
-        reshape=args.reshape,
+        images, layer, spec=spec, top=args.top, reshape=args.reshape, **folder_options(args)
     )
-    try:
-        with progress_reporter("atlas") as reporter:
-            s = atlas_job(reporter, lm, settings)
-    except (Cancelled, KeyboardInterrupt):
-        print(
-            "hookscope: cancelled; the atlas so far is checkpointed in the output folder, and "
-            "running the same command again resumes it.",
-            file=sys.stderr,
-        )
-        return CANCELLED_EXIT
+    saved = "the atlas so far is checkpointed in the output folder"
+    s, code = run_resumable(atlas_job, lm, settings, saved, "Building the atlas")
+    if s is None:
+        return code
     resumed = f", {s.resumed} resumed" if s.resumed else ""
     f = s.field
     print(

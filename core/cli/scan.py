@@ -27,8 +27,7 @@ def add_subcommand(subparsers) -> None:
         "resumes an interrupted scan.",
     )
     add_model_args(p)
-    p.add_argument("--images", required=True, metavar="DIR", help="image folder (recursive)")
-    p.add_argument("--layer", default=None, help="CAM layer (default: the last convolution)")
+    add_folder_args(p, "CAM layer (default: the last convolution)", "scan-<DIR name>")
     p.add_argument("--method", default="gradcam", choices=SCAN_METHODS)
     p.add_argument(
         "--target",
@@ -36,7 +35,6 @@ def add_subcommand(subparsers) -> None:
         help="pred (top-1, default), label (from the folder layout) or a class index / name",
     )
     p.add_argument("--masks", metavar="DIR", help="object masks at the same relative paths")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: scan-<DIR name>)")
     p.add_argument(
         "--map-size",
         type=bounded(4, MAX_MAP_SIZE),
@@ -44,6 +42,26 @@ def add_subcommand(subparsers) -> None:
         metavar="S",
         help=f"stored map side, 4 to {MAX_MAP_SIZE} (64)",
     )
+    p.add_argument("--clusters", default="auto", help="auto (eigengap) or a number of clusters")
+    p.add_argument(
+        "--concepts",
+        default=None,
+        metavar="auto|K",
+        help="NMF concepts of the layer after the scan: concepts.json, and each cluster's "
+        "concepts ranked by importance in clusters.json",
+    )
+    p.add_argument("--colormap", default="jet", help="colour map of the PNGs and the report")
+    p.set_defaults(func=cmd_scan)
+
+
+def add_folder_args(p, layer_help: str, out_default: str, images_required: bool = True) -> None:
+    """The options every job over an image folder takes (``scan``, ``atlas``): the folder,
+    the layer, the output folder, batches, decoding workers, a limit and Ray."""
+    p.add_argument(
+        "--images", required=images_required, metavar="DIR", help="image folder (recursive)"
+    )
+    p.add_argument("--layer", default=None, help=layer_help)
+    p.add_argument("--out", metavar="DIR", help=f"output folder (default: {out_default})")
     p.add_argument(
         "--batch-size",
         type=bounded(1, MAX_BATCH),
@@ -58,14 +76,6 @@ def add_subcommand(subparsers) -> None:
         metavar="N",
         help="decoding processes (default: one per spare core, at most 4)",
     )
-    p.add_argument("--clusters", default="auto", help="auto (eigengap) or a number of clusters")
-    p.add_argument(
-        "--concepts",
-        default=None,
-        metavar="auto|K",
-        help="NMF concepts of the layer after the scan: concepts.json, and each cluster's "
-        "concepts ranked by importance in clusters.json",
-    )
     p.add_argument("--limit", type=int, default=None, metavar="N", help="first N images only")
     p.add_argument(
         "--ray",
@@ -73,12 +83,45 @@ def add_subcommand(subparsers) -> None:
         metavar="local|auto|ADDRESS",
         help="run on Ray: local starts a local runtime, auto joins this machine's cluster",
     )
-    p.add_argument("--colormap", default="jet", help="colour map of the PNGs and the report")
-    p.set_defaults(func=cmd_scan)
+
+
+def folder_options(args) -> dict:
+    """The settings :func:`add_folder_args`' options give (beside the folder and layer)."""
+    return {
+        "out": args.out,
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+        "limit": args.limit,
+        "ray": args.ray,
+        "model_spec": args.model,
+    }
+
+
+def run_resumable(job, loaded, settings, saved: str, desc: str = "Scanning", **options):
+    """Run a resumable folder job with the images bar; Ctrl+C says what was kept.
+
+    Args:
+        saved: What the output folder holds after a cancel, e.g. "the rows so far are in the
+            output folder".
+
+    Returns:
+        ``(summary, 0)``, or ``(None, CANCELLED_EXIT)`` after Ctrl+C.
+    """
+    from hookscope.core.reporting import Cancelled
+
+    try:
+        with _progress(desc) as reporter:
+            return job(reporter, loaded, settings, **options), 0
+    except (Cancelled, KeyboardInterrupt):
+        print(
+            f"hookscope: cancelled; {saved}, and running the same command again resumes it.",
+            file=sys.stderr,
+        )
+        return None, CANCELLED_EXIT
 
 
 @contextmanager
-def _progress():
+def _progress(desc: str = "Scanning"):
     """A Reporter drawing a tqdm bar (images/s, time left) on stderr; Ctrl+C cancels it.
 
     The scan stops after the current batch and writes the partial output; a second Ctrl+C
@@ -103,7 +146,7 @@ def _progress():
             stage[0] = message
             return
         if bar is None:
-            bar = tqdm(total=total, initial=done, desc="Scanning", file=sys.stderr, unit="img")
+            bar = tqdm(total=total, initial=done, desc=desc, file=sys.stderr, unit="img")
         bar.total = total
         bar.update(done - bar.n)
 
@@ -121,7 +164,6 @@ def cmd_scan(args) -> int:
     from hookscope.core.display.colormaps import check_colormap
     from hookscope.core.jobs.scan import ScanSettings, scan_job
     from hookscope.core.methods.cam import suggest_layer
-    from hookscope.core.reporting import Cancelled
 
     check_colormap(args.colormap)  # an unknown colour map fails now, not after the model loads
     clusters = args.clusters.strip().lower()
@@ -137,25 +179,15 @@ def cmd_scan(args) -> int:
         method=args.method,
         target=args.target,
         masks=args.masks,
-        out=args.out,
         map_size=args.map_size,
-        batch_size=args.batch_size,
-        workers=args.workers,
         clusters=clusters,
-        limit=args.limit,
-        ray=args.ray,
-        model_spec=args.model,
+        **folder_options(args),
     )
-    try:
-        with _progress() as reporter:
-            summary = scan_job(reporter, lm, settings, colormap=args.colormap)
-    except (Cancelled, KeyboardInterrupt):
-        print(
-            "hookscope: cancelled; the rows so far are in the output folder, and running the "
-            "same command again resumes the scan.",
-            file=sys.stderr,
-        )
-        return CANCELLED_EXIT
+    summary, code = run_resumable(
+        scan_job, lm, settings, "the rows so far are in the output folder", colormap=args.colormap
+    )
+    if summary is None:
+        return code
     print(
         f"scanned {summary.counts()} at {summary.images_per_s:.1f} images/s; "
         f"{summary.clusters} clusters"

@@ -41,7 +41,8 @@ def _shippable_package() -> str:
     return str(folder)
 
 
-def _ray():
+def require_ray():
+    """The ray module, or one sentence on how to install it."""
     try:
         import ray
     except ImportError as exc:
@@ -98,57 +99,75 @@ def ray_batches(
     """Scan ``paths[i]`` for ``i`` in ``todo`` on Ray; yields :func:`scan_decoded` columns.
 
     Args:
-        settings: The scan's resolved settings; ``settings.ray`` is ``"local"`` (starts a
-            local runtime, 2 CPUs, no dashboard), ``"auto"`` (joins the cluster this machine
-            belongs to) or a cluster address.
+        settings: The scan's resolved settings; ``settings.ray`` is where (:func:`ray_map`).
         model: The ``nn.Module``, shipped to each actor with the settings.
         labels: Label per path (or None).
-
-    The runtime is shut down at the end when this call started it.
     """
-    ray = _ray()
-    address = settings.ray
+    items = [
+        {"i": int(i), "path": paths[i], "label": int(labels[i]) if labels else -1} for i in todo
+    ]
+    kwargs = {"model": model, "settings": settings.to_dict()}
+    yield from ray_map(settings.ray, items, ScanActor, kwargs, settings.batch_size)
+
+
+def ray_map(
+    address: str, items: list[dict], actor: type, kwargs: dict, batch_size: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """Ray Data's batch inference: ``items`` in batches through ``actor(**kwargs)`` instances.
+
+    Args:
+        address: ``"local"`` (starts a local runtime, 2 CPUs, no dashboard), ``"auto"`` (joins
+            the cluster this machine belongs to) or a cluster address.
+        items: One dict of plain values per row.
+        actor: A callable class; each actor process builds one and is given numpy batches.
+        kwargs: Its constructor's arguments (the model, settings as plain data).
+
+    Yields the actors' output batches in the order of ``items``. The runtime is shut down at
+    the end when this call started it.
+    """
+    ray = require_ray()
     started = False
     if not ray.is_initialized():
         if address == "local":
             # Local workers find this checkout on PYTHONPATH; remote ones get the package.
             env = {"env_vars": {"PYTHONPATH": str(_CODE_ROOT)}}
-            kwargs = {"num_cpus": 2, "include_dashboard": False}
+            options = {"num_cpus": 2, "include_dashboard": False}
         else:
             env = {"py_modules": [_shippable_package()]}
-            kwargs = {"address": address}
+            options = {"address": address}
         try:
-            ray.init(runtime_env=env, logging_level=logging.WARNING, log_to_driver=False, **kwargs)
+            ray.init(runtime_env=env, logging_level=logging.WARNING, log_to_driver=False, **options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             first = (str(exc).splitlines() or [""])[0][:160].rstrip(". ")
             raise HookScopeError(f"Could not start or join Ray at '{address}': {first}.") from exc
         started = True
     try:
-        import ray.data
-
-        # The scan draws its own progress bar; Ray Data would announce every execution.
-        logging.getLogger("ray").setLevel(logging.WARNING)
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ctx.execution_options.preserve_order = True
-        res = ray.cluster_resources()
-        gpus, cpus = int(res.get("GPU", 0)), int(res.get("CPU", 1))
-        items = [
-            {"i": int(i), "path": paths[i], "label": int(labels[i]) if labels else -1} for i in todo
-        ]
-        size = settings.batch_size
-        ds = ray.data.from_items(items, override_num_blocks=max(1, len(items) // size))
-        ds = ds.map_batches(
-            ScanActor,
-            fn_constructor_kwargs={"model": model, "settings": settings.to_dict()},
-            batch_size=size,
-            batch_format="numpy",
-            concurrency=gpus if gpus else max(1, cpus - 1),
-            num_gpus=1 if gpus else 0,
-            num_cpus=1,
-        )
-        yield from ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1)
+        yield from _run(items, actor, kwargs, batch_size)
     finally:
         if started:
             ray.shutdown()
+
+
+def _run(items, actor, kwargs, batch_size) -> Iterator[dict[str, np.ndarray]]:
+    import ray
+    import ray.data
+
+    # The job draws its own progress bar; Ray Data would announce every execution.
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.execution_options.preserve_order = True
+    res = ray.cluster_resources()
+    gpus, cpus = int(res.get("GPU", 0)), int(res.get("CPU", 1))
+    ds = ray.data.from_items(items, override_num_blocks=max(1, len(items) // batch_size))
+    ds = ds.map_batches(
+        actor,
+        fn_constructor_kwargs=kwargs,
+        batch_size=batch_size,
+        batch_format="numpy",
+        concurrency=gpus if gpus else max(1, cpus - 1),
+        num_gpus=1 if gpus else 0,
+        num_cpus=1,
+    )
+    yield from ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1)

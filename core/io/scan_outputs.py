@@ -250,6 +250,45 @@ def lock_folder(out: str | Path) -> FolderLock:
     return FolderLock(out, created, fh)
 
 
+def take_folder(out: Path, identity: dict, read, what: str) -> FolderLock:
+    """Lock ``out`` (:func:`lock_folder`) for a job writing it, and check what it holds.
+
+    The lock is taken before the folder is judged, so two runs cannot both find it free.
+
+    Args:
+        identity: What makes this job's output what it is (model, weights, settings).
+        read: ``read(out)``: the folder's record of an earlier run (with its ``identity``),
+            or None.
+        what: The job's output in sentences: ``"scan"``, ``"atlas"``.
+
+    Raises:
+        HookScopeError: The folder holds other files, or this output made with another
+            identity (resume needs the same one), or another run holds it.
+    """
+    lock = lock_folder(out)
+    article = "an" if what[0] in "aeiou" else "a"
+    try:
+        info = read(out)
+        if info is None:
+            if any(p.name != LOCK_FILE for p in out.iterdir()):
+                raise HookScopeError(
+                    f"The output folder {out} is not empty and holds no {what}; pick a new or "
+                    "empty one."
+                )
+            return lock
+        before = info.get("identity", {})
+        diff = [k for k in identity if before.get(k) != identity[k]]
+        if diff:
+            raise HookScopeError(
+                f"{out} holds {article} {what} made with another {diff[0].replace('_', ' ')}; "
+                "pick another --out folder or delete that one to start over."
+            )
+    except HookScopeError:
+        lock.release(discard=True)
+        raise
+    return lock
+
+
 # flock errors that mean "this file system has no locks", not "someone holds it".
 _NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
 

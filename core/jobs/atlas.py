@@ -47,6 +47,7 @@ from hookscope.core.experiments.atlas import (
     measure_field,
     to_image_box,
 )
+from hookscope.core.experiments.atlas_ray import ray_activations, require_ray
 from hookscope.core.experiments.scan import (
     ScanDataset,
     auto_workers,
@@ -54,7 +55,7 @@ from hookscope.core.experiments.scan import (
     decode_worker_init,
     list_images,
 )
-from hookscope.core.io.scan_outputs import disk_errors, lock_folder
+from hookscope.core.io.scan_outputs import disk_errors, take_folder
 from hookscope.core.loading.images import load_image
 from hookscope.core.reporting import SCANNING, Cancelled, Reporter, per_batch
 
@@ -121,6 +122,8 @@ def atlas_job(reporter: Reporter, loaded, settings: AtlasSettings) -> AtlasSumma
         Cancelled: After checkpointing, when the reporter was cancelled.
     """
     start = time.perf_counter()
+    if settings.ray:
+        require_ray()  # before any folder is made
     s = settings.resolve(loaded)
     root = Path(s.images)
     out = Path(s.out).expanduser() if s.out else Path.cwd() / f"atlas-{root.name}-{s.layer}"
@@ -128,44 +131,20 @@ def atlas_job(reporter: Reporter, loaded, settings: AtlasSettings) -> AtlasSumma
     if not paths:
         raise HookScopeError(f"No images (PNG, JPEG, BMP, WebP, TIFF) found below {root}.")
     model = loaded.model
-    h, w = s.spec.size
-    probe = torch.zeros(1, s.spec.channels, h, w, device=_device(model))
-    layout = layer_layout(model, s.layer, probe, s.reshape)
-    if not layout.grid:
-        raise HookScopeError(f"Layer '{s.layer}' has no spatial grid; pick a grid layer.")
-    field = measure_field(model, s.layer, layout, (h, w), s.spec.channels)
+    layout, field = _geometry(model, s)
     identity = {
         "model": s.model_spec or loaded.name,
         "weights_sha256": state_checksum(model),
         **s.key(),
     }
-    lock = lock_folder(out)
-    try:
-        _claim(out, identity)
-    except HookScopeError:
-        lock.release(discard=True)
-        raise
+    lock = take_folder(out, identity, lambda folder: _read_json(folder / INFO_FILE), "atlas")
     with lock, disk_errors(out):
         top, done, errors, notes = _resume(out, paths, identity)
         resumed = done
         _write_info(out, identity, "running", layout, field, notes)
-        t_ckpt = time.perf_counter()
         try:
-            for idx, x, err, end in _batches(s, paths, done, reporter):
-                if len(idx):
-                    with reporter.batch():
-                        acts = layer_activations(model, s.layer, x.to(_device(model)), layout)
-                    if top is None:
-                        top = TopK(acts.shape[1], s.top, tuple(acts.shape[2:]))
-                    top.add(acts.numpy(), idx)
-                done, errors = end, errors + err
-                reporter.progress(done, len(paths), "Building the atlas", SCANNING)
-                if time.perf_counter() - t_ckpt > CHECKPOINT_S:
-                    _checkpoint(out, top, paths, done, errors)
-                    t_ckpt = time.perf_counter()
+            top, errors = _stream(s, model, paths, layout, reporter, out, (top, done, errors))
         except (Cancelled, KeyboardInterrupt):
-            if top is not None:
-                _checkpoint(out, top, paths, done, errors)
             _write_info(out, identity, "partial", layout, field, notes)
             raise
         if top is None:
@@ -191,26 +170,41 @@ def atlas_job(reporter: Reporter, loaded, settings: AtlasSettings) -> AtlasSumma
         )
 
 
+def _geometry(model, s: AtlasSettings):
+    """The layer's layout and receptive field at the settings' input size."""
+    h, w = s.spec.size
+    probe = torch.zeros(1, s.spec.channels, h, w, device=_device(model))
+    layout = layer_layout(model, s.layer, probe, s.reshape)
+    if not layout.grid:
+        raise HookScopeError(f"Layer '{s.layer}' has no spatial grid; pick a grid layer.")
+    return layout, measure_field(model, s.layer, layout, (h, w), s.spec.channels)
+
+
+def _stream(s: AtlasSettings, model, paths, layout, reporter: Reporter, out: Path, state):
+    """Merge every batch after the ``state`` (top-k or None, images done, unreadable) into
+    the top-k, checkpointing every few seconds and on cancel; returns (top-k, unreadable)."""
+    top, done, errors = state
+    t_ckpt = time.perf_counter()
+    try:
+        for idx, acts, err, end in _activations(s, model, paths, done, layout, reporter):
+            if len(idx):
+                if top is None:
+                    top = TopK(acts.shape[1], s.top, tuple(acts.shape[2:]))
+                top.add(acts, idx)
+            done, errors = end, errors + err
+            reporter.progress(done, len(paths), "Building the atlas", SCANNING)
+            if top is not None and time.perf_counter() - t_ckpt > CHECKPOINT_S:
+                _checkpoint(out, top, paths, done, errors)
+                t_ckpt = time.perf_counter()
+    except (Cancelled, KeyboardInterrupt):
+        if top is not None:
+            _checkpoint(out, top, paths, done, errors)
+        raise
+    return top, errors
+
+
 def _device(model) -> torch.device:
     return next((p.device for p in model.parameters()), torch.device("cpu"))
-
-
-def _claim(out: Path, identity: dict) -> None:
-    """Refuse a folder holding other files or an atlas with other settings."""
-    info = _read_json(out / INFO_FILE)
-    if info is None:
-        if any(p.name != ".scan.lock" for p in out.iterdir()):
-            raise HookScopeError(
-                f"The output folder {out} is not empty and holds no atlas; pick a new or empty one."
-            )
-        return
-    before = info.get("identity", {})
-    diff = [k for k in identity if before.get(k) != identity[k]]
-    if diff:
-        raise HookScopeError(
-            f"{out} holds an atlas made with another {diff[0].replace('_', ' ')}; pick another "
-            "--out folder or delete that one to start over."
-        )
 
 
 def _read_json(path: Path) -> dict | None:
@@ -267,15 +261,34 @@ def _write_info(out: Path, identity, state: str, layout, field: Field, notes) ->
     os.replace(tmp, out / INFO_FILE)
 
 
-def _batches(s: AtlasSettings, paths, start: int, reporter: Reporter):
-    """Per batch of ``paths[start:]``: readable image indices, their inputs, the unreadable
-    count, and one past the batch's last index (batches come in order)."""
+def _activations(s: AtlasSettings, model, paths, start: int, layout, reporter: Reporter):
+    """Per batch of ``paths[start:]``, in order: readable image indices, their activations
+    (N, C, h, w) float32, the unreadable count, and one past the batch's last index."""
     todo = list(range(start, len(paths)))
+    if s.ray:
+        for idx, ok, acts in ray_activations(s, model, paths, todo):
+            reporter.check()
+            yield idx[ok], acts[ok], int((~ok).sum()), int(idx.max()) + 1
+        return
+    for batch in _loader(s, paths, todo):
+        reporter.check()
+        ok = np.asarray([not e for e in batch["error"]], bool)
+        idx = np.asarray(batch["i"], np.int64)
+        x = batch["x"][torch.from_numpy(np.flatnonzero(ok))]
+        acts = np.zeros((0,), np.float32)
+        if len(x):
+            with reporter.batch():
+                acts = layer_activations(model, s.layer, x.to(_device(model)), layout).numpy()
+        yield idx[ok], acts, int((~ok).sum()), int(idx.max()) + 1
+
+
+def _loader(s: AtlasSettings, paths, todo) -> torch.utils.data.DataLoader:
+    """Decoded batches of ``paths[i]``, ``i`` in ``todo``, with decoding workers as the scan's."""
     n_workers = auto_workers() if s.workers is None else s.workers
     n_workers = min(n_workers, max(0, len(todo) // s.batch_size))
     # forking beside the app's UI thread can deadlock the child: spawn off the main thread
     context = None if threading.current_thread() is threading.main_thread() else "spawn"
-    loader = torch.utils.data.DataLoader(
+    return torch.utils.data.DataLoader(
         ScanDataset(s.images, paths, s.spec, None, todo),
         batch_size=s.batch_size,
         num_workers=n_workers,
@@ -284,12 +297,6 @@ def _batches(s: AtlasSettings, paths, start: int, reporter: Reporter):
         prefetch_factor=2 if n_workers else None,
         multiprocessing_context=context if n_workers else None,
     )
-    for batch in loader:
-        reporter.check()
-        ok = np.asarray([not e for e in batch["error"]], bool)
-        idx = np.asarray(batch["i"], np.int64)
-        x = batch["x"][torch.from_numpy(np.flatnonzero(ok))]
-        yield idx[ok], x, int((~ok).sum()), int(idx.max()) + 1
 
 
 def _write_outputs(out: Path, root: Path, paths, top: TopK, field: Field, spec) -> None:

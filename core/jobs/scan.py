@@ -46,7 +46,6 @@ from hookscope.core.experiments.scan_ray import ray_batches
 from hookscope.core.experiments.scan_settings import ScanSettings, app_batch_size
 from hookscope.core.io.scan_outputs import (
     CLUSTERS_FILE,
-    LOCK_FILE,
     MAPS_FILE,
     PARTS_DIR,
     RESULTS_FILE,
@@ -57,11 +56,11 @@ from hookscope.core.io.scan_outputs import (
     check_extras,
     disk_errors,
     finalize,
-    lock_folder,
     mean_of,
     open_scan,
     read_settings,
     remove_parts,
+    take_folder,
     update_settings,
     write_clusters,
     write_results,
@@ -258,12 +257,7 @@ def scan_job(
     }
     # One scan per folder: a second one would interleave its parts with this one's. The lock
     # is taken before the folder is judged, and released (by the system, too) when this ends.
-    lock = lock_folder(out)
-    try:
-        _claim(out, identity)
-    except HookScopeError:
-        lock.release(discard=True)
-        raise
+    lock = take_folder(out, identity, read_settings, "scan")
     with lock, disk_errors(out):
         write_settings(
             out, identity, {"state": "running", "class_names": list(loaded.class_names or [])}
@@ -330,27 +324,6 @@ def scan_job(
             seconds=time.perf_counter() - start,
             images_per_s=rate,
             notes=notes,
-        )
-
-
-def _claim(out: Path, identity: dict) -> None:
-    """Refuse an output folder that holds other files or a scan with other settings."""
-    if out.exists() and not out.is_dir():
-        raise HookScopeError(f"--out {out} is a file; give a folder.")
-    old = read_settings(out) if out.is_dir() else None
-    if old is None:
-        if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):
-            raise HookScopeError(
-                f"The output folder {out} is not empty and holds no scan; pick a new or empty one."
-            )
-        out.mkdir(parents=True, exist_ok=True)
-        return
-    before = old.get("identity", {})
-    diff = [k for k in identity if before.get(k) != identity[k]]
-    if diff:
-        raise HookScopeError(
-            f"{out} holds a scan made with another {diff[0].replace('_', ' ')}; pick another "
-            "--out folder or delete that one to start over."
         )
 
 

@@ -271,3 +271,20 @@ def test_topk_equals_a_full_sort_with_ties_and_nans(shuffled):
         assert top.col[ch].tolist() == [arg[i, ch] % 4 for i in want]
         for r, i in enumerate(want):
             np.testing.assert_array_equal(top.maps[ch, r], a[i, ch].astype(np.float16))
+
+
+@pytest.mark.slow
+def test_ray_local_equals_local(demo, folder, tmp_path):
+    pytest.importorskip("ray")
+    here, there = tmp_path / "local", tmp_path / "ray"
+    s = AtlasSettings(folder, LAYER, top=3, out=here, batch_size=4, workers=0)
+    atlas_job(quiet(), demo, s)
+    summary = atlas_job(quiet(), demo, s.replace(out=there, ray="local"))
+    assert (summary.images, summary.computed) == (11, 11)
+    assert table_of(there).equals(table_of(here))  # paths, ranks, values, cells, boxes
+    np.testing.assert_array_equal(
+        np.load(there / "atlas_maps.npy"), np.load(here / "atlas_maps.npy")
+    )
+    assert sorted(p.name for p in (there / "crops").iterdir()) == sorted(
+        p.name for p in (here / "crops").iterdir()
+    )
