@@ -1,6 +1,7 @@
 """rollout, chefer, legrad and attnlrp on the other vision transformers people ask about: Hugging
 Face CLIP and SigLIP vision towers (and their classifiers), DINOv2 (HF, and timm with registers),
-EVA / EVA-02 (timm) and BEiT (timm and HF), each random-init from a small config, offline.
+EVA / EVA-02 (timm), BEiT (timm and HF) and DeiT distilled (timm), each random-init from a
+small config, offline.
 
 Each method gives a finite, non-constant map (the patch grid for the attention methods, the input
 for attnlrp's relevance), or one clear sentence where it cannot explain the model."""
@@ -87,6 +88,9 @@ BUILDS = {
         mlp_ratio=2.0,
     ),
     "timm-eva02": lambda: _timm("eva02_tiny_patch14_224", img_size=28, depth=2),
+    "timm-deit-distilled": lambda: _timm(
+        "deit_tiny_distilled_patch16_224", img_size=32, patch_size=8, depth=2
+    ),
     "timm-beit": lambda: _timm(
         "beit_base_patch16_224",
         img_size=32,
