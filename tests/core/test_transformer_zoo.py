@@ -66,6 +66,19 @@ BUILDS = {
         ),
         T.Dinov2ForImageClassification,
     ),
+    "hf-dinov2-registers": lambda: _hf(
+        T.Dinov2WithRegistersConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            mlp_ratio=2,
+            image_size=32,
+            patch_size=8,
+            num_register_tokens=4,
+            num_labels=5,
+        ),
+        T.Dinov2WithRegistersForImageClassification,
+    ),
     "hf-beit": lambda: _hf(
         T.BeitConfig(use_relative_position_bias=True, num_labels=5, **SMALL),
         T.BeitForImageClassification,
@@ -155,7 +168,8 @@ def test_every_method_maps_or_says_why(case):
 
 
 @pytest.mark.parametrize(
-    "case", ["hf-clip-classifier", "hf-siglip-classifier", "hf-dinov2", "hf-beit"]
+    "case",
+    ["hf-clip-classifier", "hf-siglip-classifier", "hf-dinov2", "hf-dinov2-registers", "hf-beit"],
 )
 def test_legrad_projects_through_the_models_own_head(case):
     """The last block's tokens through legrad's projection are the model's own logits."""

@@ -66,8 +66,9 @@ def _hf_projection(model: nn.Module):
         return lambda tokens: classifier(tokens[:, 1:].mean(1))
     if kind == "siglip":
         return lambda tokens: classifier(base.post_layernorm(tokens).mean(1))
-    if kind == "dinov2" and isinstance(ln, nn.Module):  # [class token, mean of the patches]
-        return lambda t: classifier(torch.cat([ln(t)[:, 0], ln(t)[:, 1:].mean(1)], 1))
+    if kind.startswith("dinov2") and isinstance(ln, nn.Module):  # [class, mean of the patches]
+        first = 1 + int(getattr(model.config, "num_register_tokens", 0) or 0)
+        return lambda t: classifier(torch.cat([ln(t)[:, 0], ln(t)[:, first:].mean(1)], 1))
     if kind == "beit" and isinstance(ln, nn.Module) and isinstance(base.pooler, nn.Module):
         return lambda tokens: classifier(base.pooler(ln(tokens)))
     if isinstance(ln, nn.Module):  # ViT, DeiT: the normed class token
