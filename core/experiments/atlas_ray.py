@@ -15,29 +15,19 @@ import torch
 
 from hookscope.core.experiments.atlas import AtlasSettings, layer_activations, layer_layout
 from hookscope.core.experiments.scan import collate, decode_item
-from hookscope.core.experiments.scan_ray import ray_map, require_ray
+from hookscope.core.experiments.scan_ray import ModelActor, ray_map, require_ray
 
 __all__ = ["AtlasActor", "ray_activations", "require_ray"]
 
 
-class AtlasActor:
+class AtlasActor(ModelActor):
     """One Ray actor: holds the model, decodes batches and returns the layer's activations.
 
     Each input row is one batch (``i`` and ``path``: that batch's image indices and paths).
-
-    Args:
-        model: The ``nn.Module`` (a copy in the actor's process).
-        settings: :meth:`AtlasSettings.to_dict` of the atlas's resolved settings.
     """
 
-    def __init__(self, model, settings: dict):
-        import ray
-
-        self.model = model
-        if ray.get_gpu_ids() and torch.cuda.is_available():
-            self.model = self.model.to("cuda")
-        self.s = AtlasSettings.from_dict(settings)
-        self.layout = None
+    settings_class = AtlasSettings
+    layout = None
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         s = self.s

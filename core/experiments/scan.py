@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -675,3 +676,24 @@ def _by_size(raw: np.ndarray) -> np.ndarray:
 def auto_workers() -> int:
     """Default decoding processes: one per spare core, at most four."""
     return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def folder_loader(
+    dataset: ScanDataset, batch_size: int, workers: int | None
+) -> torch.utils.data.DataLoader:
+    """Batches of ``dataset`` (collated) with ``workers`` decoding processes (None: one per
+    spare core, at most 4; none for a folder of one batch or less, where start-up costs more)."""
+    n_workers = auto_workers() if workers is None else workers
+    n_workers = min(n_workers, max(0, len(dataset) // batch_size))
+    # Forking a process that runs other threads (the app's UI) can deadlock the child:
+    # off the main thread, workers start fresh ("spawn").
+    context = None if threading.current_thread() is threading.main_thread() else "spawn"
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=n_workers,
+        collate_fn=collate,
+        worker_init_fn=decode_worker_init if n_workers else None,
+        prefetch_factor=2 if n_workers else None,
+        multiprocessing_context=context if n_workers else None,
+    )

@@ -52,13 +52,15 @@ def require_ray():
     return ray
 
 
-class ScanActor:
-    """One Ray actor: holds the model, decodes and scans the batches it is given.
+class ModelActor:
+    """A Ray actor's set-up: the model (on a GPU when the actor has one) and its settings.
 
     Args:
         model: The ``nn.Module`` (a copy in the actor's process).
-        settings: :meth:`ScanSettings.to_dict` of the scan's resolved settings.
+        settings: ``to_dict()`` of the job's resolved settings (of ``settings_class``).
     """
+
+    settings_class: type = ScanSettings
 
     def __init__(self, model, settings: dict):
         import ray
@@ -66,7 +68,11 @@ class ScanActor:
         self.model = model
         if ray.get_gpu_ids() and torch.cuda.is_available():
             self.model = self.model.to("cuda")
-        self.s = ScanSettings.from_dict(settings)
+        self.s = self.settings_class.from_dict(settings)
+
+
+class ScanActor(ModelActor):
+    """One Ray actor: holds the model, decodes and scans the batches it is given."""
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         s = self.s

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import struct
-import threading
 import time
 import weakref
 import zlib
@@ -50,9 +49,7 @@ from hookscope.core.experiments.atlas import (
 from hookscope.core.experiments.atlas_ray import ray_activations, require_ray
 from hookscope.core.experiments.scan import (
     ScanDataset,
-    auto_workers,
-    collate,
-    decode_worker_init,
+    folder_loader,
     list_images,
 )
 from hookscope.core.io.scan_outputs import disk_errors, take_folder
@@ -270,7 +267,9 @@ def _activations(s: AtlasSettings, model, paths, start: int, layout, reporter: R
             reporter.check()
             yield idx[ok], acts[ok], int((~ok).sum()), int(idx.max()) + 1
         return
-    for batch in _loader(s, paths, todo):
+    for batch in folder_loader(
+        ScanDataset(s.images, paths, s.spec, None, todo), s.batch_size, s.workers
+    ):
         reporter.check()
         ok = np.asarray([not e for e in batch["error"]], bool)
         idx = np.asarray(batch["i"], np.int64)
@@ -280,23 +279,6 @@ def _activations(s: AtlasSettings, model, paths, start: int, layout, reporter: R
             with reporter.batch():
                 acts = layer_activations(model, s.layer, x.to(_device(model)), layout).numpy()
         yield idx[ok], acts, int((~ok).sum()), int(idx.max()) + 1
-
-
-def _loader(s: AtlasSettings, paths, todo) -> torch.utils.data.DataLoader:
-    """Decoded batches of ``paths[i]``, ``i`` in ``todo``, with decoding workers as the scan's."""
-    n_workers = auto_workers() if s.workers is None else s.workers
-    n_workers = min(n_workers, max(0, len(todo) // s.batch_size))
-    # forking beside the app's UI thread can deadlock the child: spawn off the main thread
-    context = None if threading.current_thread() is threading.main_thread() else "spawn"
-    return torch.utils.data.DataLoader(
-        ScanDataset(s.images, paths, s.spec, None, todo),
-        batch_size=s.batch_size,
-        num_workers=n_workers,
-        collate_fn=collate,
-        worker_init_fn=decode_worker_init if n_workers else None,
-        prefetch_factor=2 if n_workers else None,
-        multiprocessing_context=context if n_workers else None,
-    )
 
 
 def _write_outputs(out: Path, root: Path, paths, top: TopK, field: Field, spec) -> None:

@@ -16,7 +16,6 @@ into what the Dataset dock shows before the clusters exist.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,6 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from hookscope.core.display.colormaps import DEFAULT_CMAP, check_colormap
 from hookscope.core.display.colormaps import colorize as colorize_map
@@ -33,10 +31,8 @@ from hookscope.core.engine.targets import class_name
 from hookscope.core.errors import HookScopeError
 from hookscope.core.experiments.scan import (
     ScanDataset,
-    auto_workers,
-    collate,
-    decode_worker_init,
     folder_labels,
+    folder_loader,
     list_images,
     pool_maps,
     scan_decoded,
@@ -336,20 +332,8 @@ def _batches(
         yield from ray_batches(s, model, paths, todo, labels)
         return
     label_arr = np.asarray(labels if labels else [-1] * len(paths), np.int64)
-    n_workers = auto_workers() if s.workers is None else s.workers
-    n_workers = min(n_workers, max(0, len(todo) // s.batch_size))  # tiny scans: no start-up
-    # Forking a process that runs other threads (the app's UI) can deadlock the child:
-    # off the main thread, workers start fresh ("spawn").
-    context = None if threading.current_thread() is threading.main_thread() else "spawn"
-    loader = torch.utils.data.DataLoader(
-        ScanDataset(s.images, paths, s.spec, s.masks, todo),
-        batch_size=s.batch_size,
-        num_workers=n_workers,
-        collate_fn=collate,
-        worker_init_fn=decode_worker_init if n_workers else None,
-        prefetch_factor=2 if n_workers else None,
-        multiprocessing_context=context if n_workers else None,
-    )
+    dataset = ScanDataset(s.images, paths, s.spec, s.masks, todo)
+    loader = folder_loader(dataset, s.batch_size, s.workers)
     for batch in loader:
         with reporter.batch():
             arr = scan_decoded(
