@@ -38,6 +38,7 @@ from hookscope.gui.docks.image import IMAGE_FILTER, ImageDock
 from hookscope.gui.docks.layer_stats import LayerStatsDock
 from hookscope.gui.docks.model_tree import ModelTreeDock
 from hookscope.gui.docks.predictions import PredictionsDock
+from hookscope.gui.widgets.labels import WrapLabel
 
 ANALYSIS_DOCKS = (
     ("hookscope.gui.docks.activations", "ActivationsDock"),
@@ -519,8 +520,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.setVisible(False)
         # The message in a label that wraps, left of the rest: Qt draws a status message on
         # one line, cut at the first permanent widget (at 1280 px notes lost their ends).
-        self.message_label = QLabel("", self)
-        self.message_label.setWordWrap(True)
+        self.message_label = WrapLabel("", self)
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         # As wide as its text when there is room, but it never sets the window's least width.
         self.progress_label.setMinimumWidth(60)

@@ -52,11 +52,15 @@ def test_hint_line_tree_shapes_and_status_bar_are_whole(window, qtbot, width):
     assert "128×12×12" in shapes
     assert max(metrics.horizontalAdvance(s) for s in shapes) < head.sectionSize(out)
 
+    base = window.statusBar().height()  # with a one-line text (the time label)
     window.show_message(NOTE, 60_000)
     qtbot.wait(50)
     shown = window.message_label
     assert shown.text() == NOTE and shown.toolTip() == NOTE
     assert shown.isVisible() and _fits(shown), (shown.width(), shown.height())
+    # No taller than its lines (a one-line message made the bar three lines tall).
+    extra = shown.heightForWidth(shown.width()) - shown.fontMetrics().height()
+    assert window.statusBar().height() <= base + extra + 2, (base, extra)
     assert window.statusBar().currentMessage() == NOTE
     for label in (window.model_label, window.device_label, window.time_label):
         assert label.text() and _fits(label), label.text()
