@@ -87,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         from hookscope.gui.app import AppOptions, run  # lazily: subcommands never load Qt
 
-        return run(AppOptions.from_args(args))
+        try:
+            return run(AppOptions.from_args(args))
+        except HookScopeError as exc:  # e.g. a bad HOOKSCOPE_LOAD_TIMEOUT, before the window
+            print(f"hookscope: {exc}", file=sys.stderr)
+            return 2
     try:
         return args.func(args)
     except HookScopeError as exc:

@@ -230,3 +230,14 @@ def test_quitting_while_a_looping_factory_loads_ends_the_process(tmp_path):
     returned = float(out.split("run returned 0 ")[1].split()[0])
     # The window waits one grace period, interrupts the loop, and the process ends.
     assert returned - closing < 10.0, out
+
+
+def test_a_bad_load_timeout_setting_is_one_sentence(qapp, monkeypatch, capsys):
+    from hookscope.gui.command import main
+
+    monkeypatch.setenv("HOOKSCOPE_LOAD_TIMEOUT", "soon")
+    assert main([]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "hookscope: HOOKSCOPE_LOAD_TIMEOUT must be a number of seconds (or 0 for none), not 'soon'."
+    ]
