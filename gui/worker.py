@@ -24,6 +24,12 @@ reads it every ``PROGRESS_POLL_MS``. Short runs (the demo's take ~5 ms) so never
 thread, which would take the GIL and a core from the computation, and never flash a progress
 bar; long runs show progress after the first poll. Partial results (``reporter.partial``)
 do travel by (queued) signal, each one, in order, before the job's end.
+
+Code no cancel check reaches (a factory that loops while it builds, a forward that never
+returns) is abandoned as ``core.jobs.stopping.StopPolicy`` says: a load past its timeout, or
+an interactive job still running one grace period after Cancel, is left on its old thread
+and interrupted there; its lane goes on with a fresh thread. Closing the window does the same
+(:meth:`Worker.shutdown`), and the app ends with ``os._exit`` while such a thread still runs.
 """
 
 from __future__ import annotations
