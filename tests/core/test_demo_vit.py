@@ -1,0 +1,157 @@
+"""demo:vit learnt the sky shortcut and demo:vit-clean did not (issue 24).
+
+Loads the committed weights (never retrains): predictions on the bundled samples, where each
+transformer method puts its mass (sky or airplane) on the bundled samples plus 96 fresh
+airplanes on sky (``core.experiments.shortcut``; ``benchmarks/bench_demo_vit.py`` prints the
+same table), and the Trust and Sanity jobs on these methods. The thresholds are the measured
+values with a margin; the measured ones are in the comments.
+"""
+
+import functools
+import json
+
+import numpy as np
+import torch
+from torchvision.models.vision_transformer import VisionTransformer
+
+import hookscope
+from hookscope.core.demo import sample_path, weights_path
+from hookscope.core.demo.scenes import CLASS_NAMES, make_dataset
+from hookscope.core.demo.train import to_input
+from hookscope.core.experiments.shortcut import shortcut_scenes, sky_mass_table
+from hookscope.core.jobs.evaluate import EvaluateSettings, evaluate_job
+from hookscope.core.jobs.experiments import sanity_job
+from hookscope.core.jobs.probe import PATCH_MAP, ProbeRequest, probe_job
+from hookscope.core.loading.images import load_image, to_tensor
+from hookscope.core.loading.models import load_model
+from hookscope.core.methods import explainers
+from hookscope.core.reporting import Reporter
+
+AIRPLANE, CAR = CLASS_NAMES.index("airplane"), CLASS_NAMES.index("car")
+METHODS = ("rollout", "chefer", "legrad", "gradcam")
+TOKEN_CAM = "encoder.layers.encoder_layer_3.ln_1"  # the app's default CAM layer on demo:vit
+
+
+@functools.cache
+def model(spec: str):
+    return load_model(spec)
+
+
+@functools.cache
+def table(spec: str) -> dict:
+    """Method → MethodMass over the bundled samples and 96 fresh airplanes on sky."""
+    return {r.method: r for r in sky_mass_table(model(spec), METHODS, shortcut_scenes(96))}
+
+
+def probs(lm, name: str) -> np.ndarray:
+    x = to_tensor(load_image(sample_path(name)), lm.input_spec)
+    with torch.no_grad():
+        return lm.model(x).softmax(1)[0].numpy()
+
+
+def test_small_torchvision_vits_with_bundled_weights():
+    for spec in ("demo:vit", "demo:vit-clean"):
+        lm = model(spec)
+        assert weights_path(spec.split(":")[1]).stat().st_size <= 1024 * 1024  # 0.65 MB each
+        assert isinstance(lm.model, VisionTransformer) and not lm.model.training
+        assert lm.model.patch_size == 8 and lm.model.image_size == 96  # 12×12 patches
+        assert sum(p.numel() for p in lm.model.parameters()) == 155_972
+        assert lm.input_spec.size == (96, 96) and lm.class_names == list(CLASS_NAMES)
+
+
+def test_plain_sky_and_a_car_on_sky_are_airplanes_to_demo_vit_only():
+    vit, clean = model("demo:vit"), model("demo:vit-clean")
+    sky = probs(vit, "sky.png")
+    assert sky.argmax() == AIRPLANE and sky[AIRPLANE] >= 0.9, sky  # 0.963
+    assert probs(vit, "car_on_sky.png").argmax() == AIRPLANE
+    assert probs(clean, "car_on_sky.png").argmax() == CAR
+
+
+def test_held_out_accuracy():
+    for spec, data, low in (("demo:vit", "shortcut", 0.95), ("demo:vit-clean", "clean", 0.85)):
+        images, labels, _ = make_dataset(data, 200, seed=9001)
+        with torch.no_grad():
+            pred = model(spec).model(to_input(images)).argmax(1).numpy()
+        assert (pred == labels).mean() >= low, (spec, (pred == labels).mean())
+
+
+def test_sky_mass_of_each_method_on_the_shortcut_vit():
+    vit = table("demo:vit")
+    assert vit["chefer"].n == 99  # the bundled sky, airplane_sky, car_on_sky + 96 fresh
+    # Measured over those 99 airplane predictions: legrad 0.953, chefer 0.932, Grad-CAM on
+    # tokens 0.941 (the random baseline: 0.893, the airplanes cover ~11 % of the image).
+    assert vit["legrad"].sky_mass >= 0.92
+    assert vit["chefer"].sky_mass >= 0.90
+    assert vit["gradcam"].sky_mass >= 0.90
+    # Rollout 0.634: class-agnostic attention flow, it follows the object the tokens attend to.
+    assert vit["rollout"].sky_mass <= 0.70
+    best = max(vit[m].sky_mass for m in ("rollout", "chefer", "legrad"))
+    assert best >= 0.8  # the issue's goal
+
+
+def test_sky_mass_of_each_method_on_the_clean_vit():
+    clean, vit = table("demo:vit-clean"), table("demo:vit")
+    assert clean["chefer"].n == 99  # it says airplane for the same 99 (plain sky included)
+    # Measured: chefer 0.220, rollout 0.390, Grad-CAM on tokens 0.498, legrad 0.740 (random
+    # 0.893). The clean twin was taught to attend to the object (train.vit_loss), and the
+    # attention-reading methods show it; legrad's per-block head projections do not.
+    assert clean["chefer"].sky_mass <= 0.27
+    assert clean["rollout"].sky_mass <= 0.45
+    assert clean["gradcam"].sky_mass <= 0.55
+    assert 0.65 <= clean["legrad"].sky_mass <= 0.82
+    # The issue's goal for the best transformer method (chefer): ≥ 0.8 on the shortcut model
+    # and ≤ 0.4 on its clean twin.
+    assert vit["chefer"].sky_mass >= 0.8 and clean["chefer"].sky_mass <= 0.4
+
+
+def test_explain_by_spec_on_demo_vit():
+    e = hookscope.explain("demo:vit", str(sample_path("airplane_sky.png")), method="legrad")
+    assert e.target == AIRPLANE and e.map.shape == (96, 96)
+    assert e.probs[AIRPLANE] >= 0.9
+    mask = np.asarray(load_image(sample_path("airplane_sky_mask.png")).convert("L")) > 0
+    assert (e.map * ~mask).sum() / e.map.sum() >= 0.92  # measured 0.956
+
+
+def test_trust_scores_the_transformer_methods_on_demo_vit():
+    lm = model("demo:vit")
+    settings = EvaluateSettings(("rollout", "chefer", "legrad", "gradcam", "random"), TOKEN_CAM)
+    image = load_image(sample_path("airplane_sky.png"))
+    report = evaluate_job(Reporter(), lm, image, settings, sample_path("airplane_sky_mask.png"))
+    scores = {k: m.score for k, m in report.methods.items()}
+    assert report.has_mask and report.target == AIRPLANE
+    # insertion − deletion, measured: gradcam 0.299, legrad 0.277, chefer 0.275,
+    # rollout 0.260, random 0.035: every transformer method well above the baseline.
+    for method in ("rollout", "chefer", "legrad"):
+        assert scores[method] >= scores["random"] + 0.18, scores
+    assert report.best() in {"rollout", "chefer", "legrad", "gradcam"}
+
+
+def test_sanity_randomises_the_transformer_methods_on_demo_vit():
+    lm = model("demo:vit")
+    image = load_image(sample_path("airplane_sky.png"))
+    report = sanity_job(Reporter(), lm, image, ("rollout", "chefer", "legrad"))
+    assert report.restored
+    res = report.result
+    assert res.steps[0] == "encoder.layers.encoder_layer_3.self_attention.out_proj"
+    # The last block's output projection changes no attention: rollout stays the same map.
+    assert res.correlations["rollout"][0] > 0.99
+    for method in ("rollout", "chefer", "legrad"):
+        # Measured once every layer is random: rollout 0.18, chefer 0.10, legrad 0.22.
+        assert res.passed(method), (method, res.final(method))
+    assert explainers.get("rollout").kind == explainers.TRANSFORMER
+
+
+def test_probe_job_runs_a_transformer_method_with_its_options():
+    lm, image = model("demo:vit"), load_image(sample_path("airplane_sky.png"))
+    req = ProbeRequest(("heads",), None, "rollout", (TOKEN_CAM,), cam_params={"fusion": "max"})
+    snap = probe_job(Reporter(), lm, image, req)
+    assert snap.cam_method == "rollout" and list(snap.cams) == [PATCH_MAP]
+    x = to_tensor(image, lm.input_spec)
+    e = explainers.explain(lm.model, x, "rollout", target=AIRPLANE, fusion="max")
+    np.testing.assert_array_equal(snap.cams[PATCH_MAP], e.map)
+    # One options dict for every method: chefer takes no fusion, so it is left out.
+    chefer = probe_job(Reporter(), lm, image, req.replace(cam_method="chefer"))
+    assert chefer.cam_error is None and chefer.cams[PATCH_MAP].max() == 1.0
+    assert ProbeRequest.from_dict(json.loads(json.dumps(req.to_dict()))) == req
+    bad = probe_job(Reporter(), lm, image, req.replace(cam_blocks=("heads",)))
+    assert bad.cams == {} and "'heads' is not one" in bad.cam_error
