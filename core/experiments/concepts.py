@@ -105,9 +105,12 @@ def patches(a: np.ndarray) -> np.ndarray:
     return a.transpose(0, 2, 3, 1).reshape(n * h * w, c)
 
 
-def fit_nmf(x: np.ndarray, k: int | str, seed: int = 0):
+def fit_nmf(x: np.ndarray, k: int | str, seed: int = 0, step=None):
     """NMF of non-negative patches ``x`` (P, C) with K concepts, or ``auto``: the K from 2 to
     :data:`MAX_AUTO` at the elbow of the reconstruction error (largest second difference).
+
+    ``step(K, done, total)``, if given, is called before each fit (progress; it may raise
+    ``Cancelled``: ``auto`` fits up to ten factorisations, each many seconds on a big folder).
 
     Returns:
         ``(fitted sklearn NMF, K, {K: relative error})``.
@@ -125,11 +128,16 @@ def fit_nmf(x: np.ndarray, k: int | str, seed: int = 0):
         return m, float(m.reconstruction_err_ / max(np.linalg.norm(x), 1e-12))
 
     if k != "auto":
+        if step is not None:
+            step(int(k), 0, 1)
         m, err = fit(int(k))
         return m, int(k), {int(k): err}
     tried = {}
     models = {}
-    for kk in range(1, min(MAX_AUTO, x.shape[1]) + 1):
+    top = min(MAX_AUTO, x.shape[1])
+    for kk in range(1, top + 1):
+        if step is not None:
+            step(kk, kk - 1, top)
         models[kk], tried[kk] = fit(kk)
     ks = sorted(tried)
     if len(ks) < 3:

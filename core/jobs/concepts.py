@@ -126,7 +126,11 @@ def concepts_job(
         m = a.min((0, 2, 3))
         low = m if low is None else np.minimum(low, m)
     shift = np.maximum(0.0, -low).astype(np.float32)  # 0 for a layer after a ReLU
-    nmf, kk, errs = fit_nmf(np.concatenate(sample) + shift, k, seed)
+
+    def step(kk, done, total):  # progress and cancel between the (slow) factorisations
+        reporter.progress(done, total, f"Concepts: NMF with {kk} concepts")
+
+    nmf, kk, errs = fit_nmf(np.concatenate(sample) + shift, k, seed, step)
 
     importance = np.full((len(paths), kk), np.nan)
     totals = np.full(len(paths), np.nan)  # Σ_p A·∂y/∂A per image: what the shares are of

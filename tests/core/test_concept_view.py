@@ -127,3 +127,23 @@ def test_remember_concepts(demo, scan):
     assert remember_concepts(demo.model, scan.folder).layer == LAYER
     assert concepts_for(demo.model, LAYER).folder == scan.folder
     assert concepts_for(demo.model, "features.block1") is None
+
+
+def test_auto_concepts_report_each_fit_and_cancel_between_them(demo, scan):
+    from hookscope.core.jobs.concepts import concepts_job
+    from hookscope.core.reporting import Cancelled, Reporter
+
+    seen: list[str] = []
+
+    def on_progress(done, total, message):
+        seen.append(message)
+        if message == "Concepts: NMF with 3 concepts":
+            rep.cancel()
+
+    rep = Reporter(on_progress)
+    before = (scan.folder / "concepts.json").read_bytes()
+    with pytest.raises(Cancelled):
+        concepts_job(rep, demo, scan.folder, "auto")
+    fits = [m for m in seen if "NMF" in m]
+    assert fits == [f"Concepts: NMF with {k} concepts" for k in (1, 2, 3)]
+    assert (scan.folder / "concepts.json").read_bytes() == before  # nothing written
