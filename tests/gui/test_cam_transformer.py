@@ -60,6 +60,11 @@ def test_transformer_group_runs_the_registry_methods_on_demo_vit(make_window, qt
     assert st.cam_blocks == ["encoder.layers.encoder_layer_3"]
     assert dock.blocks_button.text() == "Blocks: 1"
 
+    # Sanity checks the current transformer method (no CAM layer needed); Trust lists them all.
+    docks = {d.TITLE: d for d in window.experiment_docks}
+    assert docks["Sanity check"].methods()[0] == "rollout"
+    assert set(explainers.names(explainers.TRANSFORMER)) <= set(docks["Trust"].method_actions)
+
     # Back to the CAM above: Grad-CAM on its layer again, the CAM layers kept meanwhile.
     snap = pick(qtbot, dock, dock.tf_combo, CAM_CHOICE)
     assert snap.cam_method == dock.method_combo.currentText() == "gradcam"
