@@ -96,6 +96,7 @@ class ConceptPanel(QWidget):
         state.conditionChanged.connect(lambda _c: self.update_view())
         state.displayChanged.connect(self.redraw)
         state.modelChanged.connect(self.update_view)
+        state.worker.cancelled.connect(self._on_cancelled)
         self.update_view()
 
     # -- what to compute ----------------------------------------------------------------------
@@ -124,6 +125,7 @@ class ConceptPanel(QWidget):
         snap, st = self.state.snapshot, self.state
         self.setVisible(True)
         self.request = (layer, restrict)
+        self._job = None  # the job this replaces is cancelled by the submit: not a user cancel
         what = f"{restrict[0]} {restrict[1]}" if restrict else "concepts"
         self.label.setText(f"Computing {what} of {layer}…")
         target = snap.resolved_target if snap.resolved_target is not None else snap.target
@@ -153,6 +155,11 @@ class ConceptPanel(QWidget):
         self.stack.clear()
         self.restricted.set_rgb(None)
         self.shown.emit()
+
+    def _on_cancelled(self, job_id: int, _kind: str) -> None:
+        if job_id == self._job:  # Esc: say so instead of "Computing…" for ever
+            self._job = None
+            self.label.setText("Cancelled: run again (Ctrl+R) or click a concept or channel.")
 
     def _on_item(self, item: QListWidgetItem) -> None:
         k = item.data(Qt.ItemDataRole.UserRole)

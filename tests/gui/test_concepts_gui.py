@@ -107,6 +107,11 @@ def test_opened_concepts_in_the_dataset_and_cam_docks(make_window, qtbot, scan_d
     np.testing.assert_array_equal(arrays[f"cam/{LAYER}/concepts/importance"], v.importance)
     assert arrays[f"cam/{LAYER}/restricted/channel_5"].shape == (96, 96)
     assert cam.settings()["restricted_to"] == [LAYER, "channel", 5]
+    # Esc (cancel everything) while it computes: the panel says so
+    panel.update_view()
+    st.cancel()
+    qtbot.waitUntil(lambda: not st.worker.busy, timeout=WAIT_MS)
+    assert panel.label.text().startswith("Cancelled: run again")
     with qtbot.waitSignal(panel.shown, timeout=WAIT_MS):
         panel.clear_button.click()
     assert st.condition is None and panel.view.restricted is None
