@@ -189,6 +189,7 @@ class ConceptPanel(QWidget):
             )
             item.setData(Qt.ItemDataRole.UserRole, k)
             self.stack.addItem(item)
+            item.setSelected(v.restricted_label == f"concept {k}")  # the one the map is of
         self.restricted.setVisible(v.restricted is not None)
         if v.restricted is not None:
             rgb = figures.overlay(snap.input_image, v.restricted, st.colormap, st.alpha)

@@ -91,6 +91,7 @@ def test_opened_concepts_in_the_dataset_and_cam_docks(make_window, qtbot, scan_d
     r = panel.view
     assert r.restricted_label == f"concept {top}" and not panel.restricted.isHidden()
     assert r.restricted_sum == pytest.approx(float(r.importance[top]), rel=1e-4, abs=1e-7)
+    assert panel.stack.item(0).isSelected() and not panel.stack.item(1).isSelected()
     assert "Restricted to concept" in panel.label.text() and pct(0.004) == pct(-0.004) == "0%"
     # a click on a channel in the Activations dock: the map restricted to that channel
     st.select(LAYER)
