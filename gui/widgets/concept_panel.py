@@ -213,6 +213,8 @@ class ConceptPanel(QWidget):
         if v.restricted is not None:
             part = f" ({pct(v.restricted_sum / v.cam_sum)} of the map's sum)" if v.cam_sum else ""
             parts.append(f"Restricted to {v.restricted_label} of {v.layer}{part}")
+        if self.state.edits:  # the job runs the model as loaded
+            parts.append(f"(without the {len(self.state.edits)} gradient/activation edits)")
         return "<br>".join(parts + list(v.notes))
 
     def panels(self) -> list[figures.Panel]:
