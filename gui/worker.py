@@ -447,16 +447,16 @@ class Worker(QObject):
             # gate it holds is freed after one more grace period, so later runs are not stuck.
             self._after("gate", job, self.policy.grace_s, lambda: self._forfeit(job))
         message = timed_out or cancel_sentence(job.kind)
-        if timed_out:
-            self.failed.emit(job.id, job.kind, message)
-            if job.on_error is not None:
-                job.on_error(message)
-        else:
+        if not timed_out:
             self.cancelled.emit(job.id, job.kind)
         self.abandoned.emit(job.id, job.kind, message)
         self._start_next(lane)
         if not self.busy:
             self.busyChanged.emit(False)
+        if timed_out:  # last: a failed load opens a (modal) dialog, the progress bar gone
+            self.failed.emit(job.id, job.kind, message)
+            if job.on_error is not None:
+                job.on_error(message)
 
     def _forfeit(self, job: Job) -> None:
         self._drop_timers(job.id, ("gate",))

@@ -114,12 +114,12 @@ def timeout_sentence(kind: str, seconds: float) -> str:
     if kind in USER_CODE_KINDS:
         return (
             f"The model load took longer than the {seconds:g} s load timeout (the model's own "
-            "code may loop forever), so HookScope stopped waiting for it and kept the current "
-            f"model; set {LOAD_TIMEOUT_ENV} to allow longer."
+            f"code may loop forever), so HookScope stopped waiting for it and loaded nothing; set "
+            f"{LOAD_TIMEOUT_ENV} to allow longer."
         )
     return (
         f"The {_what(kind)} took longer than the {seconds:g} s run timeout (the model's own "
-        "code may loop forever), so HookScope stopped waiting for it and kept the last result."
+        "code may loop forever), so HookScope stopped waiting for it and shows no new result."
     )
 
 

@@ -66,10 +66,10 @@ def test_load_timeout_from_the_environment():
 
 def test_sentences_name_the_timeout_and_what_is_kept():
     load = timeout_sentence("load", 120.0)
-    assert "120 s load timeout" in load and "kept the current model" in load
+    assert "120 s load timeout" in load and "loaded nothing" in load
     assert LOAD_TIMEOUT_ENV in load
     run = timeout_sentence("probe", 2.5)
-    assert "run took longer than the 2.5 s run timeout" in run and "last result" in run
+    assert "run took longer than the 2.5 s run timeout" in run and "no new result" in run
     for text in (load, run, cancel_sentence("probe"), cancel_sentence("load")):
         assert text.count(". ") == 0 and text.endswith(".") and "\n" not in text
     assert "fresh worker thread" in cancel_sentence("load")

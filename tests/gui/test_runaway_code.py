@@ -91,7 +91,7 @@ def test_a_looping_factory_is_abandoned_after_the_load_timeout(window, qtbot, tm
     waited = time.perf_counter() - started
     message = blocker.args[0]
     assert (tmp_path / "looping").exists()  # it really ran the loop
-    assert "1 s load timeout" in message and "kept the current model" in message
+    assert "1 s load timeout" in message and "loaded nothing" in message
     assert message.endswith(".") and "\n" not in message and said == [message]
     assert messages == [message]  # the failed open is a dialog, as any failed load
     assert 1.0 <= waited < 10.0, waited
@@ -151,7 +151,7 @@ def test_a_forward_that_loops_forever_fails_after_a_run_timeout(looping_model, q
     _start_looping_run(st, qtbot, tmp_path)
     with qtbot.waitSignal(st.runFailed, timeout=RUN_TIMEOUT_MS) as blocker:
         pass
-    assert "1 s run timeout" in blocker.args[0] and "last result" in blocker.args[0]
+    assert "1 s run timeout" in blocker.args[0] and "no new result" in blocker.args[0]
     qtbot.waitUntil(lambda: st.worker.left_behind == 0, timeout=5000)
     assert _hooks(st.loaded.model) == 0
 
