@@ -394,12 +394,15 @@ def _check_choices(data: dict, prefix: str) -> None:
     )
     method = data.get("cam_method")
     if method is not None:
+        from hookscope.core.methods import explainers
         from hookscope.core.methods.cam import CAM_METHODS
 
+        # The CAM dock also runs the transformer methods (rollout, chefer...).
+        known = [*CAM_METHODS, *explainers.names(explainers.TRANSFORMER)]
         _need(
-            method in CAM_METHODS,
+            method in known,
             prefix + "cam_method",
-            f"unknown CAM method {_show(method)}; HookScope has {', '.join(CAM_METHODS)}",
+            f"unknown CAM method {_show(method)}; HookScope has {', '.join(known)}",
         )
     edits = data.get("image_edits", [])
     _need(isinstance(edits, list), prefix + "image_edits", "expected a list")
