@@ -44,7 +44,8 @@ VIT_LOC_LOSS = {"vit": 0.0, "vit-clean": 1.0}
 VIT_LR = 2e-3  # transformers from scratch diverge at the CNN's 4e-3
 # Measured 2026-12-07 with --threads 1 on a machine shared by eight jobs: vit 403 s (held-out
 # 0.988), vit-clean 3167 s (0.986; its attention terms ask for the probabilities, which the
-# fused kernel does not give). A few minutes each on two idle cores.
+# fused kernel does not give). Estimated from the best step time seen on two threads (0.35 s
+# per batch of 64, 62 batches an epoch): about 2 and 5 minutes on two idle cores.
 
 
 def to_input(images: np.ndarray) -> torch.Tensor:
