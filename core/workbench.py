@@ -146,6 +146,9 @@ class Workbench:
         self.device = str(lm.device)
         defaults = layer_defaults(tree, layers)
         self.layers, self.cam_layers = defaults.layers, defaults.cam_layers
+        self.cam_blocks = []  # block names of the last model mean nothing to this one
+        if is_transformer(self.cam_method) and not self.transformer_blocks():
+            self.cam_method = DEFAULT_CAM_METHOD  # rollout on a CNN: one error sentence per run
         self.target = None
         # Show the deepest feature map first: the layer CAM explains.
         self.selected_layer = (self.cam_layers or self.layers or [None])[0]

@@ -21,11 +21,12 @@ from hookscope.core.demo.train import to_input
 from hookscope.core.experiments.shortcut import shortcut_scenes, sky_mass_table
 from hookscope.core.jobs.evaluate import EvaluateSettings, evaluate_job
 from hookscope.core.jobs.experiments import sanity_job
-from hookscope.core.jobs.probe import PATCH_MAP, ProbeRequest, probe_job
+from hookscope.core.jobs.probe import PATCH_MAP, ProbeRequest, load_job, probe_job
 from hookscope.core.loading.images import load_image, to_tensor
 from hookscope.core.loading.models import load_model
 from hookscope.core.methods import explainers
 from hookscope.core.reporting import Reporter
+from hookscope.core.workbench import Workbench
 
 AIRPLANE, CAR = CLASS_NAMES.index("airplane"), CLASS_NAMES.index("car")
 METHODS = ("rollout", "chefer", "legrad", "gradcam")
@@ -155,3 +156,16 @@ def test_probe_job_runs_a_transformer_method_with_its_options():
     assert ProbeRequest.from_dict(json.loads(json.dumps(req.to_dict()))) == req
     bad = probe_job(Reporter(), lm, image, req.replace(cam_blocks=("heads",)))
     assert bad.cams == {} and "'heads' is not one" in bad.cam_error
+
+
+def test_workbench_keeps_transformer_choices_to_the_model_they_fit():
+    wb = Workbench()
+    wb.set_model(*load_job(Reporter(), "demo:vit"))
+    blocks = [f"encoder.layers.encoder_layer_{i}" for i in range(4)]
+    assert wb.transformer_blocks() == blocks
+    wb.set_cam(method="chefer", blocks=blocks[2:], params={"fusion": "max"})
+    req = wb.request()
+    assert req.cam_method == "chefer" and req.cam_blocks == tuple(blocks[2:])
+    wb.set_model(*load_job(Reporter(), "demo"))  # a CNN: no blocks, no transformer method
+    assert wb.transformer_blocks() == [] and wb.cam_blocks == []
+    assert wb.cam_method == "gradcam" and wb.cam_layers == ["features.block3"]
