@@ -36,71 +36,100 @@ CONV_GAMMA, LINEAR_GAMMA = 0.25, 0.05
 """Defaults: the middle of lxt's own gamma grid (conv 0.1/0.25/100, linear 0/0.01/0.05/0.1/1)."""
 
 
-def _stabilize(t: torch.Tensor, eps: float) -> torch.Tensor:
-    """zennit's ``stabilize``: ``t + eps · sign(t)``, with sign +1 at 0."""
-    return torch.where(t >= 0, t + eps, t - eps)
-
-
-def _gamma_input_grad(layer: nn.Module, gamma: float, x, y, g) -> torch.Tensor:
-    """The input gradient of zennit's ``Gamma(gamma)`` under lxt's gradient × input patch.
+class _GammaRule(torch.autograd.Function):
+    """Passes ``y`` forward; backward is zennit's ``Gamma(gamma)`` under lxt's gradient × input.
 
     zennit's rule, with ``W⁺ = W + γ·max(W, 0)``, ``W⁻ = W + γ·min(W, 0)`` (biases likewise,
     ``b⁺``, ``b⁻``) and lxt's output relevance ``r = g ⊙ y``:
     ``c⁺ = [y > 0] r / (W⁺x⁺ + W⁻x⁻ + b⁺)``, ``c⁻ = [y < 0] r / (W⁻x⁺ + W⁺x⁻ + b⁻)``,
     ``R = x⁺ ⊙ (W⁺ᵀc⁺ + W⁻ᵀc⁻) + x⁻ ⊙ (W⁻ᵀc⁺ + W⁺ᵀc⁻)``; the gradient is ``R / x``.
-    Since ``max(W,0)x⁺ + min(W,0)x⁻ = (Wx + |W||x|) / 2`` (and its mirror ``(Wx − |W||x|) / 2``),
-    the same numbers cost one ``|W||x|`` and two transposed products, not zennit's eight.
+    Since ``max(W,0)x⁺ + min(W,0)x⁻ = (Wx + |W||x|) / 2``, both denominators are one
+    ``(1 + γ/2)·y + sign(y)·γ/2·(|W||x| + |b|)`` (only the one of ``y``'s sign is used), and
+    ``R = x ⊙ Wᵀs + γ/2·|x| ⊙ |W|ᵀ(sign(y)·s)`` with ``s = (1 + γ/2)·r / den``: one
+    ``|W||x|`` forward and two transposed products, not zennit's eight. The factors of ``g``
+    (``s / g``, the sign) are made in the forward, so the backward is two products.
     """
-    w = layer.weight.detach()
-    b = None if layer.bias is None else layer.bias.detach()
-    conv = isinstance(layer, nn.Conv2d)
-    bias = 0.0 if b is None else (b[:, None, None] if conv else b)
-    wx = y - bias
-    if gamma:
-        fn = layer._conv_forward if conv else F.linear
-        w_abs, x_abs = w.abs(), x.abs()
-        spread = fn(x_abs, w_abs, None)  # |W||x|
-        den_pos = wx + gamma * (wx + spread) / 2 + bias + gamma * _clamp(bias, 0, None)
-        den_neg = wx + gamma * (wx - spread) / 2 + bias + gamma * _clamp(bias, None, 0)
-    else:
-        den_pos = den_neg = y
-    r = g * y
-    c_pos = (y > 0).to(r) * r / _stabilize(den_pos, 1e-6)
-    c_neg = (y < 0).to(r) * r / _stabilize(den_neg, 1e-6)
-    s = c_pos + c_neg
-    relevance = (1 + gamma / 2) * x * _transposed(layer, w, s, x)
-    if gamma:
-        relevance = relevance + gamma / 2 * x_abs * _transposed(layer, w_abs, c_pos - c_neg, x)
-    return relevance / _stabilize(x, 1e-10)
-
-
-def _clamp(bias, low, high):
-    return bias.clamp(min=low, max=high) if isinstance(bias, torch.Tensor) else bias
-
-
-def _transposed(layer: nn.Module, w: torch.Tensor, c: torch.Tensor, x: torch.Tensor):
-    """``Wᵀc``: the input gradient of the layer with weight ``w`` for output gradient ``c``."""
-    if not isinstance(layer, nn.Conv2d):
-        return c @ w
-    with torch.enable_grad():
-        leaf = torch.zeros_like(x).requires_grad_(True)
-        (grad,) = torch.autograd.grad(layer._conv_forward(leaf, w, None), leaf, c)
-    return grad
-
-
-class _GammaRule(torch.autograd.Function):
-    """Passes ``y`` forward; backward is :func:`_gamma_input_grad` (no parameter gradients)."""
 
     @staticmethod
-    def forward(ctx, x, y, layer, gamma):
-        ctx.save_for_backward(x, y)
-        ctx.layer, ctx.gamma = layer, gamma
+    def forward(ctx, x, y, layer, gamma, w_abs):
+        scale = 1 + gamma / 2
+        sign = torch.ones((), dtype=y.dtype, device=y.device).copysign(y)
+        num = y * scale
+        if gamma:
+            spread = layer.spread(x.abs(), w_abs)  # |W||x| + |b| + 2e-6/γ (the stabiliser)
+            ctx.save_for_backward(x, num.div_(torch.addcmul(num, sign, spread, value=gamma / 2)))
+            ctx.sign, ctx.w_abs = sign, w_abs
+        else:  # den = y + sign(y)·1e-6
+            ctx.save_for_backward(x, num.div_(torch.add(y, sign, alpha=1e-6)))
+        ctx.layer, ctx.kappa = layer, gamma / 2 / scale
         return y.clone()
 
     @staticmethod
     def backward(ctx, g):
-        x, y = ctx.saved_tensors
-        return _gamma_input_grad(ctx.layer, ctx.gamma, x, y, g), None, None, None
+        x, ratio = ctx.saved_tensors
+        s = g * ratio
+        relevance = x * ctx.layer.transposed(s, x)
+        if ctx.kappa:
+            s.mul_(ctx.sign)
+            spread = ctx.layer.transposed(s, x, ctx.w_abs)
+            relevance.addcmul_(x.abs(), spread, value=ctx.kappa)
+        stable = x + torch.full((), 1e-10, dtype=x.dtype, device=x.device).copysign(x)
+        return relevance.div_(stable), None, None, None, None
+
+
+class _GammaLayer:
+    """One Linear or Conv2d's products for the Gamma rule (``|W|``, ``|b|`` made once per call)."""
+
+    def __init__(self, layer: nn.Module, gamma: float):
+        self.layer, self.gamma = layer, gamma
+        self.conv = isinstance(layer, nn.Conv2d)
+        self._abs: tuple | None = None
+
+    def absolute(self):
+        """``|W|`` and ``|b| + 2e-6/γ`` (the stabiliser ``1e-6`` after the ``γ/2`` scale)."""
+        if self._abs is None:
+            w, b = self.layer.weight.detach(), self.layer.bias
+            b = torch.zeros_like(w[:, 0]) if b is None else b.detach().abs()
+            self._abs = (w.abs(), b + 2e-6 / self.gamma)
+        return self._abs
+
+    def spread(self, x_abs: torch.Tensor, w_abs: torch.Tensor) -> torch.Tensor:
+        b_abs = self.absolute()[1]
+        if self.conv:
+            return self.layer._conv_forward(x_abs, w_abs, b_abs)
+        return F.linear(x_abs, w_abs, b_abs)
+
+    def transposed(self, c: torch.Tensor, x: torch.Tensor, w=None) -> torch.Tensor:
+        """``Wᵀc``: the input gradient of the layer (weight ``w``, else its own) for ``c``."""
+        w = self.layer.weight.detach() if w is None else w
+        if not self.conv:
+            return c @ w
+        if _patchify(self.layer):
+            return _patch_transposed(c, w, x.shape)
+        with torch.enable_grad():
+            leaf = torch.zeros_like(x).requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.layer._conv_forward(leaf, w, None), leaf, c)
+        return grad
+
+
+def _patchify(conv: nn.Conv2d) -> bool:
+    """A ViT's patch embedding (stride = kernel, no padding): its transpose is one matmul."""
+    return (
+        tuple(conv.stride) == tuple(conv.kernel_size)
+        and tuple(conv.padding) == (0, 0)
+        and tuple(conv.dilation) == (1, 1)
+        and conv.groups == 1
+    )
+
+
+def _patch_transposed(c: torch.Tensor, w: torch.Tensor, shape) -> torch.Tensor:
+    """``Wᵀc`` of a patch embedding as one matmul (torch's convolution backward is ~8× slower)."""
+    n, out, h, wd = c.shape
+    cin, kh, kw = w.shape[1:]
+    patches = c.flatten(2).transpose(1, 2) @ w.reshape(out, -1)  # (n, h·w, cin·kh·kw)
+    grid = patches.reshape(n, h, wd, cin, kh, kw).permute(0, 3, 1, 4, 2, 5)
+    grid = grid.reshape(n, cin, h * kh, wd * kw)  # pixels past the last patch get no gradient
+    return F.pad(grid, (0, shape[3] - wd * kw, 0, shape[2] - h * kh))
 
 
 class _UniformRule(torch.autograd.Function):
@@ -152,12 +181,16 @@ def _layer_norm_rule(name: str):
 
 
 def _identity_hook(module, args, output):
-    return _IdentityRule.apply(args[0], output)
+    # y detached: its own graph (e.g. GELU's backward) is never walked
+    return _IdentityRule.apply(args[0], output.detach())
 
 
-def _gamma_hook(gamma: float):
+def _gamma_hook(layer: nn.Module, gamma: float):
+    rule = _GammaLayer(layer, gamma)
+
     def hook(module, args, output):
-        return _GammaRule.apply(args[0], output, module, gamma)
+        w_abs = rule.absolute()[0] if gamma else None
+        return _GammaRule.apply(args[0], output.detach(), rule, gamma, w_abs)
 
     return hook
 
@@ -248,9 +281,9 @@ class _Rules:
                 elif _is_activation(m):
                     self._handles.append(m.register_forward_hook(_identity_hook))
                 elif isinstance(m, nn.Conv2d):
-                    self._handles.append(m.register_forward_hook(_gamma_hook(self.conv_gamma)))
+                    self._handles.append(m.register_forward_hook(_gamma_hook(m, self.conv_gamma)))
                 elif isinstance(m, nn.Linear) and id(m) not in inside:
-                    self._handles.append(m.register_forward_hook(_gamma_hook(self.linear_gamma)))
+                    self._handles.append(m.register_forward_hook(_gamma_hook(m, self.linear_gamma)))
         except BaseException:
             self.__exit__(None, None, None)
             raise
