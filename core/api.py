@@ -24,6 +24,7 @@ from torch import nn
 
 from hookscope.core.engine.tree import build_tree, layer_defaults
 from hookscope.core.errors import HookScopeError
+from hookscope.core.jobs.probe import checked_cam_layer
 from hookscope.core.loading.images import load_image, preprocess, to_display, to_rgb, to_tensor
 from hookscope.core.loading.live import wrap_model
 from hookscope.core.loading.models import LoadedModel, load_model
@@ -200,8 +201,9 @@ def _spec_of(lm: LoadedModel, x: torch.Tensor):
 
 
 def _default_layer(lm: LoadedModel, x: torch.Tensor) -> str:
-    """The app's CAM layer for this model (one rule: ``tree.layer_defaults``)."""
+    """The app's CAM layer for this model (``tree.layer_defaults``, checked as at load)."""
     tree = build_tree(lm.model, _spec_of(lm, x), example=x, class_names=lm.class_names)
+    tree.cam_layer = checked_cam_layer(lm, tree)
     cam = layer_defaults(tree).cam_layers
     if not cam:
         raise HookScopeError(

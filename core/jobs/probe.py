@@ -50,12 +50,12 @@ def load_job(reporter: Reporter, source, weights=None, trust_pickle=False, devic
         lm = load_model(source, weights, trust_pickle=trust_pickle, device=device)
     reporter.progress(1, 2, "Reading the module tree…", LOADING)
     tree = build_tree(lm.model, lm.input_spec, class_names=lm.class_names)
-    tree.cam_layer = _checked_cam_layer(lm, tree)
+    tree.cam_layer = checked_cam_layer(lm, tree)
     reporter.progress(2, 2, "Model loaded", DONE)
     return lm, tree
 
 
-def _checked_cam_layer(lm, tree) -> str | None:
+def checked_cam_layer(lm, tree) -> str | None:
     """The checked default CAM layer on a seeded input, or None to keep the structural one.
 
     A ViT's last blocks have a grid, yet only their class token reaches the head, so the

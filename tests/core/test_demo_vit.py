@@ -113,6 +113,13 @@ def test_explain_by_spec_on_demo_vit():
     assert (e.map * ~mask).sum() / e.map.sum() >= 0.92  # measured 0.956
 
 
+def test_the_api_default_cam_layer_is_the_apps_checked_one():
+    # The structural default ("encoder") holds only the class token's path: an all-zero map.
+    e = hookscope.explain("demo:vit", str(sample_path("airplane_sky.png")), method="gradcam")
+    assert e.layer == "encoder.layers.encoder_layer_3.ln_1"
+    assert e.map.max() == 1.0 and e.map.std() > 0.05  # measured 0.114
+
+
 def test_trust_scores_the_transformer_methods_on_demo_vit():
     lm = model("demo:vit")
     settings = EvaluateSettings(("rollout", "chefer", "legrad", "gradcam", "random"), TOKEN_CAM)
