@@ -51,57 +51,73 @@ class _GammaRule(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, y, layer, gamma, w_abs):
+    def forward(ctx, x, y, layer, gamma):
         scale = 1 + gamma / 2
         sign = torch.ones((), dtype=y.dtype, device=y.device).copysign(y)
         num = y * scale
         if gamma:
-            spread = layer.spread(x.abs(), w_abs)  # |W||x| + |b| + 2e-6/γ (the stabiliser)
-            ctx.save_for_backward(x, num.div_(torch.addcmul(num, sign, spread, value=gamma / 2)))
-            ctx.sign, ctx.w_abs = sign, w_abs
+            x_abs = x.abs()
+            spread = layer.spread(x_abs)  # |W||x| + |b| + 2e-6/γ (the stabiliser)
+            ratio = num.div_(torch.addcmul(num, sign, spread, value=gamma / 2))
+            ctx.save_for_backward(x, ratio, x_abs)
+            ctx.sign = sign
         else:  # den = y + sign(y)·1e-6
-            ctx.save_for_backward(x, num.div_(torch.add(y, sign, alpha=1e-6)))
+            ctx.save_for_backward(x, num.div_(torch.add(y, sign, alpha=1e-6)), x)
         ctx.layer, ctx.kappa = layer, gamma / 2 / scale
         return y.clone()
 
     @staticmethod
     def backward(ctx, g):
-        x, ratio = ctx.saved_tensors
+        x, ratio, x_abs = ctx.saved_tensors
         s = g * ratio
         relevance = x * ctx.layer.transposed(s, x)
         if ctx.kappa:
             s.mul_(ctx.sign)
-            spread = ctx.layer.transposed(s, x, ctx.w_abs)
-            relevance.addcmul_(x.abs(), spread, value=ctx.kappa)
+            spread = ctx.layer.transposed(s, x, absolute=True)
+            relevance.addcmul_(x_abs, spread, value=ctx.kappa)
         stable = x + torch.full((), 1e-10, dtype=x.dtype, device=x.device).copysign(x)
-        return relevance.div_(stable), None, None, None, None
+        return relevance.div_(stable), None, None, None
+
+
+class _Scratch:
+    """One buffer per call for every layer's ``|W|``, refilled at each use: a fresh weight-sized
+    tensor per layer costs several times the ``abs`` itself (new pages), and this holds no copy
+    of the weights beyond the call."""
+
+    def __init__(self):
+        self._bufs: dict = {}
+
+    def absolute(self, w: torch.Tensor) -> torch.Tensor:
+        key = (w.dtype, w.device)
+        buf = self._bufs.get(key)
+        if buf is None or buf.numel() < w.numel():
+            buf = self._bufs[key] = torch.empty(w.numel(), dtype=w.dtype, device=w.device)
+        return torch.abs(w, out=buf[: w.numel()].view(w.shape))
 
 
 class _GammaLayer:
-    """One Linear or Conv2d's products for the Gamma rule (``|W|``, ``|b|`` made once per call)."""
+    """One Linear or Conv2d's products for the Gamma rule."""
 
-    def __init__(self, layer: nn.Module, gamma: float):
-        self.layer, self.gamma = layer, gamma
+    def __init__(self, layer: nn.Module, gamma: float, scratch: _Scratch):
+        self.layer, self.gamma, self.scratch = layer, gamma, scratch
         self.conv = isinstance(layer, nn.Conv2d)
-        self._abs: tuple | None = None
+        self._bias: torch.Tensor | None = None
 
-    def absolute(self):
-        """``|W|`` and ``|b| + 2e-6/γ`` (the stabiliser ``1e-6`` after the ``γ/2`` scale)."""
-        if self._abs is None:
-            w, b = self.layer.weight.detach(), self.layer.bias
+    def spread(self, x_abs: torch.Tensor) -> torch.Tensor:
+        """``|W||x| + |b| + 2e-6/γ`` (the stabiliser ``1e-6`` before the ``γ/2`` scale)."""
+        w, b = self.layer.weight.detach(), self.layer.bias
+        if self._bias is None:
             b = torch.zeros_like(w[:, 0]) if b is None else b.detach().abs()
-            self._abs = (w.abs(), b + 2e-6 / self.gamma)
-        return self._abs
-
-    def spread(self, x_abs: torch.Tensor, w_abs: torch.Tensor) -> torch.Tensor:
-        b_abs = self.absolute()[1]
+            self._bias = b + 2e-6 / self.gamma
+        w_abs = self.scratch.absolute(w)
         if self.conv:
-            return self.layer._conv_forward(x_abs, w_abs, b_abs)
-        return F.linear(x_abs, w_abs, b_abs)
+            return self.layer._conv_forward(x_abs, w_abs, self._bias)
+        return F.linear(x_abs, w_abs, self._bias)
 
-    def transposed(self, c: torch.Tensor, x: torch.Tensor, w=None) -> torch.Tensor:
-        """``Wᵀc``: the input gradient of the layer (weight ``w``, else its own) for ``c``."""
-        w = self.layer.weight.detach() if w is None else w
+    def transposed(self, c: torch.Tensor, x: torch.Tensor, absolute=False) -> torch.Tensor:
+        """``Wᵀc`` (``|W|ᵀc``): the input gradient of the layer for output gradient ``c``."""
+        w = self.layer.weight.detach()
+        w = self.scratch.absolute(w) if absolute else w
         if not self.conv:
             return c @ w
         if _patchify(self.layer):
@@ -158,26 +174,48 @@ class _IdentityRule(torch.autograd.Function):
         return ratio * g, None
 
 
+class _LayerNormRule(torch.autograd.Function):
+    """lxt's ``layer_norm_forward``: ``y = (x − mean) / std · w + b`` with the std a constant,
+    so the input gradient is ``(w g − mean(w g)) / std``."""
+
+    @staticmethod
+    def forward(ctx, x, y, weight, rstd):
+        ctx.save_for_backward(weight, rstd)
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        weight, rstd = ctx.saved_tensors
+        c = g * weight
+        return (c - c.mean(dim=-1, keepdim=True)).mul_(rstd), None, None, None
+
+
 def _layer_norm_rule(name: str):
-    """lxt's ``layer_norm_forward`` (the std detached), checked against the module's own output."""
+    """The LayerNorm rule on the module's own output, checked to normalise the last dimension."""
 
     def hook(module, args, output):
-        x = args[0]
-        mean = x.mean(dim=-1, keepdim=True)
-        std = (((x - mean) ** 2).mean(dim=-1, keepdim=True) + module.eps).sqrt()
-        y = (x - mean) / std.detach()
-        if module.weight is not None:
-            y = y * module.weight
-        if module.bias is not None:
-            y = y + module.bias
-        if y.shape != output.shape or not torch.allclose(y, output, atol=1e-4, rtol=1e-3):
+        x = args[0].detach()
+        var, mean = torch.var_mean(x, dim=-1, keepdim=True, correction=0)
+        rstd = (var + module.eps).rsqrt()
+        one = torch.ones((), dtype=x.dtype, device=x.device)
+        weight = one if module.weight is None else module.weight.detach()
+        bias = 0 * one if module.bias is None else module.bias.detach()
+        rows = slice(0, 64)  # a sample of rows tells which dimension it normalises
+        check = (_rows(x, rows) - _rows(mean, rows)) * _rows(rstd, rows) * weight + bias
+        if x.shape != output.shape or not torch.allclose(
+            check, _rows(output.detach(), rows), atol=1e-4, rtol=1e-3
+        ):
             raise HookScopeError(
                 f"attnlrp's LayerNorm rule normalises the last dimension, but '{name}' "
                 "normalises another; this model cannot be explained with attnlrp."
             )
-        return y
+        return _LayerNormRule.apply(args[0], output.detach(), weight, rstd)
 
     return hook
+
+
+def _rows(t: torch.Tensor, rows: slice) -> torch.Tensor:
+    return t.reshape(-1, t.shape[-1])[rows]
 
 
 def _identity_hook(module, args, output):
@@ -185,12 +223,11 @@ def _identity_hook(module, args, output):
     return _IdentityRule.apply(args[0], output.detach())
 
 
-def _gamma_hook(layer: nn.Module, gamma: float):
-    rule = _GammaLayer(layer, gamma)
+def _gamma_hook(layer: nn.Module, gamma: float, scratch: _Scratch):
+    rule = _GammaLayer(layer, gamma, scratch)
 
     def hook(module, args, output):
-        w_abs = rule.absolute()[0] if gamma else None
-        return _GammaRule.apply(args[0], output.detach(), rule, gamma, w_abs)
+        return _GammaRule.apply(args[0], output.detach(), rule, gamma)
 
     return hook
 
@@ -273,6 +310,7 @@ class _Rules:
         try:
             self._attention()
             inside = _attention_modules(self.blocks)
+            scratch = _Scratch()  # |W| of every Gamma layer, one at a time
             for name, m in self.model.named_modules():
                 if _timm_glu(m):  # lxt's gated MLP: identity on act, uniform on the product
                     self._handles.append(m.drop1.register_forward_hook(_uniform_hook))
@@ -281,9 +319,11 @@ class _Rules:
                 elif _is_activation(m):
                     self._handles.append(m.register_forward_hook(_identity_hook))
                 elif isinstance(m, nn.Conv2d):
-                    self._handles.append(m.register_forward_hook(_gamma_hook(m, self.conv_gamma)))
+                    hook = _gamma_hook(m, self.conv_gamma, scratch)
+                    self._handles.append(m.register_forward_hook(hook))
                 elif isinstance(m, nn.Linear) and id(m) not in inside:
-                    self._handles.append(m.register_forward_hook(_gamma_hook(m, self.linear_gamma)))
+                    hook = _gamma_hook(m, self.linear_gamma, scratch)
+                    self._handles.append(m.register_forward_hook(hook))
         except BaseException:
             self.__exit__(None, None, None)
             raise
