@@ -109,6 +109,10 @@ def resolve_target(
             raise HookScopeError(wrong_form(str(target), kind))
         return target.resolve(class_names)
     request = target if isinstance(target, TargetRequest) else parse_target_text(target)
+    if kind.kind == CLASSES and kind.note and request.form == "similar":
+        # A 2-D output without class names was only guessed to be scores (its note says to
+        # use similar:IMAGE if it is an embedding): the similar: target settles it.
+        kind = OutputKind(EMBEDDING, kind.shape, kind.field)
     if kind.kind == CLASSES:
         if request.form != "class":
             raise HookScopeError(_wrong_form(request, kind))

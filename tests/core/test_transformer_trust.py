@@ -1,0 +1,89 @@
+"""Trust's evaluate ranks the transformer methods beside Grad-CAM and the baselines on a timm
+ViT and a Hugging Face CLIP vision model (issue 24; demo:vit is in test_demo_vit.py).
+
+Random weights: the point is that every method is scored (finite numbers, one ranking), not
+which method wins."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hookscope.core.demo import sample_path
+from hookscope.core.engine.targets import SimilarityTarget, resolve_target
+from hookscope.core.errors import HookScopeError
+from hookscope.core.jobs.evaluate import EvaluateSettings, evaluate_job
+from hookscope.core.loading.images import load_image, to_tensor
+from hookscope.core.loading.live import wrap_model
+from hookscope.core.reporting import Reporter
+
+timm = pytest.importorskip("timm")
+T = pytest.importorskip("transformers")
+
+METHODS = ("gradcam", "rollout", "chefer", "legrad", "attnlrp", "random")
+
+
+def _check(report, methods):
+    assert set(report.methods) == set(methods)
+    for name, m in report.methods.items():
+        assert math.isfinite(m.score) and math.isfinite(m.deletion), name
+        assert math.isfinite(m.insertion), name
+    assert report.best() in methods
+
+
+def test_evaluate_ranks_the_transformer_methods_on_a_timm_vit():
+    torch.manual_seed(0)
+    vit = timm.create_model(
+        "vit_tiny_patch16_224",
+        pretrained=False,
+        img_size=32,
+        patch_size=8,
+        depth=2,
+        num_classes=5,
+    ).eval()
+    lm = wrap_model(vit, input_size=32, mean=(0.5,) * 3, std=(0.5,) * 3)
+    settings = EvaluateSettings(METHODS, "blocks.1.norm1", steps=8)
+    report = evaluate_job(Reporter(), lm, load_image(sample_path("airplane_sky.png")), settings)
+    _check(report, METHODS)
+
+
+SMALL = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=32,
+    patch_size=8,
+)
+CLIP_LAYER = "vision_model.encoder.layers.1.layer_norm1"
+
+
+def test_evaluate_ranks_the_transformer_methods_on_a_clip_vision_classifier():
+    torch.manual_seed(0)
+    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+    config = T.CLIPConfig(vision_config=SMALL, text_config=text, num_labels=5)
+    clip = T.CLIPForImageClassification(config).eval()
+    lm = wrap_model(clip, input_size=32)
+    settings = EvaluateSettings(METHODS, CLIP_LAYER, steps=8)
+    report = evaluate_job(Reporter(), lm, load_image(sample_path("airplane_sky.png")), settings)
+    _check(report, METHODS)
+
+
+def test_a_clip_tower_takes_similar_but_trust_says_it_needs_classes(tmp_path):
+    torch.manual_seed(0)
+    tower = T.CLIPVisionModelWithProjection(T.CLIPVisionConfig(projection_dim=16, **SMALL))
+    lm = wrap_model(tower.eval(), input_size=32)
+    ref = tmp_path / "ref.png"
+    Image.fromarray(np.full((32, 32, 3), (40, 90, 200), np.uint8)).save(ref)
+    x = to_tensor(load_image(sample_path("airplane_sky.png")), lm.input_spec)
+    # The (1, 16) embedding has no class names: read as scores with a note that says to use
+    # similar:IMAGE, which must then be taken, not refused as "not a class".
+    target = resolve_target(
+        f"similar:{ref}", lm.model(x).image_embeds, None, lm.model, lm.input_spec
+    )
+    assert isinstance(target, SimilarityTarget)
+    settings = EvaluateSettings(("chefer", "random"), CLIP_LAYER, target=f"similar:{ref}")
+    with pytest.raises(HookScopeError, match="Trust metrics need a class target"):
+        evaluate_job(Reporter(), lm, load_image(sample_path("airplane_sky.png")), settings)
