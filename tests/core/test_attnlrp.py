@@ -373,3 +373,27 @@ def test_relevance_is_conserved_with_the_gated_rule(monkeypatch):
         logit = eva02(x)[0, 2].item()
     total = attnlrp(eva02, x, 2, conv_gamma=0.0, linear_gamma=0.0).sum()
     assert abs(total - logit) > 1e-3 * abs(logit)
+
+
+@pytest.mark.parametrize(
+    "conv, size",
+    [
+        (nn.Conv2d(3, 6, 8, stride=8), 35),  # patch embedding, 3 pixels past the last patch
+        (nn.Conv2d(3, 6, 3, stride=2, padding=1), 17),  # any other conv: torch's own transpose
+    ],
+)
+def test_conv_transpose_products_equal_autograd(conv, size):
+    """The Gamma rule's ``Wᵀc`` and ``|W|ᵀc`` (a matmul for patch embeddings) equal autograd's."""
+    import hookscope.core.methods.transformers.attnlrp as rules
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, size, size, requires_grad=True)
+    layer = rules._GammaLayer(conv, 0.25, rules._Scratch())
+    for absolute in (False, True):
+        w = conv.weight.detach().abs() if absolute else conv.weight.detach()
+        y = conv._conv_forward(x, w, None)
+        c = torch.randn_like(y)
+        (want,) = torch.autograd.grad(y, x, c)
+        got = layer.transposed(c, x.detach(), absolute=absolute)
+        assert got.shape == x.shape and want.abs().max() > 0.1
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
