@@ -104,12 +104,12 @@ class TrainingDock(BaseDock):
         grid.addWidget(self.heat, 0, 0, 2, 1)
         grid.addWidget(self.loss_plot, 0, 1)
         grid.addWidget(self.stats_plot, 1, 1)
-        grid.setColumnStretch(0, 3)
-        grid.setColumnStretch(1, 2)
-        self.body.addLayout(grid, 3)
+        # Even columns: at 1000×700 the statistics' title (layer and key) was cut at 3:2.
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+        self.body.addLayout(grid, 4)
 
     def _build_lists(self) -> None:
-        grid = QGridLayout()
         self.findings = QListWidget(self)
         self.findings.setWordWrap(True)
         self.findings.currentItemChanged.connect(self._finding_picked)
@@ -117,13 +117,12 @@ class TrainingDock(BaseDock):
         self.probes.setMinimumSize(96, 64)
         self.probe_caption = QLabel("", self)
         self.probe_caption.setWordWrap(True)
-        grid.addWidget(QLabel("Diagnosis (click: its layer and step)", self), 0, 0)
-        grid.addWidget(self.findings, 1, 0)
-        grid.addWidget(self.probe_caption, 0, 1)
-        grid.addWidget(self.probes, 1, 1)
-        grid.setColumnStretch(0, 3)
-        grid.setColumnStretch(1, 2)
-        self.body.addLayout(grid, 2)
+        # Stacked, not side by side: the strip is wide (steps in columns) and the findings are
+        # sentences; beside each other at 1000×700 the maps shrank to ~30 px and both wrapped.
+        self.body.addWidget(QLabel("Diagnosis (click: its layer and step)", self))
+        self.body.addWidget(self.findings, 2)
+        self.body.addWidget(self.probe_caption)
+        self.body.addWidget(self.probes, 2)
 
     # -- reading -------------------------------------------------------------------------------
     def open_run(self, path: str) -> None:
@@ -214,7 +213,9 @@ class TrainingDock(BaseDock):
         self.heat.getAxis("bottom").setTicks(
             [[(i + 0.5, str(int(s))) for i, s in enumerate(v.steps) if i % j == 0]]
         )
-        self.heat.setLabel("left", f"layer (colour: log10 gradient norm, {lo:.1f} to {hi:.1f})")
+        # The range goes in the title: on the vertical axis a long label was cut at 1000×700.
+        self.heat.setLabel("left", "layer")
+        self.heat.setTitle(f"log10 grad norm {lo:.1f} to {hi:.1f}", size="9pt")
 
     def _show_findings(self) -> None:
         self.findings.blockSignals(True)
@@ -255,8 +256,11 @@ class TrainingDock(BaseDock):
                     f"<span style='color:#{bytes(STAT_PENS[key]).hex()}'>{STAT_NAMES[key]}</span>"
                 )
         # The key sits in the title, where it never covers a curve (a legend did).
-        self.stats_plot.setTitle(" · ".join(names), size="9pt")
-        self.stats_plot.setLabel("left", f"activation of {layer}" if layer else "activation")
+        # The layer goes in the title too: a long left label was cut on a short plot.
+        name = str(layer) if len(str(layer)) <= 16 else "…" + str(layer)[-15:]
+        head = f"{name}: " if layer else ""
+        self.stats_plot.setTitle(head + " · ".join(names), size="9pt")
+        self.stats_plot.setLabel("left", "activation")
         for line in (self.heat_row, self.heat_line):
             if line.scene() is not None:
                 self.heat.removeItem(line)

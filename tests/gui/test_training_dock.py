@@ -87,3 +87,27 @@ def test_a_folder_that_is_no_run_says_so(tmp_path, qtbot, dock):
     dock.open_run(str(tmp_path))
     qtbot.waitUntil(lambda: "has no run.json" in dock.summary.text(), timeout=20000)
     assert not dock.timer.isActive()
+
+
+def test_at_1000x700_the_parts_are_stacked_full_width_and_no_label_is_long(tmp_path, qtbot, dock):
+    """At 1000×700 the dock is ~450×560: the probe strip and the findings each get the full
+    width (side by side the maps were ~30 px), and the long texts sit in titles, not on the
+    vertical axes where they were cut."""
+    write_run(tmp_path, 4)
+    dock.resize(450, 560)
+    dock.open_run(str(tmp_path))
+    qtbot.waitUntil(lambda: dock.view is not None, timeout=20000)
+    qtbot.wait(50)
+    f, p = dock.findings.geometry(), dock.probes.geometry()
+    assert p.top() > f.bottom() and p.width() == f.width() >= 400
+    assert dock.probes.scale() is not None and dock.probes.scale() >= 0.6  # 130² strip
+    g = dock.view.grad_log
+    lo, hi = float(np.nanmin(g)), float(np.nanmax(g))
+    assert dock.heat.getAxis("left").labelText == "layer"
+    assert f"{lo:.1f} to {hi:.1f}" in dock.heat.getPlotItem().titleLabel.text
+    dock.select("6")
+    assert dock.stats_plot.getAxis("left").labelText == "activation"
+    assert dock.stats_plot.getPlotItem().titleLabel.text.startswith("6: ")
+    dock.view.act["features.block3.conv2.act"] = dock.view.act["6"]
+    dock.select("features.block3.conv2.act")
+    assert dock.stats_plot.getPlotItem().titleLabel.text.startswith("…lock3.conv2.act: ")
