@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtGui import QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QListView, QListWidget, QListWidgetItem
 
 from hookscope.core.errors import HookScopeError
@@ -18,6 +18,28 @@ from hookscope.gui.widgets.mosaic import FeatureView
 
 CROP_SIDE = 72
 """Side of a crop's icon in the atlas strip."""
+
+
+def _square(path: str) -> QPixmap:
+    """The crop at ``path`` fitted and centred in a transparent CROP_SIDE² square.
+
+    A crop clipped at the image's edge is not square; as a bare icon it came out smaller and
+    sat lower than its neighbours, so the captions of the strip did not line up.
+    """
+    crop = QPixmap(path).scaled(
+        CROP_SIDE,
+        CROP_SIDE,
+        Qt.AspectRatioMode.KeepAspectRatio,
+        Qt.TransformationMode.SmoothTransformation,
+    )
+    square = QPixmap(CROP_SIDE, CROP_SIDE)
+    square.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(square)
+    try:
+        painter.drawPixmap((CROP_SIDE - crop.width()) // 2, (CROP_SIDE - crop.height()) // 2, crop)
+    finally:
+        painter.end()
+    return square
 
 
 class ActivationsDock(BaseDock):
@@ -130,13 +152,7 @@ class ActivationsDock(BaseDock):
             f"{atlas.folder.name} (crop = receptive field around the strongest cell)"
         )
         for e in entries:
-            pix = QPixmap(str(e.crop)).scaled(
-                CROP_SIDE,
-                CROP_SIDE,
-                Qt.AspectRatioMode.KeepAspectRatio,
-                Qt.TransformationMode.SmoothTransformation,
-            )
-            item = QListWidgetItem(QIcon(pix), f"#{e.rank} {e.value:.3g}")
+            item = QListWidgetItem(QIcon(_square(str(e.crop))), f"#{e.rank} {e.value:.3g}")
             x0, y0, x1, y1 = e.box
             item.setToolTip(f"{e.path}\nvalue {e.value:.4g} at cell ({e.row}, {e.col})")
             item.setToolTip(item.toolTip() + f"\ncrop x {x0}–{x1}, y {y0}–{y1}")

@@ -57,3 +57,21 @@ def test_build_atlas_then_a_channel_shows_its_top_crops(make_window, qtbot, tmp_
     acts.view.channelSelected.emit(6)
     assert [e.channel for e in acts.atlas_entries()] == [6] * 8
     assert np.isfinite([e.value for e in acts.atlas_entries()]).all()
+
+
+def test_every_crop_icon_is_one_square_with_the_crop_centred(qtbot, tmp_path):
+    """A crop clipped at the image's edge (not square) is letterboxed in the same 72² square as
+    the others, so the strip's icons and captions line up."""
+    from hookscope.gui.docks.activations import CROP_SIDE, _square
+
+    wide, tall = tmp_path / "wide.png", tmp_path / "tall.png"
+    Image.fromarray(np.full((47, 54, 3), 200, np.uint8)).save(wide)  # as (33, 49, 87, 96)
+    Image.fromarray(np.full((60, 30, 3), 90, np.uint8)).save(tall)
+    for path, (w, h) in ((wide, (72, 62)), (tall, (36, 72))):
+        img = _square(str(path)).toImage()
+        assert (img.width(), img.height()) == (CROP_SIDE, CROP_SIDE)
+        alpha = np.array([[img.pixelColor(x, y).alpha() for x in range(72)] for y in range(72)])
+        ys, xs = np.nonzero(alpha == 255)
+        assert (xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) == (w, h)
+        assert xs.min() == (72 - w) // 2 and ys.min() == (72 - h) // 2  # centred
+        assert alpha[0, 0] == 0  # the letterbox is transparent
