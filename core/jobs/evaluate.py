@@ -410,7 +410,7 @@ def evaluate_job(
     with reporter.batch(), torch.no_grad(), eval_mode(model):
         output = forward_model(model, x.to(model_device(model)))
     logits = logits_of(output)
-    tgt = resolve_target(st.target, logits, loaded.class_names)
+    tgt = resolve_target(st.target, output, loaded.class_names, model=model, spec=spec)
     if not isinstance(tgt, int):
         raise HookScopeError(
             "The Trust metrics need a class target (softmax over class scores); this target "

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from hookscope.core.demo import sample_path
+from hookscope.core.engine.outputs import output_kind
 from hookscope.core.engine.targets import SimilarityTarget, resolve_target
 from hookscope.core.errors import HookScopeError
 from hookscope.core.jobs.evaluate import EvaluateSettings, evaluate_job
@@ -71,19 +72,36 @@ def test_evaluate_ranks_the_transformer_methods_on_a_clip_vision_classifier():
     _check(report, METHODS)
 
 
-def test_a_clip_tower_takes_similar_but_trust_says_it_needs_classes(tmp_path):
+def test_an_unnamed_2d_output_takes_the_similar_target_its_note_suggests(tmp_path):
+    torch.manual_seed(0)
+    embedder = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4, 16),
+    ).eval()
+    lm = wrap_model(embedder, input_size=32)
+    ref = tmp_path / "ref.png"
+    Image.fromarray(np.full((32, 32, 3), (40, 90, 200), np.uint8)).save(ref)
+    x = to_tensor(load_image(sample_path("airplane_sky.png")), lm.input_spec)
+    out = embedder(x)
+    # (1, 16) without class names: read as scores with a note that says to use similar:IMAGE,
+    # which must then be taken, not refused as "not a class".
+    assert "similar:IMAGE" in output_kind(out).note
+    target = resolve_target(f"similar:{ref}", out, None, model=embedder, spec=lm.input_spec)
+    assert isinstance(target, SimilarityTarget)
+    want = torch.nn.functional.cosine_similarity(
+        out, embedder(to_tensor(load_image(ref), lm.input_spec))
+    )
+    assert float(target(out)) == pytest.approx(float(want), abs=1e-6)
+
+
+def test_trust_on_a_clip_tower_says_it_needs_a_class_target(tmp_path):
     torch.manual_seed(0)
     tower = T.CLIPVisionModelWithProjection(T.CLIPVisionConfig(projection_dim=16, **SMALL))
     lm = wrap_model(tower.eval(), input_size=32)
     ref = tmp_path / "ref.png"
     Image.fromarray(np.full((32, 32, 3), (40, 90, 200), np.uint8)).save(ref)
-    x = to_tensor(load_image(sample_path("airplane_sky.png")), lm.input_spec)
-    # The (1, 16) embedding has no class names: read as scores with a note that says to use
-    # similar:IMAGE, which must then be taken, not refused as "not a class".
-    target = resolve_target(
-        f"similar:{ref}", lm.model(x).image_embeds, None, lm.model, lm.input_spec
-    )
-    assert isinstance(target, SimilarityTarget)
     settings = EvaluateSettings(("chefer", "random"), CLIP_LAYER, target=f"similar:{ref}")
     with pytest.raises(HookScopeError, match="Trust metrics need a class target"):
         evaluate_job(Reporter(), lm, load_image(sample_path("airplane_sky.png")), settings)

@@ -107,7 +107,7 @@ class _GammaLayer:
         """``|W||x| + |b| + 2e-6/γ`` (the stabiliser ``1e-6`` before the ``γ/2`` scale)."""
         w, b = self.layer.weight.detach(), self.layer.bias
         if self._bias is None:
-            b = torch.zeros_like(w[:, 0]) if b is None else b.detach().abs()
+            b = w.new_zeros(w.shape[0]) if b is None else b.detach().abs()
             self._bias = b + 2e-6 / self.gamma
         w_abs = self.scratch.absolute(w)
         if self.conv:
