@@ -51,9 +51,10 @@ def wheel(tmp_path_factory) -> Path:
 def test_the_wheel_carries_the_demo_weights_and_the_samples(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     bundled = _bundled()
-    assert "hookscope/demo_shortcut.pt" in bundled
+    weights = ["demo_clean.pt", "demo_shortcut.pt", "demo_vit-clean.pt", "demo_vit.pt"]
+    assert [b for b in bundled if b.endswith(".pt")] == [f"hookscope/{w}" for w in weights]
     assert "hookscope/samples/airplane_sky.png" in bundled
-    assert len(bundled) == 2 + len(list(RESOURCES.glob("samples/*.png")))
+    assert len(bundled) == len(weights) + len(list(RESOURCES.glob("samples/*.png")))
     assert set(bundled) <= names, sorted(set(bundled) - names)
     assert "hookscope/__init__.py" in names and "hookscope/gui/command.py" in names
     packages = {n.rsplit("/", 1)[0] for n in names if n.endswith("/__init__.py")}

