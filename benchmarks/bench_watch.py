@@ -1,18 +1,22 @@
 """hookscope.watch overhead on a resnet18 training step (CPU, batch 16, 64x64), same run.
 
-    python benchmarks/bench_watch.py [--steps 50] [--repeats 3]
+    python benchmarks/bench_watch.py [--steps 50] [--repeats 5]
 
-Each case is a block of ``--steps`` training steps (the same seeded data) inside one watch
-entered before timing (a long training's steady state); the cases run interleaved so they share
-the machine's minutes. Goals: <= 1.03x the plain loop at
-``every=50`` and <= 1.5x at ``every=1``.
+Three copies of the same seeded resnet18 train on the same batch: a plain loop, one inside a
+watch with ``every=50`` and one with ``every=1`` (each watch entered once before timing: a long
+training's steady state). The cases take turns step by step, so machine noise falls on all three
+alike; a block is ``--steps`` steps of each (at ``every=50`` it holds one record), and the table
+gives the median and minimum block times. Goals: <= 1.03x the plain loop at ``every=50`` and
+<= 1.5x at ``every=1``.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -20,53 +24,66 @@ import torchvision
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import median_times, print_table, ratio  # noqa: E402
+from timing import print_table, ratio  # noqa: E402
 
 import hookscope  # noqa: E402
 
 
-def make_loop(steps: int, every: int | None, root: Path):
+def make_step(every: int | None, root: Path):
+    """One training step of a fresh seeded resnet18, watched at ``every`` (None: plain)."""
     torch.manual_seed(0)
     model = torchvision.models.resnet18(num_classes=10)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(16, 3, 64, 64)
     y = torch.randint(0, 10, (16,))
-    runs = iter(range(10**6))
+    w = None
+    if every is not None:
+        w = hookscope.watch(model, out=root / f"every{every}", every=every).__enter__()
 
-    def train(w=None):
-        for _ in range(steps):
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            if w is not None:
-                w.step(loss=loss.item())
-            else:
-                loss.item()  # the plain loop reads its loss too
+    def step():
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        if w is not None:
+            w.step(loss=loss.item())
+        else:
+            loss.item()  # the plain loop reads its loss too
 
-    if every is None:
-        return train, None
-    # Steady state, as in a long training: the watch is entered once (its run.json and
-    # folder are a one-off cost); every timed block of ``steps`` holds steps // every records.
-    w = hookscope.watch(model, out=root / f"run{next(runs)}", every=every).__enter__()
-    return (lambda: train(w)), w
+    return step, w
+
+
+def block_times(steps: dict, n: int, repeats: int) -> dict:
+    """(median, min) seconds of ``n`` steps of each case, the cases taking turns step by step."""
+    for step in steps.values():  # warm-up: one block each
+        for _ in range(n):
+            step()
+    blocks = {k: [] for k in steps}
+    for _ in range(repeats):
+        total = dict.fromkeys(steps, 0.0)
+        for _ in range(n):
+            for k, step in steps.items():
+                t0 = time.perf_counter()
+                step()
+                total[k] += time.perf_counter() - t0
+        for k, v in total.items():
+            blocks[k].append(v)
+    return {k: (statistics.median(v), min(v)) for k, v in blocks.items()}
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        loops = {
-            "plain": make_loop(args.steps, None, root),
-            "every=50": make_loop(args.steps, 50, root),
-            "every=1": make_loop(args.steps, 1, root),
+        cases = {
+            k: make_step(e, Path(tmp))
+            for k, e in (("plain", None), ("every=50", 50), ("every=1", 1))
         }
-        t = median_times({k: fn for k, (fn, _) in loops.items()}, args.repeats)
-        for _, w in loops.values():
+        t = block_times({k: step for k, (step, _) in cases.items()}, args.steps, args.repeats)
+        for _, w in cases.values():
             if w is not None:
                 w.__exit__(None, None, None)
     n = args.steps
