@@ -540,8 +540,10 @@ def cli_args(fields: dict, out: Path) -> list[str]:
             fields["spec"],
             "--device",
             fields["device"],
-            *[str(f).replace("{out}", str(out)).replace("{image}", fields["image"]) for f in
-              fields["flags"]],
+            *[
+                str(f).replace("{out}", str(out)).replace("{image}", fields["image"])
+                for f in fields["flags"]
+            ],
         ]
     args = [
         "cam" if fields["cam"] else "probe",
@@ -780,8 +782,16 @@ SECTION3: list[Bad] = [
         "run",
         lambda d: {
             "command": "scan",
-            "flags": ["--images", str(d), "--layer", "layer4", "--out", str(d / "scan"),
-                      "--clusters", "²"],
+            "flags": [
+                "--images",
+                str(d),
+                "--layer",
+                "layer4",
+                "--out",
+                str(d / "scan"),
+                "--clusters",
+                "²",
+            ],
             "core": _core_scan("²"),
             "app": None,
         },
