@@ -126,7 +126,23 @@ def token_grid(model: nn.Module, x: torch.Tensor, block: Block, method: str):
     return layout.prefix, layout.grid
 
 
-class AttentionTap:
+class Patches:
+    """Hooks and attribute flags set on a model for one pass; ``__exit__`` puts all back."""
+
+    def __init__(self):
+        self._handles: list = []
+        self._flags: list[tuple[object, str, object]] = []
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        for owner, attr, value in reversed(self._flags):
+            setattr(owner, attr, value)
+        self._flags.clear()
+
+
+class AttentionTap(Patches):
     """Captures the attention probabilities of ``blocks`` during one forward pass.
 
     Use as a context manager around the forward; fused paths are off inside and every flag and
@@ -147,8 +163,7 @@ class AttentionTap:
         self.attn: list[torch.Tensor | None] = [None] * len(blocks)
         self.outputs: list[torch.Tensor | None] = [None] * len(blocks)
         self.inputs: list[torch.Tensor | None] = [None] * len(blocks)
-        self._handles: list = []
-        self._flags: list[tuple[object, str, object]] = []
+        super().__init__()
         self._asked: dict[int, tuple[bool, bool]] = {}
 
     def __enter__(self) -> AttentionTap:
@@ -180,14 +195,6 @@ class AttentionTap:
             self.__exit__(None, None, None)
             raise
         return self
-
-    def __exit__(self, *exc) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
-        for owner, attr, value in reversed(self._flags):
-            setattr(owner, attr, value)
-        self._flags.clear()
 
     def _ask_weights(self, module, args, kwargs):
         """Pre-hook: per-head probabilities for this call; remember what the caller asked."""

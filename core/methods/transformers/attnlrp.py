@@ -30,7 +30,13 @@ from torch import nn
 from hookscope.core.engine.context import eval_mode, forward_model, model_device
 from hookscope.core.engine.targets import target_scores
 from hookscope.core.errors import HookScopeError
-from hookscope.core.methods.transformers.attention import HF, TIMM, TORCHVISION, find_blocks
+from hookscope.core.methods.transformers.attention import (
+    HF,
+    TIMM,
+    TORCHVISION,
+    Patches,
+    find_blocks,
+)
 
 CONV_GAMMA, LINEAR_GAMMA = 0.25, 0.05
 """Defaults: the middle of lxt's own gamma grid (conv 0.1/0.25/100, linear 0/0.01/0.05/0.1/1)."""
@@ -297,14 +303,13 @@ def _refuse_gated(model: nn.Module) -> None:
         )
 
 
-class _Rules:
+class _Rules(Patches):
     """The AttnLRP rules as hooks on one model's modules; everything restored on exit."""
 
     def __init__(self, model: nn.Module, conv_gamma: float, linear_gamma: float):
+        super().__init__()
         self.model, self.conv_gamma, self.linear_gamma = model, conv_gamma, linear_gamma
         self.blocks = find_blocks(model, "attnlrp")
-        self._handles: list = []
-        self._flags: list[tuple[object, str, object]] = []
 
     def __enter__(self) -> _Rules:
         try:
@@ -343,14 +348,6 @@ class _Rules:
             else:  # q and k constant: so is softmax(q kᵀ), in every attention implementation
                 for proj in (att.q_proj, att.k_proj):
                     self._handles.append(proj.register_forward_hook(_detach_output))
-
-    def __exit__(self, *exc) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
-        for owner, attr, value in reversed(self._flags):
-            setattr(owner, attr, value)
-        self._flags.clear()
 
 
 def attnlrp(
