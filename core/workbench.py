@@ -22,6 +22,7 @@ from hookscope.core.errors import HookScopeError
 from hookscope.core.experiments.interventions import apply_image_edits
 from hookscope.core.jobs import probe as jobs
 from hookscope.core.jobs.probe import ProbeRequest, is_transformer
+from hookscope.core.jobs.side_by_side import SideBySide, check_methods, side_by_side_job
 from hookscope.core.loading.images import load_image
 from hookscope.core.loading.models import LoadedModel
 from hookscope.core.loading.spec import InputSpec
@@ -116,6 +117,9 @@ class Workbench:
         # A transformer method's own choices; the CAM layers stay for when a CAM is picked again.
         self.cam_blocks: list[str] = []
         self.cam_params: dict = {}
+        # Methods shown side by side (empty: off) and their last maps, beside the snapshot.
+        self.cam_compare: list[str] = []
+        self.side_by_side: SideBySide | None = None
         self.colormap = "viridis"
         self.alpha = 0.5
         self.auto_run = True
@@ -149,6 +153,9 @@ class Workbench:
         self.cam_blocks = []  # block names of the last model mean nothing to this one
         if is_transformer(self.cam_method) and not self.transformer_blocks():
             self.cam_method = DEFAULT_CAM_METHOD  # rollout on a CNN: one error sentence per run
+        if any(map(is_transformer, self.cam_compare)) and not self.transformer_blocks():
+            self.cam_compare = [m for m in self.cam_compare if not is_transformer(m)]
+        self.side_by_side = None
         self.target = None
         # Show the deepest feature map first: the layer CAM explains.
         self.selected_layer = (self.cam_layers or self.layers or [None])[0]
@@ -399,6 +406,19 @@ class Workbench:
             self._emit("cam")
             self._maybe_run()
 
+    def set_compare(self, methods) -> bool:
+        """Show ``methods`` side by side (empty: off), then rerun; False (an ``error``) if bad."""
+        try:
+            methods = list(check_methods(methods))
+        except HookScopeError as exc:
+            self._emit("error", str(exc))
+            return False
+        if methods != self.cam_compare:
+            self.cam_compare = methods
+            self._emit("cam")
+            self._maybe_run()
+        return True
+
     def transformer_blocks(self) -> list[str]:
         """Blocks a transformer method can read (the CAM dock's Transformer group); empty when
         the dry run saw no token layout or the attention is not readable."""
@@ -480,16 +500,26 @@ class Workbench:
         if not self.ready:
             return None
         loaded, start = self.loaded, time.perf_counter()
-        snap = jobs.probe_job(reporter or Reporter(), loaded, self.image, self.request())
-        self.set_result(snap, loaded, time.perf_counter() - start)
+        reporter, compared = reporter or Reporter(), None
+        if self.cam_compare:
+            args = (loaded, self.image, self.request(), tuple(self.cam_compare))
+            compared = side_by_side_job(reporter, *args)
+            snap = compared.snapshot
+        else:
+            snap = jobs.probe_job(reporter, loaded, self.image, self.request())
+        self.set_result(snap, loaded, time.perf_counter() - start, compared)
         return snap
 
-    def set_result(self, snap: Snapshot, loaded=None, seconds: float | None = None) -> bool:
-        """Take a finished run's result; False when the model changed since it started."""
+    def set_result(
+        self, snap: Snapshot, loaded=None, seconds: float | None = None, side_by_side=None
+    ) -> bool:
+        """Take a finished run's result (and its side-by-side maps, if it made them); False
+        when the model changed since it started."""
         if loaded is not None and loaded is not self.loaded:
             return False
         self.last_run_seconds = seconds
         self.snapshot = snap
+        self.side_by_side = side_by_side
         self._emit("result", snap)
         self._settle_selection()
         return True

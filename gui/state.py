@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from hookscope.core.display.snapshot import Snapshot
 from hookscope.core.errors import HookScopeError
 from hookscope.core.jobs import probe as jobs
+from hookscope.core.jobs.side_by_side import side_by_side_job
 from hookscope.core.loading.images import load_image
 from hookscope.core.loading.spec import InputSpec
 from hookscope.core.workbench import DEFAULT_CAM_METHOD, Workbench, shapes_job, source_args
@@ -121,6 +122,8 @@ class AppState(QObject):
     cam_layers = _forward("cam_layers")
     cam_blocks = _forward("cam_blocks")
     cam_params = _forward("cam_params")
+    cam_compare = _forward("cam_compare")
+    side_by_side = _forward("side_by_side")
     colormap = _forward("colormap")
     alpha = _forward("alpha")
     auto_run = _forward("auto_run")
@@ -315,6 +318,10 @@ class AppState(QObject):
         options, then rerun."""
         self.wb.set_cam(method, layers, blocks, params)
 
+    def set_compare(self, methods: list[str]) -> bool:
+        """Show these methods side by side in the CAM dock (empty: off), then rerun."""
+        return self.wb.set_compare(methods)
+
     def transformer_blocks(self) -> list[str]:
         """Blocks a transformer method can read (empty: no Transformer group)."""
         return self.wb.transformer_blocks()
@@ -362,13 +369,25 @@ class AppState(QObject):
             return None
         loaded = self.loaded
         self._run_started = time.perf_counter()
+        if self.cam_compare:  # the same probe, then each compared method (one job, one cancel)
+            job, args = side_by_side_job, (tuple(self.cam_compare),)
+
+            def take(res) -> None:
+                self._on_result(loaded, res.snapshot, res)
+        else:
+            job, args = jobs.probe_job, ()
+
+            def take(snap) -> None:
+                self._on_result(loaded, snap)
+
         self._run_id = self.worker.submit(
-            jobs.probe_job,
+            job,
             loaded,
             self.image,
             self.wb.request(),
+            *args,
             kind="probe",
-            on_result=lambda snap: self._on_result(loaded, snap),
+            on_result=take,
             on_error=self._on_run_error,
         )
         return self._run_id
@@ -381,9 +400,10 @@ class AppState(QObject):
         if self.auto_run:
             self.run()
 
-    def _on_result(self, loaded, snap: Snapshot) -> None:
+    def _on_result(self, loaded, snap: Snapshot, side_by_side=None) -> None:
         # A result of a model replaced while it ran is stale: the workbench drops it.
-        self.wb.set_result(snap, loaded, time.perf_counter() - self._run_started)
+        seconds = time.perf_counter() - self._run_started
+        self.wb.set_result(snap, loaded, seconds, side_by_side)
 
     def _on_run_error(self, message: str) -> None:
         self.runFailed.emit(message)

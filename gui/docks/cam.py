@@ -28,11 +28,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from hookscope.core.jobs import side_by_side
 from hookscope.core.methods import explainers
 from hookscope.gui import figures
 from hookscope.gui.docks.base import BaseDock, Panel
 from hookscope.gui.widgets.concept_panel import ConceptPanel
 from hookscope.gui.widgets.flow import FlowLayout
+from hookscope.gui.widgets.method_picker import MethodPicker
 from hookscope.gui.widgets.panes import ImagePane
 
 METHODS = tuple(explainers.names(explainers.CAM))
@@ -87,12 +89,21 @@ class CamDock(BaseDock):
         super().__init__(state, parent)
         self.method_combo = QComboBox(self)
         self.method_combo.addItems(list(METHODS))
-        self.method_combo.setToolTip(
+        self._method_tip = (
             f"CAM method ({' / '.join(SLOW_METHODS)} run one forward per channel: slow)"
         )
+        self.method_combo.setToolTip(self._method_tip)
         self.method_combo.currentTextChanged.connect(self._on_method)
         self.add_header_widget(QLabel("Method", self))
         self.add_header_widget(self.method_combo)
+        # Says which method runs when the combo's does not (a transformer method, side by side).
+        self.method_note = QLabel("", self)
+        self.method_note.setStyleSheet("QLabel { color: #806000; }")
+        self.method_note.setVisible(False)
+        self.add_header_widget(self.method_note)
+        self.compare_button = MethodPicker(self)
+        self.compare_button.changed.connect(self.state.set_compare)
+        self.add_header_widget(self.compare_button)
 
         # Two groups in a row that wraps: in a narrow panel the display controls go under the
         # target instead of widening the panel (the row scrolled sideways).
@@ -175,12 +186,14 @@ class CamDock(BaseDock):
         self.panes: dict[str, ImagePane] = {}
         self.maps: dict[str, np.ndarray] = {}
         self.overlays: dict[str, np.ndarray] = {}
+        self._titles: dict[str, str] = {}  # pane → its figure title (side by side)
         self.figure: list[figures.Panel] = []  # what Save / Copy write: the overlays shown
         self.on_result(self.refresh)
         state.camChanged.connect(self._sync_controls)
         state.layersChanged.connect(lambda _: self._fill_layers())
         state.modelChanged.connect(self._fill_layers)
         state.modelChanged.connect(self._fill_blocks)
+        state.modelChanged.connect(self._fill_compare)
         state.targetChanged.connect(lambda _: self._show_target())
         state.displayChanged.connect(self._on_display)
         state.busyChanged.connect(lambda busy: busy or self._show_status())
@@ -189,6 +202,7 @@ class CamDock(BaseDock):
         self._sync_controls()
         self._fill_layers()
         self._fill_blocks()
+        self._fill_compare()
         self.refresh()
 
     def _build_transformer_group(self) -> None:
@@ -279,14 +293,50 @@ class CamDock(BaseDock):
                 action.setChecked(action.text() in wanted)
             ticked += action.isChecked()
         self.blocks_button.setText(f"Blocks: {ticked}" if ticked else "Blocks: default")
-        param = self._fusion_param(st.cam_method)
+        # Side by side: the blocks and head fusion of the compared transformer methods count.
+        compared = [m for m in st.cam_compare if m in TRANSFORMER_METHODS]
+        shown = next((m for m in compared if self._fusion_param(m)), None)
+        param = self._fusion_param(shown if st.cam_compare else st.cam_method)
         with QSignalBlocker(self.fusion_combo):
             self.fusion_combo.clear()
             if param is not None:
                 self.fusion_combo.addItems(list(param.choices))
                 self.fusion_combo.setCurrentText(st.cam_params.get("fusion", param.default))
         self.fusion_combo.setEnabled(param is not None)
-        self.blocks_button.setEnabled(method != CAM_CHOICE)
+        self.blocks_button.setEnabled(bool(compared) if st.cam_compare else method != CAM_CHOICE)
+        self.tf_combo.setEnabled(not st.cam_compare)
+        self.tf_combo.setToolTip(
+            "Side by side decides the methods; turn it off to pick one here"
+            if st.cam_compare
+            else "A method made for transformers: it reads the attention"
+        )
+
+    def _fill_compare(self) -> None:
+        """The Side by side menu for this model: its methods, the default ones ticked."""
+        transformer = bool(self.state.transformer_blocks())
+        picked = self.state.cam_compare or side_by_side.defaults(transformer)
+        self.compare_button.set_choices(side_by_side.choices(transformer), list(picked))
+        self.compare_button.show_state(self.state.cam_compare)
+
+    def _sync_method_note(self) -> None:
+        """The header's Method agrees with what runs: greyed, with a note, when another choice
+        decides (it read gradcam above a rollout map)."""
+        st = self.state
+        note = tip = ""
+        if st.cam_compare:
+            note = "not used: side by side"
+            tip = f"Side by side runs {', '.join(st.cam_compare)}; turn it off to use one method."
+        elif st.cam_method in TRANSFORMER_METHODS:
+            note = f"not used: {st.cam_method} runs"
+            tip = (
+                f"The Transformer group's {st.cam_method} runs; set it to '{CAM_CHOICE}' "
+                "to use a CAM method."
+            )
+        self.method_combo.setEnabled(not note)
+        self.method_combo.setToolTip(tip or self._method_tip)
+        self.method_note.setText(note)
+        self.method_note.setToolTip(tip)
+        self.method_note.setVisible(bool(note))
 
     def _on_layer_item(self, _item) -> None:
         self.state.set_cam(layers=self.checked_layers())
@@ -311,6 +361,8 @@ class CamDock(BaseDock):
             self.alpha_slider.setValue(round(st.alpha * 100))
         self._check_layers()
         self._sync_transformer()
+        self.compare_button.show_state(st.cam_compare)
+        self._sync_method_note()
         self._show_status()
 
     def map_layers(self) -> list[str]:
@@ -375,41 +427,58 @@ class CamDock(BaseDock):
         return self.state.worker.lane_busy("interactive")
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
-        if self.state.cam_method in SLOW_METHODS and total > 0 and self._running():
+        if self.state.cam_compare and self._running():
+            self.status.setText(f"{message} (Esc cancels)")
+        elif self.state.cam_method in SLOW_METHODS and total > 0 and self._running():
             self.status.setText(f"{message}: {done} / {total} channels scored (Esc cancels)")
         elif self._running():
             self.status.setText("Running… (Esc cancels)")
 
     def cam_notes(self) -> list[str]:
         """The last run's notes about its CAM maps (flat or empty maps and why)."""
-        snap = self.state.snapshot
+        snap, compared = self.state.snapshot, self.compared()
         if snap is None:
             return []
+        if compared is not None:  # the compared methods' notes, not the probe's own method's
+            return compared.note_lines()
         return list(snap.cam_notes)  # typed: flat-map and cam-error notes
 
+    def compared(self) -> side_by_side.SideBySide | None:
+        """The side-by-side maps of the result on screen, or None (it was a one-method run)."""
+        sbs = self.state.side_by_side
+        return sbs if sbs is not None and sbs.snapshot is self.state.snapshot else None
+
     def _show_status(self) -> None:
-        snap, st = self.state.snapshot, self.state
+        snap, st, compared = self.state.snapshot, self.state, self.compared()
         notes = self.cam_notes()
         self.notes_label.setText("\n".join(notes))
         self.notes_label.setVisible(bool(notes))
         if self._running():
             self.status.setText("Running… (Esc cancels)")
-        elif snap is None:
+            return
+        if snap is None:
             self.status.setText("")
+            return
+        name = snap.target_name or snap.target
+        what = snap.target_label or f"class {name} ({snap.target})"
+        if list(compared.methods if compared else ()) != list(st.cam_compare):
+            self.status.setText("Out of date: run again (Ctrl+R) to compute this view.")
+        elif compared is not None:
+            self.status.setText(f"Side by side: {', '.join(compared.methods)} for {what}.")
         elif snap.cam_method != st.cam_method or (
             st.cam_method not in TRANSFORMER_METHODS and list(snap.cams) != list(st.cam_layers)
         ):
             self.status.setText("Out of date: run again (Ctrl+R) to compute this CAM.")
         else:
-            name = snap.target_name or snap.target
-            what = snap.target_label or f"class {name} ({snap.target})"
             self.status.setText(f"{snap.cam_method} for {what}.")
 
     # -- drawing ------------------------------------------------------------------------------
     def refresh(self) -> None:
         """New result: take its maps and redraw."""
-        snap = self.state.snapshot
+        snap, compared = self.state.snapshot, self.compared()
         self.maps = dict(snap.cams) if snap is not None else {}
+        if compared is not None:  # one pane per compared method (and CAM layer)
+            self.maps = dict(compared.maps)
         self._show_target()
         self._rebuild_panes()
         self.redraw()
@@ -472,10 +541,16 @@ class CamDock(BaseDock):
             self.note.setText(self._why_empty())
             return
         # One renderer: the panes show the very arrays that Save, Copy and the CLI write.
-        self.figure = figures.cam_figure(snap, st.colormap, st.alpha)
+        compared = self.compared()
+        if compared is not None:
+            self.figure = side_by_side.side_by_side_figure(compared, st.colormap, st.alpha)
+        else:
+            self.figure = figures.cam_figure(snap, st.colormap, st.alpha)
         bar = self.figure[-1].bar
+        self._titles = {}
         for name, panel in zip(self.maps, self.figure[1:]):
             self.overlays[name] = panel.rgb
+            self._titles[name] = panel.title  # side by side: "method · target"
             pane = self.panes[name]
             pane.set_rgb(panel.rgb)
             pane.set_title(self._title(name))
@@ -484,6 +559,8 @@ class CamDock(BaseDock):
     def _title(self, name: str) -> str:
         """The method of the map on screen; while another method computes, that too."""
         snap, st = self.state.snapshot, self.state
+        if self.compared() is not None:
+            return self._titles.get(name, name)
         title = f"{name} — {snap.cam_method}"
         if snap.kind is not None and snap.kind.kind != "classes" and snap.target_label:
             # "class 17 (sheep)", "detection 2 (cat)", "similarity to ref.png"
@@ -503,6 +580,8 @@ class CamDock(BaseDock):
         snap = self.state.snapshot
         if snap is None:
             return "Run the model (Ctrl+R) to see class activation maps."
+        if self.compared() is not None:  # no compared method gave a map: say why
+            return " ".join(self.compared().note_lines()) or "No method gave a map."
         if snap.notes:
             return snap.notes[-1]
         if not self.map_layers():
@@ -526,10 +605,15 @@ class CamDock(BaseDock):
 
     def settings(self) -> dict:
         """Choices behind the figure (for File ▸ Export all)."""
-        snap, st = self.state.snapshot, self.state
+        snap, st, compared = self.state.snapshot, self.state, self.compared()
         return {
-            "method": snap.cam_method if snap is not None else st.cam_method,
-            "layers": list(self.maps),
+            "method": None if compared else snap.cam_method if snap else st.cam_method,
+            "layers": list(self.maps) if compared is None else [],
+            "methods": list(compared.methods) if compared is not None else [],
+            # Side by side: each pane's method (the figure holds these panes, not "method").
+            "side_by_side": dict(compared.method_of) if compared is not None else {},
+            "blocks": list(st.cam_blocks),
+            "method_params": dict(st.cam_params),
             "target": snap.target if snap is not None else st.target,
             "target_name": snap.target_name if snap is not None else None,
             "colormap": st.colormap,
