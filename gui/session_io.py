@@ -1,8 +1,8 @@
 """File ▸ Save session… / Open session…: the window's experiment as a core.io.session.Session.
 
 Saved: model spec + weights, image path and its edits, input size and normalisation, ticked
-layers, target, CAM method and layers (+ colour map, alpha), gradient / activation edits in the
-order they were added, the pinned Compare baseline (the choices that made it, rerun on open),
+layers, target, CAM method and layers (+ colour map, alpha, the Transformer group's blocks and
+head fusion, the Side by side methods), gradient / activation edits in the order they were added, the pinned Compare baseline (the choices that made it, rerun on open),
 and the dock layout (base64 of ``saveState``) in the ``gui`` dict. Loading restores all of it,
 so the reopened run gives the same numbers to the last digit; a file that moved is one sentence
 in a dialog and the current state stays as it was.
@@ -25,6 +25,7 @@ from hookscope.core.engine.targets import RegionTarget
 from hookscope.core.errors import HookScopeError
 from hookscope.core.experiments.interventions import apply_image_edits
 from hookscope.core.io.session import Session
+from hookscope.core.jobs.side_by_side import read_choices
 from hookscope.core.loading.images import load_image
 from hookscope.core.loading.models import UNPICKLE_RISK
 from hookscope.core.loading.spec import InputSpec
@@ -51,7 +52,14 @@ def session_from_window(window) -> Session:
         target=st.target,
         cam_method=st.cam_method,
         cam_layers=list(st.cam_layers),
-        cam_params={"colormap": st.colormap, "alpha": st.alpha},
+        cam_params={
+            "colormap": st.colormap,
+            "alpha": st.alpha,
+            # The Transformer group and Side by side (core.jobs.side_by_side.read_choices).
+            "blocks": list(st.cam_blocks),
+            "method_params": dict(st.cam_params),
+            "side_by_side": list(st.cam_compare),
+        },
         grad_edits=[dict(d) for d in st.edits if d.get("kind") == "grad"],
         act_edits=[dict(d) for d in st.edits if d.get("kind") == "act"],
         input_spec=spec.to_dict() if spec is not None else None,
@@ -235,6 +243,16 @@ def _apply(st, choices: dict, image) -> None:
     st.set_edits([dict(d) for d in choices.get("edits") or []])
 
 
+def _restore_methods(st, params: dict) -> None:
+    """The Transformer group's blocks and options and the Side by side methods, checked
+    against the loaded model (a dropped entry is one sentence)."""
+    choices, notes = read_choices(params, st.transformer_blocks())
+    st.set_cam(blocks=choices["blocks"], params=choices["params"])
+    st.set_compare(choices["compare"])
+    for note in notes:
+        st.errorRaised.emit(note)
+
+
 def _session_choices(session: Session) -> dict:
     return {
         "image": session.image,
@@ -273,6 +291,7 @@ def restore(
             _apply(st, _session_choices(session), image)
             params = session.cam_params or {}
             st.set_display(params.get("colormap"), params.get("alpha"))
+            _restore_methods(st, params)
             selected = session.gui.get("selected_layer")
             if selected in st.layers:
                 st.select(selected, 0)

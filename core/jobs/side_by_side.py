@@ -159,3 +159,61 @@ def side_by_side_figure(result: SideBySide, cmap: str, alpha: float = 0.5) -> li
     )
     bar = ColorBar(cmap, 0.0, 1.0, "map")
     return [*panels[:-1], panels[-1]._replace(bar=bar)]
+
+
+def read_choices(data: dict, blocks: list[str]) -> tuple[dict, list[str]]:
+    """A session's Transformer-group and Side-by-side choices, checked against this model.
+
+    Args:
+        data: ``{"blocks": [...], "method_params": {...}, "side_by_side": [...]}`` as saved
+            (data from a file: every entry is checked).
+        blocks: The blocks this model's transformer methods can read (empty: none).
+
+    Returns:
+        ``({"blocks", "params", "compare"}, notes)``: what to restore, and one sentence per
+        entry that was dropped.
+    """
+    notes: list[str] = []
+    wanted = _as_list(data.get("blocks"))
+    kept_blocks = [b for b in wanted if isinstance(b, str) and b in blocks]
+    if len(kept_blocks) != len(wanted) or wanted is not data.get("blocks", wanted):
+        notes.append("The session's transformer blocks that this model lacks were dropped.")
+    params = {}
+    raw = data.get("method_params") or {}
+    for name, value in raw.items() if isinstance(raw, dict) else ():
+        param = _transformer_param(name)
+        if param is not None and _fits(param, value):
+            params[name] = value
+        else:
+            notes.append(f"The session's method option {name}={value!r:.40} was dropped.")
+    compare = []
+    if not isinstance(data.get("side_by_side", []), list):
+        notes.append("The session's side-by-side entry is not a list of methods; it was dropped.")
+    for m in _as_list(data.get("side_by_side")):
+        usable = isinstance(m, str) and m in choices(bool(blocks))
+        compare += [m] if usable else []
+        if not usable:
+            notes.append(f"The session's side-by-side method {m!r:.40} is not available here.")
+    return {"blocks": kept_blocks, "params": params, "compare": compare}, notes
+
+
+def _as_list(value) -> list:
+    """``value`` when it is a list; anything else (a string, a number) is no list: empty."""
+    return value if isinstance(value, list) else []
+
+
+def _transformer_param(name):
+    """The transformer methods' option called ``name`` (a registry Param), or None."""
+    for method in explainers.names(explainers.TRANSFORMER):
+        for p in explainers.get(method).params:
+            if p.name == name:
+                return p
+    return None
+
+
+def _fits(param, value) -> bool:
+    if param.choices:
+        return value in param.choices
+    if param.type is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, param.type) and not isinstance(value, bool)
