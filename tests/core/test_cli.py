@@ -1,22 +1,13 @@
 """The inspect / probe commands as a user runs them: output, JSON, exit codes, one-line errors."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.cli import run_cli
 
-
-def run(*args):
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    return subprocess.run(
-        [sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True, env=env
-    )
+run = run_cli
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,6 @@
 """The CLI runs the app's jobs: what it prints or saves equals the job's result exactly."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,23 +12,15 @@ from hookscope.core.jobs.probe import probe_job
 from hookscope.core.loading.images import load_image
 from hookscope.core.loading.models import load_model
 from hookscope.core.reporting import quiet
+from tests.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = ROOT / "resources" / "samples" / "car_on_sky.png"
-# One intra-op thread on both sides, so the sums inside convolutions run in the same order.
-ENV = dict(os.environ, QT_QPA_PLATFORM="offscreen", OMP_NUM_THREADS="1")
 LAYERS = ["features.block2", "features.block3.conv"]
 
 
 def hookscope(*args):
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *args, "--model", "demo", "--image", str(IMAGE)],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=ROOT,
-        timeout=300,
-    )
+    r = run_cli(*args, "--model", "demo", "--image", str(IMAGE), threads=1)
     assert r.returncode == 0, r.stderr
     return r
 

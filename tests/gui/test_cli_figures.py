@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from hookscope.core.demo import sample_path
+from tests.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = sample_path("car_on_sky.png")
@@ -20,15 +21,8 @@ MODEL = ["--model", "torchvision:resnet18", "--device", "cpu", "--image", str(IM
 ENV = dict(os.environ, QT_QPA_PLATFORM="offscreen", OMP_NUM_THREADS="2")
 
 
-def hookscope(*args, timeout=180):
-    return subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=ROOT,
-        timeout=timeout,
-    )
+def hookscope(*args):
+    return run_cli(*args, threads=2)
 
 
 def assert_one_sentence_error(r):
