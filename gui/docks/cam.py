@@ -139,7 +139,7 @@ class CamDock(BaseDock):
 
         split = self.split = QSplitter(Qt.Orientation.Horizontal, self)
         split.installEventFilter(self)
-        left = QWidget(split)
+        left = self.layer_box = QWidget(split)
         left_lay = QVBoxLayout(left)
         left_lay.setContentsMargins(0, 0, 0, 0)
         left_lay.addWidget(QLabel("CAM layers", left))
@@ -363,6 +363,11 @@ class CamDock(BaseDock):
         self._sync_transformer()
         self.compare_button.show_state(st.cam_compare)
         self._sync_method_note()
+        # The CAM layers list only where it decides a map: its room goes to the maps otherwise.
+        cams = [m for m in st.cam_compare if m in METHODS]
+        self.layer_box.setVisible(
+            bool(cams) or not st.cam_compare and st.cam_method not in TRANSFORMER_METHODS
+        )
         self._show_status()
 
     def map_layers(self) -> list[str]:
@@ -517,6 +522,7 @@ class CamDock(BaseDock):
         """Lay the panes out in the columns that fit the panel's shape (again on a resize)."""
         host = self.grid_host
         cols = grid_columns(len(self.panes), host.width(), host.height())
+        self._even_out(cols)
         if cols == getattr(self, "_cols", 0):
             return
         self._cols = cols
@@ -524,6 +530,15 @@ class CamDock(BaseDock):
             self.grid.removeWidget(pane)
         for i, pane in enumerate(self.panes.values()):
             self.grid.addWidget(pane, i // cols, i % cols)
+
+    def _even_out(self, cols: int) -> None:
+        """Equal panes to the pixel: what the rows (columns) cannot share goes to the margin
+        (an odd height gave the first of two stacked maps one pixel more)."""
+        rows = max(1, math.ceil(len(self.panes) / max(1, cols)))
+        gap, host = self.grid.spacing(), self.grid_host
+        right = (host.width() - gap * (cols - 1)) % max(1, cols)
+        bottom = (host.height() - gap * (rows - 1)) % rows
+        self.grid.setContentsMargins(0, 0, right, bottom)
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt name)
         resized = event.type() == QEvent.Type.Resize

@@ -115,6 +115,7 @@ def test_header_method_agrees_with_what_runs(vit, qtbot):
         dock.method_note.isVisibleTo(dock) and dock.method_note.text() == "not used: rollout runs"
     )
     assert CAM_CHOICE in dock.method_combo.toolTip()
+    assert not dock.layer_box.isVisibleTo(dock)  # the CAM layers decide nothing now
     # Side by side: neither method combo decides; both greyed, the note says why.
     run(qtbot, st, lambda: dock.compare_button.setChecked(True))
     assert not dock.tf_combo.isEnabled() and not dock.method_combo.isEnabled()
@@ -123,7 +124,7 @@ def test_header_method_agrees_with_what_runs(vit, qtbot):
     run(qtbot, st, lambda: dock.compare_button.setChecked(False))
     snap = run(qtbot, st, lambda: dock.tf_combo.setCurrentText(CAM_CHOICE))
     assert snap.cam_method == "gradcam" and dock.method_combo.isEnabled()
-    assert not dock.method_note.isVisibleTo(dock)
+    assert not dock.method_note.isVisibleTo(dock) and dock.layer_box.isVisibleTo(dock)
     assert [dock.panes[n].full_title for n in dock.panes] == [
         f"{n} — gradcam" for n in st.cam_layers
     ]
