@@ -237,3 +237,31 @@ def test_legrad_on_a_tower_scores_similarity_to_the_reference(case, tmp_path):
     assert want.std() > 0.1
     assert np.abs(maps[0] - want).max() < 1e-5
     assert np.abs(maps[0] - maps[1]).max() > 0.1  # the reference image matters
+
+
+def test_legrad_on_a_headless_timm_vit_projects_to_its_embedding(tmp_path):
+    """A timm ViT without a classifier: forward_head(norm(tokens)) of the last block is the
+    model's own embedding, and similar:IMAGE gives a map that depends on the reference."""
+    model = _timm("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=2)
+    model.reset_classifier(0)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    seen = []
+    handle = model.blocks[-1].register_forward_hook(lambda m, a, out: seen.append(out))
+    try:
+        with torch.no_grad():
+            emb = model(x)
+            projected = score_projection(model)(seen[0])
+    finally:
+        handle.remove()
+    assert emb.shape == (1, 192)
+    torch.testing.assert_close(projected, emb, atol=1e-6, rtol=1e-6)
+    maps = []
+    for seed in (0, 1):
+        path = tmp_path / f"r{seed}.png"
+        rng = np.random.default_rng(seed)
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(path)
+        spec = InputSpec(size=(32, 32))
+        e = explainers.explain(model, x, "legrad", target=f"similar:{path}", input_spec=spec)
+        _check_map(e, "legrad", 32, (4, 4))
+        maps.append(e.raw)
+    assert np.abs(maps[0] - maps[1]).max() > 0.1
