@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 from PySide6.QtCore import QEvent, QSignalBlocker, QSize, Qt
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QFontMetrics
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -59,8 +59,23 @@ class CamPane(ImagePane):
     """A map pane that asks only for its minimum: the panel's own height decides the rest
     (ImagePane's 260 px hint made two stacked maps taller than the panel, so it scrolled)."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.view.sigTransformChanged.connect(self._align_bar)
+
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
         return QSize(PANE_MIN + BAR_W, PANE_MIN + TITLE_H)
+
+    def _align_bar(self) -> None:
+        """The colour strip as tall as the map beside it and level with it (it ran the pane's
+        whole height, past the top and bottom of a square map)."""
+        if self.bar is None or self.image.image is None:
+            return
+        shown = self.image.mapRectToScene(self.image.boundingRect())
+        height = min(shown.height(), self.view.sceneBoundingRect().height())
+        labels = QFontMetrics(self.bar.font()).height()  # half a label above and below
+        self.bar.setMaximumHeight(max(height + labels, 2 * labels))
+        self.ci.layout.setAlignment(self.bar, Qt.AlignmentFlag.AlignVCenter)
 
 
 def grid_columns(n: int, width: int, height: int) -> int:

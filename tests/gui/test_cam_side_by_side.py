@@ -3,6 +3,7 @@ the header agreeing with what runs, and the choices surviving a session."""
 
 import numpy as np
 import pytest
+from PySide6.QtGui import QFontMetrics
 
 import hookscope
 from hookscope.core.demo import sample_path
@@ -57,6 +58,19 @@ def explained(state, method, **kw):
     return hookscope.explain(state.loaded, state.image, method=method, **kw).map
 
 
+def shown(pane):
+    """Top and height of the map on screen (scene pixels)."""
+    r = pane.image.mapRectToScene(pane.image.boundingRect())
+    return r.top(), r.height()
+
+
+def strip(pane):
+    """Top and height of the colour strip (the bar less half a label above and below)."""
+    half = QFontMetrics(pane.bar.font()).height() / 2
+    r = pane.bar.geometry()
+    return r.top() + half, r.height() - 2 * half
+
+
 def test_side_by_side_shows_each_method_as_explain_gives_it(vit, qtbot):
     window, dock = vit()
     st = window.state
@@ -73,6 +87,9 @@ def test_side_by_side_shows_each_method_as_explain_gives_it(vit, qtbot):
         diff = np.abs(dock.maps[m] - explained(st, m)).max()
         assert diff < 1e-5, (m, diff)
         assert dock.panes[m].image.image.shape == (96, 96, 3)
+    for pane in dock.panes.values():  # the colour strip level with the map beside it
+        qtbot.waitUntil(lambda p=pane: abs(strip(p)[1] - shown(p)[1]) <= 2, timeout=3000)
+        assert abs(strip(pane)[0] - shown(pane)[0]) <= 2
     # The worker said which method it was on (the probe's own gradcam first: 5 steps).
     assert any(msg.startswith("chefer (3 / 5)") for msg in seen), seen
     # Save figure / Export all hold the same panes and maps.
