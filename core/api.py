@@ -14,6 +14,7 @@ mode, and no hook stays on it (``core.loading.live.fingerprint`` is equal before
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -200,8 +201,20 @@ def _spec_of(lm: LoadedModel, x: torch.Tensor):
     return lm.input_spec.for_image(x.shape[-1], x.shape[-2])
 
 
+_DEFAULT_LAYERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""Each live module's checked CAM layer per input shape: the check is a dry run plus a CAM."""
+
+
 def _default_layer(lm: LoadedModel, x: torch.Tensor) -> str:
     """The app's CAM layer for this model (``tree.layer_defaults``, checked as at load)."""
+    known = _DEFAULT_LAYERS.setdefault(lm.model, {})
+    key = tuple(x.shape[1:])
+    if known.get(key) not in dict(lm.model.named_modules()):  # also when a layer was replaced
+        known[key] = _checked_default_layer(lm, x)
+    return known[key]
+
+
+def _checked_default_layer(lm: LoadedModel, x: torch.Tensor) -> str:
     tree = build_tree(lm.model, _spec_of(lm, x), example=x, class_names=lm.class_names)
     tree.cam_layer = checked_cam_layer(lm, tree)
     cam = layer_defaults(tree).cam_layers

@@ -7,7 +7,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(int(os.environ.get("HOOKSCOPE_TEST_THREADS", "2")))
+# With pytest-xdist's workers sharing the cores, each worker gets its share instead of all.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_SHARE = max(1, min(2, (os.cpu_count() or 2) // _WORKERS))
+torch.set_num_threads(int(os.environ.get("HOOKSCOPE_TEST_THREADS", _SHARE)))
 
 
 @pytest.fixture

@@ -131,3 +131,21 @@ def test_every_image_form_gives_the_same_map(demo):
         hookscope.explain(model, np.zeros((8, 8, 3), np.float32))
     with pytest.raises(HookScopeError, match="Unknown method 'gradkam'"):
         hookscope.explain(model, CAR, "gradkam")
+
+
+def test_the_default_layer_is_checked_once_per_model_and_input_shape(monkeypatch):
+    import hookscope.core.api as api
+
+    calls = []
+    real = api.checked_cam_layer
+    monkeypatch.setattr(
+        api, "checked_cam_layer", lambda lm, tree: calls.append(1) or real(lm, tree)
+    )
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=3).eval()
+    x = torch.rand(1, 3, 48, 48)
+    first, again = hookscope.explain(model, x), hookscope.explain(model, x)
+    assert len(calls) == 1 and first.layer == again.layer == "layer4"
+    np.testing.assert_array_equal(first.map, again.map)
+    hookscope.explain(model, torch.rand(1, 3, 64, 64))  # another shape: checked again
+    assert len(calls) == 2
