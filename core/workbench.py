@@ -529,6 +529,14 @@ class Workbench:
         snap = self.snapshot
         if snap is None:
             return "Run cancelled: nothing has been computed yet (Ctrl+R runs again)."
+        # Side by side back to what the panes show (off when they show one method's maps).
+        compared = list(self.side_by_side.methods) if self.side_by_side is not None else []
+        said = "Run cancelled: showing the last finished run."
+        if compared != self.cam_compare:
+            self.cam_compare = compared
+            self._emit("cam")
+            if not compared:
+                said = "Side by side cancelled: showing the last finished run (turn it on again)."
         shown, wanted = snap.cam_method, self.cam_method
         # A transformer map's key is no layer: only the method goes back.
         shown_layers = self.cam_layers if is_transformer(shown) else list(snap.cams)
@@ -540,7 +548,7 @@ class Workbench:
                     f"{wanted} cancelled: showing {shown} from the last finished run "
                     "(pick it again to rerun)."
                 )
-        return "Run cancelled: showing the last finished run."
+        return said
 
 
 def shapes_job(reporter: Reporter, model, spec):

@@ -60,10 +60,10 @@ def check_methods(methods) -> tuple[str, ...]:
     return tuple(dict.fromkeys(methods or ()))
 
 
-def pane_key(method: str, layer: str) -> str:
-    """A pane's name: the method (one map: a transformer method or one CAM layer), else
-    ``method · layer``."""
-    return method if layer == PATCH_MAP else f"{method} · {layer}"
+def pane_key(method: str, layer: str, maps: int = 1) -> str:
+    """A pane's name: the method when it made one map (a transformer method's, or one CAM
+    layer's: the CAM layers list names it), else ``method · layer``."""
+    return method if maps == 1 or layer == PATCH_MAP else f"{method} · {layer}"
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,8 @@ def side_by_side_job(
             sub = _StepReporter(reporter, method, step, steps)
             snap = probe_job(sub, loaded, image, request.replace(cam_method=method, layers=()))
         for layer, m in snap.cams.items():
-            maps[pane_key(method, layer)] = m
-            method_of[pane_key(method, layer)] = method
+            key = pane_key(method, layer, len(snap.cams))
+            maps[key], method_of[key] = m, method
         notes[method] = tuple(snap.cam_notes)
         if snap.cam_error:
             errors[method] = snap.cam_error

@@ -1,6 +1,8 @@
 """CAM dock Side by side on demo:vit (issue 24): the four transformer methods, one pane each,
 the header agreeing with what runs, and the choices surviving a session."""
 
+import re
+
 import numpy as np
 import pytest
 from PySide6.QtGui import QFontMetrics
@@ -90,8 +92,10 @@ def test_side_by_side_shows_each_method_as_explain_gives_it(vit, qtbot):
     for pane in dock.panes.values():  # the colour strip level with the map beside it
         qtbot.waitUntil(lambda p=pane: abs(strip(p)[1] - shown(p)[1]) <= 2, timeout=3000)
         assert abs(strip(pane)[0] - shown(pane)[0]) <= 2
-    # The worker said which method it was on (the probe's own gradcam first: 5 steps).
-    assert any(msg.startswith("chefer (3 / 5)") for msg in seen), seen
+    # Every progress line names its method and step (the probe's own gradcam first: 5 steps;
+    # the worker polls, so not every line arrives: the cancel test waits for one).
+    step = re.compile(r"(probe|rollout|chefer|legrad|attnlrp) \([1-5] / 5\): ")
+    assert all(step.match(msg) for msg in seen), seen
     # Save figure / Export all hold the same panes and maps.
     panels = dock.make_panels()
     assert [p.title for p in panels] == ["input", *titles]
@@ -203,3 +207,59 @@ def test_session_choices_are_checked_against_the_model():
     assert len(notes) == 3 and "fusion='median'" in notes[1]
     cnn, notes = read_choices({"side_by_side": ["rollout", "gradcam"], "blocks": "x"}, [])
     assert cnn == {"blocks": [], "params": {}, "compare": ["gradcam"]} and len(notes) == 2
+
+
+def test_side_by_side_of_cams_on_the_cnn_demo(window, qtbot):
+    """A CNN compares the CAM family on its CAM layers: one pane per method (and layer)."""
+    st = window.state
+    dock = next(d for d in window.analysis_docks if d.TITLE == "CAM")
+    window.show_panel(dock)
+    cams = ["gradcam", "gradcam++", "xgradcam", "layercam"]
+    assert dock.compare_button.choices()[0] == "gradcam" and dock.compare_button.picked() == cams
+    run(qtbot, st, lambda: dock.compare_button.setChecked(True))
+    (layer,) = st.cam_layers
+    assert list(dock.panes) == cams and dock.layer_box.isVisibleTo(dock)  # the list decides
+    for m in cams:
+        diff = np.abs(dock.maps[m] - explained(st, m, layer=layer)).max()
+        assert diff < 1e-5, (m, diff)
+    # Two CAM layers: each method has a pane per layer, named by both.
+    both = ["features.block2", layer]
+    run(qtbot, st, lambda: st.set_cam(layers=both))
+    assert list(dock.panes) == [f"{m} · {n}" for m in cams for n in both]
+    block2 = explained(st, "layercam", layer="features.block2")
+    assert np.abs(dock.maps["layercam · features.block2"] - block2).max() < 1e-5
+
+
+def test_cancel_puts_side_by_side_back_to_what_is_shown(vit, qtbot, no_hooks_left):
+    import threading
+
+    window, dock = vit()
+    st = window.state
+    model = st.loaded.model
+    no_hooks_left(model)
+    entered, release, calls = threading.Event(), threading.Event(), []
+
+    def block(*_args):  # the third forward is inside a compared method's pass: wait there
+        calls.append(1)
+        if len(calls) >= 3 and not release.is_set():
+            entered.set()
+            release.wait(30)
+
+    handle = model.heads.register_forward_hook(block)
+    try:
+        dock.compare_button.setChecked(True)
+        qtbot.waitUntil(entered.is_set, timeout=RUN_MS)
+        # The panel says which method of how many is running (the probe's gradcam is 1 / 5).
+        qtbot.waitUntil(lambda: "/ 5)" in dock.status.text(), timeout=RUN_MS)
+        assert dock.status.text().endswith("(Esc cancels)")
+        assert dock.status.text().split(" (")[0] in FOUR
+        with qtbot.waitSignal(st.runCancelled, timeout=RUN_MS):
+            st.cancel()
+            release.set()
+    finally:
+        release.set()
+        handle.remove()
+    # Back to what the panes show: one gradcam map, Side by side off, the header in charge.
+    assert st.cam_compare == [] and not dock.compare_button.isChecked()
+    assert list(dock.panes) == st.cam_layers and st.snapshot.cam_method == "gradcam"
+    assert dock.method_combo.isEnabled() and dock.status.text() == "gradcam for class 0 (airplane)."
