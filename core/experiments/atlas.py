@@ -190,7 +190,9 @@ class TopK:
     """The k highest per-image maxima of every channel, with where they are and their maps.
 
     Order: value descending, then image index ascending (a full sort's order). NaN counts as
-    -inf. Memory: O(C · k · h · w) for the maps, O(C · k) for the rest.
+    -inf. Memory: O(C · k · h · w) for the maps, O(C · k) for the rest. ``crops`` (C, k) holds
+    whatever the caller attaches to an entry (the atlas job: its crop's pixels, or None); it
+    moves with its entry and is not part of :meth:`state`.
     """
 
     def __init__(self, channels: int, k: int, grid: tuple[int, int]):
@@ -200,13 +202,19 @@ class TopK:
         self.row = np.zeros((channels, k), np.int32)
         self.col = np.zeros((channels, k), np.int32)
         self.maps = np.zeros((channels, k, *grid), np.float16)
+        self.crops = np.full((channels, k), None, object)
 
-    def add(self, acts: torch.Tensor | np.ndarray, index: np.ndarray) -> None:
-        """Merge a batch: ``acts`` (N, C, h, w) float32, ``index`` (N,) image indices."""
+    def add(self, acts: torch.Tensor | np.ndarray, index: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Merge a batch: ``acts`` (N, C, h, w) float32, ``index`` (N,) image indices.
+
+        Returns:
+            The entries that came in from this batch: (channels, slots, batch positions).
+        """
         a = np.asarray(acts, np.float32)
         n, c, h, w = a.shape
+        none = np.zeros(0, np.int64)
         if n == 0:
-            return
+            return none, none, none
         flat = a.reshape(n, c, h * w)
         arg = flat.argmax(2)  # first maximum, row-major; a NaN wins (numpy propagates it)
         val = np.take_along_axis(flat, arg[..., None], 2)[..., 0]
@@ -220,11 +228,13 @@ class TopK:
         # only channels where the batch reaches the k-th value can change (>=: a tie may win
         # on the image index); late in a folder that is a few of them
         ch = np.flatnonzero(val.max(1) >= self.values[:, -1])
-        if len(ch):
-            self._merge(ch, a, val[ch], arg.T[ch], np.asarray(index, np.int64), w)
+        if not len(ch):
+            return none, none, none
+        return self._merge(ch, a, val[ch], arg.T[ch], np.asarray(index, np.int64), w)
 
-    def _merge(self, ch, a, val, arg, index, w) -> None:
-        """Merge the batch's ``val`` / ``arg`` (len(ch), N) into channels ``ch``."""
+    def _merge(self, ch, a, val, arg, index, w) -> tuple[np.ndarray, ...]:
+        """Merge the batch's ``val`` / ``arg`` (len(ch), N) into channels ``ch``; returns the
+        new entries as (channels, slots, batch positions)."""
         k = self.k
         idx = np.broadcast_to(index, val.shape)
         all_v = np.concatenate([self.values[ch], val], 1)
@@ -242,8 +252,11 @@ class TopK:
         pick = arg[row, new]
         self.row[ch] = np.where(from_old, self.row[col, src], pick // w)
         self.col[ch] = np.where(from_old, self.col[col, src], pick % w)
+        self.crops[ch] = np.where(from_old, self.crops[col, src], None)
         self.values[ch] = np.take_along_axis(all_v, order, 1)
         self.index[ch] = np.take_along_axis(all_i, order, 1)
+        where, slot = np.nonzero(~from_old)
+        return ch[where], slot, new[where, slot]
 
     def state(self) -> dict[str, np.ndarray]:
         """Arrays to checkpoint (``from_state`` gives the same object back)."""

@@ -108,9 +108,17 @@ def spec_from_dict(d: dict) -> InputSpec:
 
 # -- decoding ---------------------------------------------------------------------------------
 def decode_item(
-    root: str | Path, rel: str, spec: InputSpec, masks_root: str | Path | None = None
+    root: str | Path,
+    rel: str,
+    spec: InputSpec,
+    masks_root: str | Path | None = None,
+    pixels: int = 0,
 ) -> dict:
     """Decode one image (and its mask) of a scan.
+
+    Args:
+        pixels: Also return the decoded image itself (``pixels``, (h, w, 3) uint8) when it has
+            at most this many pixels (the atlas cuts its crops from it without a second decode).
 
     Returns:
         A dict: ``x`` (C, H, W) float32 tensor, ``mask`` (H, W) bool tensor, ``has_mask``,
@@ -125,7 +133,10 @@ def decode_item(
         "error": "",
     }
     try:
-        item["x"] = to_tensor(load_image(Path(root) / rel), spec)[0]
+        img = load_image(Path(root) / rel)
+        item["x"] = to_tensor(img, spec)[0]
+        if img.width * img.height <= pixels:
+            item["pixels"] = np.asarray(img)
     except HookScopeError as exc:
         item["error"] = str(exc)
         return item
@@ -145,7 +156,7 @@ def decode_item(
 
 class ScanDataset(torch.utils.data.Dataset):
     """Images ``paths[i]`` for ``i`` in ``indices``, decoded by :func:`decode_item` in a
-    ``DataLoader`` worker; items also carry ``i``."""
+    ``DataLoader`` worker; items also carry ``i`` (and ``pixels`` up to that many pixels)."""
 
     def __init__(
         self,
@@ -154,31 +165,38 @@ class ScanDataset(torch.utils.data.Dataset):
         spec: InputSpec,
         masks_root: str | Path | None = None,
         indices: Sequence[int] | None = None,
+        pixels: int = 0,
     ):
         self.root = Path(root)
         self.paths = list(paths)
         self.spec = spec
         self.masks_root = Path(masks_root) if masks_root else None
         self.indices = list(range(len(self.paths))) if indices is None else list(indices)
+        self.pixels = pixels
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, k: int) -> dict:
         i = self.indices[k]
-        return {"i": i} | decode_item(self.root, self.paths[i], self.spec, self.masks_root)
+        root, spec = self.root, self.spec
+        return {"i": i} | decode_item(root, self.paths[i], spec, self.masks_root, self.pixels)
 
 
 def collate(items: Sequence[dict]) -> dict:
     """Stack decoded items: ``i`` int64 (N,), ``x`` (N, C, H, W), ``mask`` (N, H, W),
-    ``has_mask`` bool (N,), ``error`` list of str."""
-    return {
+    ``has_mask`` bool (N,), ``error`` list of str; ``pixels`` (a list, None where absent)
+    when any item has them."""
+    batch = {
         "i": np.asarray([it["i"] for it in items], np.int64),
         "x": torch.stack([it["x"] for it in items]),
         "mask": torch.stack([it["mask"] for it in items]),
         "has_mask": np.asarray([it["has_mask"] for it in items], bool),
         "error": [it["error"] for it in items],
     }
+    if any("pixels" in it for it in items):
+        batch["pixels"] = [it.get("pixels") for it in items]
+    return batch
 
 
 def decode_worker_init(_worker_id: int) -> None:

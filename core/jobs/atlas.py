@@ -28,7 +28,9 @@ import time
 import weakref
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +78,16 @@ CROPS_DIR = "crops"
 COLUMNS = ("channel", "rank", "path", "value", "row", "col", "x0", "y0", "x1", "y1")
 CHECKPOINT_S = 5.0
 """Seconds between checkpoints of the top-k (a hard kill loses at most this much work)."""
+KEEP_PIXELS = 4
+"""The loader hands the loop an image's decoded pixels when it has at most this many times
+the model input's pixels (so at most the input tensor's bytes): its crops are cut then, not
+after a second decode. Larger images are decoded again at the end."""
+CROP_BUDGET = 256 << 20
+"""Bytes all kept crops may take (C · k of them): a crop larger than its share is cut at the end."""
+CROP_LEVEL = 0
+"""zlib level of the crop PNGs: 0 stores the pixels (about twice level 1's bytes, a 54² crop
+9 KB instead of 4 KB) in a tenth of level 1's time; the crops' encoding was a tenth of an
+atlas's time at level 1."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +159,7 @@ def atlas_job(reporter: Reporter, loaded, settings: AtlasSettings) -> AtlasSumma
         if top is None:
             raise HookScopeError(f"None of the {len(paths)} images below {root} could be read.")
         reporter.progress(len(paths), len(paths), "Writing crops")
-        _write_outputs(out, root, paths, top, field, s.spec)
+        _write_outputs(out, root, paths, top, _Cutter(field, s.spec, top))
         if errors:
             notes = (*notes, f"{errors} images could not be read and are not ranked.")
         _write_info(out, identity, "complete", layout, field, notes)
@@ -181,13 +193,16 @@ def _stream(s: AtlasSettings, model, paths, layout, reporter: Reporter, out: Pat
     """Merge every batch after the ``state`` (top-k or None, images done, unreadable) into
     the top-k, checkpointing every few seconds and on cancel; returns (top-k, unreadable)."""
     top, done, errors = state
+    field = measure_field(model, s.layer, layout, s.spec.size, s.spec.channels)  # cached
+    cutter = None if top is None else _Cutter(field, s.spec, top)
     t_ckpt = time.perf_counter()
     try:
-        for idx, acts, err, end in _activations(s, model, paths, done, layout, reporter):
+        for idx, acts, pixels, err, end in _activations(s, model, paths, done, layout, reporter):
             if len(idx):
                 if top is None:
                     top = TopK(acts.shape[1], s.top, tuple(acts.shape[2:]))
-                top.add(acts, idx)
+                    cutter = _Cutter(field, s.spec, top)
+                cutter.keep(top.add(acts, idx), pixels)
             done, errors = end, errors + err
             reporter.progress(done, len(paths), "Building the atlas", SCANNING)
             if top is not None and time.perf_counter() - t_ckpt > CHECKPOINT_S:
@@ -260,59 +275,144 @@ def _write_info(out: Path, identity, state: str, layout, field: Field, notes) ->
 
 def _activations(s: AtlasSettings, model, paths, start: int, layout, reporter: Reporter):
     """Per batch of ``paths[start:]``, in order: readable image indices, their activations
-    (N, C, h, w) float32, the unreadable count, and one past the batch's last index."""
+    (N, C, h, w) float32, their decoded pixels (a list, None where the loader kept none),
+    the unreadable count, and one past the batch's last index."""
     todo = list(range(start, len(paths)))
     if s.ray:
         for idx, ok, acts in ray_activations(s, model, paths, todo):
             reporter.check()
-            yield idx[ok], acts[ok], int((~ok).sum()), int(idx.max()) + 1
+            yield idx[ok], acts[ok], [None] * int(ok.sum()), int((~ok).sum()), int(idx.max()) + 1
         return
-    for batch in folder_loader(
-        ScanDataset(s.images, paths, s.spec, None, todo), s.batch_size, s.workers
-    ):
+    h, w = s.spec.size
+    dataset = ScanDataset(s.images, paths, s.spec, None, todo, pixels=KEEP_PIXELS * h * w)
+    for batch in folder_loader(dataset, s.batch_size, s.workers):
         reporter.check()
         ok = np.asarray([not e for e in batch["error"]], bool)
         idx = np.asarray(batch["i"], np.int64)
-        x = batch["x"][torch.from_numpy(np.flatnonzero(ok))]
+        x = batch["x"] if ok.all() else batch["x"][torch.from_numpy(np.flatnonzero(ok))]
+        pixels = batch.get("pixels") or [None] * len(ok)
         acts = np.zeros((0,), np.float32)
         if len(x):
             with reporter.batch():
                 acts = layer_activations(model, s.layer, x.to(_device(model)), layout).numpy()
-        yield idx[ok], acts, int((~ok).sum()), int(idx.max()) + 1
+        yield idx[ok], acts, list(compress(pixels, ok)), int((~ok).sum()), int(idx.max()) + 1
 
 
-def _write_outputs(out: Path, root: Path, paths, top: TopK, field: Field, spec) -> None:
+class _Cutter:
+    """Crop boxes of top-k entries, and their pixels cut while the image is still decoded.
+
+    :meth:`keep` stores each new entry's (box, pixels) in ``top.crops`` (it moves with its
+    entry; an evicted entry's crop is dropped), so the end only encodes them. An entry with
+    no pixels (a large image, a resumed or a Ray run) keeps None: the end decodes its image.
+    """
+
+    def __init__(self, field: Field, spec, top: TopK):
+        self.field, self.spec, self.top = field, spec, top
+        self.cap = CROP_BUDGET // max(1, top.crops.size)
+        self.boxes: dict[tuple, tuple[int, int, int, int]] = {}
+
+    def box(self, size: tuple[int, int], row: int, col: int) -> tuple[int, int, int, int]:
+        """Crop box in the pixels of an image of ``size`` (w, h) for cell (row, col)."""
+        key = (size, row, col)
+        box = self.boxes.get(key)
+        if box is None:
+            if len(self.boxes) > 100_000:  # many image sizes: keep the cache bounded
+                self.boxes.clear()
+            box = self.boxes[key] = to_image_box(cell_box(self.field, row, col), size, self.spec)
+        return box
+
+    def keep(self, fresh, pixels) -> None:
+        """Cut the crops of ``fresh`` (channels, slots, batch positions) from ``pixels``."""
+        top = self.top
+        chs, slots, where = fresh
+        cells = zip(top.row[chs, slots].tolist(), top.col[chs, slots].tolist(), strict=True)
+        for ch, slot, pos, (r, c) in zip(chs.tolist(), slots.tolist(), where.tolist(), cells):
+            pix = pixels[pos]
+            if pix is None:
+                continue
+            box = self.box((pix.shape[1], pix.shape[0]), r, c)
+            x0, y0, x1, y1 = box
+            crop = pix[y0:y1, x0:x1]
+            if crop.nbytes <= self.cap:  # a copy: the batch's images are not kept alive
+                top.crops[ch, slot] = (box, crop.copy())
+
+
+def _write_outputs(out: Path, root: Path, paths, top: TopK, cutter: _Cutter) -> None:
     """``atlas.parquet``, the crops and the maps of the final top-k.
 
-    Each image is decoded once and all its crops cut from it; images go to a few threads
-    (zlib and file I/O release the GIL), each crop encoded by :func:`png_bytes` (a third of
-    PIL's time per small crop), so the O(C·k) crops cost little beside the streamed part.
+    Most crops were cut in the loop (``top.crops``): they are only encoded. The others'
+    images are decoded once each, all their crops cut from it. Entries that share a crop
+    (the same box of the same image, for several channels) share one encoding and one file
+    (:func:`_write_crop`). The work goes to a few threads (zlib and file I/O release the GIL).
     """
-    import pyarrow as pa
-
-    from hookscope.core.io.scan_outputs import write_atomic
-
     crops = out / CROPS_DIR
     crops.mkdir(exist_ok=True)
+    kept: dict[tuple, list[tuple[int, int]]] = {}
     by_image: dict[int, list[tuple[int, int]]] = {}
     for ch, rank in zip(*np.nonzero(top.index >= 0), strict=True):
-        by_image.setdefault(int(top.index[ch, rank]), []).append((int(ch), int(rank)))
+        ch, rank, i = int(ch), int(rank), int(top.index[ch, rank])
+        if top.crops[ch, rank] is not None:
+            kept.setdefault((i, top.crops[ch, rank][0]), []).append((ch, rank))
+        else:
+            by_image.setdefault(i, []).append((ch, rank))
+
+    def encode(groups) -> list[tuple]:
+        for entries in groups:
+            _write_crop(crops, entries, top.crops[entries[0]][1])
+        return [(*e, top.crops[e][0]) for entries in groups for e in entries]
 
     def cut(i: int) -> list[tuple]:
         img = load_image(root / paths[i])
         pixels = np.asarray(img)
-        rows = []
+        same: dict[tuple, list[tuple[int, int]]] = {}
         for ch, rank in by_image[i]:
-            r, c = int(top.row[ch, rank]), int(top.col[ch, rank])
-            box = to_image_box(cell_box(field, r, c), img.size, spec)
-            x0, y0, x1, y1 = box
-            (crops / crop_name(ch, rank)).write_bytes(png_bytes(pixels[y0:y1, x0:x1]))
-            rows.append((ch, rank, paths[i], float(top.values[ch, rank]), r, c, *box))
-        return rows
+            box = cutter.box(img.size, int(top.row[ch, rank]), int(top.col[ch, rank]))
+            same.setdefault(box, []).append((ch, rank))
+        for (x0, y0, x1, y1), entries in same.items():
+            _write_crop(crops, entries, pixels[y0:y1, x0:x1])
+        return [(*e, box) for box, entries in same.items() for e in entries]
 
+    groups = list(kept.values())
+    parts = [groups[j : j + 32] for j in range(0, len(groups), 32)]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        found = sorted(row for rows in pool.map(cut, sorted(by_image)) for row in rows)
-    cols = {k: [row[j] for row in found] for j, k in enumerate(COLUMNS)}
+        done = [*pool.map(encode, parts), *pool.map(cut, sorted(by_image))]
+    _write_table(out / ATLAS_FILE, paths, top, sorted(e for part in done for e in part))
+    tmp = out / (MAPS_FILE + ".tmp.npy")
+    np.save(tmp, top.maps)
+    os.replace(tmp, out / MAPS_FILE)
+
+
+def _write_crop(folder: Path, entries, pixels: np.ndarray) -> None:
+    """One crop as the PNG of every (channel, rank) in ``entries``: encoded once, written
+    once, the others hard links to that file (a copy where the disk has no links)."""
+    data, first = None, None
+    for ch, rank in entries:
+        path = folder / crop_name(ch, rank)
+        with suppress(FileNotFoundError):
+            path.unlink()  # a rerun's file may be a link of another crop: never write through it
+        if first is not None:
+            try:
+                os.link(first, path)
+                continue
+            except OSError:
+                pass
+        data = data if data is not None else png_bytes(pixels, CROP_LEVEL)
+        path.write_bytes(data)
+        first = first or path
+
+
+def _write_table(path: Path, paths, top: TopK, entries) -> None:
+    """``atlas.parquet`` of ``entries`` ((channel, rank, box) sorted)."""
+    import pyarrow as pa
+
+    from hookscope.core.io.scan_outputs import write_atomic
+
+    cols = {k: [] for k in COLUMNS}
+    for ch, rank, box in entries:
+        row = (ch, rank, paths[top.index[ch, rank]], top.values[ch, rank])
+        row += (top.row[ch, rank], top.col[ch, rank], *box)
+        for k, v in zip(COLUMNS, row, strict=True):
+            cols[k].append(v)
     table = pa.table(
         {
             k: pa.array(v, pa.string())
@@ -321,10 +421,7 @@ def _write_outputs(out: Path, root: Path, paths, top: TopK, field: Field, spec) 
             for k, v in cols.items()
         }
     )
-    write_atomic(table, out / ATLAS_FILE)
-    tmp = out / (MAPS_FILE + ".tmp.npy")
-    np.save(tmp, top.maps)
-    os.replace(tmp, out / MAPS_FILE)
+    write_atomic(table, path)
 
 
 def png_bytes(rgb: np.ndarray, level: int = 1) -> bytes:
