@@ -21,7 +21,7 @@ from hookscope.core.demo.scenes import SCALES, make_scene
 from hookscope.core.loading.images import to_tensor
 from hookscope.core.methods import explainers
 from hookscope.core.methods.cam import suggest_layer
-from hookscope.core.methods.metrics import deletion_insertion
+from hookscope.core.methods.metrics import DEFAULT_STEPS, deletion_insertion
 
 FRESH_SEED = 9024
 """Seed of the fresh scenes (the training script and the other tests use others)."""
@@ -63,12 +63,26 @@ class MethodMass:
         sky_mass: Mean share of map mass off the object (on the sky).
         n: Airplane predictions it is averaged over.
         ins_minus_del: Mean RISE insertion − deletion AUC (NaN when not measured).
+        scores: Each scored image's insertion − deletion, in scene order (the same images for
+            every method of one table, so two methods can be compared image by image).
     """
 
     method: str
     sky_mass: float
     n: int
     ins_minus_del: float = float("nan")
+    scores: tuple[float, ...] = ()
+
+
+def paired_difference(a: MethodMass, b: MethodMass) -> tuple[float, float, int]:
+    """(mean, standard error, n) of ``a``'s insertion − deletion minus ``b``'s, image by image.
+
+    NaNs (and n = 0) unless both scored the same two or more images.
+    """
+    if len(a.scores) != len(b.scores) or len(a.scores) < 2:
+        return float("nan"), float("nan"), 0
+    d = np.asarray(a.scores, dtype=np.float64) - np.asarray(b.scores, dtype=np.float64)
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size)), int(d.size)
 
 
 def sky_mass_table(
@@ -76,8 +90,8 @@ def sky_mass_table(
     methods: Sequence[str],
     scenes,
     target: int = 0,
-    rise_images: int = 0,
-    rise_steps: int = 24,
+    rise_images: int | None = 0,
+    rise_steps: int = DEFAULT_STEPS,
 ) -> list[MethodMass]:
     """Per method, the sky mass of the maps of class ``target`` where the model predicts it.
 
@@ -87,8 +101,9 @@ def sky_mass_table(
             (for a ViT, Grad-CAM on tokens).
         scenes: :func:`shortcut_scenes`' output.
         target: The class (0: airplane).
-        rise_images: Also score RISE insertion − deletion on the first this many of them.
-        rise_steps: Steps of each RISE curve.
+        rise_images: Also score RISE insertion − deletion (Trust's score, its function) on the
+            first this many of them; None: on all of them.
+        rise_steps: Steps of each RISE curve (Trust's default).
     """
     _, images, masks = scenes
     xs = [to_tensor(img, lm.input_spec) for img in images]
@@ -104,7 +119,7 @@ def sky_mass_table(
         for k, i in enumerate(chosen):
             e = explainers.explain(lm.model, xs[i], method, layers=layers, target=target)
             mass.append(off_object_mass(e.map, masks[i]))
-            if k < rise_images:
+            if rise_images is None or k < rise_images:
                 d, ins = deletion_insertion(lm.model, xs[i], e.map, target, steps=rise_steps)
                 rise.append(ins - d)
         rows.append(
@@ -113,6 +128,7 @@ def sky_mass_table(
                 float(np.mean(mass)) if mass else float("nan"),
                 len(mass),
                 float(np.mean(rise)) if rise else float("nan"),
+                tuple(float(v) for v in rise),
             )
         )
     return rows
