@@ -35,14 +35,16 @@ DEFAULT_BLOCKS = 4
 
 
 def score_projection(model: nn.Module):
-    """The model's own head as a map from a block's tokens (B, T, C) to class scores (B, K).
+    """The model's own head as a map from a block's tokens (B, T, C) to its output tensor:
+    class scores (B, K), or for an embedding tower its embedding (B, D).
 
     torchvision ``VisionTransformer``: ``heads(encoder.ln(tokens.mean(1)))`` (torchcam's);
-    timm ``VisionTransformer``: ``forward_head(norm(tokens))``; Hugging Face image classifiers:
-    their own pooling and ``classifier`` (:func:`_hf_projection`).
+    timm ``VisionTransformer``: ``forward_head(norm(tokens))`` (the pooled features when it has
+    no classifier); Hugging Face image classifiers: their own pooling and ``classifier``
+    (:func:`_hf_projection`); CLIP / SigLIP vision towers: :func:`_hf_tower_projection`.
 
     Raises:
-        HookScopeError: A model with neither head.
+        HookScopeError: A model with none of these heads.
     """
     encoder = getattr(model, "encoder", None)
     ln, heads = getattr(encoder, "ln", None), getattr(model, "heads", None)
