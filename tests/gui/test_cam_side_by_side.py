@@ -154,15 +154,17 @@ def test_header_method_agrees_with_what_runs(vit, qtbot):
 def test_session_keeps_blocks_fusion_and_side_by_side(vit, qtbot, tmp_path):
     window, dock = vit()
     st = window.state
-    run(qtbot, st, lambda: dock.tf_combo.setCurrentText("rollout"))
-    run(qtbot, st, lambda: dock.fusion_combo.setCurrentText("max"))
+    st.set_auto_run(False)  # the choices through the controls, then one run
+    dock.tf_combo.setCurrentText("rollout")
+    dock.fusion_combo.setCurrentText("max")
     actions = dock.blocks_button.menu().actions()
-    run(qtbot, st, lambda: actions[2].setChecked(True))
-    run(qtbot, st, lambda: actions[3].setChecked(True))
+    actions[2].setChecked(True)
+    actions[3].setChecked(True)
     picked = ["rollout", "legrad"]
     for a in dock.compare_button.menu().actions():
         a.setChecked(a.text() in picked)  # ticks while off only choose
-    run(qtbot, st, lambda: dock.compare_button.setChecked(True))
+    dock.compare_button.setChecked(True)
+    run(qtbot, st, st.run)
     shown = {m: dock.maps[m].copy() for m in picked}
     path = session_io.save_session(window, tmp_path / "s.json")
     saved = session_io.Session.load(path).cam_params
