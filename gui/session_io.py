@@ -2,10 +2,11 @@
 
 Saved: model spec + weights, image path and its edits, input size and normalisation, ticked
 layers, target, CAM method and layers (+ colour map, alpha, the Transformer group's blocks and
-head fusion, the Side by side methods), gradient / activation edits in the order they were added, the pinned Compare baseline (the choices that made it, rerun on open),
-and the dock layout (base64 of ``saveState``) in the ``gui`` dict. Loading restores all of it,
-so the reopened run gives the same numbers to the last digit; a file that moved is one sentence
-in a dialog and the current state stays as it was.
+head fusion, the Side by side methods), gradient / activation edits in the order they were
+added, the pinned Compare baseline (the choices that made it, rerun on open), and the dock
+layout (base64 of ``saveState``) in the ``gui`` dict. Loading restores all of it, so the
+reopened run gives the same numbers to the last digit; a file that moved is one sentence in a
+dialog and the current state stays as it was.
 
 A session never carries trust. Reopening one that names a ``file.py:factory`` or a pickled
 model asks first, showing the file (from the command line, ``--trust-factory`` /
