@@ -222,4 +222,10 @@ def _arm_screenshot(app, state: AppState, window: MainWindow, path: Path, code: 
 
     state.resultChanged.connect(on_result)
     state.errorRaised.connect(on_error)
-    QTimer.singleShot(SCREENSHOT_TIMEOUT_S * 1000, timeout)
+    # Owned by the window and stopped on quit: a pending timeout must not fire into whatever
+    # the process does next (the tests run the app in-process, one window after another).
+    timer = QTimer(window)
+    timer.setSingleShot(True)
+    timer.timeout.connect(timeout)
+    app.aboutToQuit.connect(timer.stop)
+    timer.start(SCREENSHOT_TIMEOUT_S * 1000)

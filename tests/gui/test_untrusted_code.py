@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from PySide6.QtCore import QEvent
+from PySide6.QtCore import QEvent, QTimer
 from PySide6.QtWidgets import QApplication
 
 from hookscope.gui import session_io
@@ -164,6 +164,9 @@ def test_session_case_from_the_command_line(case, qapp, tmp_path, capsys, messag
     finally:
         for w in set(QApplication.topLevelWidgets()) - before:
             if isinstance(w, MainWindow):
+                # The screenshot's 180 s timeout stopped with the app: it would fire later.
+                waiting = [t for t in w.findChildren(QTimer) if t.interval() == 180_000]
+                assert len(waiting) == 1 and not waiting[0].isActive()
                 w.state.cancel()
                 w.state.worker.wait(30_000)
                 w.close()
