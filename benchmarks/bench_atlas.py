@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -32,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from rss import run_child  # noqa: E402
 from scenes import write_scenes  # noqa: E402
-from timing import median_times, print_table, ratio  # noqa: E402
+from timing import print_table  # noqa: E402
 
 LAYER = "features.block3"
 
@@ -85,22 +86,60 @@ def timing(images: Path, n: int, repeats: int, tmp: Path) -> bool:
             for batch in loader:
                 lm.model(batch["x"])
 
-    t = median_times({"atlas": atlas, "forward": forward}, repeats)
-    for done in tmp.glob("atlas*"):
-        shutil.rmtree(done)
-    print(f"\nTime: demo model, {n} images of 96², batch 32, {repeats} runs each (interleaved)")
+    pairs = paired_times(atlas, forward, repeats, lambda: _clear(tmp))
+    print(f"\nTime: demo model, {n} images of 96², batch 32, {repeats} pairs (interleaved)")
     print(f"receptive field of {LAYER}, once per model and layer: {field_ms(lm):.0f} ms")
+    walls = [a[0] / f[0] for a, f in pairs]
+    cpus = [a[1] / f[1] for a, f in pairs]
+    for j, (a, f) in enumerate(pairs):
+        print(
+            f"  pair {j + 1}: atlas {a[0]:.2f} s, forward {f[0]:.2f} s, ratio {walls[j]:.3f}"
+            f" (process CPU {a[1]:.2f} / {f[1]:.2f} s: {cpus[j]:.3f})"
+        )
+    print(
+        f"  ratio median {statistics.median(walls):.3f}, min {min(walls):.3f}, "
+        f"max {max(walls):.3f}; CPU ratio median {statistics.median(cpus):.3f}"
+    )
     return print_table(
         [
-            (f"forward only ({n} images)", t["forward"], None, None),
+            (f"forward only ({n} images)", _med_min(f for _, f in pairs), None, None),
             (
                 f"atlas of {LAYER}, top 9 ({n} images)",
-                t["atlas"],
-                ratio(t["atlas"], t["forward"]),
+                _med_min(a for a, _ in pairs),
+                (statistics.median(walls), min(walls)),
                 1.15,
             ),
         ]
     )
+
+
+def paired_times(first, second, repeats: int, between) -> list[tuple]:
+    """``repeats`` pairs ((wall, CPU) of ``first``, (wall, CPU) of ``second``) after one
+    warm-up each; the order inside a pair alternates, so a drift in the machine's load
+    falls on both sides alike. ``between`` runs untimed after every call."""
+    for fn in (first, second):
+        fn()
+        between()
+    pairs = []
+    for j in range(repeats):
+        got = {}
+        for fn in (first, second) if j % 2 == 0 else (second, first):
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            got[fn] = (time.perf_counter() - t0, time.process_time() - c0)
+            between()
+        pairs.append((got[first], got[second]))
+    return pairs
+
+
+def _med_min(times) -> tuple[float, float]:
+    walls = [w for w, _ in times]
+    return statistics.median(walls), min(walls)
+
+
+def _clear(tmp: Path) -> None:
+    for done in tmp.glob("atlas*"):
+        shutil.rmtree(done)
 
 
 def rss(images: Path, sizes: list[int], tmp: Path) -> bool:
@@ -126,14 +165,17 @@ def main() -> int:
     p.add_argument("--images", type=int, default=2000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--rss", default="200,2000", help="image counts for the memory runs")
+    p.add_argument("--scenes", help="reuse this folder of scenes (written there when empty)")
     a = p.parse_args()
     sizes = [int(s) for s in a.rss.split(",") if s.strip()]
     most = max([a.images, *sizes])
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         t0 = time.perf_counter()
-        images = write_scenes(tmp / "scenes", most, "shortcut", seed=1, chunk=500)
-        print(f"wrote {most} scenes in {time.perf_counter() - t0:.0f} s")
+        images = Path(a.scenes) if a.scenes else tmp / "scenes"
+        if len(list(images.rglob("*.png"))) < most:
+            write_scenes(images, most, "shortcut", seed=1, chunk=500)
+            print(f"wrote {most} scenes in {time.perf_counter() - t0:.0f} s")
         ok = timing(images, a.images, a.repeats, tmp)
         ok &= rss(images, sizes, tmp) if sizes else True
     print("\nall goals met" if ok else "\nsome goals NOT met")

@@ -112,13 +112,13 @@ def decode_item(
     rel: str,
     spec: InputSpec,
     masks_root: str | Path | None = None,
-    pixels: int = 0,
+    keep_image: int = 0,
 ) -> dict:
     """Decode one image (and its mask) of a scan.
 
     Args:
-        pixels: Also return the decoded image itself (``pixels``, (h, w, 3) uint8) when it has
-            at most this many pixels (the atlas cuts its crops from it without a second decode).
+        keep_image: Also return the decoded RGB image itself (``image``, PIL) when it has at
+            most this many pixels (the atlas cuts its crops from it without a second decode).
 
     Returns:
         A dict: ``x`` (C, H, W) float32 tensor, ``mask`` (H, W) bool tensor, ``has_mask``,
@@ -135,8 +135,8 @@ def decode_item(
     try:
         img = load_image(Path(root) / rel)
         item["x"] = to_tensor(img, spec)[0]
-        if img.width * img.height <= pixels:
-            item["pixels"] = np.asarray(img)
+        if img.width * img.height <= keep_image:
+            item["image"] = img
     except HookScopeError as exc:
         item["error"] = str(exc)
         return item
@@ -156,7 +156,7 @@ def decode_item(
 
 class ScanDataset(torch.utils.data.Dataset):
     """Images ``paths[i]`` for ``i`` in ``indices``, decoded by :func:`decode_item` in a
-    ``DataLoader`` worker; items also carry ``i`` (and ``pixels`` up to that many pixels)."""
+    ``DataLoader`` worker; items also carry ``i`` (and ``image`` up to ``keep_image`` pixels)."""
 
     def __init__(
         self,
@@ -165,14 +165,14 @@ class ScanDataset(torch.utils.data.Dataset):
         spec: InputSpec,
         masks_root: str | Path | None = None,
         indices: Sequence[int] | None = None,
-        pixels: int = 0,
+        keep_image: int = 0,
     ):
         self.root = Path(root)
         self.paths = list(paths)
         self.spec = spec
         self.masks_root = Path(masks_root) if masks_root else None
         self.indices = list(range(len(self.paths))) if indices is None else list(indices)
-        self.pixels = pixels
+        self.keep_image = keep_image
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -180,13 +180,13 @@ class ScanDataset(torch.utils.data.Dataset):
     def __getitem__(self, k: int) -> dict:
         i = self.indices[k]
         root, spec = self.root, self.spec
-        return {"i": i} | decode_item(root, self.paths[i], spec, self.masks_root, self.pixels)
+        return {"i": i} | decode_item(root, self.paths[i], spec, self.masks_root, self.keep_image)
 
 
 def collate(items: Sequence[dict]) -> dict:
     """Stack decoded items: ``i`` int64 (N,), ``x`` (N, C, H, W), ``mask`` (N, H, W),
-    ``has_mask`` bool (N,), ``error`` list of str; ``pixels`` (a list, None where absent)
-    when any item has them."""
+    ``has_mask`` bool (N,), ``error`` list of str; ``image`` (a list, None where absent)
+    when any item has one."""
     batch = {
         "i": np.asarray([it["i"] for it in items], np.int64),
         "x": torch.stack([it["x"] for it in items]),
@@ -194,8 +194,8 @@ def collate(items: Sequence[dict]) -> dict:
         "has_mask": np.asarray([it["has_mask"] for it in items], bool),
         "error": [it["error"] for it in items],
     }
-    if any("pixels" in it for it in items):
-        batch["pixels"] = [it.get("pixels") for it in items]
+    if any("image" in it for it in items):
+        batch["image"] = [it.get("image") for it in items]
     return batch
 
 

@@ -197,12 +197,15 @@ def _stream(s: AtlasSettings, model, paths, layout, reporter: Reporter, out: Pat
     cutter = None if top is None else _Cutter(field, s.spec, top)
     t_ckpt = time.perf_counter()
     try:
-        for idx, acts, pixels, err, end in _activations(s, model, paths, done, layout, reporter):
+        for idx, acts, images, err, end in _activations(s, model, paths, done, layout, reporter):
             if len(idx):
                 if top is None:
                     top = TopK(acts.shape[1], s.top, tuple(acts.shape[2:]))
                     cutter = _Cutter(field, s.spec, top)
-                cutter.keep(top.add(acts, idx), pixels)
+                # inline, not in a helper thread: torch's threads already take every core,
+                # and a thread beside them made its OpenMP barriers spin (measured slower)
+                cutter.keep(top.add(acts, idx), images)
+            del acts, images  # not alive through the next batch's decoding and forward
             done, errors = end, errors + err
             reporter.progress(done, len(paths), "Building the atlas", SCANNING)
             if top is not None and time.perf_counter() - t_ckpt > CHECKPOINT_S:
@@ -275,8 +278,8 @@ def _write_info(out: Path, identity, state: str, layout, field: Field, notes) ->
 
 def _activations(s: AtlasSettings, model, paths, start: int, layout, reporter: Reporter):
     """Per batch of ``paths[start:]``, in order: readable image indices, their activations
-    (N, C, h, w) float32, their decoded pixels (a list, None where the loader kept none),
-    the unreadable count, and one past the batch's last index."""
+    (N, C, h, w) float32, their decoded images (a list of PIL images, None where the loader
+    kept none), the unreadable count, and one past the batch's last index."""
     todo = list(range(start, len(paths)))
     if s.ray:
         for idx, ok, acts in ray_activations(s, model, paths, todo):
@@ -284,18 +287,20 @@ def _activations(s: AtlasSettings, model, paths, start: int, layout, reporter: R
             yield idx[ok], acts[ok], [None] * int(ok.sum()), int((~ok).sum()), int(idx.max()) + 1
         return
     h, w = s.spec.size
-    dataset = ScanDataset(s.images, paths, s.spec, None, todo, pixels=KEEP_PIXELS * h * w)
+    dataset = ScanDataset(s.images, paths, s.spec, None, todo, keep_image=KEEP_PIXELS * h * w)
     for batch in folder_loader(dataset, s.batch_size, s.workers):
         reporter.check()
         ok = np.asarray([not e for e in batch["error"]], bool)
         idx = np.asarray(batch["i"], np.int64)
         x = batch["x"] if ok.all() else batch["x"][torch.from_numpy(np.flatnonzero(ok))]
-        pixels = batch.get("pixels") or [None] * len(ok)
+        images = batch.get("image") or [None] * len(ok)
         acts = np.zeros((0,), np.float32)
         if len(x):
             with reporter.batch():
                 acts = layer_activations(model, s.layer, x.to(_device(model)), layout).numpy()
-        yield idx[ok], acts, list(compress(pixels, ok)), int((~ok).sum()), int(idx.max()) + 1
+        del batch, x  # the caller's merge and the next decoding need not keep them alive
+        yield idx[ok], acts, list(compress(images, ok)), int((~ok).sum()), int(idx.max()) + 1
+        del acts, images
 
 
 class _Cutter:
@@ -321,16 +326,20 @@ class _Cutter:
             box = self.boxes[key] = to_image_box(cell_box(self.field, row, col), size, self.spec)
         return box
 
-    def keep(self, fresh, pixels) -> None:
-        """Cut the crops of ``fresh`` (channels, slots, batch positions) from ``pixels``."""
+    def keep(self, fresh, images) -> None:
+        """Cut the crops of ``fresh`` (channels, slots, batch positions) from ``images``."""
         top = self.top
         chs, slots, where = fresh
         cells = zip(top.row[chs, slots].tolist(), top.col[chs, slots].tolist(), strict=True)
+        arrays: dict[int, np.ndarray] = {}  # only images with a new entry become arrays
         for ch, slot, pos, (r, c) in zip(chs.tolist(), slots.tolist(), where.tolist(), cells):
-            pix = pixels[pos]
-            if pix is None:
+            img = images[pos]
+            if img is None:
                 continue
-            box = self.box((pix.shape[1], pix.shape[0]), r, c)
+            pix = arrays.get(pos)
+            if pix is None:
+                pix = arrays[pos] = np.asarray(img)
+            box = self.box(img.size, r, c)
             x0, y0, x1, y1 = box
             crop = pix[y0:y1, x0:x1]
             if crop.nbytes <= self.cap:  # a copy: the batch's images are not kept alive
@@ -340,13 +349,15 @@ class _Cutter:
 def _write_outputs(out: Path, root: Path, paths, top: TopK, cutter: _Cutter) -> None:
     """``atlas.parquet``, the crops and the maps of the final top-k.
 
-    Most crops were cut in the loop (``top.crops``): they are only encoded. The others'
-    images are decoded once each, all their crops cut from it. Entries that share a crop
-    (the same box of the same image, for several channels) share one encoding and one file
-    (:func:`_write_crop`). The work goes to a few threads (zlib and file I/O release the GIL).
+    Most crops were cut in the loop (``top.crops``): they are only encoded, here (file
+    creations in one folder queue on its lock: more threads only spun, measured). The
+    others' images are decoded once each in a few threads (decoding releases the GIL), all
+    their crops cut from it. Entries that share a crop (the same box of the same image, for
+    several channels) share one encoding and one file (:func:`_write_crop`).
     """
     crops = out / CROPS_DIR
     crops.mkdir(exist_ok=True)
+    rerun = any(crops.iterdir())  # a rerun's files may be links: unlink before writing
     kept: dict[tuple, list[tuple[int, int]]] = {}
     by_image: dict[int, list[tuple[int, int]]] = {}
     for ch, rank in zip(*np.nonzero(top.index >= 0), strict=True):
@@ -356,11 +367,6 @@ def _write_outputs(out: Path, root: Path, paths, top: TopK, cutter: _Cutter) -> 
         else:
             by_image.setdefault(i, []).append((ch, rank))
 
-    def encode(groups) -> list[tuple]:
-        for entries in groups:
-            _write_crop(crops, entries, top.crops[entries[0]][1])
-        return [(*e, top.crops[e][0]) for entries in groups for e in entries]
-
     def cut(i: int) -> list[tuple]:
         img = load_image(root / paths[i])
         pixels = np.asarray(img)
@@ -369,27 +375,34 @@ def _write_outputs(out: Path, root: Path, paths, top: TopK, cutter: _Cutter) -> 
             box = cutter.box(img.size, int(top.row[ch, rank]), int(top.col[ch, rank]))
             same.setdefault(box, []).append((ch, rank))
         for (x0, y0, x1, y1), entries in same.items():
-            _write_crop(crops, entries, pixels[y0:y1, x0:x1])
+            _write_crop(crops, entries, pixels[y0:y1, x0:x1], rerun)
         return [(*e, box) for box, entries in same.items() for e in entries]
 
-    groups = list(kept.values())
-    parts = [groups[j : j + 32] for j in range(0, len(groups), 32)]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        done = [*pool.map(encode, parts), *pool.map(cut, sorted(by_image))]
-    _write_table(out / ATLAS_FILE, paths, top, sorted(e for part in done for e in part))
+        decoded = pool.map(cut, sorted(by_image))
+        for group in kept.values():
+            _write_crop(crops, group, top.crops[group[0]][1], rerun)
+        done = [(*e, top.crops[e][0]) for group in kept.values() for e in group]
+        done += [e for part in decoded for e in part]
+    _write_table(out / ATLAS_FILE, paths, top, sorted(done))
     tmp = out / (MAPS_FILE + ".tmp.npy")
     np.save(tmp, top.maps)
     os.replace(tmp, out / MAPS_FILE)
 
 
-def _write_crop(folder: Path, entries, pixels: np.ndarray) -> None:
+def _write_crop(folder: Path, entries, pixels: np.ndarray, rerun: bool) -> None:
     """One crop as the PNG of every (channel, rank) in ``entries``: encoded once, written
-    once, the others hard links to that file (a copy where the disk has no links)."""
+    once, the others hard links to that file (a copy where the disk has no links).
+
+    ``rerun``: the folder may hold files of an earlier run, each perhaps a link of another
+    crop; they are unlinked first, never written through.
+    """
     data, first = None, None
     for ch, rank in entries:
         path = folder / crop_name(ch, rank)
-        with suppress(FileNotFoundError):
-            path.unlink()  # a rerun's file may be a link of another crop: never write through it
+        if rerun:
+            with suppress(FileNotFoundError):
+                path.unlink()
         if first is not None:
             try:
                 os.link(first, path)

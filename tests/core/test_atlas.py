@@ -75,6 +75,13 @@ def table_of(out):
     return pq.read_table(out / "atlas.parquet").to_pandas()
 
 
+def crops_of(out):
+    """{file name: decoded RGB pixels} of an atlas's crops."""
+    return {
+        p.name: np.asarray(Image.open(p).convert("RGB")) for p in sorted((out / "crops").iterdir())
+    }
+
+
 def check_exact(table, brute, k):
     assert list(table.columns) == list(COLUMNS)
     assert len(table) == len(brute) * k
@@ -117,9 +124,9 @@ def test_demo_atlas_equals_brute_force(demo, folder, tmp_path):
         assert (row.x0, row.y0, row.x1, row.y1) == box
         crop = Image.open(out / "crops" / crop_name(row.channel, row.rank))
         assert crop.size == (row.x1 - row.x0, row.y1 - row.y0)
-        if row.Index < 40:  # the crop's pixels are the image's (atlas.png_bytes is lossless)
-            want = load_image(folder / row.path).crop(box)
-            assert np.array_equal(np.asarray(crop.convert("RGB")), np.asarray(want))
+        # every crop's pixels are the image's (cut in the loop; atlas.png_bytes is lossless)
+        want = load_image(folder / row.path).crop(box)
+        assert np.array_equal(np.asarray(crop.convert("RGB")), np.asarray(want))
     info = json.loads((out / "atlas.json").read_text())
     assert info["state"] == "complete" and info["grid"] == [12, 12]
 
@@ -177,8 +184,48 @@ def test_cancel_then_resume_gives_the_same_atlas(demo, folder, tmp_path):
     assert (summary.resumed, summary.computed) == (4, 7)
     assert table_of(out).equals(table_of(whole))
     assert np.array_equal(np.load(out / "atlas_maps.npy"), np.load(whole / "atlas_maps.npy"))
+    # the resumed entries' crops come from a second decode at the end, the rest from the loop
+    assert_same_crops(crops_of(out), crops_of(whole))
     with pytest.raises(HookScopeError, match="another top"):
         atlas_job(quiet(), demo, s.replace(top=2))
+
+
+def assert_same_crops(got, want):
+    assert list(got) == list(want)
+    for name, pixels in want.items():
+        assert np.array_equal(got[name], pixels), name
+
+
+def test_crops_kept_in_the_loop_equal_a_second_decode(demo, folder, tmp_path, monkeypatch):
+    import os
+
+    import hookscope.core.jobs.atlas as job
+
+    s = AtlasSettings(folder, LAYER, top=4, out=tmp_path / "loop", batch_size=3, workers=0)
+    atlas_job(quiet(), demo, s)
+    monkeypatch.setattr(job, "KEEP_PIXELS", 0)  # no image kept: every crop cut at the end
+    atlas_job(quiet(), demo, s.replace(out=tmp_path / "end"))
+    loop, end = tmp_path / "loop", tmp_path / "end"
+    assert table_of(loop).equals(table_of(end))
+    assert_same_crops(crops_of(loop), crops_of(end))
+    # entries with one crop (same image, same box) share one file
+    table = table_of(loop)
+    shared = table.groupby(["path", "x0", "y0", "x1", "y1"]).size()
+    assert shared.max() > 1
+    inodes = {
+        key: {
+            os.stat(loop / "crops" / crop_name(r.channel, r.rank)).st_ino for r in rows.itertuples()
+        }
+        for key, rows in table.groupby(["path", "x0", "y0", "x1", "y1"])
+    }
+    assert all(len(v) == 1 for v in inodes.values())
+    assert len({i for v in inodes.values() for i in v}) == len(shared)
+    # a rerun of the finished atlas rewrites its files (unlinked first, not written through)
+    before = crops_of(loop)
+    monkeypatch.setattr(job, "KEEP_PIXELS", 4)
+    summary = atlas_job(quiet(), demo, s)
+    assert summary.computed == 0
+    assert_same_crops(crops_of(loop), before)
 
 
 def test_settings_round_trip_and_errors():
