@@ -243,20 +243,22 @@ class TopK:
         tie = np.where(all_i < 0, np.iinfo(np.int64).max, all_i)
         order = np.lexsort((tie, -all_v.astype(np.float64)), axis=1)[:, :k]
         from_old = order < k
-        src = np.where(from_old, order, 0)
-        new = np.where(from_old, 0, order - k)
         col = ch[:, None]
-        row = np.arange(len(ch))[:, None]
-        batch_maps = a[new, col].astype(np.float16)  # (len(ch), k, h, w)
-        self.maps[ch] = np.where(from_old[..., None, None], self.maps[col, src], batch_maps)
-        pick = arg[row, new]
-        self.row[ch] = np.where(from_old, self.row[col, src], pick // w)
-        self.col[ch] = np.where(from_old, self.col[col, src], pick % w)
-        self.crops[ch] = np.where(from_old, self.crops[col, src], None)
+        # keep the old entries in their new order, then fill in only the batch's (a late
+        # batch brings a few: gathering all its maps would cost more than the merge)
+        src = np.where(from_old, order, 0)
+        maps, rows, cols = self.maps[col, src], self.row[col, src], self.col[col, src]
+        crops = self.crops[col, src]
+        where, slot = np.nonzero(~from_old)
+        new = order[where, slot] - k
+        channel = ch[where]
+        maps[where, slot] = a[new, channel]
+        pick = arg[where, new]
+        rows[where, slot], cols[where, slot], crops[where, slot] = pick // w, pick % w, None
+        self.maps[ch], self.row[ch], self.col[ch], self.crops[ch] = maps, rows, cols, crops
         self.values[ch] = np.take_along_axis(all_v, order, 1)
         self.index[ch] = np.take_along_axis(all_i, order, 1)
-        where, slot = np.nonzero(~from_old)
-        return ch[where], slot, new[where, slot]
+        return channel, slot, new
 
     def state(self) -> dict[str, np.ndarray]:
         """Arrays to checkpoint (``from_state`` gives the same object back)."""
