@@ -20,8 +20,8 @@ Run: python benchmarks/bench_atlas.py [--images 2000] [--repeats 8] [--rss 200,2
 2. Peak RSS (VmHWM) of whole ``atlas_job`` runs in fresh processes on 200 and 2,000 images.
    Goal: the larger one at most 100 MB above the smaller one.
 
-Measured 2026-12-07, 21:04–21:23 UTC, on the 2-core VM shared with three other sessions
-(load average 1.0–1.8 during the runs, about 1 of it the benchmark itself), 8 pairs a run
+Measured 2026-12-07, 21:04–21:27 UTC, on the 2-core VM shared with three other sessions
+(load average 1.0–2.0 during the runs, about 1 of it the benchmark itself), 8 pairs a run
 (the 21:04 run 6), the code of this commit:
 
 =====  ===================================================  ======  ===============
@@ -31,10 +31,11 @@ run    atlas / forward, each pair                           median  RSS 200 → 
 21:09  1.16 1.18 1.17 1.24 1.21 1.29 1.24 1.19              1.20    662 → 667 MB, +5
 21:15  1.28 1.30 1.24 1.30 1.44 1.44 1.29 1.36              1.30    660 → 683 MB, +23
 21:22  1.09 1.12 1.09 1.11 1.13 1.16 1.14 1.26              1.13    661 → 707 MB, +46
+21:25  1.25 1.23 1.12 1.23 1.15 1.16 1.19 1.10              1.18    675 → 678 MB, +3
 =====  ===================================================  ======  ===============
 
-The forward alone took 2.8–3.9 s and the atlas 3.6–4.4 s over those runs: the time goal is met
-in two of four runs, not reliably. The memory goal is met in all (+5 to +46 MB). Before this
+The forward alone took 2.8–4.0 s and the atlas 3.6–4.6 s over those runs: the time goal is met
+in two of five runs, not reliably. The memory goal is met in all (+3 to +46 MB). Before this
 commit's changes (crops re-decoded and PNG-compressed at the end), the same interleaving in
 one process (21:20, 5 triples) gave old 1.23–1.40 (median 1.36), new 1.12–1.36 (median 1.19).
 Where the atlas's extra time goes (2,000 images, timed inside the job): the top-k merge
