@@ -34,8 +34,17 @@ run    atlas / forward, each pair                           median  RSS 200 → 
 21:25  1.25 1.23 1.12 1.23 1.15 1.16 1.19 1.10              1.18    675 → 678 MB, +3
 =====  ===================================================  ======  ===============
 
-The forward alone took 2.8–4.0 s and the atlas 3.6–4.6 s over those runs: the time goal is met
-in two of five runs, not reliably. The memory goal is met in all (+3 to +46 MB). Before this
+The forward alone took 2.8–4.0 s and the atlas 3.6–4.6 s over those runs: under that load the
+time goal is met in two of five runs. On the quiet machine (21:40 and 21:43 UTC, load average
+0.1–1.0, nothing else running, same commit's code):
+
+=====  ===================================================  ======  ===============
+21:40  1.08 1.09 1.09 1.13 1.10 1.18 1.13 1.13              1.11    660 → 708 MB, +48
+21:43  (pairs 4–8) 1.15 1.11 1.14 1.11 1.08; max 1.21       1.11    659 → 668 MB, +9
+=====  ===================================================  ======  ===============
+
+forward 2.95 s, atlas 3.28 / 3.31 s (medians): the time goal holds on a quiet machine. The
+memory goal is met in all (+3 to +48 MB). Before this
 commit's changes (crops re-decoded and PNG-compressed at the end), the same interleaving in
 one process (21:20, 5 triples) gave old 1.23–1.40 (median 1.36), new 1.12–1.36 (median 1.19).
 Where the atlas's extra time goes (2,000 images, timed inside the job): the top-k merge
