@@ -524,6 +524,26 @@ def remember_atlas(model, layer: str, folder: str | Path) -> None:
     _KNOWN.setdefault(model, {})[layer] = Path(folder)
 
 
+def adopt_atlases(model, spec: str | None, folders) -> list[Path]:
+    """Remember those of ``folders`` that hold a finished atlas of these very weights.
+
+    For an app restart: the folders are ones it saw built before. A folder counts when its
+    identity names ``spec`` and the weights' checksum (hashed only when some folder names
+    ``spec``); a later folder of the same layer wins. Returns the folders taken.
+    """
+    infos = [i for f in folders if (i := read_atlas(f)) and i["identity"].get("model") == spec]
+    if model is None or not infos:
+        return []
+    checksum = state_checksum(model)
+    taken = []
+    for info in infos:
+        identity = info["identity"]
+        if identity.get("weights_sha256") == checksum and identity.get("layer"):
+            remember_atlas(model, identity["layer"], info["folder"])
+            taken.append(Path(info["folder"]))
+    return taken
+
+
 def atlas_for(model, layer: str | None) -> Path | None:
     """Folder of the latest finished atlas of ``model``'s ``layer`` in this process, or None."""
     if model is None or not layer:

@@ -3,6 +3,7 @@ with a channel atlas of the layer (Dataset ▸ Build atlas…), the channel's to
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ from PySide6.QtGui import QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QListView, QListWidget, QListWidgetItem
 
 from hookscope.core.errors import HookScopeError
-from hookscope.core.jobs.atlas import AtlasView, atlas_for
+from hookscope.core.jobs.atlas import AtlasView, adopt_atlases, atlas_for
+from hookscope.gui import recent_atlases
 from hookscope.gui.docks.base import BaseDock, Panel
 from hookscope.gui.widgets.layer_picker import LayerPicker
 from hookscope.gui.widgets.mosaic import FeatureView
@@ -73,6 +75,7 @@ class ActivationsDock(BaseDock):
         self.body.addWidget(self.atlas_label)
         self.body.addWidget(self.atlas_strip)
         self._atlas: AtlasView | None = None
+        self._adopted: weakref.WeakSet = weakref.WeakSet()  # models offered the remembered atlases
         self.view.channelSelected.connect(self.show_atlas)
         self.view.channelSelected.connect(self.restrict)
         state.worker.finished.connect(
@@ -119,7 +122,13 @@ class ActivationsDock(BaseDock):
     def atlas(self) -> AtlasView | None:
         """The atlas of the selected layer for the loaded model, or None."""
         loaded, layer = self.state.loaded, self.state.selected_layer
-        folder = atlas_for(loaded.model if loaded is not None else None, layer)
+        model = loaded.model if loaded is not None else None
+        folder = atlas_for(model, layer)
+        if folder is None and model is not None and model not in self._adopted:
+            self._adopted.add(model)  # once per model: the check hashes its weights
+            spec = self.state.model_args.get("spec") or loaded.name
+            adopt_atlases(model, spec, recent_atlases.remembered())
+            folder = atlas_for(model, layer)
         if folder is None:
             self._atlas = None
             return None

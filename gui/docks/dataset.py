@@ -48,7 +48,7 @@ from hookscope.core.jobs.concept_view import find_concepts_job, remember_concept
 from hookscope.core.jobs.scan import LiveScan, ScanSettings, app_batch_size, scan_job
 from hookscope.core.methods import explainers
 from hookscope.core.reporting import SCANNING
-from hookscope.gui import figures, filedialogs
+from hookscope.gui import figures, filedialogs, recent_atlases
 from hookscope.gui.docks.base import BaseDock, Panel
 from hookscope.gui.qtutil import qimage_to_rgb, rgb_to_pixmap
 from hookscope.gui.widgets.job_control import DockJob
@@ -614,10 +614,14 @@ class DatasetDock(BaseDock):
             st.loaded,
             settings,
             status=f"Building the atlas of {layer} over {images} into {out}…",
-            on_result=lambda s: self._say(
-                f"Atlas of {layer}: {s.channels} channels × top {settings.top} over "
-                f"{s.images} images in {s.out}; select a channel in the Activations panel."
-            ),
+            on_result=lambda s: self._on_atlas(s, layer, settings.top),
+        )
+
+    def _on_atlas(self, summary, layer: str, top: int) -> None:
+        recent_atlases.remember(summary.out)  # the Activations panel finds it after a restart
+        self._say(
+            f"Atlas of {layer}: {summary.channels} channels × top {top} over "
+            f"{summary.images} images in {summary.out}; select a channel in the Activations panel."
         )
 
     def find_concepts(self) -> int | None:

@@ -75,3 +75,43 @@ def test_every_crop_icon_is_one_square_with_the_crop_centred(qtbot, tmp_path):
         assert (xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) == (w, h)
         assert xs.min() == (72 - w) // 2 and ys.min() == (72 - h) // 2  # centred
         assert alpha[0, 0] == 0  # the letterbox is transparent
+
+
+def test_an_atlas_built_before_a_restart_shows_again_for_the_same_weights_only(
+    make_window, qtbot, tmp_path, monkeypatch
+):
+    import json
+    import shutil
+    import weakref
+
+    from hookscope.core.jobs import atlas as atlas_jobs
+    from hookscope.core.reporting import quiet
+    from hookscope.gui import recent_atlases
+
+    root = tmp_path / "scenes"
+    root.mkdir()
+    for i, arr in enumerate(make_dataset("shortcut", 6, seed=3)[0]):
+        Image.fromarray(arr).save(root / f"s{i}.png")
+    window = make_window(layers=[LAYER])
+    st = window.state
+    out = tmp_path / "atlas"
+    settings = atlas_jobs.AtlasSettings(str(root), LAYER, out=str(out), model_spec="demo")
+    atlas_jobs.atlas_job(quiet(), st.loaded, settings)
+    other = tmp_path / "other-weights"  # the same atlas, said to be of other weights
+    shutil.copytree(out, other)
+    info = json.loads((other / "atlas.json").read_text())
+    info["identity"]["weights_sha256"] = "0" * 64
+    (other / "atlas.json").write_text(json.dumps(info))
+    recent_atlases.remember(out)
+    recent_atlases.remember(other)  # newest, but not these weights
+    assert recent_atlases.remembered()[-2:] == [str(out), str(other)]
+    # a restart: this process forgets what it built; the settings remember the folders
+    monkeypatch.setattr(atlas_jobs, "_KNOWN", weakref.WeakKeyDictionary())
+    acts = dock(window, "ActivationsDock")
+    acts._adopted = weakref.WeakSet()
+    st.select(LAYER)
+    acts.view.select_channel(5)
+    acts.view.channelSelected.emit(5)
+    assert atlas_jobs.atlas_for(st.loaded.model, LAYER) == out
+    assert [e.path for e in acts.atlas_entries()] == [e.path for e in AtlasView(out).top(5)]
+    assert len(acts.atlas_entries()) == 6 and "top 6 images of channel 5" in acts.atlas_label.text()
