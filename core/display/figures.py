@@ -464,14 +464,14 @@ def cam_figure(snapshot, cmap: str = DEFAULT_CMAP, alpha: float = 0.5) -> list[P
         snapshot.input_image,
         snapshot.cams,
         method=snapshot.cam_method or "",
-        target=_cam_target(snapshot),
+        target=cam_target(snapshot),
         cmap=cmap,
         alpha=alpha,
     )
     return [*panels[:-1], panels[-1]._replace(bar=bar)]
 
 
-def _cam_target(snapshot):
+def cam_target(snapshot):
     """The class for class scores; for other kinds the target's phrase ("detection 2 (cat)")."""
     kind = getattr(snapshot.kind, "kind", "classes")
     if kind == "classes" or not snapshot.target_label:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hookscope.core.display.figures import ColorBar, Panel, _cam_target, cam_panels
+from hookscope.core.display.figures import ColorBar, Panel, cam_panels, cam_target
 from hookscope.core.display.snapshot import Snapshot
 from hookscope.core.errors import HookScopeError
 from hookscope.core.jobs.probe import (
@@ -155,7 +155,7 @@ def side_by_side_figure(result: SideBySide, cmap: str, alpha: float = 0.5) -> li
     """
     snap = result.snapshot
     panels, _ = cam_panels(
-        snap.input_image, result.maps, target=_cam_target(snap), cmap=cmap, alpha=alpha
+        snap.input_image, result.maps, target=cam_target(snap), cmap=cmap, alpha=alpha
     )
     bar = ColorBar(cmap, 0.0, 1.0, "map")
     return [*panels[:-1], panels[-1]._replace(bar=bar)]
