@@ -22,7 +22,7 @@ from hookscope.core.errors import HookScopeError
 from hookscope.core.experiments.interventions import apply_image_edits
 from hookscope.core.jobs import probe as jobs
 from hookscope.core.jobs.probe import ProbeRequest, is_transformer
-from hookscope.core.jobs.side_by_side import SideBySide, check_methods, side_by_side_job
+from hookscope.core.jobs.side_by_side import SideBySide, check_methods, run_probe
 from hookscope.core.loading.images import load_image
 from hookscope.core.loading.models import LoadedModel
 from hookscope.core.loading.spec import InputSpec
@@ -500,13 +500,10 @@ class Workbench:
         if not self.ready:
             return None
         loaded, start = self.loaded, time.perf_counter()
-        reporter, compared = reporter or Reporter(), None
-        if self.cam_compare:
-            args = (loaded, self.image, self.request(), tuple(self.cam_compare))
-            compared = side_by_side_job(reporter, *args)
-            snap = compared.snapshot
-        else:
-            snap = jobs.probe_job(reporter, loaded, self.image, self.request())
+        compare = tuple(self.cam_compare)
+        snap, compared = run_probe(
+            reporter or Reporter(), loaded, self.image, self.request(), compare
+        )
         self.set_result(snap, loaded, time.perf_counter() - start, compared)
         return snap
 

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from hookscope.core.display.snapshot import Snapshot
 from hookscope.core.errors import HookScopeError
 from hookscope.core.jobs import probe as jobs
-from hookscope.core.jobs.side_by_side import side_by_side_job
+from hookscope.core.jobs.side_by_side import run_probe
 from hookscope.core.loading.images import load_image
 from hookscope.core.loading.spec import InputSpec
 from hookscope.core.workbench import DEFAULT_CAM_METHOD, Workbench, shapes_job, source_args
@@ -369,25 +369,15 @@ class AppState(QObject):
             return None
         loaded = self.loaded
         self._run_started = time.perf_counter()
-        if self.cam_compare:  # the same probe, then each compared method (one job, one cancel)
-            job, args = side_by_side_job, (tuple(self.cam_compare),)
-
-            def take(res) -> None:
-                self._on_result(loaded, res.snapshot, res)
-        else:
-            job, args = jobs.probe_job, ()
-
-            def take(snap) -> None:
-                self._on_result(loaded, snap)
-
+        # the probe, then each compared method if any (one job, one cancel)
         self._run_id = self.worker.submit(
-            job,
+            run_probe,
             loaded,
             self.image,
             self.wb.request(),
-            *args,
+            tuple(self.cam_compare),
             kind="probe",
-            on_result=take,
+            on_result=lambda res: self._on_result(loaded, *res),
             on_error=self._on_run_error,
         )
         return self._run_id

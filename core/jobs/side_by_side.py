@@ -113,6 +113,17 @@ class _StepReporter(Reporter):
         self.outer.progress(done, total, f"{self.prefix}: {message}", stage)
 
 
+def run_probe(
+    reporter: Reporter, loaded, image, request: ProbeRequest, methods=()
+) -> tuple[Snapshot, SideBySide | None]:
+    """The app's run: the probe, or with ``methods`` to compare, :func:`side_by_side_job`
+    (whose snapshot is that same probe's). Returns (snapshot, side-by-side maps or None)."""
+    if methods:
+        compared = side_by_side_job(reporter, loaded, image, request, methods)
+        return compared.snapshot, compared
+    return probe_job(reporter, loaded, image, request), None
+
+
 def side_by_side_job(
     reporter: Reporter, loaded, image, request: ProbeRequest, methods
 ) -> SideBySide:
