@@ -152,7 +152,8 @@ def atlas_job(reporter: Reporter, loaded, settings: AtlasSettings) -> AtlasSumma
         resumed = done
         _write_info(out, identity, "running", layout, field, notes)
         try:
-            top, errors = _stream(s, model, paths, layout, reporter, out, (top, done, errors))
+            geometry = (layout, field)
+            top, errors = _stream(s, model, paths, geometry, reporter, out, (top, done, errors))
         except (Cancelled, KeyboardInterrupt):
             _write_info(out, identity, "partial", layout, field, notes)
             raise
@@ -189,11 +190,12 @@ def _geometry(model, s: AtlasSettings):
     return layout, measure_field(model, s.layer, layout, (h, w), s.spec.channels)
 
 
-def _stream(s: AtlasSettings, model, paths, layout, reporter: Reporter, out: Path, state):
+def _stream(s: AtlasSettings, model, paths, geometry, reporter: Reporter, out: Path, state):
     """Merge every batch after the ``state`` (top-k or None, images done, unreadable) into
-    the top-k, checkpointing every few seconds and on cancel; returns (top-k, unreadable)."""
+    the top-k, checkpointing every few seconds and on cancel; returns (top-k, unreadable).
+    ``geometry``: the layer's (layout, receptive field), from :func:`_geometry`."""
     top, done, errors = state
-    field = measure_field(model, s.layer, layout, s.spec.size, s.spec.channels)  # cached
+    layout, field = geometry
     cutter = None if top is None else _Cutter(field, s.spec, top)
     t_ckpt = time.perf_counter()
     try:
