@@ -19,6 +19,7 @@ from hookscope.core.jobs.evaluate import EvaluateSettings, evaluate_job
 from hookscope.core.loading.images import load_image, to_tensor
 from hookscope.core.loading.live import wrap_model
 from hookscope.core.reporting import Reporter
+from tests.core.test_transformer_zoo import SMALL, TEXT  # the same tiny configs
 
 timm = pytest.importorskip("timm")
 T = pytest.importorskip("transformers")
@@ -50,21 +51,12 @@ def test_evaluate_ranks_the_transformer_methods_on_a_timm_vit():
     _check(report, METHODS)
 
 
-SMALL = dict(
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    image_size=32,
-    patch_size=8,
-)
 CLIP_LAYER = "vision_model.encoder.layers.1.layer_norm1"
 
 
 def test_evaluate_ranks_the_transformer_methods_on_a_clip_vision_classifier():
     torch.manual_seed(0)
-    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
-    config = T.CLIPConfig(vision_config=SMALL, text_config=text, num_labels=5)
+    config = T.CLIPConfig(vision_config=SMALL, text_config=TEXT, num_labels=5)
     clip = T.CLIPForImageClassification(config).eval()
     lm = wrap_model(clip, input_size=32)
     settings = EvaluateSettings(METHODS, CLIP_LAYER, steps=8)

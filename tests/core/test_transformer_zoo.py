@@ -30,6 +30,15 @@ SMALL = dict(
     patch_size=8,
 )
 TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+DINO = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    mlp_ratio=2,
+    image_size=32,
+    patch_size=8,
+    num_labels=5,
+)
 
 
 def _hf(config, cls):
@@ -55,29 +64,9 @@ BUILDS = {
         T.SiglipConfig(vision_config=SMALL, text_config=TEXT, num_labels=5),
         T.SiglipForImageClassification,
     ),
-    "hf-dinov2": lambda: _hf(
-        T.Dinov2Config(
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            mlp_ratio=2,
-            image_size=32,
-            patch_size=8,
-            num_labels=5,
-        ),
-        T.Dinov2ForImageClassification,
-    ),
+    "hf-dinov2": lambda: _hf(T.Dinov2Config(**DINO), T.Dinov2ForImageClassification),
     "hf-dinov2-registers": lambda: _hf(
-        T.Dinov2WithRegistersConfig(
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            mlp_ratio=2,
-            image_size=32,
-            patch_size=8,
-            num_register_tokens=4,
-            num_labels=5,
-        ),
+        T.Dinov2WithRegistersConfig(num_register_tokens=4, **DINO),
         T.Dinov2WithRegistersForImageClassification,
     ),
     "hf-beit": lambda: _hf(
