@@ -212,7 +212,7 @@ def cmd_cam(args) -> int:
 
 
 def _cmd_transformer(args, lm, image, out: Path) -> int:
-    """``cam`` with rollout / chefer / legrad: one explanation → figure or arrays."""
+    """``cam`` with rollout, chefer, legrad or attnlrp: one explanation → figure or arrays."""
     import numpy as np
 
     from hookscope.core.display.figures import Panel, overlay
@@ -246,7 +246,10 @@ def _cmd_transformer(args, lm, image, out: Path) -> int:
     }
     raw_name = "patch_map"
     if e.raw.ndim == 3:  # attnlrp: the signed input relevance (C, H, W)
-        settings["normalisation"] = "input relevance: sum over channels of |r|, min-max"
+        settings["normalisation"] = (
+            "input relevance: sum over channels, per patch, positive part, bilinear upsample "
+            "(align_corners=False), min-max"
+        )
         raw_name = "relevance"
     if out.suffix.lower() == ".npz":
         npz, side = save_arrays(out, {"map": e.map, raw_name: e.raw}, settings)

@@ -15,7 +15,9 @@ all list and run methods through :data:`EXPLAINERS`; a new method is one :func:`
   that strongly lowers the score matters as much as one that raises it (as Adebayo et al.
   rank maps). The signed picture ``sum_c a_c`` is :func:`~core.display.render.attribution_map`,
   and ``raw`` keeps the method's own (C, H, W) output.
-- ``attnlrp``: its raw is the (C, H, W) input relevance, mapped as an attribution.
+- Transformer methods: their patch map, upsampled as the CAMs'. ``attnlrp``'s raw is the
+  (C, H, W) input relevance and its map the positive relevance summed over each patch
+  (:func:`~core.methods.transformers.attnlrp.relevance_map`; ``resolution="pixels"``: per pixel).
 - Baselines: their own map (a seeded uniform map, the Sobel edges of the image).
 """
 
@@ -42,7 +44,13 @@ from hookscope.core.methods.cam import CAM_METHODS, compute_cam, compute_cam_bat
 from hookscope.core.methods.lrp import lrp
 from hookscope.core.methods.metrics import random_map, sobel_map
 from hookscope.core.methods.transformers import TRANSFORMER_METHODS, to_input
-from hookscope.core.methods.transformers.attnlrp import CONV_GAMMA, LINEAR_GAMMA, attnlrp
+from hookscope.core.methods.transformers.attnlrp import (
+    CONV_GAMMA,
+    LINEAR_GAMMA,
+    RESOLUTIONS,
+    attnlrp,
+    relevance_map,
+)
 from hookscope.core.reporting import Reporter
 
 CAM, ATTRIBUTION, BASELINE, TRANSFORMER = "cam", "attribution", "baseline", "transformer"
@@ -154,7 +162,8 @@ class Explainer:
         needs_layer: True when the map comes from a layer's activations.
         cost: One of :data:`COSTS`.
         signed: True when ``raw`` has a meaningful sign.
-        run: ``run(record, model, x, target, ctx) -> (maps by layer or None, raw, notes)``.
+        run: ``run(record, model, x, target, ctx) -> (maps, raw, notes)``; maps: by layer, the
+            map itself (an array, of no layer) or None (the map rule applied to raw).
         aliases: Older names accepted on input (sessions, scripts), never listed.
     """
 
@@ -340,11 +349,14 @@ for _name, _tm in TRANSFORMER_METHODS.items():
 
 
 def _run_attnlrp(rec, model, x, target, ctx):
-    raw = attnlrp(model, x, target, **ctx.params)
+    params = dict(ctx.params)
+    resolution = params.pop("resolution", RESOLUTIONS[0])
+    raw = attnlrp(model, x, target, **params)
+    m = relevance_map(model, x, raw, resolution)
     if not ctx.layers:
-        return None, raw, ()
+        return m, raw, ()
     unused = Note(INFO, "attnlrp explains the whole model: the blocks given are unused.")
-    return None, raw, (unused,)
+    return m, raw, (unused,)
 
 
 register(
@@ -355,6 +367,7 @@ register(
         (
             Param("conv_gamma", float, CONV_GAMMA, "Gamma rule of the patch embedding"),
             Param("linear_gamma", float, LINEAR_GAMMA, "Gamma rule of the MLPs and the head"),
+            Param("resolution", str, RESOLUTIONS[0], "map per patch or per pixel", RESOLUTIONS),
         ),
         False,
         ONE_PASS,
@@ -450,13 +463,14 @@ def explain(
         target, p = resolve(model, x, target, class_names, input_spec)
     ctx = _Context(_layers(layers), class_names, input_spec, reporter, opts)
     maps, raw, notes = rec.run(rec, model, x, target, ctx)
-    if maps:
+    if isinstance(maps, np.ndarray):  # the method's own map, of no layer (attnlrp)
+        layer, m, maps = None, maps, None
+    elif maps:
         layer = next(iter(maps))
         m = maps[layer]
     else:
         layer = ctx.layers[0] if ctx.layers and rec.needs_layer else None
-        input_relevance = rec.kind == ATTRIBUTION or np.ndim(raw) == 3  # (C, H, W): attnlrp too
-        m = magnitude_map(raw) if input_relevance else np.asarray(raw, np.float32)
+        m = magnitude_map(raw) if rec.kind == ATTRIBUTION else np.asarray(raw, np.float32)
     if rec.kind != CAM and not m.any():
         notes = (*notes, Note(FLAT, f"The {rec.name} map is zero everywhere."))
     return Explanation(

@@ -15,17 +15,21 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.vision_transformer import VisionTransformer
 
-from hookscope.core.display.render import magnitude_map
 from hookscope.core.errors import HookScopeError
 from hookscope.core.methods import explainers
-from hookscope.core.methods.transformers.attnlrp import attnlrp
+from hookscope.core.methods.transformers.attnlrp import (
+    CONV_GAMMA,
+    LINEAR_GAMMA,
+    attnlrp,
+    relevance_map,
+)
 
 timm = pytest.importorskip("timm")
 
 CONFIG = dict(
     image_size=32, patch_size=8, num_layers=3, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=7
 )
-GAMMAS = [(0.25, 0.05), (100.0, 0.0), (0.1, 1.0)]  # from lxt's own grid
+GAMMAS = [(CONV_GAMMA, LINEAR_GAMMA), (0.25, 0.05), (0.1, 1.0)]  # from lxt's own grid
 TARGET = 3
 
 
@@ -59,6 +63,17 @@ def test_equals_lxt_in_a_separate_process(tv_vit, x, lxt_relevance):
         assert np.abs(ours - ref).max() <= 1e-4, (conv_gamma, linear_gamma)
     # the gammas matter: the three references differ
     assert np.abs(lxt_relevance[0] - lxt_relevance[1]).max() > 1e-2
+
+
+def _patch_map(relevance: np.ndarray, patch: int) -> np.ndarray:
+    """Written here from the docstring: sum over channels and over each patch, positive part,
+    bilinear (align_corners=False) to the input, min-max."""
+    c, h, w = relevance.shape
+    per_patch = relevance.sum(0).reshape(h // patch, patch, w // patch, patch).sum((1, 3))
+    t = torch.from_numpy(np.clip(per_patch, 0, None).astype(np.float32))[None, None]
+    up = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
+    up = up - up.min()
+    return up / up.max()
 
 
 def _run_lxt(blob: dict, tmp) -> np.ndarray:
@@ -97,10 +112,19 @@ def test_registry_record(tv_vit, x, lxt_relevance):
     e = explainers.explain(tv_vit, x, "attnlrp", target=TARGET)
     rec = explainers.get("attnlrp")
     assert rec.kind == explainers.TRANSFORMER and rec.signed
-    assert [p.name for p in rec.params] == ["conv_gamma", "linear_gamma"]
+    assert [p.name for p in rec.params] == ["conv_gamma", "linear_gamma", "resolution"]
+    assert (CONV_GAMMA, LINEAR_GAMMA) == (100.0, 0.01)
     assert e.raw.shape == (3, 32, 32) and np.abs(e.raw - lxt_relevance[0]).max() <= 1e-4
     assert e.map.shape == (32, 32) and e.map.min() == 0.0 and e.map.max() == pytest.approx(1.0)
-    np.testing.assert_allclose(e.map, magnitude_map(e.raw), atol=1e-7)
+    assert e.layer is None and e.maps == {}
+    np.testing.assert_allclose(e.map, _patch_map(e.raw, 8), atol=1e-6)
+    px = explainers.explain(tv_vit, x, "attnlrp", target=TARGET, resolution="pixels")
+    np.testing.assert_array_equal(px.raw, e.raw)
+    summed = e.raw.sum(0).clip(min=0)
+    np.testing.assert_allclose(px.map, summed / summed.max(), atol=1e-6)
+    assert np.abs(px.map - e.map).mean() > 0.05  # two different pictures of one relevance
+    with pytest.raises(HookScopeError, match="resolution"):
+        explainers.explain(tv_vit, x, "attnlrp", target=TARGET, resolution="tokens")
     with pytest.raises(HookScopeError, match="does not take"):
         explainers.explain(tv_vit, x, "attnlrp", target=TARGET, fusion="max")
     blocks = explainers.explain(tv_vit, x, "attnlrp", target=TARGET, layers=["encoder.ln"])
@@ -324,7 +348,7 @@ def test_cli_cam_writes_the_relevance(tmp_path):
     got = np.load(out)
     assert got["relevance"].shape == (3, 32, 32) and got["map"].shape == (32, 32)
     assert np.abs(got["relevance"] - want).max() <= 1e-6 * max(1e-12, np.abs(want).max())
-    np.testing.assert_allclose(got["map"], magnitude_map(want), atol=1e-6)
+    np.testing.assert_allclose(got["map"], _patch_map(want, 8), atol=1e-5)
 
 
 def test_scan_maps_with_attnlrp(tv_vit, x):
@@ -337,7 +361,7 @@ def test_scan_maps_with_attnlrp(tv_vit, x):
     masks[:, 8:24, 8:24] = True
     b = scan_batch(tv_vit, xs, "encoder.ln", "attnlrp", target=TARGET, masks=masks, map_size=32)
     for k in range(2):
-        m = magnitude_map(attnlrp(tv_vit, xs[k : k + 1], TARGET))
+        m = relevance_map(tv_vit, xs[k : k + 1], attnlrp(tv_vit, xs[k : k + 1], TARGET))
         assert np.abs(b.maps[k] - m).max() < 1e-5
         assert abs(b.bg_mass[k] - m[~masks[k]].sum() / m.sum()) < 1e-5
 

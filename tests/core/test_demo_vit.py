@@ -11,6 +11,7 @@ import functools
 import json
 
 import numpy as np
+import pytest
 import torch
 from torchvision.models.vision_transformer import VisionTransformer
 
@@ -34,7 +35,7 @@ from hookscope.core.reporting import Reporter
 from hookscope.core.workbench import Workbench
 
 AIRPLANE, CAR = CLASS_NAMES.index("airplane"), CLASS_NAMES.index("car")
-METHODS = ("rollout", "chefer", "legrad", "gradcam")
+METHODS = ("rollout", "chefer", "legrad", "attnlrp", "gradcam")
 TOKEN_CAM = "encoder.layers.encoder_layer_3.ln_1"  # the app's default CAM layer on demo:vit
 
 
@@ -89,30 +90,45 @@ def test_sky_mass_of_each_method_on_the_shortcut_vit():
     assert vit["legrad"].sky_mass >= 0.92
     assert vit["chefer"].sky_mass >= 0.90
     assert vit["gradcam"].sky_mass >= 0.90
+    assert vit["attnlrp"].sky_mass >= 0.93  # 0.956
     # Rollout 0.634: class-agnostic attention flow, it follows the object the tokens attend to.
     assert vit["rollout"].sky_mass <= 0.70
-    best = max(vit[m].sky_mass for m in ("rollout", "chefer", "legrad"))
-    assert best >= 0.8  # the goal
 
 
 def test_sky_mass_of_each_method_on_the_clean_vit():
     clean, vit = table("demo:vit-clean"), table("demo:vit")
     assert clean["chefer"].n == 99  # it says airplane for the same 99 (plain sky included)
-    # Measured: chefer 0.220, rollout 0.390, Grad-CAM on tokens 0.498, legrad 0.740 (random
-    # 0.893). The clean twin was taught to attend to the object (train.vit_loss), and the
-    # attention-reading methods show it; legrad's per-block head projections do not.
+    # Measured: chefer 0.220, attnlrp 0.309, rollout 0.390, Grad-CAM on tokens 0.498, legrad
+    # 0.740 (random 0.893). The clean twin was taught to attend to the object (train.vit_loss),
+    # and the attention-reading methods show it; legrad's per-block head projections do not.
     assert clean["chefer"].sky_mass <= 0.27
+    assert clean["attnlrp"].sky_mass <= 0.36
     assert clean["rollout"].sky_mass <= 0.45
     assert clean["gradcam"].sky_mass <= 0.55
     assert 0.65 <= clean["legrad"].sky_mass <= 0.82
-    # The goal for the best transformer method (chefer): ≥ 0.8 on the shortcut model
-    # and ≤ 0.4 on its clean twin.
-    assert vit["chefer"].sky_mass >= 0.8 and clean["chefer"].sky_mass <= 0.4
+    # The goal, ≥ 0.8 on the shortcut model and ≤ 0.4 on its clean twin, for chefer and
+    # for attnlrp, the transformer method ahead of Grad-CAM on RISE (next test).
+    for method in ("chefer", "attnlrp"):
+        assert vit[method].sky_mass >= 0.8 and clean[method].sky_mass <= 0.4, method
+
+
+@pytest.mark.slow
+def test_attnlrp_beats_grad_cam_on_tokens_on_trusts_rise_score():
+    # Trust's insertion − deletion (its function, 96 steps) on all 99 airplane predictions, as
+    # benchmarks/bench_demo_vit.py. Measured: attnlrp 0.3633, Grad-CAM on tokens 0.3594; image
+    # by image +0.0039 ± 0.0015 (s.e.), attnlrp ahead on 63 of 99. chefer 0.3537 and legrad
+    # 0.3543 are behind Grad-CAM (−0.0057 ± 0.0022, −0.0051 ± 0.0014).
+    rows = sky_mass_table(model("demo:vit"), ("attnlrp", "gradcam"), shortcut_scenes(96), 0, None)
+    ours, cam = rows
+    assert ours.n == cam.n == len(ours.scores) == 99
+    mean, se, n = paired_difference(ours, cam)
+    assert ours.ins_minus_del > cam.ins_minus_del and mean >= 0.003 and mean >= 2 * se, (mean, se)
+    wins = sum(a > b for a, b in zip(ours.scores, cam.scores))
+    assert wins >= 60
 
 
 def test_paired_difference_of_insertion_minus_deletion():
-    # bench_demo_vit's comparison with Grad-CAM (measured over the 99 airplanes, 96 steps:
-    # chefer −0.0057 ± 0.0022, legrad −0.0051 ± 0.0014, so the RISE goal is not met).
+    # bench_demo_vit's comparison with Grad-CAM, image by image (the test above).
     a = MethodMass("a", 0.9, 4, 0.5, (0.5, 0.4, 0.7, 0.4))
     b = MethodMass("b", 0.9, 4, 0.4, (0.3, 0.4, 0.4, 0.5))
     mean, se, n = paired_difference(a, b)  # differences 0.2, 0.0, 0.3, −0.1
@@ -138,16 +154,18 @@ def test_the_api_default_cam_layer_is_the_apps_checked_one():
 
 def test_trust_scores_the_transformer_methods_on_demo_vit():
     lm = model("demo:vit")
-    settings = EvaluateSettings(("rollout", "chefer", "legrad", "gradcam", "random"), TOKEN_CAM)
+    methods = ("rollout", "chefer", "legrad", "attnlrp")
+    settings = EvaluateSettings((*methods, "gradcam", "random"), TOKEN_CAM)
     image = load_image(sample_path("airplane_sky.png"))
     report = evaluate_job(Reporter(), lm, image, settings, sample_path("airplane_sky_mask.png"))
     scores = {k: m.score for k, m in report.methods.items()}
     assert report.has_mask and report.target == AIRPLANE
-    # insertion − deletion, measured: gradcam 0.299, legrad 0.277, chefer 0.275,
-    # rollout 0.260, random 0.035: every transformer method well above the baseline.
-    for method in ("rollout", "chefer", "legrad"):
+    # insertion − deletion on this one image, measured: gradcam 0.299, attnlrp 0.292, legrad
+    # 0.277, chefer 0.275, rollout 0.260, random 0.035: every transformer method well above
+    # the baseline (over 99 images attnlrp is ahead of gradcam: the test above).
+    for method in methods:
         assert scores[method] >= scores["random"] + 0.18, scores
-    assert report.best() in {"rollout", "chefer", "legrad", "gradcam"}
+    assert report.best() in {*methods, "gradcam"}
 
 
 def test_sanity_randomises_the_transformer_methods_on_demo_vit():

@@ -18,6 +18,10 @@ The rules are lxt's torchvision-ViT recipe (``cp_LRP`` with zennit's Gamma rule,
 
 lxt patches torch classes for the whole process; here every rule is a hook on the one model's
 own modules (fused attention off for timm's blocks), all removed and restored in ``finally``.
+
+The map (:func:`relevance_map`) is lxt's heatmap, the relevance summed over channels, positive
+part (the evidence for the target): by default summed over each patch, on the patch grid every
+other transformer method and Grad-CAM on tokens use; ``pixels`` keeps lxt's pixel resolution.
 """
 
 from __future__ import annotations
@@ -36,10 +40,19 @@ from hookscope.core.methods.transformers.attention import (
     TORCHVISION,
     Patches,
     find_blocks,
+    token_grid,
 )
+from hookscope.core.methods.transformers.common import to_input
 
-CONV_GAMMA, LINEAR_GAMMA = 0.25, 0.05
-"""Defaults: the middle of lxt's own gamma grid (conv 0.1/0.25/100, linear 0/0.01/0.05/0.1/1)."""
+CONV_GAMMA, LINEAR_GAMMA = 100.0, 0.01
+"""Defaults from lxt's own gamma grid (conv 0.1/0.25/100, linear 0/0.01/0.05/0.1/1), chosen by
+RISE insertion − deletion of the patch map on 98 demo:vit scenes kept apart from the benchmark's
+(seed 1234, not 9024): linear 0 and 0.01 score 0.3643 and 0.3640, 0.05 0.3632, 1 0.3382; the
+conv gamma moves the fourth decimal only. 0.01 rather than 0: its stabiliser keeps a 12-block
+vit_b_16 within 1e-4 of lxt (0 drifts to 1.05e-4 of the peak with one thread)."""
+
+RESOLUTIONS = ("patches", "pixels")
+"""Resolutions of the map: the patch grid (default) or the input's pixels."""
 
 
 class _GammaRule(torch.autograd.Function):
@@ -371,3 +384,29 @@ def attnlrp(
         output = forward_model(model, x)
         (grad,) = torch.autograd.grad(target_scores(target, output).sum(), x)
     return (x.detach() * grad)[0].float().cpu().numpy()
+
+
+def relevance_map(model: nn.Module, x: torch.Tensor, relevance, resolution: str = "patches"):
+    """AttnLRP's (H, W) map in [0, 1]: the positive part of ``relevance`` summed over channels.
+
+    Args:
+        relevance: :func:`attnlrp`'s input relevance (C, H, W) of ``x`` (1, C, H, W).
+        resolution: ``patches``: summed over each patch of the model's patch grid, then the
+            registry's map rule (:func:`~.common.to_input`), as the other transformer methods;
+            ``pixels``: per pixel, min-max scaled.
+
+    Raises:
+        HookScopeError: An unknown resolution, or a patch grid that cannot be read.
+    """
+    if resolution not in RESOLUTIONS:
+        raise HookScopeError(
+            f"attnlrp's resolution is one of {', '.join(RESOLUTIONS)}, not '{resolution}'."
+        )
+    r = torch.as_tensor(np.asarray(relevance, np.float32)).sum(0)
+    if resolution == "patches":
+        _, grid = token_grid(model, x, find_blocks(model, "attnlrp")[0], "attnlrp")
+        r = F.adaptive_avg_pool2d(r[None, None], grid)[0, 0]
+        return to_input(r.clamp(min=0).numpy(), tuple(x.shape[-2:]))
+    r = r.clamp(min=0)
+    peak = r.max()
+    return (r / peak if peak > 0 else r).numpy().astype(np.float32)
