@@ -419,6 +419,14 @@ class Workbench:
             self._maybe_run()
         return True
 
+    def shown_methods(self) -> list[str]:
+        """The methods the CAM panel shows: the side-by-side ones when on, else the CAM method
+        (a CAM only with a layer to run at; a transformer method needs none)."""
+        if self.cam_compare:
+            return list(self.cam_compare)
+        m = self.cam_method
+        return [m] if m and (self.cam_layers or is_transformer(m)) else []
+
     def transformer_blocks(self) -> list[str]:
         """Blocks a transformer method can read (the CAM dock's Transformer group); empty when
         the dry run saw no token layout or the attention is not readable."""

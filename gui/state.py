@@ -322,6 +322,10 @@ class AppState(QObject):
         """Show these methods side by side in the CAM dock (empty: off), then rerun."""
         return self.wb.set_compare(methods)
 
+    def shown_methods(self) -> list[str]:
+        """The methods the CAM dock shows (the side-by-side ones when on)."""
+        return self.wb.shown_methods()
+
     def transformer_blocks(self) -> list[str]:
         """Blocks a transformer method can read (empty: no Transformer group)."""
         return self.wb.transformer_blocks()

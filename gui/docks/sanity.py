@@ -86,12 +86,9 @@ class SanityDock(BaseDock):
         state.modelChanged.connect(self._clear)
 
     def methods(self) -> tuple[str, ...]:
-        """The current CAM method (when a CAM layer is set; a transformer method needs none)
-        and the checked methods, each once."""
-        st = self.state
-        method = st.cam_method
-        current = method and (st.cam_layers or explainers.get(method).kind != explainers.CAM)
-        out = [method] if current else []
+        """What the CAM panel shows (the side-by-side methods when on) and the checked methods,
+        each once."""
+        out = self.state.shown_methods()
         out += [k for k, a in self.method_actions.items() if a.isChecked()]
         return tuple(dict.fromkeys(out))
 

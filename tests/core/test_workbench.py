@@ -259,3 +259,20 @@ def test_a_clicked_region_text_names_no_file_in_a_session(tmp_path):
     assert Session(model="demo", target=f"2@{mask}").files() == [
         ("target mask", "target", str(mask))
     ]
+
+
+def test_shown_methods_are_the_side_by_side_ones_when_on(demo):
+    # The Sanity dock checks what the CAM panel shows, through this one rule.
+    assert demo.cam_layers and demo.shown_methods() == [demo.cam_method]
+    try:
+        assert demo.set_compare(["gradcam++", "layercam"])
+        assert demo.shown_methods() == ["gradcam++", "layercam"]
+    finally:
+        demo.set_compare([])
+    layers = demo.cam_layers
+    try:
+        demo.set_cam(layers=[])  # a CAM with no layer to run at shows nothing
+        assert demo.shown_methods() == []
+    finally:
+        demo.set_cam(layers=layers)
+    assert demo.shown_methods() == [demo.cam_method]

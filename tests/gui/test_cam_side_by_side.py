@@ -142,7 +142,11 @@ def test_header_method_agrees_with_what_runs(vit, qtbot):
     assert not dock.tf_combo.isEnabled() and not dock.method_combo.isEnabled()
     assert dock.method_note.text() == "not used: side by side"
     assert dock.fusion_combo.isEnabled() and dock.blocks_button.isEnabled()  # rollout / legrad
+    # The Sanity check takes what the panes show, not the greyed header method.
+    sanity = next(d for d in window.experiment_docks if d.TITLE == "Sanity check")
+    assert sanity.methods()[:4] == tuple(FOUR) and "gradcam" not in sanity.methods()
     run(qtbot, st, lambda: dock.compare_button.setChecked(False))
+    assert sanity.methods()[0] == "rollout"  # the transformer method the pane shows again
     snap = run(qtbot, st, lambda: dock.tf_combo.setCurrentText(CAM_CHOICE))
     assert snap.cam_method == "gradcam" and dock.method_combo.isEnabled()
     assert not dock.method_note.isVisibleTo(dock) and dock.layer_box.isVisibleTo(dock)
