@@ -36,17 +36,19 @@ attnlrp meets all three goals: 0.956 on the sky of demo:vit, 0.309 on demo:vit-c
 ahead of Grad-CAM on tokens by 0.0039 ± 0.0015 image by image (ahead on 63 of the 99). chefer
 meets the sky goal too (0.932 / 0.220) but is 0.0057 ± 0.0022 behind Grad-CAM; legrad is
 behind by 0.0051 ± 0.0014. attnlrp's map is its relevance summed over each patch (the grid of
-the other methods); per pixel (``resolution="pixels"``, lxt's heatmap) it scored 0.18 to 0.25
-on a tuning set, the high-frequency detail inside each patch ranks pixels badly for RISE. Its
+the other methods); per pixel (``resolution="pixels"``, lxt's heatmap) it scored 0.13 to 0.25
+on the tuning scenes: the detail inside each patch ranks pixels badly for RISE. Its
 gammas come from ``--tune`` (lxt's grid on other scenes, seed 1234), never from these. The
 clean twin calls a plain sky "airplane" too, so blurring the airplane away hardly lowers its
 score and its RISE numbers are near 0 for every method except legrad and attnlrp.
 
 ``--tune`` prints attnlrp's insertion − deletion for each pair of lxt's gamma grid on 96 other
 fresh scenes (seed 1234; the bundled samples left out), at both resolutions. Measured
-2026-12-07 on its 98 airplane predictions (Grad-CAM on tokens 0.3564), patches / pixels:
-linear 0: 0.3643 / 0.2496, 0.01: 0.3639 / 0.2381, 0.05: 0.3631 / 0.2134, 0.1: 0.3613 / 0.1927,
-1: 0.3380 / 0.1251 (conv 100; conv 0.1 and 0.25 move the patch scores by ≤ 0.0002).
+2026-12-07 on its 96 airplane predictions (Grad-CAM on tokens 0.3567), patches / pixels, conv
+100: linear 0: 0.3644 / 0.2518, 0.01: 0.3639 / 0.2402, 0.05: 0.3629 / 0.2153, 0.1: 0.3609 /
+0.1943, 1: 0.3377 / 0.1259. Conv 0.1 and 0.25 move the patch scores by ≤ 0.0002 and lower the
+pixel ones (0.2057 and 0.2055 at linear 0). The defaults are conv 100, linear 0.01 (0.01, not 0,
+for its stabiliser: see ``core.methods.transformers.attnlrp``).
 """
 
 from __future__ import annotations
