@@ -10,11 +10,13 @@ from hookscope.core.jobs.evaluate import (
     DEFAULT_METHODS,
     SCORE,
     EvaluateSettings,
+    default_methods,
     evaluate_job,
     method_names,
 )
 from hookscope.core.loading.images import load_image
 from hookscope.core.methods.metrics import DEFAULT_STEPS
+from hookscope.core.methods.transformers.attention import has_readable_attention
 
 
 def add_subcommand(subparsers) -> None:
@@ -35,9 +37,8 @@ def add_subcommand(subparsers) -> None:
     p.add_argument(
         "--methods",
         type=names,
-        default=list(DEFAULT_METHODS),
         help=f"comma-separated, from {', '.join(method_names())} "
-        f"(default {','.join(DEFAULT_METHODS)})",
+        f"(default {','.join(DEFAULT_METHODS)}, and on a vision transformer its methods)",
     )
     p.add_argument("--target", help="class index or name (default: top-1)")
     p.add_argument("--mask", help="ground-truth region (white on black) for pointing and energy")
@@ -55,8 +56,9 @@ def add_subcommand(subparsers) -> None:
 def cmd_evaluate(args) -> int:
     lm = load_from_args(args)
     image = load_image(args.image)
+    methods = args.methods or default_methods(has_readable_attention(lm.model))
     settings = EvaluateSettings(
-        tuple(args.methods), args.layer, args.target, steps=args.steps, seed=args.seed
+        tuple(methods), args.layer, args.target, steps=args.steps, seed=args.seed
     )
     report, code = run_job(evaluate_job, lm, image, settings, args.mask)
     if report is None:

@@ -21,13 +21,28 @@ from hookscope.core.jobs import trust_findings
 from hookscope.core.loading.images import to_tensor
 from hookscope.core.loading.masks import load_mask
 from hookscope.core.methods import metrics
-from hookscope.core.methods.explainers import BASELINE, CAM, EXPLAINERS, canonical, explain, get
+from hookscope.core.methods.explainers import (
+    BASELINE,
+    CAM,
+    EXPLAINERS,
+    TRANSFORMER,
+    canonical,
+    explain,
+    get,
+)
 from hookscope.core.reporting import Reporter, per_batch
 
 DEFAULT_METHODS = tuple(
     k for k, r in EXPLAINERS.items() if (r.kind == CAM and not r.slow) or r.kind == BASELINE
 )
 """The one-pass CAMs and the baselines; ScoreCAM, AblationCAM and attributions on request."""
+
+
+def default_methods(transformer: bool) -> tuple[str, ...]:
+    """Methods scored when none are named: :data:`DEFAULT_METHODS`, and on a model whose
+    attention can be read (``transformer``) the transformer methods too (one pass each)."""
+    extra = [k for k, r in EXPLAINERS.items() if r.kind == TRANSFORMER] if transformer else []
+    return (*DEFAULT_METHODS, *extra)
 
 SCORE = "insertion − deletion"
 """How methods are ranked: RISE insertion AUC minus deletion AUC (higher is more faithful).

@@ -36,6 +36,7 @@ from hookscope.core.jobs.evaluate import (
     DEFAULT_METHODS,
     SCORE,
     EvaluateSettings,
+    default_methods,
     evaluate_job,
     method_names,
 )
@@ -164,6 +165,8 @@ class TrustDock(BaseDock):
             state, "trust", self.run_button, self.cancel_button, self.status, "Cancelled."
         )
         state.modelChanged.connect(self.clear)
+        state.modelChanged.connect(self._fit_methods)
+        self._fit_methods()
         state.imageChanged.connect(self._stale)
         state.targetChanged.connect(lambda _: self._stale())
 
@@ -191,6 +194,14 @@ class TrustDock(BaseDock):
     def methods(self) -> list[str]:
         """The checked methods, in menu order."""
         return [k for k, a in self.method_actions.items() if a.isChecked()]
+
+    def _fit_methods(self) -> None:
+        """The transformer methods offered and checked exactly on models they can explain."""
+        wanted = set(default_methods(bool(self.state.transformer_blocks())))
+        for name, action in self.method_actions.items():
+            if explainers.get(name).kind == explainers.TRANSFORMER:
+                action.setEnabled(name in wanted)
+                action.setChecked(name in wanted)
 
     def set_methods(self, names) -> None:
         for k, a in self.method_actions.items():

@@ -210,3 +210,22 @@ def test_workbench_keeps_transformer_choices_to_the_model_they_fit():
     wb.set_model(*load_job(Reporter(), "demo"))  # a CNN: no blocks, no transformer method
     assert wb.transformer_blocks() == [] and wb.cam_blocks == []
     assert wb.cam_method == "gradcam" and wb.cam_layers == ["features.block3"]
+
+
+def test_evaluate_scores_the_transformer_methods_by_default_on_a_vit(capsys):
+    from hookscope.core.jobs.evaluate import DEFAULT_METHODS, default_methods
+    from hookscope.gui.command import main
+
+    four = ["rollout", "chefer", "legrad", "attnlrp"]
+    assert default_methods(False) == DEFAULT_METHODS
+    assert list(default_methods(True)) == [*DEFAULT_METHODS, *four]
+    image = str(sample_path("airplane_sky.png"))
+    args = ["evaluate", "--image", image, "--layer", TOKEN_CAM, "--steps", "8", "--json"]
+    assert main([*args, "--model", "demo:vit"]) == 0
+    scored = json.loads(capsys.readouterr().out)["methods"]
+    assert set(scored) == set(DEFAULT_METHODS) | set(four)
+    for method in four:  # each one scored, none an error
+        assert np.isfinite(scored[method]["insertion"] - scored[method]["deletion"]), method
+    cnn = ["evaluate", "--model", "demo", "--image", image, "--layer", "features.block3"]
+    assert main([*cnn, "--steps", "8", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["methods"]) == set(DEFAULT_METHODS)

@@ -64,6 +64,9 @@ def test_transformer_group_runs_the_registry_methods_on_demo_vit(make_window, qt
     docks = {d.TITLE: d for d in window.experiment_docks}
     assert docks["Sanity check"].methods()[0] == "rollout"
     assert set(explainers.names(explainers.TRANSFORMER)) <= set(docks["Trust"].method_actions)
+    for m in explainers.names(explainers.TRANSFORMER):  # scored by default on a ViT
+        action = docks["Trust"].method_actions[m]
+        assert action.isEnabled() and action.isChecked(), m
 
     # Back to the CAM above: Grad-CAM on its layer again, the CAM layers kept meanwhile.
     snap = pick(qtbot, dock, dock.tf_combo, CAM_CHOICE)
@@ -74,4 +77,8 @@ def test_transformer_group_runs_the_registry_methods_on_demo_vit(make_window, qt
 def test_no_transformer_group_for_the_cnn_demo(window):
     dock = cam_dock(window)
     assert not dock.tf_group.isVisibleTo(window)
+    trust = next(d for d in window.experiment_docks if d.TITLE == "Trust")
+    for m in explainers.names(explainers.TRANSFORMER):  # nothing they could read: greyed
+        action = trust.method_actions[m]
+        assert not action.isEnabled() and not action.isChecked(), m
     assert dock.blocks_button.menu().actions() == []

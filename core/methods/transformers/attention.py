@@ -95,6 +95,14 @@ def find_blocks(model: nn.Module, method: str) -> list[Block]:
     return blocks
 
 
+def has_readable_attention(model: nn.Module) -> bool:
+    """True when :func:`find_blocks` finds blocks (not windowed, not custom attention)."""
+    try:
+        return bool(find_blocks(model, "transformer"))
+    except HookScopeError:
+        return False
+
+
 def pick_blocks(blocks: list[Block], names, method: str) -> list[Block]:
     """The blocks named in ``names`` (None: all), in model order.
 
