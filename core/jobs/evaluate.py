@@ -44,6 +44,7 @@ def default_methods(transformer: bool) -> tuple[str, ...]:
     extra = [k for k, r in EXPLAINERS.items() if r.kind == TRANSFORMER] if transformer else []
     return (*DEFAULT_METHODS, *extra)
 
+
 SCORE = "insertion − deletion"
 """How methods are ranked: RISE insertion AUC minus deletion AUC (higher is more faithful).
 
