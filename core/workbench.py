@@ -26,7 +26,7 @@ from hookscope.core.jobs.side_by_side import SideBySide, check_methods, run_prob
 from hookscope.core.loading.images import load_image
 from hookscope.core.loading.models import LoadedModel
 from hookscope.core.loading.spec import InputSpec
-from hookscope.core.methods.transformers.attention import find_blocks
+from hookscope.core.methods.transformers.attention import readable_blocks
 from hookscope.core.reporting import Reporter
 
 DEFAULT_CAM_METHOD = "gradcam"
@@ -435,10 +435,7 @@ class Workbench:
             return []
         if not any(lay.kind == TOKENS for lay in layouts.layouts.values()):
             return []
-        try:
-            return [b.name for b in find_blocks(self.loaded.model, "transformer")]
-        except HookScopeError:  # windowed (Swin) or custom attention: no group
-            return []
+        return [b.name for b in readable_blocks(self.loaded.model)]  # none: Swin, custom
 
     def set_display(self, colormap: str | None = None, alpha: float | None = None) -> None:
         """Change the colour map or overlay alpha (a redraw, no rerun); a bad map is an error."""

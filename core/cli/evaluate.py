@@ -16,7 +16,7 @@ from hookscope.core.jobs.evaluate import (
 )
 from hookscope.core.loading.images import load_image
 from hookscope.core.methods.metrics import DEFAULT_STEPS
-from hookscope.core.methods.transformers.attention import has_readable_attention
+from hookscope.core.methods.transformers.attention import readable_blocks
 
 
 def add_subcommand(subparsers) -> None:
@@ -56,7 +56,7 @@ def add_subcommand(subparsers) -> None:
 def cmd_evaluate(args) -> int:
     lm = load_from_args(args)
     image = load_image(args.image)
-    methods = args.methods or default_methods(has_readable_attention(lm.model))
+    methods = args.methods or default_methods(bool(readable_blocks(lm.model)))
     settings = EvaluateSettings(
         tuple(methods), args.layer, args.target, steps=args.steps, seed=args.seed
     )

@@ -95,12 +95,12 @@ def find_blocks(model: nn.Module, method: str) -> list[Block]:
     return blocks
 
 
-def has_readable_attention(model: nn.Module) -> bool:
-    """True when :func:`find_blocks` finds blocks (not windowed, not custom attention)."""
+def readable_blocks(model: nn.Module) -> list[Block]:
+    """:func:`find_blocks`, or none where the attention cannot be read (windowed, custom)."""
     try:
-        return bool(find_blocks(model, "transformer"))
+        return find_blocks(model, "transformer")
     except HookScopeError:
-        return False
+        return []
 
 
 def pick_blocks(blocks: list[Block], names, method: str) -> list[Block]:
